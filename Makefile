@@ -1,0 +1,47 @@
+# Two commands: `make demo` and `make test`. Both set up what they need on a fresh machine.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: demo test lint typecheck imports pytest setup system-deps bench clean
+
+demo: setup
+	$(BIN)/vpp demo
+
+test: setup system-deps lint typecheck imports pytest
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Mosquitto (the tests' broker) and mbpoll (a non-Python Modbus client) come from Debian.
+system-deps:
+	@if ! command -v mosquitto >/dev/null 2>&1 || ! command -v mbpoll >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients mbpoll >/dev/null; \
+	fi
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy vpp devices optimiser simulators
+
+imports:
+	$(BIN)/lint-imports
+
+pytest:
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python bench/optimiser.py
+	$(BIN)/python bench/poll.py
+
+clean:
+	rm -rf $(VENV) out .mypy_cache .ruff_cache

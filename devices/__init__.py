@@ -1,0 +1,1 @@
+"""Device capabilities, profiles (register maps), codecs, transports and the clock."""

@@ -1,0 +1,274 @@
+"""Device profiles: validated register maps (Modbus) and topic maps (MQTT).
+
+One profile file serves both sides: the simulator serves it, the driver reads it. Point
+names are the canonical names of the device kind (see `REQUIRED_POINTS`), with units in
+the name and consumption positive; vendor or SunSpec names go in `label`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Kind(StrEnum):
+    """Device kinds the agent understands (capabilities, not brands)."""
+
+    battery = "battery"
+    ev_charger = "ev_charger"
+    hvac = "hvac"
+    meter = "meter"
+    pv = "pv"
+    curtailable_load = "curtailable_load"
+
+
+class Table(StrEnum):
+    holding = "holding"
+    input = "input"
+    coil = "coil"
+    discrete = "discrete"
+
+
+class PointType(StrEnum):
+    u16 = "u16"
+    s16 = "s16"
+    u32 = "u32"
+    s32 = "s32"
+    f32 = "f32"
+    bool = "bool"
+
+
+REGISTER_COUNT = {
+    PointType.u16: 1,
+    PointType.s16: 1,
+    PointType.u32: 2,
+    PointType.s32: 2,
+    PointType.f32: 2,
+    PointType.bool: 1,
+}
+
+# Points each kind must expose, by canonical name; the simulators and capability adapters rely
+# on them. Other points are allowed and read as extra telemetry.
+REQUIRED_POINTS: dict[Kind, frozenset[str]] = {
+    Kind.battery: frozenset(
+        {
+            "soc_pct",
+            "power_kw",
+            "max_charge_kw",
+            "max_discharge_kw",
+            "power_setpoint_kw",
+            "control_mode",
+            "watchdog_s",
+        }
+    ),
+    Kind.ev_charger: frozenset(
+        {
+            "state",
+            "plugged",
+            "power_limit_kw",
+            "power_kw",
+            "session_energy_kwh",
+            "phases",
+            "watchdog_s",
+        }
+    ),
+    Kind.hvac: frozenset(
+        {"zone_temp_c", "setpoint_c", "mode", "power_kw", "power_limit_kw", "on_off", "watchdog_s"}
+    ),
+    Kind.meter: frozenset({"import_power_kw", "import_energy_kwh", "export_energy_kwh"}),
+    Kind.pv: frozenset({"power_kw", "limit_pct"}),
+    Kind.curtailable_load: frozenset({"power_kw", "shed", "watchdog_s"}),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModbusPoint(_Strict):
+    """One value in a Modbus register map.
+
+    Engineering value = raw × scale × 10^sf, where sf is the value of `scale_factor` (a
+    SunSpec-style int16 register named by point) when given.
+    """
+
+    table: Table
+    address: Annotated[int, Field(ge=0, le=65535)]
+    type: PointType = PointType.u16
+    word_order: Literal["big", "little"] | None = None
+    scale: float = 1.0
+    scale_factor: str | None = None
+    unit: str = ""
+    access: Literal["r", "rw"] = "r"
+    min: float | None = None
+    max: float | None = None
+    verify: bool = False
+    default: float | None = None
+    label: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ModbusPoint:
+        bit_table = self.table in (Table.coil, Table.discrete)
+        if bit_table != (self.type is PointType.bool):
+            raise ValueError("coil and discrete points have type bool, registers do not")
+        if self.access == "rw" and self.table in (Table.input, Table.discrete):
+            raise ValueError(f"a {self.table} point cannot be written (access must be r)")
+        if self.access == "rw" and self.type is not PointType.bool:
+            if self.min is None or self.max is None:
+                raise ValueError("a writable point needs min and max")
+            if self.min > self.max:
+                raise ValueError("min is above max")
+        if self.scale == 0:
+            raise ValueError("scale must not be 0")
+        return self
+
+    @property
+    def count(self) -> int:
+        """Registers (or bits) this point occupies."""
+        return REGISTER_COUNT[self.type]
+
+
+class MqttPoint(_Strict):
+    """One value in an MQTT device's JSON telemetry (and command, when writable)."""
+
+    field: str
+    unit: str = ""
+    access: Literal["r", "rw"] = "r"
+    type: Literal["float", "int", "bool"] = "float"
+    min: float | None = None
+    max: float | None = None
+    default: float | None = None
+    label: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttPoint:
+        if self.access == "rw" and self.type != "bool" and (self.min is None or self.max is None):
+            raise ValueError("a writable point needs min and max")
+        return self
+
+
+class MqttTopics(_Strict):
+    """Topic templates; `{site}` and `{device}` are filled in from the site file."""
+
+    telemetry: str = "vpp/{site}/{device}/telemetry"
+    command: str = "vpp/{site}/{device}/cmd"
+    state: str = "vpp/{site}/{device}/state"
+
+
+class _ProfileBase(_Strict):
+    name: str
+    kind: Kind
+    description: str = ""
+    vendor: str | None = None
+
+    def _check_required(self, points: dict[str, Any]) -> None:
+        missing = sorted(REQUIRED_POINTS[self.kind] - points.keys())
+        if missing:
+            raise ValueError(f"a {self.kind} profile needs the points {', '.join(missing)}")
+
+
+class ModbusProfile(_ProfileBase):
+    """A register map run by the generic Modbus driver and served by the simulator."""
+
+    transport: Literal["modbus"] = "modbus"
+    unit_id: Annotated[int, Field(ge=0, le=255)] = 1
+    word_order: Literal["big", "little"] = "big"
+    points: dict[str, ModbusPoint]
+
+    @model_validator(mode="after")
+    def _check(self) -> ModbusProfile:
+        self._check_required(self.points)
+        for name, p in self.points.items():
+            if p.scale_factor is not None:
+                sf = self.points.get(p.scale_factor)
+                if sf is None:
+                    raise ValueError(f"points.{name}.scale_factor names no point")
+                if sf.type is not PointType.s16:
+                    raise ValueError(f"points.{name}.scale_factor must name an s16 point")
+        self._check_overlaps()
+        return self
+
+    def _check_overlaps(self) -> None:
+        taken: dict[tuple[Table, int], str] = {}
+        for name, p in self.points.items():
+            for a in range(p.address, p.address + p.count):
+                other = taken.get((p.table, a))
+                if other is not None:
+                    raise ValueError(f"points.{name} overlaps points.{other} at {p.table} {a}")
+                taken[(p.table, a)] = name
+
+    def word_order_of(self, point: ModbusPoint) -> Literal["big", "little"]:
+        return point.word_order or self.word_order
+
+
+class MqttProfile(_ProfileBase):
+    """An MQTT device: JSON telemetry on a topic, commands as JSON on another."""
+
+    transport: Literal["mqtt"] = "mqtt"
+    topics: MqttTopics = MqttTopics()
+    points: dict[str, MqttPoint]
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttProfile:
+        self._check_required(self.points)
+        return self
+
+
+Profile = Annotated[ModbusProfile | MqttProfile, Field(discriminator="transport")]
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be used; the message names the file and the field path."""
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One line per error: `source: a.b[3].c: message`."""
+    lines = []
+    for e in err.errors():
+        loc = ""
+        for part in e["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        lines.append(f"{source}: {loc or '(top)'}: {e['msg']}")
+    return "\n".join(lines)
+
+
+class _ProfileDoc(BaseModel):
+    profile: Profile
+
+
+def load_profile(path: str | Path) -> ModbusProfile | MqttProfile:
+    """Read and validate one profile file; raise ProfileError naming the file and field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: (top): a profile is a mapping")
+    return parse_profile(raw, str(path))
+
+
+def parse_profile(raw: dict[str, Any], source: str = "<profile>") -> ModbusProfile | MqttProfile:
+    """Validate a profile given as data (a profile without `transport` is Modbus)."""
+    raw = {"transport": "modbus", **raw}
+    path = source
+    try:
+        return _ProfileDoc.model_validate({"profile": raw}).profile
+    except ValidationError as e:
+        msg = format_validation_error(str(path), e).replace(f"{path}: profile.", f"{path}: ")
+        # Drop the discriminator tag pydantic puts in the path (profile.modbus.points...).
+        msg = msg.replace(": modbus.", ": ").replace(": mqtt.", ": ")
+        raise ProfileError(msg) from e
+
+
+def profile_dir() -> Path:
+    """The bundled profiles folder (config/profiles beside the packages)."""
+    return Path(__file__).resolve().parent.parent / "config" / "profiles"

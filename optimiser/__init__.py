@@ -1,0 +1,1 @@
+"""Load-shifting optimiser: plain data in, plain data out (Pyomo + HiGHS)."""

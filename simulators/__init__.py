@@ -1,0 +1,1 @@
+"""Simulated building devices served over real Modbus TCP and MQTT."""

@@ -1,0 +1,125 @@
+"""The virtual clock: order, determinism, leaps only when the loop is quiet."""
+
+from __future__ import annotations
+
+import asyncio
+
+from devices.clock import VirtualClock, WallClock, timeout
+
+
+async def test_sleepers_wake_in_time_order_then_sleep_order() -> None:
+    clock = VirtualClock()
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, s: float) -> None:
+        await clock.sleep(s)
+        woke.append((name, clock.monotonic()))
+
+    await asyncio.gather(sleeper("c", 3), sleeper("a", 1), sleeper("b", 1), sleeper("d", 2))
+    assert woke == [("a", 1), ("b", 1), ("d", 2), ("c", 3)]
+
+
+async def test_a_simulated_day_takes_little_wall_time() -> None:
+    clock = VirtualClock()
+    ticks = 0
+
+    async def loop(period: float) -> None:
+        nonlocal ticks
+        t = 0.0
+        while t < 86_400:
+            t += period
+            await clock.sleep_until(t)
+            ticks += 1
+
+    await asyncio.gather(loop(5), loop(60), loop(900))
+    assert clock.monotonic() == 86_400
+    assert ticks == 86_400 // 5 + 86_400 // 60 + 86_400 // 900
+
+
+async def test_time_stands_still_while_a_task_computes_or_a_hold_is_open() -> None:
+    clock = VirtualClock()
+    seen: list[float] = []
+
+    async def busy() -> None:
+        async with clock.hold():
+            for _ in range(20):
+                await asyncio.sleep(0)  # work in flight across many loop turns
+                seen.append(clock.monotonic())
+
+    async def sleeper() -> None:
+        await clock.sleep(10)
+
+    await asyncio.gather(busy(), sleeper())
+    assert seen == [0.0] * 20
+    assert clock.monotonic() == 10
+
+
+async def test_loopback_message_arrives_before_time_moves() -> None:
+    """A reply over a real socket in this process lands at the instant it was sent."""
+    clock = VirtualClock()
+    received_at: list[float] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.readline()
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def client() -> None:
+        await clock.sleep(5)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping\n")
+        await reader.readline()
+        received_at.append(clock.monotonic())
+        writer.close()
+
+    async def other() -> None:
+        await clock.sleep(6)
+
+    await asyncio.gather(client(), other())
+    server.close()
+    assert received_at == [5.0]
+
+
+async def test_timeout_elapses_in_clock_time() -> None:
+    clock = VirtualClock()
+
+    async def slow() -> str:
+        await clock.sleep(2)
+        return "late"
+
+    try:
+        await timeout(clock, 1.0, slow())
+        raise AssertionError("expected a timeout")
+    except TimeoutError:
+        pass
+    assert clock.monotonic() == 1.0
+    assert await timeout(clock, 5.0, slow()) == "late"
+    assert clock.monotonic() == 3.0
+
+
+async def test_runs_are_deterministic() -> None:
+    async def run() -> list[tuple[int, float]]:
+        clock = VirtualClock()
+        trace: list[tuple[int, float]] = []
+
+        async def worker(i: int) -> None:
+            for k in range(50):
+                await clock.sleep((i * 7 + k * 3) % 5 + 0.5)
+                trace.append((i, clock.monotonic()))
+
+        await asyncio.gather(*(worker(i) for i in range(8)))
+        return trace
+
+    assert await run() == await run()
+
+
+async def test_wall_clock_is_aware_and_monotonic() -> None:
+    clock = WallClock()
+    assert clock.now().tzinfo is not None
+    a = clock.monotonic()
+    await clock.sleep(0.01)
+    assert clock.monotonic() > a

@@ -1,0 +1,1 @@
+"""VPP agent: the composition root (agent, grid interface, control, store, replay, CLI)."""
