@@ -1,0 +1,65 @@
+"""Shared fixtures: a real Mosquitto broker on a free loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that the OS says is free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def _wait_listening(port: int, deadline_s: float = 10.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"mosquitto did not listen on {port} within {deadline_s} s")
+
+
+def start_mosquitto(workdir: Path, port: int | None = None) -> Broker:
+    """Start a Mosquitto process bound to 127.0.0.1 (persistence off, anonymous allowed)."""
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = port or free_port()
+    conf = workdir / f"mosquitto-{port}.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 100000\nlog_type error\n"
+    )
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL)
+    _wait_listening(port)
+    return Broker("127.0.0.1", port, proc)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One Mosquitto for the whole session; tests use distinct topics or client ids."""
+    broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.process.terminate()
+    broker.process.wait(timeout=10)
