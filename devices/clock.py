@@ -42,6 +42,15 @@ class Clock(Protocol):
         """Mark work in flight outside this process (a broker round trip): time stands still."""
         ...
 
+    def expect(self, key: str) -> None:
+        """Announce a message (by key) that a task of this process will receive: time stands
+        still until `arrived(key)` is called (or the virtual clock's hold limit passes)."""
+        ...
+
+    def arrived(self, key: str) -> None:
+        """The message announced by `expect(key)` was received (unknown keys are ignored)."""
+        ...
+
 
 class _Hold:
     """Async context manager counting in-flight work on a clock."""
@@ -99,6 +108,12 @@ class WallClock:
     def hold(self) -> _Hold:
         return _Hold(lambda: None, lambda: None)
 
+    def expect(self, key: str) -> None:
+        pass
+
+    def arrived(self, key: str) -> None:
+        pass
+
 
 class VirtualClock:
     """Simulated time that leaps from one wake-up to the next when the loop is quiet.
@@ -118,6 +133,7 @@ class VirtualClock:
         self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._holds = 0
+        self._expected: dict[str, int] = {}
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._advancer: asyncio.Task[None] | None = None
@@ -146,6 +162,19 @@ class VirtualClock:
     def hold(self) -> _Hold:
         return _Hold(self._begin, self._end)
 
+    def expect(self, key: str) -> None:
+        self._expected[key] = self._expected.get(key, 0) + 1
+        self._begin()
+
+    def arrived(self, key: str) -> None:
+        n = self._expected.get(key, 0)
+        if n:
+            if n == 1:
+                del self._expected[key]
+            else:
+                self._expected[key] = n - 1
+            self._end()
+
     def _begin(self) -> None:
         self._holds += 1
         self._quiet.clear()
@@ -171,6 +200,7 @@ class VirtualClock:
                     # A message that never arrives (QoS 0 lost, broker gone) must not
                     # freeze simulated time forever.
                     self._holds = 0
+                    self._expected.clear()
                     self._quiet.set()
                 quiet_rounds = 0
                 continue

@@ -123,3 +123,29 @@ async def test_wall_clock_is_aware_and_monotonic() -> None:
     a = clock.monotonic()
     await clock.sleep(0.01)
     assert clock.monotonic() > a
+
+
+async def test_expected_message_holds_time_until_it_arrives() -> None:
+    clock = VirtualClock()
+    got: list[float] = []
+    inbox: asyncio.Queue[str] = asyncio.Queue()
+
+    async def outside_world() -> None:
+        # Stands for a broker in another process: wall-time latency, invisible to the loop.
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: __import__("time").sleep(0.05)
+        )
+        await inbox.put("event")
+
+    async def receiver() -> None:
+        await inbox.get()
+        clock.arrived("event")
+        got.append(clock.monotonic())
+
+    async def ticker() -> None:
+        for _ in range(10):
+            await clock.sleep(1)
+
+    clock.expect("event")
+    await asyncio.gather(outside_world(), receiver(), ticker())
+    assert got == [0.0]
