@@ -1,0 +1,75 @@
+"""The SQLite store: schema version, migrations, down-sampling, events survive reopening."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from vpp.store.store import SCHEMA_VERSION, Store, StoreError
+
+T0 = datetime(2026, 7, 15, 8, 0, tzinfo=UTC)
+
+
+def test_new_file_gets_current_schema_and_reopening_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "site.sqlite"
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION
+    store.save_event(T0, "ev-1", 0, {"event_id": "ev-1"}, "received")
+    store.close()
+    again = Store(path)
+    ev = again.event("ev-1")
+    assert ev is not None and ev.status == "received" and ev.modification == 0
+    assert [e.event_id for e in again.events({"received", "opt_in"})] == ["ev-1"]
+    assert again.events({"completed"}) == []
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(path)
+
+
+def test_telemetry_is_down_sampled_to_the_resolution(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.sqlite", telemetry_resolution_s=60)
+    for s in range(0, 180, 5):  # 3 minutes of 5-s readings: 0, 5, ..., 175 kW
+        store.add_telemetry(T0 + timedelta(seconds=s), "bat1", {"power_kw": float(s)})
+    rows = store.telemetry("bat1", "power_kw", T0, T0 + timedelta(minutes=3))
+    assert [r[0] for r in rows] == [T0 + timedelta(minutes=m) for m in range(3)]
+    assert [r[1] for r in rows] == [27.5, 87.5, 147.5]  # mean of each 12-sample window
+    assert store.table_counts()["telemetry"] == 3
+
+
+def test_event_modification_replaces_and_status_updates(tmp_path: Path) -> None:
+    store = Store(tmp_path / "e.sqlite")
+    store.save_event(T0, "ev-1", 0, {"v": 0}, "received")
+    store.save_event(T0 + timedelta(minutes=1), "ev-1", 2, {"v": 2}, "received")
+    store.set_event_status(T0 + timedelta(minutes=2), "ev-1", "opt_in")
+    ev = store.event("ev-1")
+    assert ev is not None
+    assert (ev.modification, ev.payload, ev.status) == (2, {"v": 2}, "opt_in")
+    assert ev.received == T0 and ev.updated == T0 + timedelta(minutes=2)
+
+
+def test_commands_responses_reports_and_health_are_kept_in_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.sqlite")
+    store.add_command(T0, "bat1", "power_setpoint_kw", 300.0, 250.0, clamped=True, ok=True)
+    store.add_command(T0, "ev1", "power_limit_kw", 5.0, None, clamped=False, ok=False, error="x")
+    store.add_response(T0, {"event_id": "e", "modification": 0, "status": "received"})
+    store.add_report(T0, "e", 0, {"delivered_ratio": 1.0}, final=True)
+    store.add_health(T0, "bat1", "offline", "timeout")
+    cmds = store.commands()
+    assert [(c["device_id"], c["clamped"], c["ok"]) for c in cmds] == [
+        ("bat1", 1, 1),
+        ("ev1", 0, 0),
+    ]
+    assert store.responses("e")[0]["status"] == "received"
+    assert store.reports("e", final_only=True) == [{"delivered_ratio": 1.0}]
+    assert store.health_changes("bat1")[0][2:] == ("offline", "timeout")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        store.add_health(datetime(2026, 1, 1), "bat1", "online", "")

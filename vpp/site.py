@@ -1,0 +1,319 @@
+"""The site file: one building's devices, limits, user constraints, broker, periods, store.
+
+Strict (unknown keys rejected); every error names the file and the field path, e.g.
+`office.yaml: devices[3].port: Input should be less than or equal to 65535`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from devices.profile import (
+    Kind,
+    ModbusProfile,
+    MqttProfile,
+    ProfileError,
+    format_validation_error,
+    load_profile,
+    profile_dir,
+)
+
+DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrokerConfig(_Strict):
+    """The MQTT broker the agent talks to the grid (and MQTT devices) through."""
+
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    tls: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    client_id: str | None = None
+    prefix: str = "vpp"
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+
+    def password(self) -> str | None:
+        """The password from the environment variable or file named in the site file."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ValueError(f"broker.password_env: environment variable {self.password_env}")
+            return value
+        if self.password_file:
+            return self.password_file.read_text().strip()
+        return None
+
+    @classmethod
+    def from_url(cls, url: str, base: BrokerConfig | None = None) -> BrokerConfig:
+        """`mqtt://HOST:PORT` or `mqtts://HOST:PORT` over the site file's broker settings."""
+        parsed = urlparse(url)
+        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+            raise ValueError(f"--broker: expected mqtt://HOST:PORT or mqtts://HOST:PORT, got {url}")
+        tls = parsed.scheme == "mqtts"
+        port = parsed.port or (8883 if tls else 1883)
+        data = (base or cls()).model_dump()
+        data.update(host=parsed.hostname, port=port, tls=tls)
+        if parsed.username:
+            data["username"] = parsed.username
+        return cls.model_validate(data)
+
+
+class Periods(_Strict):
+    """Loop periods in seconds."""
+
+    poll_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    telemetry_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    plan_s: Annotated[float, Field(gt=0, le=86400)] = 900.0
+    control_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+
+
+class StoreConfig(_Strict):
+    """Where the SQLite store lives and how finely telemetry is kept."""
+
+    data_dir: Path = Path("data")
+    path: Path | None = None
+    telemetry_resolution_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+    def file(self, site_id: str) -> Path:
+        """The database file: `path`, or `<data_dir>/<site_id>.sqlite`."""
+        return self.path or self.data_dir / f"{site_id}.sqlite"
+
+
+class ComfortBand(_Strict):
+    """Zone temperature band the building owner accepts (degC)."""
+
+    min_c: float = 22.0
+    max_c: float = 26.0
+
+    @model_validator(mode="after")
+    def _order(self) -> ComfortBand:
+        if self.min_c >= self.max_c:
+            raise ValueError("min_c must be below max_c")
+        return self
+
+
+class EvDefaults(_Strict):
+    """What to assume about a car when the charger does not say."""
+
+    departure_after_h: Annotated[float, Field(gt=0, le=72)] = 9.0
+    energy_needed_kwh: Annotated[float, Field(ge=0, le=200)] = 20.0
+
+
+class SiteLimits(_Strict):
+    """Grid connection limits and the post-event rebound cap (kW)."""
+
+    import_kw: Annotated[float, Field(gt=0)] = 1000.0
+    export_kw: Annotated[float, Field(ge=0)] = 0.0
+    rebound_cap_kw: Annotated[float, Field(gt=0)] | None = None
+    recovery_ramp_kw_per_min: Annotated[float, Field(gt=0)] = 50.0
+    zone_release_stagger_s: Annotated[float, Field(ge=0)] = 180.0
+
+
+class DeviceConfig(_Strict):
+    """One device: how to reach it, its profile, its limits and user constraints."""
+
+    id: DeviceId
+    type: str
+    profile: str
+    transport: Literal["modbus", "mqtt"] | None = None
+    host: str = "127.0.0.1"
+    port: Port = 502
+    unit_id: Annotated[int, Field(ge=0, le=255)] | None = None
+    poll_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 1
+    limits: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    comfort: ComfortBand | None = None
+    soc_reserve_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    ev: EvDefaults | None = None
+    priority: Annotated[int, Field(ge=0, le=100)] = 50
+    sim: dict[str, Any] | None = None
+    faults: dict[str, Any] | None = None
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_ordered(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for point, (lo, hi) in v.items():
+            if lo > hi:
+                raise ValueError(f"{point}: lower limit {lo} is above upper limit {hi}")
+        return v
+
+
+class SimSite(_Strict):
+    """Site-level simulation inputs (only `vpp sim` and replay read them)."""
+
+    base_load: dict[str, Any] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    step_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    seed: int = 0
+
+
+class SiteConfig(_Strict):
+    """A whole site file."""
+
+    site_id: DeviceId
+    name: str = ""
+    timezone: str = "UTC"
+    broker: BrokerConfig | None = None
+    periods: Periods = Periods()
+    store: StoreConfig = StoreConfig()
+    limits: SiteLimits = SiteLimits()
+    devices: Annotated[list[DeviceConfig], Field(min_length=1)]
+    sim: SimSite = SimSite()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}") from e
+        return v
+
+    @field_validator("devices")
+    @classmethod
+    def _unique_ids(cls, v: list[DeviceConfig], info: ValidationInfo) -> list[DeviceConfig]:
+        seen: set[str] = set()
+        for d in v:
+            if d.id in seen:
+                raise ValueError(f"duplicate device id {d.id!r}")
+            seen.add(d.id)
+        return v
+
+
+class SiteError(ValueError):
+    """A site file that cannot be used; the message names the file and the field path."""
+
+
+class Device(BaseModel):
+    """A device of a loaded site: its configuration with the profile resolved."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    config: DeviceConfig
+    profile: ModbusProfile | MqttProfile
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def kind(self) -> Kind:
+        return self.profile.kind
+
+    @property
+    def unit_id(self) -> int:
+        if self.config.unit_id is not None:
+            return self.config.unit_id
+        return self.profile.unit_id if isinstance(self.profile, ModbusProfile) else 0
+
+
+class Site(BaseModel):
+    """A validated site: configuration, resolved profiles, and where it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    config: SiteConfig
+    devices: list[Device]
+    source: Path
+
+    @property
+    def id(self) -> str:
+        return self.config.site_id
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.config.timezone)
+
+    def device(self, device_id: str) -> Device:
+        for d in self.devices:
+            if d.id == device_id:
+                return d
+        raise KeyError(device_id)
+
+    def by_kind(self, kind: Kind) -> list[Device]:
+        return [d for d in self.devices if d.kind is kind]
+
+
+def _resolve_profile(name: str, base: Path) -> Path:
+    candidates = [Path(name), base / name, profile_dir() / f"{name}.yaml", profile_dir() / name]
+    for c in candidates:
+        if c.suffix in (".yaml", ".yml") and c.is_file():
+            return c
+    raise FileNotFoundError(name)
+
+
+def parse_site(raw: Any, source: Path) -> Site:
+    """Validate site data (already parsed from YAML); raise SiteError naming the field."""
+    if not isinstance(raw, dict):
+        raise SiteError(f"{source}: (top): a site file is a mapping")
+    try:
+        config = SiteConfig.model_validate(raw)
+    except ValidationError as e:
+        raise SiteError(format_validation_error(str(source), e)) from e
+    errors: list[str] = []
+    devices: list[Device] = []
+    for i, dc in enumerate(config.devices):
+        where = f"{source}: devices[{i}]"
+        try:
+            profile = load_profile(_resolve_profile(dc.profile, source.parent))
+        except FileNotFoundError:
+            errors.append(f"{where}.profile: no profile named {dc.profile!r}")
+            continue
+        except ProfileError as e:
+            errors.append(f"{where}.profile: {e}")
+            continue
+        if dc.transport is not None and dc.transport != profile.transport:
+            errors.append(
+                f"{where}.transport: {dc.transport} does not match profile "
+                f"{profile.name!r} ({profile.transport})"
+            )
+        if dc.type != profile.kind.value:
+            errors.append(f"{where}.type: {dc.type!r} does not match profile kind {profile.kind}")
+        for point in dc.limits:
+            if point not in profile.points:
+                errors.append(f"{where}.limits.{point}: profile {profile.name!r} has no such point")
+        if dc.comfort is not None and profile.kind is not Kind.hvac:
+            errors.append(f"{where}.comfort: only hvac devices have a comfort band")
+        if dc.soc_reserve_pct is not None and profile.kind is not Kind.battery:
+            errors.append(f"{where}.soc_reserve_pct: only batteries have a SoC reserve")
+        if dc.ev is not None and profile.kind is not Kind.ev_charger:
+            errors.append(f"{where}.ev: only EV chargers have EV defaults")
+        devices.append(Device(config=dc, profile=profile))
+    if errors:
+        raise SiteError("\n".join(errors))
+    return Site(config=config, devices=devices, source=source)
+
+
+def load_site(path: str | Path) -> Site:
+    """Read and validate a site file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise SiteError(f"{path}: cannot read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise SiteError(f"{path}: not valid YAML: {e}") from e
+    return parse_site(raw, path)

@@ -1,0 +1,1 @@
+"""SQLite store: telemetry, commands, health, events, responses, reports."""

@@ -1,0 +1,64 @@
+"""Schema of the store, as an ordered list of migrations (index + 1 = schema version)."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE telemetry (
+        ts REAL NOT NULL,            -- start of the resolution window, unix seconds (UTC)
+        device_id TEXT NOT NULL,
+        point TEXT NOT NULL,
+        mean REAL NOT NULL,
+        min REAL NOT NULL,
+        max REAL NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (device_id, point, ts)
+    );
+    CREATE TABLE commands (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        device_id TEXT NOT NULL,
+        point TEXT NOT NULL,
+        requested REAL NOT NULL,
+        written REAL,
+        clamped INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        error TEXT,
+        reason TEXT
+    );
+    CREATE INDEX commands_ts ON commands (ts);
+    CREATE TABLE health (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        device_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        exception_code INTEGER
+    );
+    CREATE TABLE events (
+        event_id TEXT PRIMARY KEY,
+        modification INTEGER NOT NULL,
+        payload TEXT NOT NULL,       -- the event as received (JSON)
+        status TEXT NOT NULL,        -- received, opt_in, opt_out, cancelled, completed
+        received_ts REAL NOT NULL,
+        updated_ts REAL NOT NULL
+    );
+    CREATE TABLE responses (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        event_id TEXT,
+        modification INTEGER,
+        status TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        event_id TEXT NOT NULL,
+        modification INTEGER NOT NULL,
+        final INTEGER NOT NULL,
+        payload TEXT NOT NULL
+    );
+    """,
+]

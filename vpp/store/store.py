@@ -1,0 +1,288 @@
+"""The SQLite store. Everything that must survive a restart goes through here.
+
+Writes of events, responses, commands and reports are committed before the call returns
+("stored before acknowledged"). Telemetry is down-sampled in memory to the configured
+resolution (mean, min, max per window) and written when a window closes or on `flush()`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vpp.store.schema import MIGRATIONS
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _ts(t: datetime) -> float:
+    if t.tzinfo is None:
+        raise ValueError("store timestamps must be timezone-aware")
+    return t.timestamp()
+
+
+@dataclass
+class _Window:
+    start: float
+    total: float = 0.0
+    lo: float = float("inf")
+    hi: float = float("-inf")
+    n: int = 0
+
+    def add(self, v: float) -> None:
+        self.total += v
+        self.lo = min(self.lo, v)
+        self.hi = max(self.hi, v)
+        self.n += 1
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as stored: its latest accepted modification and status."""
+
+    event_id: str
+    modification: int
+    payload: dict[str, Any]
+    status: str
+    received: datetime
+    updated: datetime
+
+
+class StoreError(RuntimeError):
+    """The database is unusable (newer schema than this code, or corrupt)."""
+
+
+class Store:
+    """One SQLite file per site. Not thread-safe: use it from the agent's event loop."""
+
+    def __init__(self, path: str | Path, *, telemetry_resolution_s: float = 60.0) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._resolution = telemetry_resolution_s
+        self._windows: dict[tuple[str, str], _Window] = {}
+        self.migrate()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Apply the migrations this file has not seen, each in one transaction."""
+        current = self.schema_version
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {current} is newer than this vpp ({SCHEMA_VERSION})"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            self._db.execute("BEGIN")
+            try:
+                for statement in MIGRATIONS[version - 1].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {version}")
+                self._db.execute("COMMIT")
+            except Exception:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Flush telemetry and close the file."""
+        self.flush()
+        self._db.close()
+
+    # -- telemetry ------------------------------------------------------------------------
+
+    def add_telemetry(self, ts: datetime, device_id: str, values: dict[str, float]) -> None:
+        """Add one reading; it is averaged into its resolution window."""
+        t = _ts(ts)
+        start = t - (t % self._resolution)
+        for point, value in values.items():
+            key = (device_id, point)
+            w = self._windows.get(key)
+            if w is not None and w.start != start:
+                self._write_windows([(key, w)])
+                w = None
+            if w is None:
+                w = self._windows[key] = _Window(start)
+            w.add(float(value))
+
+    def flush(self) -> None:
+        """Write every open telemetry window (a partial window is written, then replaced)."""
+        self._write_windows(list(self._windows.items()))
+
+    def _write_windows(self, items: list[tuple[tuple[str, str], _Window]]) -> None:
+        rows = [
+            (w.start, dev, point, w.total / w.n, w.lo, w.hi, w.n)
+            for (dev, point), w in items
+            if w.n
+        ]
+        if rows:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    def telemetry(
+        self, device_id: str, point: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, float]]:
+        """Window means of one point in [start, end), oldest first."""
+        self.flush()
+        rows = self._db.execute(
+            "SELECT ts, mean FROM telemetry WHERE device_id=? AND point=? AND ts>=? AND ts<?"
+            " ORDER BY ts",
+            (device_id, point, _ts(start), _ts(end)),
+        ).fetchall()
+        return [(datetime.fromtimestamp(ts, UTC), v) for ts, v in rows]
+
+    # -- commands and health --------------------------------------------------------------
+
+    def add_command(
+        self,
+        ts: datetime,
+        device_id: str,
+        point: str,
+        requested: float,
+        written: float | None,
+        *,
+        clamped: bool,
+        ok: bool,
+        error: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Record a setpoint write (or its failure)."""
+        self._db.execute(
+            "INSERT INTO commands (ts, device_id, point, requested, written, clamped, ok, error,"
+            " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_ts(ts), device_id, point, requested, written, int(clamped), int(ok), error, reason),
+        )
+
+    def commands(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        """Stored commands, oldest first."""
+        cols = ("ts", "device_id", "point", "requested", "written", "clamped", "ok", "error")
+        q = f"SELECT {', '.join(cols)}, reason FROM commands"
+        args: tuple[Any, ...] = ()
+        if device_id is not None:
+            q += " WHERE device_id=?"
+            args = (device_id,)
+        names = (*cols, "reason")
+        return [
+            dict(zip(names, r, strict=True)) for r in self._db.execute(q + " ORDER BY id", args)
+        ]
+
+    def add_health(
+        self, ts: datetime, device_id: str, state: str, reason: str, code: int | None = None
+    ) -> None:
+        """Record a change of a device's health."""
+        self._db.execute(
+            "INSERT INTO health (ts, device_id, state, reason, exception_code) VALUES (?,?,?,?,?)",
+            (_ts(ts), device_id, state, reason, code),
+        )
+
+    def health_changes(self, device_id: str | None = None) -> list[tuple[float, str, str, str]]:
+        q = "SELECT ts, device_id, state, reason FROM health"
+        args: tuple[Any, ...] = ()
+        if device_id is not None:
+            q += " WHERE device_id=?"
+            args = (device_id,)
+        return list(self._db.execute(q + " ORDER BY id", args))
+
+    # -- events, responses, reports -------------------------------------------------------
+
+    def save_event(
+        self, ts: datetime, event_id: str, modification: int, payload: dict[str, Any], status: str
+    ) -> None:
+        """Insert or replace an event (its newest accepted modification), committed now."""
+        t = _ts(ts)
+        self._db.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO UPDATE SET"
+            " modification=excluded.modification, payload=excluded.payload,"
+            " status=excluded.status, updated_ts=excluded.updated_ts",
+            (event_id, modification, json.dumps(payload, sort_keys=True), status, t, t),
+        )
+
+    def set_event_status(self, ts: datetime, event_id: str, status: str) -> None:
+        self._db.execute(
+            "UPDATE events SET status=?, updated_ts=? WHERE event_id=?", (status, _ts(ts), event_id)
+        )
+
+    def event(self, event_id: str) -> StoredEvent | None:
+        row = self._db.execute(
+            "SELECT event_id, modification, payload, status, received_ts, updated_ts FROM events"
+            " WHERE event_id=?",
+            (event_id,),
+        ).fetchone()
+        return _event(row) if row else None
+
+    def events(self, statuses: Iterable[str] | None = None) -> list[StoredEvent]:
+        """Stored events, oldest first; only those with the given statuses if given."""
+        rows = self._db.execute(
+            "SELECT event_id, modification, payload, status, received_ts, updated_ts FROM events"
+            " ORDER BY received_ts, event_id"
+        ).fetchall()
+        wanted = set(statuses) if statuses is not None else None
+        return [_event(r) for r in rows if wanted is None or r[3] in wanted]
+
+    def add_response(self, ts: datetime, payload: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO responses (ts, event_id, modification, status, payload)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                _ts(ts),
+                payload.get("event_id"),
+                payload.get("modification"),
+                payload["status"],
+                json.dumps(payload, sort_keys=True),
+            ),
+        )
+
+    def responses(self, event_id: str | None = None) -> list[dict[str, Any]]:
+        q, args = "SELECT payload FROM responses", ()
+        if event_id is not None:
+            q, args = q + " WHERE event_id=?", (event_id,)
+        return [json.loads(r[0]) for r in self._db.execute(q + " ORDER BY id", args)]
+
+    def add_report(
+        self, ts: datetime, event_id: str, modification: int, payload: dict[str, Any], final: bool
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO reports (ts, event_id, modification, final, payload) VALUES (?,?,?,?,?)",
+            (_ts(ts), event_id, modification, int(final), json.dumps(payload, sort_keys=True)),
+        )
+
+    def reports(self, event_id: str, *, final_only: bool = False) -> list[dict[str, Any]]:
+        q = "SELECT payload FROM reports WHERE event_id=?"
+        if final_only:
+            q += " AND final=1"
+        return [json.loads(r[0]) for r in self._db.execute(q + " ORDER BY id", (event_id,))]
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows per table (for tests and `vpp` status output)."""
+        self.flush()
+        names = ["telemetry", "commands", "health", "events", "responses", "reports"]
+        return {n: int(self._db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0]) for n in names}
+
+    def rows(self, sql: str, args: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        """Read-only access for reports and tests."""
+        self.flush()
+        yield from self._db.execute(sql, args)
+
+
+def _event(row: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent(
+        event_id=row[0],
+        modification=row[1],
+        payload=json.loads(row[2]),
+        status=row[3],
+        received=datetime.fromtimestamp(row[4], UTC),
+        updated=datetime.fromtimestamp(row[5], UTC),
+    )
