@@ -246,7 +246,8 @@ class Store:
         )
 
     def responses(self, event_id: str | None = None) -> list[dict[str, Any]]:
-        q, args = "SELECT payload FROM responses", ()
+        q = "SELECT payload FROM responses"
+        args: tuple[Any, ...] = ()
         if event_id is not None:
             q, args = q + " WHERE event_id=?", (event_id,)
         return [json.loads(r[0]) for r in self._db.execute(q + " ORDER BY id", args)]
