@@ -1,0 +1,1 @@
+"""Control: the dispatcher (fixed-phase cycle), flexibility adapters, planning glue."""

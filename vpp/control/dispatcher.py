@@ -1,0 +1,147 @@
+"""The dispatcher: one fixed-phase control cycle turns a snapshot, the plan and a target into
+setpoints.
+
+Outside a binding target, devices follow the plan. Inside an event window (or recovery, or
+when the site limit binds) the loop closes on the measured site import: the error against
+the target (minus a safety margin) is shed in adapter order (battery, EV, HVAC, loads) and
+given back in reverse order, each within its guardrails. A device that is offline or does not
+follow its setpoint is left out; the loop's error moves its share to the others at once, and a
+re-plan is asked for.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+
+from vpp.control.flex import Flex, ZoneFlex, adapter_for
+from vpp.control.types import Command, CycleResult, DeviceView, PlanStep, Snapshot, Target
+from vpp.site import Site
+
+log = structlog.get_logger(__name__)
+
+
+class Dispatcher:
+    """Keeps the adapters' state between cycles; `cycle()` is pure apart from that state."""
+
+    def __init__(
+        self,
+        site: Site,
+        *,
+        margin_frac: float = 0.03,
+        margin_kw: float = 3.0,
+        deadband_kw: float = 4.0,
+    ) -> None:
+        self.site = site
+        adapters = [a for d in site.devices if (a := adapter_for(d)) is not None]
+        self.adapters: list[Flex] = sorted(adapters, key=lambda a: (a.order, a.priority, a.id))
+        self.margin_frac = margin_frac
+        self.margin_kw = margin_kw
+        self.deadband_kw = deadband_kw
+        self._closed_loop = False
+        self._excluded: dict[str, str] = {}
+
+    @property
+    def excluded(self) -> dict[str, str]:
+        """Devices left out of control, with the reason."""
+        return dict(self._excluded)
+
+    def zones(self) -> list[ZoneFlex]:
+        return [a for a in self.adapters if isinstance(a, ZoneFlex)]
+
+    def stagger_release(self, start: datetime, stagger_s: float) -> None:
+        """After an event, give zones their power back one at a time, `stagger_s` apart."""
+        for i, zone in enumerate(self.zones()):
+            zone.released_at = start + timedelta(seconds=i * stagger_s)
+
+    def _usable(self, snap: Snapshot) -> tuple[list[tuple[Flex, DeviceView]], list[str], bool]:
+        usable: list[tuple[Flex, DeviceView]] = []
+        newly: list[str] = []
+        for a in self.adapters:
+            view = snap.devices.get(a.id)
+            reason = ""
+            if view is None or not view.usable:
+                reason = f"offline: {view.reason if view else 'no reading'}"
+            elif not a.check_following(view):
+                reason = "not following its setpoint"
+            if reason:
+                if a.id not in self._excluded:
+                    newly.append(a.id)
+                    log.warning("device_left_out", device_id=a.id, reason=reason)
+                self._excluded[a.id] = reason
+                continue
+            if a.id in self._excluded:
+                log.info("device_back_in", device_id=a.id)
+                del self._excluded[a.id]
+                a.follow_misses = 0
+            assert view is not None
+            usable.append((a, view))
+        return usable, newly, bool(newly)
+
+    def cycle(self, snap: Snapshot, plan: PlanStep, target: Target | None) -> CycleResult:
+        """Decide this cycle's setpoints."""
+        usable, newly, replan = self._usable(snap)
+        now = snap.ts
+        commands: list[Command] = []
+        for a, view in usable:
+            if isinstance(a, ZoneFlex):
+                commands += a.comfort_guard(view)
+        measured = snap.site_import_kw
+        binding = target is not None and (
+            target.source != "site_limit"
+            or (measured is not None and measured > target.import_max_kw - self.margin_kw)
+        )
+        if target is None or not binding or measured is None:
+            if self._closed_loop:
+                log.info("closed_loop_off")
+            self._closed_loop = False
+            for a, view in usable:
+                commands += a.follow_plan(view, plan, now)
+            return CycleResult(commands, target, 0.0, newly, replan)
+
+        if not self._closed_loop:
+            # Entering: start from the plan (which already accounts for the event).
+            log.info("closed_loop_on", target_kw=target.import_max_kw, source=target.source)
+            self._closed_loop = True
+            for a, view in usable:
+                commands += a.follow_plan(view, plan, now)
+        aim = target.import_max_kw - max(self.margin_kw, self.margin_frac * target.import_max_kw)
+        error = measured - aim
+        if error > 0:
+            commands += self._shed(error, usable, now)
+        elif error < -self.deadband_kw:
+            commands += self._give_back(-error - self.deadband_kw / 2, usable, plan, now)
+        return CycleResult(commands, target, error, newly, replan)
+
+    def _shed(
+        self, kw: float, usable: list[tuple[Flex, DeviceView]], now: datetime
+    ) -> list[Command]:
+        out: list[Command] = []
+        left = kw
+        for a, view in usable:
+            if left <= 0:
+                break
+            room = a.room_down_kw(view, now)
+            if room <= 0:
+                continue
+            step = min(room, left)
+            out += a.shift(-step, view, now)
+            left -= step
+        return out
+
+    def _give_back(
+        self, kw: float, usable: list[tuple[Flex, DeviceView]], plan: PlanStep, now: datetime
+    ) -> list[Command]:
+        out: list[Command] = []
+        left = kw
+        for a, view in reversed(usable):
+            if left <= 0:
+                break
+            room = a.room_up_kw(view, plan, now)
+            if room <= 0 or (room > left and not a.divisible):
+                continue  # an all-or-nothing load comes back only when it fits
+            step = min(room, left)
+            out += a.shift(step, view, now)
+            left -= step
+        return out

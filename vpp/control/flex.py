@@ -1,0 +1,315 @@
+"""Flexibility adapters: each turns one device into a kW knob the dispatcher can turn.
+
+The dispatcher never branches on device kind: it asks adapters, in their `order`, how much
+they can reduce or give back, and they answer within their guardrails (SoC reserve, EV
+departure need, comfort band). Order (documented in docs/control.md):
+battery (0), EV chargers (1), HVAC zones (2), curtailable loads (3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from devices.profile import Kind
+from vpp.control.types import Command, DeviceView, PlanStep
+from vpp.site import Device
+
+# A device whose measured power stays this far from what it was told is "not following".
+FOLLOW_TOLERANCE_KW = 3.0
+FOLLOW_TOLERANCE_FRAC = 0.15
+
+
+@dataclass
+class Flex:
+    """Base adapter: state is the knob's current setting in kW (consumption positive)."""
+
+    device: Device
+    order: int = 9
+    divisible: bool = True
+    command_kw: float | None = None
+    follow_misses: int = 0
+    excluded_reason: str = ""
+    last_commands: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.device.id
+
+    @property
+    def priority(self) -> int:
+        return self.device.config.priority
+
+    def limit(self, point: str, lo: float, hi: float) -> tuple[float, float]:
+        """The tighter of (lo, hi) and the site file's limits for `point`."""
+        site = self.device.config.limits.get(point)
+        p = self.device.profile.points.get(point)
+        pmin = getattr(p, "min", None)
+        pmax = getattr(p, "max", None)
+        lo = max(lo, site[0] if site else lo, pmin if pmin is not None else lo)
+        hi = min(hi, site[1] if site else hi, pmax if pmax is not None else hi)
+        return lo, max(lo, hi)
+
+    # -- the knob -------------------------------------------------------------------------
+
+    def follow_plan(self, view: DeviceView, plan: PlanStep, now: datetime) -> list[Command]:
+        """Commands that carry out the plan for this step (no event correction)."""
+        return []
+
+    def room_down_kw(self, view: DeviceView, now: datetime) -> float:
+        """How many kW more this device could shed right now (≥ 0)."""
+        return 0.0
+
+    def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
+        """How many kW of earlier shedding it could give back (≥ 0), up to the plan."""
+        return 0.0
+
+    def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
+        """Move consumption by `delta_kw` (negative = shed); the caller stays within room."""
+        return []
+
+    def measured_kw(self, view: DeviceView) -> float | None:
+        v = view.values.get("power_kw")
+        return None if v is None else float(v)
+
+    def check_following(self, view: DeviceView) -> bool:
+        """False once measured power has missed the command for two fresh readings in a row."""
+        if self.command_kw is None or view.age_s > 0:
+            return self.follow_misses < 2
+        measured = self.measured_kw(view)
+        if measured is None:
+            return self.follow_misses < 2
+        tol = max(FOLLOW_TOLERANCE_KW, FOLLOW_TOLERANCE_FRAC * abs(self.command_kw))
+        self.follow_misses = self.follow_misses + 1 if abs(measured - self.command_kw) > tol else 0
+        return self.follow_misses < 2
+
+
+@dataclass
+class BatteryFlex(Flex):
+    """Battery: the knob is the power setpoint (+ charge, − discharge)."""
+
+    order: int = 0
+    soc_margin_pct: float = 1.0
+
+    def _bounds(self, view: DeviceView) -> tuple[float, float]:
+        lo, hi = self.limit("power_setpoint_kw", -1e9, 1e9)
+        soc = view.values.get("soc_pct")
+        reserve = self.device.config.soc_reserve_pct or 0.0
+        max_dis = view.values.get("max_discharge_kw")
+        max_cha = view.values.get("max_charge_kw")
+        if max_dis is not None:
+            lo = max(lo, -max_dis)
+        if max_cha is not None:
+            hi = min(hi, max_cha)
+        if soc is not None and soc <= reserve + self.soc_margin_pct:
+            lo = max(lo, 0.0)  # guardrail: never discharge into the reserve
+        if soc is not None and soc >= 99.5:
+            hi = min(hi, 0.0)
+        return lo, hi
+
+    def _set(self, kw: float, reason: str) -> list[Command]:
+        self.command_kw = kw
+        return [
+            Command(self.id, "control_mode", 1, reason),
+            Command(self.id, "power_setpoint_kw", round(kw, 3), reason),
+        ]
+
+    def follow_plan(self, view: DeviceView, plan: PlanStep, now: datetime) -> list[Command]:
+        lo, hi = self._bounds(view)
+        return self._set(min(hi, max(lo, plan.power_kw.get(self.id, 0.0))), "plan")
+
+    def room_down_kw(self, view: DeviceView, now: datetime) -> float:
+        lo, _ = self._bounds(view)
+        return max(0.0, (self.command_kw or 0.0) - lo)
+
+    def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
+        _, hi = self._bounds(view)
+        ceiling = min(hi, plan.power_kw.get(self.id, 0.0))
+        return max(0.0, ceiling - (self.command_kw or 0.0))
+
+    def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
+        lo, hi = self._bounds(view)
+        return self._set(min(hi, max(lo, (self.command_kw or 0.0) + delta_kw)), "closed_loop")
+
+
+@dataclass
+class EvFlex(Flex):
+    """EV charger: the knob is the power limit; the floor keeps the departure promise."""
+
+    order: int = 1
+    plugged_since: datetime | None = None
+    energy_at_plug_kwh: float = 0.0
+
+    def _session(self, view: DeviceView, now: datetime) -> tuple[float, float]:
+        """(energy still needed kWh, hours to departure) from the site's EV defaults."""
+        ev = self.device.config.ev
+        plugged = view.values.get("plugged", 0.0) >= 0.5
+        if not plugged:
+            self.plugged_since = None
+            return 0.0, 0.0
+        if self.plugged_since is None:
+            self.plugged_since = now
+        need = ev.energy_needed_kwh if ev else 20.0
+        stay_h = ev.departure_after_h if ev else 9.0
+        delivered = view.values.get("session_energy_kwh", 0.0)
+        left_h = stay_h - (now - self.plugged_since).total_seconds() / 3600
+        return max(0.0, need - delivered), max(0.0, left_h)
+
+    def _max_kw(self, view: DeviceView) -> float:
+        _, hi = self.limit("power_limit_kw", 0.0, 1e9)
+        vmax = view.values.get("max_power_kw")
+        return min(hi, vmax) if vmax is not None else hi
+
+    def floor_kw(self, view: DeviceView, now: datetime) -> float:
+        """Least power that still delivers the energy needed by departure (with 15 % margin)."""
+        need, left_h = self._session(view, now)
+        if need <= 0:
+            return 0.0
+        if left_h <= 0.25:
+            return self._max_kw(view)
+        return min(self._max_kw(view), 1.15 * need / left_h)
+
+    def _set(self, kw: float, reason: str) -> list[Command]:
+        self.command_kw = kw
+        return [Command(self.id, "power_limit_kw", round(kw, 3), reason)]
+
+    def follow_plan(self, view: DeviceView, plan: PlanStep, now: datetime) -> list[Command]:
+        planned = plan.power_kw.get(self.id)
+        kw = self._max_kw(view) if planned is None else planned
+        kw = max(kw, self.floor_kw(view, now))
+        return self._set(min(self._max_kw(view), kw), "plan")
+
+    def measured_kw(self, view: DeviceView) -> float | None:
+        return None  # a limit is a ceiling: a car that draws less is still following
+
+    def room_down_kw(self, view: DeviceView, now: datetime) -> float:
+        drawing = view.values.get("power_kw", 0.0)
+        current = min(self.command_kw if self.command_kw is not None else drawing, drawing)
+        return max(0.0, current - self.floor_kw(view, now))
+
+    def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
+        ceiling = plan.power_kw.get(self.id, self._max_kw(view))
+        return max(0.0, min(ceiling, self._max_kw(view)) - (self.command_kw or 0.0))
+
+    def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
+        drawing = view.values.get("power_kw", 0.0)
+        base = self.command_kw if self.command_kw is not None else drawing
+        if delta_kw < 0:
+            base = min(base, drawing)  # cutting a limit the car does not use sheds nothing
+        kw = max(self.floor_kw(view, now), min(self._max_kw(view), base + delta_kw))
+        return self._set(kw, "closed_loop")
+
+
+@dataclass
+class ZoneFlex(Flex):
+    """HVAC zone: the knob is the unit's power limit; the setpoint follows the plan within the
+    comfort band, and a zone at the top of its band is given power back at once."""
+
+    order: int = 2
+    released_at: datetime | None = None
+    comfort_margin_c: float = 0.3
+
+    def _band(self) -> tuple[float, float]:
+        c = self.device.config.comfort
+        return (c.min_c, c.max_c) if c else (22.0, 26.0)
+
+    def _max_kw(self) -> float:
+        return self.limit("power_limit_kw", 0.0, 1e9)[1]
+
+    def _setpoint(self, plan: PlanStep) -> float:
+        lo, hi = self._band()
+        planned = plan.zone_temp_c.get(self.id, (lo + hi) / 2)
+        return round(min(hi - self.comfort_margin_c, max(lo, planned)), 1)
+
+    def follow_plan(self, view: DeviceView, plan: PlanStep, now: datetime) -> list[Command]:
+        self.command_kw = None
+        return [
+            Command(self.id, "on_off", 1, "plan"),
+            Command(self.id, "setpoint_c", self._setpoint(plan), "plan"),
+            Command(self.id, "power_limit_kw", round(self._max_kw(), 1), "plan"),
+        ]
+
+    def _too_warm(self, view: DeviceView) -> bool:
+        t = view.values.get("zone_temp_c")
+        return t is not None and t >= self._band()[1] - self.comfort_margin_c
+
+    def room_down_kw(self, view: DeviceView, now: datetime) -> float:
+        if self._too_warm(view):
+            return 0.0
+        drawing = view.values.get("power_kw", 0.0)
+        current = min(self.command_kw, drawing) if self.command_kw is not None else drawing
+        return max(0.0, current)
+
+    def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
+        if self.command_kw is None:
+            return 0.0
+        if self.released_at is not None and now < self.released_at:
+            return 0.0  # staggered release: not this zone's turn yet
+        return max(0.0, self._max_kw() - self.command_kw)
+
+    def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
+        drawing = view.values.get("power_kw", 0.0)
+        base = self.command_kw if self.command_kw is not None else drawing
+        if delta_kw < 0:
+            base = min(base, drawing)
+        kw = max(0.0, min(self._max_kw(), base + delta_kw))
+        self.command_kw = kw
+        return [Command(self.id, "power_limit_kw", round(kw, 1), "closed_loop")]
+
+    def comfort_guard(self, view: DeviceView) -> list[Command]:
+        """A zone at the top of its band gets its full power limit back, event or not."""
+        if self.command_kw is not None and self._too_warm(view):
+            self.command_kw = None
+            return [Command(self.id, "power_limit_kw", round(self._max_kw(), 1), "comfort_guard")]
+        return []
+
+    def measured_kw(self, view: DeviceView) -> float | None:
+        return None  # a power limit is a ceiling
+
+
+@dataclass
+class LoadFlex(Flex):
+    """Curtailable load: all or nothing (shed coil)."""
+
+    order: int = 3
+    divisible: bool = False
+    shed: bool = False
+    shed_power_kw: float = 0.0
+
+    def follow_plan(self, view: DeviceView, plan: PlanStep, now: datetime) -> list[Command]:
+        planned = plan.power_kw.get(self.id)
+        want_shed = planned is not None and planned <= 0.0
+        self.shed = want_shed
+        return [Command(self.id, "shed", 1.0 if want_shed else 0.0, "plan")]
+
+    def room_down_kw(self, view: DeviceView, now: datetime) -> float:
+        return 0.0 if self.shed else max(0.0, view.values.get("power_kw", 0.0))
+
+    def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
+        return self.shed_power_kw if self.shed else 0.0
+
+    def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
+        if delta_kw < 0 and not self.shed:
+            self.shed, self.shed_power_kw = True, view.values.get("power_kw", 0.0)
+            return [Command(self.id, "shed", 1.0, "closed_loop")]
+        if delta_kw > 0 and self.shed:
+            self.shed = False
+            return [Command(self.id, "shed", 0.0, "closed_loop")]
+        return []
+
+    def measured_kw(self, view: DeviceView) -> float | None:
+        return None
+
+
+ADAPTERS: dict[Kind, type[Flex]] = {
+    Kind.battery: BatteryFlex,
+    Kind.ev_charger: EvFlex,
+    Kind.hvac: ZoneFlex,
+    Kind.curtailable_load: LoadFlex,
+}
+
+
+def adapter_for(device: Device) -> Flex | None:
+    """The adapter of a controllable device (meters and PV are not knobs here)."""
+    cls = ADAPTERS.get(device.kind)
+    return cls(device) if cls else None

@@ -1,0 +1,68 @@
+"""Plain data that flows through one control cycle: snapshot in, commands out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """One device as the cycle sees it: last reading (canonical names), usable or not."""
+
+    id: str
+    usable: bool
+    values: Mapping[str, float]
+    age_s: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every reading the cycle acts on, taken once at the start of the cycle."""
+
+    ts: datetime
+    monotonic_s: float
+    site_import_kw: float | None
+    devices: Mapping[str, DeviceView]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A setpoint to write: `value` in the point's unit; `reason` says which controller."""
+
+    device_id: str
+    point: str
+    value: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """The site import the closed loop must stay at or under (kW), and why."""
+
+    import_max_kw: float
+    source: str  # "event:<id>", "recovery", "site_limit"
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """The optimiser's plan for the current step: per device, planned power (kW, consumption
+    positive) and, for zones, the planned temperature at the end of the step (degC)."""
+
+    power_kw: Mapping[str, float] = field(default_factory=dict)
+    zone_temp_c: Mapping[str, float] = field(default_factory=dict)
+    site_import_kw: float | None = None
+
+
+@dataclass
+class CycleResult:
+    """What one control cycle decided."""
+
+    commands: list[Command]
+    target: Target | None
+    error_kw: float
+    not_following: list[str] = field(default_factory=list)
+    replan: bool = False

@@ -1,0 +1,198 @@
+"""The agent's connection to the MQTT broker: status with a last will, a persistent QoS 1
+session, an outbox that survives reconnects, and inbound messages on a queue.
+
+Nothing is lost across a broker restart: a message leaves the outbox only after the broker
+acknowledged it (QoS 1), and the session (fixed client id, clean_session=False) keeps the
+grid's events queued for us while we are away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+import structlog
+
+from devices.clock import Clock
+from vpp.site import BrokerConfig
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message received on a subscribed topic."""
+
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class _Outbound:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+def message_key(topic: str, payload: bytes) -> str:
+    """Key under which a replay harness `expect()`s a message on the clock."""
+    return f"{topic}:{hashlib.sha1(payload).hexdigest()}"
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """JSON for the wire: compact, keys sorted (reproducible bytes)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Topics:
+    """The contract's topics for one site (`PREFIX/SITE/...`)."""
+
+    def __init__(self, prefix: str, site_id: str) -> None:
+        base = f"{prefix}/{site_id}"
+        self.events = f"{base}/events"
+        self.responses = f"{base}/responses"
+        self.status = f"{base}/status"
+        self.telemetry = f"{base}/telemetry"
+        self.reports = f"{base}/reports"
+
+
+class MqttLink:
+    """Owns one aiomqtt client for the agent; reconnects with backoff on the clock."""
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        site_id: str,
+        clock: Clock,
+        *,
+        subscriptions: list[str],
+        client_id: str | None = None,
+        reconnect_max_s: float = 30.0,
+    ) -> None:
+        self.broker = broker
+        self.clock = clock
+        self.topics = Topics(broker.prefix, site_id)
+        self.client_id = client_id or broker.client_id or f"vpp-{site_id}"
+        self.inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+        self.connected = asyncio.Event()
+        self._subscriptions = subscriptions
+        self._outbox: asyncio.Queue[_Outbound] = asyncio.Queue()
+        self._reconnect_max_s = reconnect_max_s
+        self._client: aiomqtt.Client | None = None
+        self.connects = 0
+
+    def publish_nowait(
+        self, topic: str, payload: dict[str, Any] | bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Queue a message; it is sent (and re-sent after a reconnect) in order."""
+        data = payload if isinstance(payload, bytes) else encode(payload)
+        self._outbox.put_nowait(_Outbound(topic, data, qos, retain))
+
+    def status_payload(self, online: bool) -> bytes:
+        return encode({"v": 1, "online": online, "client_id": self.client_id})
+
+    def _client_for(self) -> aiomqtt.Client:
+        tls_context = ssl.create_default_context() if self.broker.tls else None
+        will = aiomqtt.Will(self.topics.status, self.status_payload(False), qos=1, retain=True)
+        return aiomqtt.Client(
+            self.broker.host,
+            self.broker.port,
+            identifier=self.client_id,
+            username=self.broker.username,
+            password=self.broker.password(),
+            clean_session=False,
+            will=will,
+            keepalive=self.broker.keepalive_s,
+            tls_context=tls_context,
+            timeout=10,
+        )
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect: runs until cancelled."""
+        backoff = 1.0
+        while True:
+            try:
+                async with self._client_for() as client:
+                    self._client = client
+                    self.connects += 1
+                    await client.publish(
+                        self.topics.status, self.status_payload(True), qos=1, retain=True
+                    )
+                    for topic in self._subscriptions:
+                        await client.subscribe(topic, qos=1)
+                    self.connected.set()
+                    if self.connects > 1:
+                        log.info(
+                            "mqtt_reconnected", broker=f"{self.broker.host}:{self.broker.port}"
+                        )
+                    backoff = 1.0
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._read(client))
+                        tg.create_task(self._write(client))
+            except* aiomqtt.MqttError as eg:
+                self.connected.clear()
+                self._client = None
+                log.warning(
+                    "mqtt_disconnected",
+                    broker=f"{self.broker.host}:{self.broker.port}",
+                    error=str(eg.exceptions[0]),
+                    retry_s=backoff,
+                )
+                await self.clock.sleep(backoff)
+                backoff = min(backoff * 2, self._reconnect_max_s)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+            topic = str(message.topic)
+            await self.inbox.put(Inbound(topic, data))
+            self.clock.arrived(message_key(topic, data))
+
+    async def _write(self, client: aiomqtt.Client) -> None:
+        while True:
+            item = await self._outbox.get()
+            try:
+                await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+            except aiomqtt.MqttError:
+                # Put it back at the front: order matters to the grid (received before opt_in).
+                self._requeue_front(item)
+                raise
+            finally:
+                self._outbox.task_done()
+
+    def _requeue_front(self, item: _Outbound) -> None:
+        rest: list[_Outbound] = []
+        while not self._outbox.empty():
+            rest.append(self._outbox.get_nowait())
+            self._outbox.task_done()
+        for it in [item, *rest]:
+            self._outbox.put_nowait(it)
+
+    async def drain(self, wall_timeout_s: float = 5.0) -> bool:
+        """Wait (wall time, bounded: used at shutdown) until the broker has every message."""
+        if not self.connected.is_set():
+            return self._outbox.empty()
+        try:
+            await asyncio.wait_for(self._outbox.join(), wall_timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Publish status offline (retained) and disconnect cleanly."""
+        await self.drain()
+        client = self._client
+        if client is not None and self.connected.is_set():
+            try:
+                await client.publish(
+                    self.topics.status, self.status_payload(False), qos=1, retain=True, timeout=5
+                )
+            except aiomqtt.MqttError as e:
+                log.warning("mqtt_offline_status_failed", error=str(e))
