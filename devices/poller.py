@@ -11,6 +11,7 @@ Timing rules (per device, on the injected clock):
   periods (still on the grid); the first retry is at the very next tick.
 - Health: a device is `degraded` after its first failed poll and `offline` after
   `offline_after` consecutive ones, or at once when its connection is lost (refused/reset).
+  Before its first answer a device is `offline` ("not polled yet", then the failure reason).
   One log line when a device fails (leaves `online`), one when it recovers.
 """
 
@@ -262,7 +263,8 @@ class Poller:
 
     def _failed(self, st: _DeviceState, e: DeviceError) -> None:
         st.failures += 1
-        offline = e.connection_lost or st.failures >= self._offline_after
+        # A device that never answered stays offline: there is nothing usable to degrade.
+        offline = e.connection_lost or st.failures >= self._offline_after or st.latest is None
         state = HealthState.offline if offline else HealthState.degraded
         if not st.failed_logged:
             st.failed_logged = True
