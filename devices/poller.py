@@ -1,0 +1,287 @@
+"""The Poller: polls every device on its own fixed-phase period, keeps the latest reading and
+health of each, and backs off from devices that fail without holding up the others.
+
+Timing rules (per device, on the injected clock):
+- Ticks sit on a fixed grid `start + phase + k × period`; with `stagger` the phases of
+  devices sharing a period are spread evenly across it, so a site does not burst all its
+  requests at the same instant.
+- A missed tick (the previous poll overran it) is skipped, never run late, and counted in
+  `PollStats.missed_ticks`.
+- After n consecutive failures the next attempt waits min(2^(n-1), max_backoff_s / period)
+  periods (still on the grid); the first retry is at the very next tick.
+- Health: a device is `degraded` after its first failed poll and `offline` after
+  `offline_after` consecutive ones, or at once when its connection is lost (refused/reset).
+  Before its first answer a device is `offline` ("not polled yet", then the failure reason).
+  One log line when a device fails (leaves `online`), one when it recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import structlog
+
+from devices.clock import Clock
+from devices.driver import DeviceError, Driver, Reading
+from devices.health import Health, HealthState
+
+log = structlog.get_logger("devices.poller")
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """A device's health moved from `previous` to `health`."""
+
+    device_id: str
+    health: Health
+    previous: Health
+
+
+@dataclass(frozen=True)
+class PollStats:
+    """Counters and poll-start lateness (seconds after the scheduled tick) since start."""
+
+    devices: int
+    polls: int
+    failing_devices: int
+    missed_ticks: int
+    lateness_p50_s: float
+    lateness_p99_s: float
+    lateness_max_s: float
+
+
+@dataclass
+class _DeviceState:
+    driver: Driver
+    period_s: float
+    phase_s: float
+    health: Health
+    latest: Reading | None = None
+    failures: int = 0
+    failed_logged: bool = False
+    polls: int = 0
+    missed: int = 0
+    lateness: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    i = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[i]
+
+
+class Poller:
+    """Polls `drivers` concurrently; an async context manager that owns its tasks.
+
+    `period_s` is the default poll period; `periods` overrides it per device id.
+    """
+
+    def __init__(
+        self,
+        drivers: Iterable[Driver],
+        *,
+        clock: Clock,
+        period_s: float = 1.0,
+        periods: Mapping[str, float] | None = None,
+        offline_after: int = 2,
+        max_backoff_s: float = 30.0,
+        stagger: bool = True,
+    ) -> None:
+        if period_s <= 0:
+            raise ValueError(f"period_s must be positive, got {period_s}")
+        if offline_after < 1:
+            raise ValueError(f"offline_after must be at least 1, got {offline_after}")
+        self._clock = clock
+        self._offline_after = offline_after
+        self._max_backoff_s = max_backoff_s
+        drivers = list(drivers)
+        periods = dict(periods or {})
+        ids = [d.id for d in drivers]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"device ids must be unique: {', '.join(dup)}")
+        unknown = sorted(set(periods) - set(ids))
+        if unknown:
+            raise ValueError(f"periods name unknown devices: {', '.join(unknown)}")
+        by_period: dict[float, list[Driver]] = {}
+        for d in drivers:
+            p = periods.get(d.id, period_s)
+            if p <= 0:
+                raise ValueError(f"periods.{d.id} must be positive, got {p}")
+            by_period.setdefault(p, []).append(d)
+        self._states: dict[str, _DeviceState] = {}
+        now = clock.now()
+        for p, group in by_period.items():
+            for i, d in enumerate(group):
+                phase = p * i / len(group) if stagger else 0.0
+                self._states[d.id] = _DeviceState(d, p, phase, Health.starting(now))
+        self._subscribers: list[asyncio.Queue[HealthChange]] = []
+        self._runner: asyncio.Task[None] | None = None
+        self._t0 = 0.0
+
+    # -- service lifecycle -------------------------------------------------------------
+
+    async def __aenter__(self) -> Poller:
+        self._t0 = self._clock.monotonic()
+        self._runner = asyncio.create_task(self._run(), name="poller")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Cancel every poll loop and close every driver."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        for st in self._states.values():
+            try:
+                await st.driver.close()
+            except Exception as e:  # a driver's close must not keep the others open
+                log.warning("driver_close_failed", device_id=st.driver.id, error=repr(e))
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for st in self._states.values():
+                tg.create_task(self._poll_loop(st), name=f"poll-{st.driver.id}")
+
+    # -- queries -----------------------------------------------------------------------
+
+    @property
+    def device_ids(self) -> list[str]:
+        """Ids of the polled devices, in the order given."""
+        return list(self._states)
+
+    def driver(self, device_id: str) -> Driver:
+        """The driver of a device (for writes)."""
+        return self._state(device_id).driver
+
+    def latest(self, device_id: str) -> Reading | None:
+        """The last good reading of a device; None until it has answered once."""
+        return self._state(device_id).latest
+
+    def health(self, device_id: str) -> Health:
+        """The device's current health (offline "not polled yet" before its first poll)."""
+        return self._state(device_id).health
+
+    def snapshot(self) -> dict[str, Reading]:
+        """The last good reading of every device that has answered at least once."""
+        return {i: st.latest for i, st in self._states.items() if st.latest is not None}
+
+    def subscribe(self) -> asyncio.Queue[HealthChange]:
+        """A queue that receives every health change from now on."""
+        q: asyncio.Queue[HealthChange] = asyncio.Queue()
+        self._subscribers.append(q)
+        return q
+
+    def stats(self) -> PollStats:
+        """Poll counters and lateness percentiles (last 1000 polls of each device)."""
+        late = sorted(x for st in self._states.values() for x in st.lateness)
+        return PollStats(
+            devices=len(self._states),
+            polls=sum(st.polls for st in self._states.values()),
+            failing_devices=sum(1 for st in self._states.values() if st.failures),
+            missed_ticks=sum(st.missed for st in self._states.values()),
+            lateness_p50_s=_percentile(late, 0.50),
+            lateness_p99_s=_percentile(late, 0.99),
+            lateness_max_s=late[-1] if late else 0.0,
+        )
+
+    def reset_stats(self) -> None:
+        """Forget lateness and counters (e.g. after a warm-up)."""
+        for st in self._states.values():
+            st.lateness.clear()
+            st.polls = st.missed = 0
+
+    def _state(self, device_id: str) -> _DeviceState:
+        try:
+            return self._states[device_id]
+        except KeyError:
+            raise KeyError(f"no polled device {device_id!r}") from None
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def _poll_loop(self, st: _DeviceState) -> None:
+        d, clock = st.driver, self._clock
+        try:
+            await d.start()
+        except Exception as e:  # a driver bug at start is a failure to retry, not a crash
+            self._failed(st, DeviceError(f"start failed: {e!r}", connection_lost=True))
+        tick = self._t0 + st.phase_s
+        while True:
+            await clock.sleep_until(tick)
+            st.lateness.append(clock.monotonic() - tick)
+            st.polls += 1
+            try:
+                reading = await d.read()
+            except DeviceError as e:
+                self._failed(st, e)
+            except Exception as e:  # never let one driver's bug stop the agent
+                self._failed(st, DeviceError(f"driver error: {e!r}"))
+            else:
+                self._answered(st, reading)
+            tick += st.period_s * self._wait_periods(st)
+            now = clock.monotonic()
+            if tick <= now:
+                skipped = math.floor((now - tick) / st.period_s) + 1
+                st.missed += skipped
+                tick += skipped * st.period_s
+
+    def _wait_periods(self, st: _DeviceState) -> int:
+        if st.failures == 0:
+            return 1
+        cap = max(1, math.floor(self._max_backoff_s / st.period_s))
+        return int(min(2 ** min(st.failures - 1, 30), cap))
+
+    def _answered(self, st: _DeviceState, reading: Reading) -> None:
+        st.latest = reading
+        if st.failures and st.failed_logged:
+            log.info(
+                "device_recovered",
+                device_id=st.driver.id,
+                after_failures=st.failures,
+                was=st.health.reason,
+            )
+        st.failures = 0
+        st.failed_logged = False
+        if st.health.state is not HealthState.online:
+            self._set_health(st, Health.online(self._clock.now()))
+
+    def _failed(self, st: _DeviceState, e: DeviceError) -> None:
+        st.failures += 1
+        # A device that never answered stays offline: there is nothing usable to degrade.
+        offline = e.connection_lost or st.failures >= self._offline_after or st.latest is None
+        state = HealthState.offline if offline else HealthState.degraded
+        if not st.failed_logged:
+            st.failed_logged = True
+            log.warning(
+                "device_failed",
+                device_id=st.driver.id,
+                reason=e.reason,
+                state=str(state),
+                exception_code=e.exception_code,
+            )
+        h = st.health
+        if (h.state, h.reason, h.exception_code) != (state, e.reason, e.exception_code):
+            since = h.since if h.state is state else self._clock.now()
+            self._set_health(st, Health(state, e.reason, since, e.exception_code))
+
+    def _set_health(self, st: _DeviceState, health: Health) -> None:
+        change = HealthChange(st.driver.id, health, st.health)
+        st.health = health
+        for q in self._subscribers:
+            q.put_nowait(change)
