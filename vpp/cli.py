@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+from pathlib import Path
+
 import typer
 
 from vpp.log import configure_logging
@@ -16,9 +20,57 @@ app = typer.Typer(
 @app.callback()
 def main(
     log_level: str = typer.Option("INFO", help="Log level: DEBUG, INFO, WARNING, ERROR."),
+    json_logs: bool | None = typer.Option(
+        None,
+        "--json-logs/--console-logs",
+        help="Force JSON or console logs (default: JSON when not on a terminal).",
+    ),
 ) -> None:
     """Virtual power plant and demand-response controller."""
-    configure_logging(log_level)
+    configure_logging(log_level, json=json_logs)
+
+
+def _load_site_or_exit(path: Path):  # type: ignore[no-untyped-def]
+    from vpp.site import SiteError, load_site
+
+    try:
+        return load_site(path)
+    except SiteError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
+async def _until_signalled(run, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run(stop)
+
+
+@app.command()
+def run(
+    site_file: Path = typer.Argument(..., help="The site file (YAML)."),
+    broker: str | None = typer.Option(
+        None, help="mqtt://HOST:PORT or mqtts://HOST:PORT; overrides the site file's broker."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, help="Where the SQLite store goes (overrides the site file)."
+    ),
+) -> None:
+    """Run the agent for a site on the wall clock until SIGINT or SIGTERM."""
+    from devices.clock import WallClock
+    from vpp.agent import Agent
+    from vpp.site import BrokerConfig
+
+    site = _load_site_or_exit(site_file)
+    try:
+        broker_cfg = BrokerConfig.from_url(broker, site.config.broker) if broker else None
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    store_path = data_dir / f"{site.id}.sqlite" if data_dir else None
+    agent = Agent(site, WallClock(), broker=broker_cfg, store_path=store_path)
+    asyncio.run(_until_signalled(agent.run, asyncio.Event()))
 
 
 @app.command()
