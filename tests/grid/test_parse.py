@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.grid.helpers import NOW, event_dict, interval, payload
 from vpp.grid.messages import Event
 from vpp.grid.parse import Rejection, parse_event
-from tests.grid.helpers import NOW, event_dict, interval, payload
 
 
 def _with_intervals(*ivs: dict[str, Any]) -> bytes:
@@ -288,7 +288,7 @@ _json = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(list(event_dict()) + ["x"]), _json, max_size=8))
+@given(st.dictionaries(st.sampled_from([*list(event_dict()), "x"]), _json, max_size=8))
 def test_parse_event_never_raises_on_json_objects(obj: dict[str, Any]) -> None:
     result = parse_event(json.dumps(obj).encode(), NOW)
     if isinstance(result, Rejection):

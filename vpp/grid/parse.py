@@ -244,8 +244,8 @@ def _rejection(
     event_id: str | None, modification: int | None, errors: list[FieldError], now: datetime
 ) -> Rejection:
     if len(errors) > MAX_ERRORS:
-        more = len(errors) - (MAX_ERRORS - 1)
-        errors = [*errors[: MAX_ERRORS - 1], _err(ROOT, f"and {more} more errors")]
+        hidden = len(errors) - (MAX_ERRORS - 1)
+        errors = [*errors[: MAX_ERRORS - 1], _err(ROOT, f"and {hidden} more errors")]
     first = errors[0] if errors else _err(ROOT, "invalid message")
     where = "" if first.loc == ROOT else f"{first.loc}: "
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
