@@ -238,8 +238,10 @@ class SimulatedSite:
             mb.stores[unit] = store
             self._modbus[spec.id] = mb
         for mb in {id(s): s for s in self._modbus.values()}.values():
-            if not all(s.device.faults.offline for s in mb.stores.values()):
-                await mb.start()
+            # Offline from the start still takes its port, so it can come online there.
+            await mb.start()
+            if all(s.device.faults.offline for s in mb.stores.values()):
+                await mb.stop()
 
     async def _stop_servers(self) -> None:
         for mq in self._mqtt.values():
