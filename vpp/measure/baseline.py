@@ -115,7 +115,8 @@ class BaselineResult:
     `unadjusted` and `adjusted` are 15-min interval averages (kW, consumption positive) over
     the requested profile window; both are empty when no baseline could be made, and then
     `reason` says why. `reason` also explains any fallback (fewer like days than asked).
-    `excluded` lists the days looked at and not used, with why.
+    `days_used` (the X averaged) and `days_considered` (the Y eligible) are local dates in
+    calendar order. `excluded` lists the days looked at and not used, with why.
     """
 
     method: str
@@ -258,7 +259,7 @@ def x_of_y_baseline(
             method,
             (),
             (),
-            days_considered=tuple(d for d, _ in eligible),
+            days_considered=tuple(sorted(d for d, _ in eligible)),
             reason=f"{reason}; at least {cfg.min_days} needed: no baseline",
             excluded=tuple(excluded),
         )
@@ -286,8 +287,8 @@ def x_of_y_baseline(
         method,
         unadjusted,
         adjusted,
-        days_used=tuple(d for d, _ in days),
-        days_considered=tuple(d for d, _ in eligible),
+        days_used=tuple(sorted(d for d, _ in days)),
+        days_considered=tuple(sorted(d for d, _ in eligible)),
         adjustment=adjustment,
         reason=reason,
         excluded=tuple(excluded),
