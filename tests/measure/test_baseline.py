@@ -254,3 +254,17 @@ def test_counterfactual_is_the_run_without_the_event_on_the_grid() -> None:
     short = counterfactual_baseline(run, start=t0, end=t0 + timedelta(hours=2))
     assert not short.ok and short.reason is not None and "4 of 8" in short.reason
     assert STEP == timedelta(minutes=15)
+
+
+def test_adjustment_window_reaching_into_the_previous_day() -> None:
+    # Event at 03:00: the window 23:00–02:00 starts on Tuesday (100 kW) and ends on the event
+    # day (110 kW from midnight): (100 + 110 + 110) / 3 against like days at 100 kW.
+    start = local(SH, WED, 3)
+    h = history(
+        SH, WED - timedelta(days=45), WED, lambda d, t: 110.0 if d == WED else 100.0, until=start
+    )
+    b = x_of_y_baseline(h, tz=SH, event_start=start, event_end=start + timedelta(hours=1))
+    assert b.adjustment is not None
+    assert b.adjustment.window_start == local(SH, WED - timedelta(days=1), 23).astimezone(UTC)
+    assert b.adjustment.applied == pytest.approx(320 / 300)
+    assert [p.kw for p in b.adjusted] == pytest.approx([320 / 3] * 4)
