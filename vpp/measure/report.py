@@ -29,6 +29,9 @@ from vpp.measure.series import StepSeries, seconds, utc
 Signal = Literal["curtail_kw", "import_cap_kw", "price"]
 CONTRACT_VERSION = 1
 DECIMALS = 3
+REQUEST_RESOLUTION_KW = 1e-3
+"""A requested reduction below this (1 W, the report's resolution) counts as none: a cap a
+hair under the baseline must not turn float noise into a ratio of millions."""
 
 
 @dataclass(frozen=True)
@@ -235,10 +238,12 @@ def _details_dict(rep: EventReport) -> dict[str, Any]:
 
 def _requested(signal: Signal, value: float, baseline: float | None) -> float | None:
     if signal == "curtail_kw":
-        return value
-    if signal == "import_cap_kw":
-        return None if baseline is None else max(0.0, baseline - value)
-    return None
+        req = value
+    elif signal == "import_cap_kw" and baseline is not None:
+        req = max(0.0, baseline - value)
+    else:
+        return None
+    return 0.0 if req < REQUEST_RESOLUTION_KW else req
 
 
 def _ratio_and_shortfall(
