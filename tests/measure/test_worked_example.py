@@ -10,11 +10,11 @@ import pytest
 from tests.measure.helpers import history, local
 from vpp.measure import (
     BaselineResult,
-    EventReport,
-    Rebound,
     DeviceInput,
     EventInterval,
+    EventReport,
     EventSpec,
+    Rebound,
     StepSeries,
     ZoneComfortInput,
     build_report,
