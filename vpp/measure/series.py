@@ -23,6 +23,8 @@ _H = 3600.0
 
 def utc(ts: datetime, field: str = "ts") -> datetime:
     """`ts` as a UTC datetime; a naive datetime is rejected with an error naming `field`."""
+    if ts.tzinfo is UTC:
+        return ts
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError(
             f"{field}: naive datetime {ts.isoformat()} (an explicit offset is required)"
@@ -145,8 +147,9 @@ class StepSeries:
         """The held values clipped to `[start, end)`, in time order."""
         a, b = utc(start, "start"), utc(end, "end")
         out: list[Segment] = []
-        i = max(0, bisect.bisect_right(self._starts, a) - 1)
-        for seg in self._segments[i:]:
+        segs = self._segments
+        for i in range(max(0, bisect.bisect_right(self._starts, a) - 1), len(segs)):
+            seg = segs[i]
             if seg.start >= b:
                 break
             lo, hi = max(seg.start, a), min(seg.end, b)
