@@ -10,8 +10,9 @@ import pytest
 
 from vpp.measure.baseline import BaselineResult
 from vpp.measure.comfort import ZoneComfortInput
+from vpp.measure.contract import iso_duration
 from vpp.measure.contribution import DeviceInput
-from vpp.measure.report import EventInterval, EventSpec, build_report, iso_duration
+from vpp.measure.report import EventInterval, EventSpec, build_report
 from vpp.measure.series import IntervalAverage, StepSeries
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -207,3 +208,25 @@ def test_iso_duration() -> None:
     assert iso_duration(timedelta(hours=1, minutes=30)) == "PT1H30M"
     assert iso_duration(timedelta(days=1)) == "P1D"
     assert iso_duration(timedelta(seconds=90)) == "PT1M30S"
+
+
+def test_no_baseline_is_stated_and_nothing_is_invented() -> None:
+    none = BaselineResult("x_of_y:10/10:multiplicative:cap=0.20", (), (), reason="no like days")
+    rep = build_report(event("curtail_kw", [20, 20]), baseline=none, site=per_quarter([80, 80]))
+    assert rep.delivered_ratio is None and rep.requested_kwh == 0
+    assert all(r.baseline_kw is None and r.delivered_kw is None for r in rep.intervals)
+    assert rep.notes == ("baseline: no like days",)
+    assert rep.to_contract_dict()["details"]["notes"] == ["baseline: no like days"]
+
+
+def test_price_event_reports_delivery_without_a_request() -> None:
+    rep = build_report(
+        event("price", [1.2, 1.5]),
+        baseline=baseline_of([100, 100]),
+        site=per_quarter([90, 100.0001]),
+    )
+    assert [r.requested_kw for r in rep.intervals] == [None, None]
+    assert [r.delivered_kw for r in rep.intervals] == pytest.approx([10, -0.0001])
+    assert rep.delivered_ratio is None
+    # -0.0001 rounds to -0.0, which is written as 0.0.
+    assert '"delivered_kw":0.0' in rep.to_json() and "-0.0" not in rep.to_json()
