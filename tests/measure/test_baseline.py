@@ -197,7 +197,11 @@ def day_shape(d: date, t: time) -> float:
 
 @pytest.mark.parametrize(
     ("tz", "day"),
-    [("Asia/Shanghai", WED), ("Europe/Berlin", date(2026, 3, 30))],  # Berlin: day after DST starts
+    [
+        ("Asia/Shanghai", WED),
+        ("Europe/Berlin", date(2026, 3, 30)),  # the Monday after summer time starts
+        ("Europe/Berlin", date(2026, 10, 26)),  # the Monday after summer time ends
+    ],
 )
 def test_like_days_follow_local_wall_time(tz: str, day: date) -> None:
     h = history(tz, day - timedelta(days=45), day, day_shape, until=local(tz, day, 17))
@@ -268,3 +272,20 @@ def test_adjustment_window_reaching_into_the_previous_day() -> None:
     assert b.adjustment.window_start == local(SH, WED - timedelta(days=1), 23).astimezone(UTC)
     assert b.adjustment.applied == pytest.approx(320 / 300)
     assert [p.kw for p in b.adjusted] == pytest.approx([320 / 3] * 4)
+
+
+def test_like_day_without_the_wall_time_is_left_out() -> None:
+    # 02:00–03:00 does not exist in Berlin on Sunday 29 March 2026 (clocks jump to 03:00).
+    tz = "Europe/Berlin"
+    sun = date(2026, 4, 5)
+    h = history(tz, sun - timedelta(days=60), sun, day_shape, until=local(tz, sun, 2))
+    b = x_of_y_baseline(
+        h,
+        tz=tz,
+        event_start=local(tz, sun, 2),
+        event_end=local(tz, sun, 3),
+        config=XofYConfig(adjustment="none"),
+    )
+    assert date(2026, 3, 29) not in b.days_used
+    assert dict(b.excluded)[date(2026, 3, 29)] == "no 02:00 local on this day (clock change)"
+    assert len(b.days_used) == 10 and [p.kw for p in b.adjusted] == [50.0] * 4

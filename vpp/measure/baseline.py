@@ -233,16 +233,20 @@ def x_of_y_baseline(
             excluded.append((day, f"{what}, not a like day of a {kind}"))
             continue
         row: dict[datetime, float] = {}
-        missing: datetime | None = None
+        why: str | None = None
         for slot in needed:
             inst = _like_instant(slot, zone, event_day, day)
-            if inst is None or inst not in values:
-                missing = slot
-                break
-            row[slot] = values[inst]
-        if missing is not None:
-            wall = missing.astimezone(zone).strftime("%H:%M")
-            excluded.append((day, f"missing data at {wall} local"))
+            wall = slot.astimezone(zone).strftime("%H:%M")
+            if inst is None:
+                why = f"no {wall} local on this day (clock change)"
+            elif inst not in values:
+                why = f"missing data at {wall} local"
+            else:
+                row[slot] = values[inst]
+                continue
+            break
+        if why is not None:
+            excluded.append((day, why))
             continue
         eligible.append((day, row))
 
