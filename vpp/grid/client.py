@@ -22,15 +22,12 @@ from pydantic import ValidationError
 
 from devices.clock import Clock, timeout
 from vpp.grid.messages import Event, Response
-from vpp.grid.parse import MessageError, load_json_object, validation_errors
+from vpp.grid.parse import MessageError, parse_message, validation_errors
 from vpp.grid.topics import DEFAULT_PREFIX, SiteTopics
 from vpp.grid.types import format_duration, parse_duration, parse_time
 
 FINAL_STATUSES = frozenset({"completed", "rejected", "opt_out", "cancelled"})
 """After one of these, no further response to the same message is expected."""
-
-RESPONSE_MAX_DEPTH = 3
-"""Response object → errors list → one error."""
 
 log = structlog.get_logger(__name__)
 
@@ -60,17 +57,16 @@ def build_event(
     intervals (one of 15 minutes from `start`, value 0, when none are given) are ignored by
     the site. `event_id` is generated when absent. Raises ValueError naming the bad field.
     """
-    given = {k: v for k, v in (("curtail_kw", curtail_kw), ("cap_kw", cap_kw), ("price", price))}
-    chosen = [k for k, v in given.items() if v is not None]
+    values = {"curtail_kw": curtail_kw, "import_cap_kw": cap_kw, "price": price}
+    chosen = {signal: v for signal, v in values.items() if v is not None}
     if cancel and not chosen:
-        chosen, given = ["curtail_kw"], {"curtail_kw": 0.0}
+        chosen = {"curtail_kw": 0.0}
         duration = duration if duration is not None else timedelta(minutes=15)
     if len(chosen) != 1:
         raise ValueError("give exactly one of curtail_kw, cap_kw or price")
     if duration is None:
         raise ValueError("duration: required (ISO 8601, e.g. PT1H)")
-    signal = {"curtail_kw": "curtail_kw", "cap_kw": "import_cap_kw", "price": "price"}[chosen[0]]
-    value = given[chosen[0]]
+    ((signal, value),) = chosen.items()
     t0 = parse_time(start) if start is not None else now
     total = parse_duration(duration)
     step = parse_duration(interval) if interval is not None else total
@@ -131,15 +127,6 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
-def parse_response(payload: bytes) -> Response:
-    """A Response from bytes; raises MessageError naming the bad fields."""
-    obj = load_json_object(payload, RESPONSE_MAX_DEPTH, what="a response")
-    try:
-        return Response.model_validate(obj)
-    except ValidationError as exc:
-        raise MessageError(validation_errors(exc)) from None
-
-
 def _ours(r: Response, event_id: str | None, modification: int | None) -> bool:
     if r.event_id is None:
         return r.status == "rejected"  # the site could not read the id: assume it is ours
@@ -193,7 +180,7 @@ async def send_event(
                 break
             raw = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
             try:
-                response = parse_response(raw)
+                response = parse_message(Response, raw)
             except MessageError as exc:
                 log.warning("grid.client.bad_response", topic=str(msg.topic), error=str(exc))
                 continue

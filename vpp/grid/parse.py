@@ -13,9 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from vpp.grid.messages import CONTRACT_ERROR, Event, FieldError, Response
 from vpp.grid.types import ID_PATTERN, MAX_MESSAGE_BYTES, _kind
@@ -32,7 +32,11 @@ _SCAN_MAX_DEPTH = 32
 MAX_ERRORS = 50
 """At most this many field errors in one response; the last one then says how many more."""
 
+MESSAGE_MAX_DEPTH = 3
+"""Containers any contract message may nest (e.g. report → intervals → one interval)."""
+
 _ID = re.compile(ID_PATTERN)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,16 @@ def _parse_event(payload: bytes, now: datetime) -> Event | Rejection:
         return Event.model_validate(obj, context={"now": now})
     except ValidationError as exc:
         return _rejection(event_id, modification, validation_errors(exc), now)
+
+
+def parse_message(model: type[M], payload: bytes) -> M:
+    """Validate bytes as one contract message of type `model` (Response, Report, Status,
+    Telemetry, or Event without the `now` checks). Raises MessageError naming bad fields."""
+    obj = load_json_object(payload, MESSAGE_MAX_DEPTH, what=f"a {model.__name__.lower()}")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise MessageError(validation_errors(exc)) from None
 
 
 def load_json_object(payload: bytes, max_depth: int, what: str = "a message") -> dict[str, Any]:

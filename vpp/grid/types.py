@@ -180,7 +180,7 @@ Duration = Annotated[
         {
             "type": "string",
             "format": "duration",
-            "pattern": _ISO_DURATION.pattern,
+            "pattern": re.sub(r"\(\?P<\w+>", "(", _ISO_DURATION.pattern),
             "description": "ISO 8601 duration (PT30M, PT2H, P1D)",
         }
     ),
@@ -190,7 +190,7 @@ Duration = Annotated[
 Version = Annotated[Literal[1], BeforeValidator(_strict_int)]
 """The contract version field `v`: exactly the integer 1."""
 
-Count = Annotated[int, BeforeValidator(_strict_int), Field(ge=0)]
+Count = Annotated[int, Field(ge=0), BeforeValidator(_strict_int)]
 """A non-negative integer (modification, priority)."""
 
 EventId = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
