@@ -13,7 +13,7 @@ from itertools import count
 import aiomqtt
 import pytest
 
-from devices.clock import WallClock
+from devices.clock import VirtualClock, WallClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW, event_dict
 from vpp.grid.client import build_event, send_event
@@ -196,3 +196,38 @@ def test_build_event_cap_and_price_and_generated_id() -> None:
 def test_build_event_rejects_bad_arguments(kwargs: dict[str, object], words: str) -> None:
     with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
         build_event(now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_virtual_clock_waits_for_the_first_answer(
+    mosquitto: Broker, site: SiteTopics
+) -> None:
+    clock = VirtualClock(max_hold_wall_s=2.0)
+    bad = event_dict(event_id="rt-v1", v=2)
+    t0 = time.monotonic()
+    rs = await send_event(
+        bad,
+        host=mosquitto.host,
+        port=mosquitto.port,
+        site_id=site.site_id,
+        clock=clock,
+        wait_s=3600,
+    )
+    assert [(r.status, r.errors[0].loc) for r in rs] == [("rejected", "v")]
+    assert clock.monotonic() < 3600  # answered before the virtual deadline
+    assert time.monotonic() - t0 < 2.0
+
+
+async def test_virtual_clock_leaps_over_a_silent_wait(mosquitto: Broker) -> None:
+    clock = VirtualClock(max_hold_wall_s=0.3)
+    t0 = time.monotonic()
+    rs = await send_event(
+        _event(curtail_kw=1.0),
+        host=mosquitto.host,
+        port=mosquitto.port,
+        site_id="nobody-here",
+        clock=clock,
+        wait_s=3600,
+    )
+    assert rs == []
+    assert clock.monotonic() >= 3600
+    assert time.monotonic() - t0 < 3.0

@@ -169,24 +169,46 @@ async def send_event(
         identifier=identifier or f"vpp-operator-{secrets.token_hex(4)}",
         tls_context=tls_context,
     ) as client:
-        await client.subscribe(topics.responses.name, qos=topics.responses.qos)
-        await client.publish(topics.events.name, body, qos=topics.events.qos)
-        deadline = clock.monotonic() + wait_s
-        messages: AsyncIterator[aiomqtt.Message] = aiter(client.messages)
-        while (left := deadline - clock.monotonic()) > 0:
-            try:
-                msg = await timeout(clock, left, anext(messages))
-            except TimeoutError:
-                break
-            raw = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
-            try:
-                response = parse_message(Response, raw)
-            except MessageError as exc:
-                log.warning("grid.client.bad_response", topic=str(msg.topic), error=str(exc))
-                continue
-            if not _ours(response, event_id, modification):
-                continue
-            responses.append(response)
-            if response.status in FINAL_STATUSES:
-                break
+        async with clock.hold():
+            await client.subscribe(topics.responses.name, qos=topics.responses.qos)
+        # The first answer comes "at once" by contract: a virtual clock must not leap past
+        # wait_s while it is on its way through the broker.
+        first_key = f"grid-response:{site_id}:{event_id}:{secrets.token_hex(4)}"
+        clock.expect(first_key)
+        try:
+            await client.publish(topics.events.name, body, qos=topics.events.qos)
+            deadline = clock.monotonic() + wait_s
+            await _collect(clock, client, deadline, event_id, modification, responses, first_key)
+        finally:
+            clock.arrived(first_key)
     return responses
+
+
+async def _collect(
+    clock: Clock,
+    client: aiomqtt.Client,
+    deadline: float,
+    event_id: str | None,
+    modification: int | None,
+    responses: list[Response],
+    first_key: str,
+) -> None:
+    messages: AsyncIterator[aiomqtt.Message] = aiter(client.messages)
+    while (left := deadline - clock.monotonic()) > 0:
+        try:
+            msg = await timeout(clock, left, anext(messages))
+        except TimeoutError:
+            return
+        raw = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+        try:
+            response = parse_message(Response, raw)
+        except MessageError as exc:
+            log.warning("grid.client.bad_response", topic=str(msg.topic), error=str(exc))
+            continue
+        if not _ours(response, event_id, modification):
+            continue
+        if not responses:
+            clock.arrived(first_key)
+        responses.append(response)
+        if response.status in FINAL_STATUSES:
+            return
