@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from vpp.grid.messages import CONTRACT_ERROR, Event, FieldError, Response
-from vpp.grid.types import ID_PATTERN, MAX_MESSAGE_BYTES, _kind
+from vpp.grid.types import ID_PATTERN, MAX_MESSAGE_BYTES, json_kind
 
 ROOT = "$"
 """`loc` of an error about the whole message rather than one field."""
@@ -124,7 +124,7 @@ def load_json_object(payload: bytes, max_depth: int, what: str = "a message") ->
     except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
         raise MessageError([_err(ROOT, f"not usable JSON: {str(exc)[:200]}")]) from None
     if not isinstance(obj, dict):
-        raise MessageError([_err(ROOT, f"{what} must be a JSON object, got {_kind(obj)}")])
+        raise MessageError([_err(ROOT, f"{what} must be a JSON object, got {json_kind(obj)}")])
     too_deep = _first_too_deep(obj, max_depth, 1, ())
     if too_deep is not None:
         raise MessageError(
@@ -237,7 +237,7 @@ def validation_errors(exc: ValidationError) -> list[FieldError]:
         elif kind in ("too_short", "too_long"):
             msg = f"{e['msg']}".replace("List should have", "must have")
         elif kind in _MESSAGES and kind not in ("missing", "extra_forbidden"):
-            msg += f", got {_kind(e.get('input'))}"
+            msg += f", got {json_kind(e.get('input'))}"
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         out.append(_err(format_loc(e["loc"]), msg))
