@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import secrets
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 import structlog
@@ -30,6 +30,7 @@ FINAL_STATUSES = frozenset({"completed", "rejected", "opt_out", "cancelled"})
 """After one of these, no further response to the same message is expected."""
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def build_event(
@@ -67,9 +68,9 @@ def build_event(
     if duration is None:
         raise ValueError("duration: required (ISO 8601, e.g. PT1H)")
     ((signal, value),) = chosen.items()
-    t0 = parse_time(start) if start is not None else now
-    total = parse_duration(duration)
-    step = parse_duration(interval) if interval is not None else total
+    t0 = _arg("start", parse_time, start) if start is not None else now
+    total = _arg("duration", parse_duration, duration)
+    step = _arg("interval", parse_duration, interval) if interval is not None else total
     if total <= timedelta(0) or step <= timedelta(0):
         raise ValueError("duration and interval must be positive")
     if total / step > 288:
@@ -98,6 +99,13 @@ def build_event(
     except ValidationError as exc:
         errors = validation_errors(exc)
         raise ValueError("; ".join(f"{e.loc}: {e.msg}" for e in errors)) from None
+
+
+def _arg(name: str, parse: Callable[[Any], T], value: Any) -> T:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _payload(event: dict[str, Any] | Event | bytes) -> tuple[bytes, str | None, int | None]:
