@@ -51,7 +51,7 @@ class Rejection:
         return self.response.errors
 
 
-class MessageError(Exception):
+class MessageError(ValueError):
     """A payload that is not a usable JSON object; `errors` say why."""
 
     def __init__(self, errors: list[FieldError]) -> None:
