@@ -1,5 +1,5 @@
 """The contract's messages as strict pydantic models: Event in; Response, Report, Status and
-Telemetry out (docs/grid-messages.md, /docs/schemas/*.json).
+Telemetry out (docs/grid-messages.md, docs/schemas/*.json).
 
 Every model forbids unknown fields and is strict (no `"1"` for 1, no `true` for a number).
 Power is in kW, consumption positive (+kW drawn from the grid). Event limits that need the
