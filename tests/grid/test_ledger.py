@@ -341,3 +341,19 @@ def test_test_event_is_never_dispatchable() -> None:
     state, r = opted_in(d.state, [5.0, 5.0], NOW)
     assert r.status == "opt_in" and r.expected_kw == [5.0, 5.0]
     assert not state.dispatchable
+
+
+@pytest.mark.parametrize("status", ["received", "opt_in", "opt_out", "cancelled", "completed"])
+def test_state_record_round_trip(status: ResponseStatus) -> None:
+    state = stored(status, test=True)[EID]
+    record = state.to_record()
+    assert {type(v) for v in record.values()} <= {str, int, type(None)}
+    assert EventState.from_record(record) == state
+
+
+def test_corrupt_record_is_refused() -> None:
+    record = stored("opt_in")[EID].to_record()
+    with pytest.raises(ValueError, match="status"):
+        EventState.from_record({**record, "status": "rejected"})
+    with pytest.raises(ValueError):
+        EventState.from_record({**record, "event_json": '{"v": 1}'})

@@ -67,6 +67,18 @@ MALFORMED: list[tuple[str, bytes, str, str]] = [
         "intervals[0].start",
         "string",
     ),
+    (
+        "start in year 9999",
+        _with_intervals(interval("9999-12-31T23:00:00Z", "P1D")),
+        "intervals[0].start",
+        "outside",
+    ),
+    (
+        "start not a calendar day",
+        _with_intervals(interval("2026-02-30T14:00:00Z")),
+        "intervals[0].start",
+        "calendar",
+    ),
     ("zero duration", _with_intervals(interval(T0, "PT0S")), "intervals[0].duration", "positive"),
     (
         "negative duration",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vpp.grid.messages import Event
 from vpp.grid.targets import (
+    POWER_SIGNALS,
     import_limit_kw,
     interval_ratio,
     requested_kw,
@@ -40,6 +44,9 @@ def mk(event_id: str, signal: str, ivs: list[tuple[int, int, float]], **kw: Any)
             **kw,
         }
     )
+
+
+POWER = set(POWER_SIGNALS)
 
 
 def at(minute: float) -> datetime:
@@ -176,3 +183,44 @@ def test_interval_ratio(
 ) -> None:
     got = interval_ratio(signal, value, baseline, actual)
     assert got == (pytest.approx(ratio) if ratio is not None else None)
+
+
+_ivs = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(1, 40), st.integers(0, 500)), min_size=1, max_size=4
+)
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> list[Event]:
+    out = []
+    for k in range(draw(st.integers(1, 4))):
+        t, ivs = -20, []
+        for gap, length, value in draw(_ivs):
+            t += gap
+            ivs.append((t, length, value))
+            t += length
+        signal = draw(st.sampled_from(["curtail_kw", "import_cap_kw", "price"]))
+        prio = draw(st.none() | st.integers(0, 3))
+        out.append(mk(f"e{k}", signal, ivs, priority=prio))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(_events(), st.integers(-30, 120), st.sampled_from([5, 60, 900]))
+def test_resolution_properties(events: list[Event], minute: int, step_s: int) -> None:
+    start, length = at(minute), timedelta(seconds=step_s)
+    t = step_target(events, start, length)
+    assert 0.0 <= t.coverage <= 1.0 + 1e-9 and 0.0 <= t.price_coverage <= 1.0 + 1e-9
+    for kind in (POWER, {"price"}):
+        segs = [s for s in t.segments if s.signal in kind]
+        assert all(start <= s.start < s.end <= start + length for s in segs)
+        assert all(a.end <= b.start for a, b in itertools.pairwise(segs))
+    # At the step's start, the power winner is the best-ranked active power event.
+    active = []
+    for e in events:
+        for iv in e.intervals:
+            if e.signal != "price" and iv.start <= start < iv.end:
+                strict = -iv.value if e.signal == "curtail_kw" else iv.value
+                active.append((e.priority if e.priority is not None else 99, strict, e.event_id))
+    first = [s for s in t.segments if s.signal in POWER and s.start == start]
+    assert [s.event_id for s in first] == ([min(active)[2]] if active else [])

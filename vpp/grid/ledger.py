@@ -19,13 +19,18 @@ A `test` event is answered like a real one but `dispatch` is never true for it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, get_args
 
 from vpp.grid.messages import Event, FieldError, Response
+from vpp.grid.parse import parse_message
 from vpp.grid.types import ResponseStatus
+
+_ALL_STATUSES = frozenset(get_args(ResponseStatus)) - {"rejected"}
 
 ACTIVE_STATUSES: frozenset[ResponseStatus] = frozenset({"received", "opt_in", "opt_out"})
 """Statuses of an event that is still live (not cancelled, not completed)."""
@@ -76,6 +81,31 @@ class EventState:
     def response(self, now: datetime) -> Response:
         """The current status as a Response (what a duplicate is answered with)."""
         return _response(self.event, self.status, now, self.expected_kw, self.reason)
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain columns for storage: event_id, modification, status, event_json (the event
+        as received, re-validated on load), expected_kw_json, reason."""
+        return {
+            "event_id": self.event_id,
+            "modification": self.modification,
+            "status": self.status,
+            "event_json": self.event.to_json().decode(),
+            "expected_kw_json": None
+            if self.expected_kw is None
+            else json.dumps(list(self.expected_kw)),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> EventState:
+        """The state stored by `to_record` (raises MessageError or ValueError if corrupt)."""
+        event = parse_message(Event, str(record["event_json"]).encode())
+        status = record["status"]
+        if status not in _ALL_STATUSES:
+            raise ValueError(f"status: {status!r} is not an event status")
+        exp = record.get("expected_kw_json")
+        expected = None if exp is None else tuple(float(x) for x in json.loads(exp))
+        return cls(event, status, expected, record.get("reason"))
 
 
 @dataclass(frozen=True)

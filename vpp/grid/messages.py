@@ -1,5 +1,5 @@
 """The contract's messages as strict pydantic models: Event in; Response, Report, Status and
-Telemetry out (docs/grid-messages.md, /docs/schemas/*.json).
+Telemetry out (docs/grid-messages.md, docs/schemas/*.json).
 
 Every model forbids unknown fields and is strict (no `"1"` for 1, no `true` for a number).
 Power is in kW, consumption positive (+kW drawn from the grid). Event limits that need the
@@ -45,7 +45,13 @@ NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0.0)]
 class WireModel(BaseModel):
     """Base of every message: strict, unknown fields forbidden, immutable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
     _exclude_none: ClassVar[bool] = False
 
     def to_json(self) -> bytes:
@@ -57,7 +63,9 @@ class Interval(WireModel):
     """One interval of an event: `value` applies from `start` for `duration`."""
 
     start: Time
+    """When the interval begins (RFC 3339 with offset)."""
     duration: Duration
+    """Positive, at most P1D."""
     value: Annotated[float, Field(allow_inf_nan=False)]
     """kW for curtail_kw (reduction below baseline) and import_cap_kw (import ceiling);
     currency per kWh for price."""
@@ -81,16 +89,24 @@ class Event(WireModel):
     """A demand-response event from the grid operator (create, modify or cancel)."""
 
     v: Version
+    """Contract version: 1."""
     event_id: EventId
+    """Stable id of the event: 1–64 of A-Za-z0-9._-"""
     modification: Count
     """Higher replaces; equal is a duplicate; lower is stale."""
     signal: Signal
+    """curtail_kw: reduce import by value kW below baseline (0–100000); import_cap_kw: keep
+    import ≤ value kW (0–100000); price: energy price per kWh (−10000…10000)."""
     intervals: Annotated[list[Interval], Field(min_length=1, max_length=MAX_INTERVALS)]
+    """1–288, in start order, not overlapping; none may end more than 7 days ahead."""
     priority: Count | None = None
     """Lower is more important where events overlap; absent ranks after every number."""
     cancelled: bool = False
+    """True ends the event now; recovery follows."""
     test: bool = False
+    """Validate, store and respond, but never act."""
     program: Label | None = None
+    """Free label of 1–64 characters, echoed in reports."""
 
     @model_validator(mode="after")
     def _contract(self, info: ValidationInfo) -> Event:
@@ -176,12 +192,16 @@ class Response(WireModel):
     """Echo; null when the message could not be read far enough to find it."""
     modification: Count | None
     status: ResponseStatus
+    """received · opt_in · opt_out · rejected · cancelled · completed"""
     expected_kw: list[Kw] | None = None
     """Per interval, the reduction (curtail) or the cap (import_cap) the site expects to
     deliver, when opting in (kW)."""
     reason: Text | None = None
+    """A sentence, for opt_out and rejected."""
     errors: list[FieldError] = Field(default_factory=list)
+    """For rejected: each bad field."""
     ts: Time
+    """When the response was made."""
 
 
 class ReportInterval(WireModel):

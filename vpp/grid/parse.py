@@ -13,12 +13,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from vpp.grid.messages import CONTRACT_ERROR, Event, FieldError, Response
-from vpp.grid.types import ID_PATTERN, MAX_MESSAGE_BYTES, _kind
+from vpp.grid.types import ID_PATTERN, MAX_MESSAGE_BYTES, json_kind
 
 ROOT = "$"
 """`loc` of an error about the whole message rather than one field."""
@@ -32,7 +32,11 @@ _SCAN_MAX_DEPTH = 32
 MAX_ERRORS = 50
 """At most this many field errors in one response; the last one then says how many more."""
 
+MESSAGE_MAX_DEPTH = 3
+"""Containers any contract message may nest (e.g. report → intervals → one interval)."""
+
 _ID = re.compile(ID_PATTERN)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Rejection:
         return self.response.errors
 
 
-class MessageError(Exception):
+class MessageError(ValueError):
     """A payload that is not a usable JSON object; `errors` say why."""
 
     def __init__(self, errors: list[FieldError]) -> None:
@@ -75,6 +79,16 @@ def _parse_event(payload: bytes, now: datetime) -> Event | Rejection:
         return Event.model_validate(obj, context={"now": now})
     except ValidationError as exc:
         return _rejection(event_id, modification, validation_errors(exc), now)
+
+
+def parse_message(model: type[M], payload: bytes) -> M:
+    """Validate bytes as one contract message of type `model` (Response, Report, Status,
+    Telemetry, or Event without the `now` checks). Raises MessageError naming bad fields."""
+    obj = load_json_object(payload, MESSAGE_MAX_DEPTH, what=f"a {model.__name__.lower()}")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise MessageError(validation_errors(exc)) from None
 
 
 def load_json_object(payload: bytes, max_depth: int, what: str = "a message") -> dict[str, Any]:
@@ -110,7 +124,7 @@ def load_json_object(payload: bytes, max_depth: int, what: str = "a message") ->
     except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
         raise MessageError([_err(ROOT, f"not usable JSON: {str(exc)[:200]}")]) from None
     if not isinstance(obj, dict):
-        raise MessageError([_err(ROOT, f"{what} must be a JSON object, got {_kind(obj)}")])
+        raise MessageError([_err(ROOT, f"{what} must be a JSON object, got {json_kind(obj)}")])
     too_deep = _first_too_deep(obj, max_depth, 1, ())
     if too_deep is not None:
         raise MessageError(
@@ -134,27 +148,21 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
 def _scan_depth(text: str, limit: int) -> int:
     """Maximum bracket nesting outside strings, stopping as soon as it passes `limit`."""
     depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for m in _BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if m.group() in "[{":
             depth += 1
             if depth > deepest:
                 deepest = depth
                 if deepest > limit:
                     return deepest
-        elif ch in "]}":
+        else:
             depth -= 1
     return deepest
 
@@ -229,7 +237,7 @@ def validation_errors(exc: ValidationError) -> list[FieldError]:
         elif kind in ("too_short", "too_long"):
             msg = f"{e['msg']}".replace("List should have", "must have")
         elif kind in _MESSAGES and kind not in ("missing", "extra_forbidden"):
-            msg += f", got {_kind(e.get('input'))}"
+            msg += f", got {json_kind(e.get('input'))}"
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         out.append(_err(format_loc(e["loc"]), msg))

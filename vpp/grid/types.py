@@ -8,7 +8,7 @@ string in the contract's format, never as a number; Python callers may pass `dat
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BeforeValidator, Field, PlainSerializer, WithJsonSchema
@@ -60,9 +60,9 @@ def parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("time has no UTC offset; give one, e.g. 2026-07-15T14:00:00+08:00")
-        return value
+        return _in_range(value)
     if not isinstance(value, str):
-        raise ValueError(f"time must be an RFC 3339 string, got {_kind(value)}")
+        raise ValueError(f"time must be an RFC 3339 string, got {json_kind(value)}")
     text = value.strip()
     if len(text) > 40 or not _RFC3339.match(text):
         if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text):
@@ -80,7 +80,22 @@ def parse_time(value: Any) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"time {value!r} is not a valid calendar time") from None
-    return parsed
+    return _in_range(parsed)
+
+
+def _in_range(value: datetime) -> datetime:
+    """Refuse times whose UTC equivalent, or a day after it, leaves datetime's range."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not (_EARLIEST <= utc <= _LATEST):
+        raise ValueError(f"time {value.isoformat()} is outside {_EARLIEST.year}–{_LATEST.year}")
+    return value
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -92,7 +107,9 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"duration must be an ISO 8601 string such as PT30M, got {_kind(value)}")
+        raise ValueError(
+            f"duration must be an ISO 8601 string such as PT30M, got {json_kind(value)}"
+        )
     m = _ISO_DURATION.match(value) if len(value) <= 40 else None
     if m is None:
         raise ValueError(
@@ -134,7 +151,7 @@ def format_duration(value: timedelta) -> str:
     return out if out != "P" else "PT0S"
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """The JSON name of a value's type, for error messages."""
     if value is None:
         return "null"
@@ -180,7 +197,7 @@ Duration = Annotated[
         {
             "type": "string",
             "format": "duration",
-            "pattern": _ISO_DURATION.pattern,
+            "pattern": re.sub(r"\(\?P<\w+>", "(", _ISO_DURATION.pattern),
             "description": "ISO 8601 duration (PT30M, PT2H, P1D)",
         }
     ),
@@ -190,7 +207,7 @@ Duration = Annotated[
 Version = Annotated[Literal[1], BeforeValidator(_strict_int)]
 """The contract version field `v`: exactly the integer 1."""
 
-Count = Annotated[int, BeforeValidator(_strict_int), Field(ge=0)]
+Count = Annotated[int, Field(ge=0), BeforeValidator(_strict_int)]
 """A non-negative integer (modification, priority)."""
 
 EventId = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
