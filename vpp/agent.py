@@ -97,6 +97,9 @@ class Agent:
         """Every device's last reading and health, taken at once."""
         views: dict[str, DeviceView] = {}
         for d in self.site.devices:
+            if d.id not in self.drivers:
+                views[d.id] = DeviceView(d.id, False, {}, None, "no driver")
+                continue
             r = self.poller.latest(d.id)
             h = self.poller.health(d.id)
             views[d.id] = DeviceView(
