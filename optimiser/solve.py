@@ -1,0 +1,167 @@
+"""Persistent HiGHS solve of a PyomoLp through Pyomo's APPSI interface.
+
+The HiGHS model is built from the Pyomo model once (`set_instance`); later solves push only
+the mutable Params (`update_params`) and re-solve warm from the previous basis. The solution
+is read as arrays straight from HiGHS, indexed by the column of each Pyomo variable.
+Binaries for charge/discharge exclusivity are added as a small temporary block only for the
+steps whose LP answer charges and discharges at once (domain.md §6), then removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.common.timing import HierarchicalTimer
+from pyomo.contrib.appsi.base import TerminationCondition
+from pyomo.contrib.appsi.solvers import Highs
+
+from optimiser.inputs import SolverOptions
+from optimiser.pyomo_model import PyomoLp
+
+log = logging.getLogger(__name__)
+
+BOTH_TOL_KW = 1e-6  # both flows above this in one step count as simultaneous
+
+
+@dataclass
+class Solution:
+    """Primal values as arrays shaped like the layout; `ok` False when none is usable."""
+
+    ok: bool
+    status: str
+    objective: float
+    arrays: dict[str, np.ndarray]
+    solve_s: float
+    mip: bool = False
+
+
+class HighsSession:
+    """One persistent APPSI HiGHS solver bound to one PyomoLp."""
+
+    def __init__(self, lp: PyomoLp) -> None:
+        self.lp = lp
+        self.opt = Highs()
+        self.opt.config.stream_solver = False
+        self.opt.config.load_solution = False
+        uc = self.opt.update_config
+        # The structure never changes between plans: only the Params' values do.
+        uc.check_for_new_or_removed_constraints = False
+        uc.check_for_new_or_removed_vars = False
+        uc.check_for_new_or_removed_params = False
+        uc.check_for_new_objective = False
+        uc.update_constraints = False
+        uc.update_vars = False
+        uc.update_named_expressions = False
+        uc.update_objective = False
+        uc.update_params = True
+        self._cols: dict[str, np.ndarray] | None = None
+        self._instance_set = False
+
+    def attach(self) -> None:
+        """Hand the Pyomo model to HiGHS (the first, expensive step)."""
+        self.opt.set_instance(self.lp.model)
+        self._instance_set = True
+        self._cols = self._column_indices()
+
+    def _column_indices(self) -> dict[str, np.ndarray]:
+        # APPSI keeps id(var) -> HiGHS column; reading it avoids a ComponentMap per solve.
+        vmap: dict[int, int] = self.opt._pyomo_var_to_solver_var_map
+        m = self.lp.model
+        cols = {}
+        for name in ("P", "Y", "H", "L", "R", "imp", "over", "exp", "curt", "short"):
+            comp = getattr(m, name)
+            cols[name] = np.fromiter((vmap[id(v)] for v in comp.values()), dtype=np.int64)
+        cols["peak"] = np.array([vmap[id(m.peak)]], dtype=np.int64)
+        return cols
+
+    def solve(self, options: SolverOptions) -> Solution:
+        """Solve (first call attaches, later ones update Params and re-solve warm)."""
+        opt = self.opt
+        opt.config.time_limit = options.time_limit_s
+        opt.config.mip_gap = options.mip_rel_gap
+        opt.highs_options = dict(options.highs)
+        timer = HierarchicalTimer()
+        if not self._instance_set:
+            self.attach()
+        res = opt.solve(self.lp.model, timer=timer)
+        return self._read(res)
+
+    def _read(self, res: Any) -> Solution:
+        tc = res.termination_condition
+        h = self.opt._solver_model
+        run_s = float(h.getRunTime())
+        feasible = tc == TerminationCondition.optimal or (
+            tc in (TerminationCondition.maxTimeLimit, TerminationCondition.maxIterations)
+            and res.best_feasible_objective is not None
+        )
+        if not feasible:
+            return Solution(False, str(tc.name), float("nan"), {}, run_s)
+        assert self._cols is not None
+        x = np.asarray(h.getSolution().col_value)
+        lay = self.lp.layout
+        n = lay.n
+        arrays = {k: x[c] for k, c in self._cols.items()}
+        arrays["P"] = arrays["P"].reshape(len(lay.ports), n)
+        arrays["Y"] = arrays["Y"].reshape(len(lay.storage_block), n)
+        arrays["H"] = arrays["H"].reshape(lay.n_soft, n)
+        arrays["L"] = arrays["L"].reshape(lay.n_soft, n)
+        return Solution(True, str(tc.name), float(res.best_feasible_objective), arrays, run_s)
+
+    def simultaneous_steps(self, sol: Solution) -> list[tuple[int, int, int]]:
+        """(first port, second port, step) where a complementary pair both flow."""
+        lay = self.lp.layout
+        out: list[tuple[int, int, int]] = []
+        P = sol.arrays["P"]
+        first: dict[int, int] = {}
+        for i, b in enumerate(lay.port_block):
+            first.setdefault(b, i)
+        for b, blk in enumerate(lay.blocks):
+            if blk.complementary is None:
+                continue
+            i = first[b] + blk.complementary[0]
+            j = first[b] + blk.complementary[1]
+            both = np.nonzero((P[i] > BOTH_TOL_KW) & (P[j] > BOTH_TOL_KW))[0]
+            out.extend((i, j, int(t)) for t in both)
+        return out
+
+    def site_simultaneous(self, sol: Solution) -> list[int]:
+        """Steps where the site both imports and exports."""
+        a = sol.arrays
+        both = ((a["imp"] + a["over"]) > BOTH_TOL_KW) & (a["exp"] > BOTH_TOL_KW)
+        return [int(t) for t in np.nonzero(both)[0]]
+
+    def solve_with_binaries(
+        self, pairs: list[tuple[int, int, int]], site_steps: list[int], options: SolverOptions
+    ) -> Solution:
+        """Re-solve as a MIP with a binary per listed step (`Pc ≤ Pc_max·u`,
+        `Pd ≤ Pd_max·(1−u)`; the same for site import/export), then drop the binaries."""
+        m, lay, n = self.lp.model, self.lp.layout, self.lp.layout.n
+        blk = pyo.Block()
+        m.exclusive = blk
+        k_all = len(pairs) + len(site_steps)
+        blk.u = pyo.Var(range(k_all), domain=pyo.Binary)
+        rows: list[Any] = []
+        for k, (i, j, t) in enumerate(pairs):
+            rows.append(m.P[i * n + t] - lay.ports[i].rated_kw * blk.u[k] <= 0.0)
+            rows.append(m.P[j * n + t] + lay.ports[j].rated_kw * blk.u[k] <= lay.ports[j].rated_kw)
+        for k, t in enumerate(site_steps, start=len(pairs)):
+            big = float(pyo.value(m.imp_lim))
+            rows.append(m.imp[t] - big * blk.u[k] <= 0.0)
+            rows.append(m.exp[t] + float(pyo.value(m.exp_lim)) * blk.u[k] <= m.exp_lim)
+        blk.rows = pyo.Constraint(range(len(rows)), rule=lambda _b, r: rows[r])
+        self.opt.add_block(blk)
+        try:
+            self.opt.config.time_limit = options.time_limit_s
+            res = self.opt.solve(m)
+            sol = self._read(res)
+            sol.mip = True
+            return sol
+        finally:
+            self.opt.remove_block(blk)
+            m.del_component(blk)
+            # The MIP left HiGHS without a basis worth reusing; keep the LP as the next start.
+            self.opt._solver_model.clearSolver()
