@@ -17,9 +17,11 @@ from optimiser.inputs import Problem
 from optimiser.layout import make_data, make_layout
 from optimiser.pyomo_model import PyomoLp
 from optimiser.schedule import CostBreakdown, Schedule, Timings, assemble
-from optimiser.solve import HighsSession
+from optimiser.solve import HighsSession, Solution
 
 log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 3  # MIP rounds with step-wise binaries before binaries on every step
 
 
 class Planner:
@@ -60,10 +62,7 @@ class Planner:
             assert self._session is not None
             sol = self._session.solve(problem.solver)
             if sol.ok:
-                pairs = self._session.simultaneous_steps(sol)
-                site = self._session.site_simultaneous(sol)
-                if pairs or site:
-                    sol = self._session.solve_with_binaries(pairs, site, problem.solver)
+                sol = self._exclusive(sol, problem)
             t2 = time.perf_counter()
             tm.solve_s = t2 - t1
             tm.solver_run_s = sol.solve_s
@@ -79,6 +78,30 @@ class Planner:
         tm.extract_s = time.perf_counter() - t2
         sched.timings = tm
         return sched
+
+    def _exclusive(self, sol: Solution, problem: Problem) -> Solution:
+        """Add binaries where the answer charges and discharges (or imports and exports) in
+        one step, and re-solve; the MIP may move the flows to other steps, so repeat with
+        the union, and after MAX_ROUNDS put binaries on every step of those pairs."""
+        assert self._session is not None
+        session = self._session
+        pairs: set[tuple[int, int, int]] = set()
+        site: set[int] = set()
+        for rnd in range(MAX_ROUNDS + 1):
+            new_pairs = set(session.simultaneous_steps(sol)) - pairs
+            new_site = set(session.site_simultaneous(sol)) - site
+            if not new_pairs and not new_site:
+                return sol
+            pairs |= new_pairs
+            site |= new_site
+            if rnd == MAX_ROUNDS - 1:
+                n = session.lp.layout.n
+                pairs |= {(i, j, t) for i, j, _ in pairs for t in range(n)}
+                site |= set(range(n)) if site else set()
+            sol = session.solve_with_binaries(sorted(pairs), sorted(site), problem.solver)
+            if not sol.ok:
+                return sol
+        return Solution(False, "exclusivity not reached", float("nan"), {}, sol.solve_s)
 
 
 def _timed(s: Schedule, tm: Timings, t0: float) -> Schedule:
