@@ -107,11 +107,10 @@ def _battery(a: BatteryAsset, n: int, dt: float, pen_final: float) -> Block:
     ]  # fmt: skip
     lo_set = a.soc_min_kwh
     hi_set = a.capacity_kwh if a.soc_max_kwh is None else a.soc_max_kwh
-    # A start outside the band is reachable only at the power limits: widen the band by
-    # what the limits cannot undo by each step, so the hard band is always feasible.
-    steps = np.arange(1, n + 1)
-    lo = np.minimum(lo_set, a.soc_kwh + steps * dt * a.charge_max_kw * a.charge_efficiency)
-    hi = np.maximum(hi_set, a.soc_kwh - steps * dt * a.discharge_max_kw / a.discharge_efficiency)
+    # A start outside the band widens the band to include it: idling must stay feasible
+    # (the site may be unable to absorb a forced discharge or to supply a forced charge).
+    lo = np.full(n, min(lo_set, a.soc_kwh))
+    hi = np.full(n, max(hi_set, a.soc_kwh))
     storage = Storage(
         unit="kWh", decay=1.0, x0=a.soc_kwh, drive=np.zeros(n), lo=lo, hi=hi,
         terminal_value=a.terminal_value,

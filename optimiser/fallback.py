@@ -65,8 +65,8 @@ def fallback_arrays(layout: Layout, data: Data) -> dict[str, np.ndarray]:
     # Scale EVs down where the import limit would be passed.
     ev_load = P[ev_like].sum(axis=0) if ev_like else np.zeros(n)
     excess = np.maximum(0.0, net - data.imp_lim)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(ev_load > 0, np.maximum(0.0, 1.0 - excess / ev_load), 1.0)
+    ratio = np.divide(excess, ev_load, out=np.zeros(n), where=ev_load > 1e-9)
+    scale = np.where(ev_load > 1e-9, np.maximum(0.0, 1.0 - ratio), 1.0)
     for i in ev_like:
         P[i] *= scale
     net = net - ev_load * (1.0 - scale)
