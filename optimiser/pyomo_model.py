@@ -168,45 +168,43 @@ class PyomoLp:
                 ov.append(m.R[layout.soft_req[r]])
         m.obj = pyo.Objective(expr=sum(c * v for c, v in zip(oc, ov, strict=True)))
 
-        self._params_flat = {
+        self.data = data
+        self._series = {
             "y_lo": list(m.y_lo.values()),
             "y_hi": list(m.y_hi.values()),
             "dyn_rhs": list(m.dyn_rhs.values()),
             "req_rhs": list(m.req_rhs.values()),
             "p_ub": list(m.p_ub.values()),
+            "bal_rhs": list(m.bal_rhs.values()),
+            "cap": list(m.cap.values()),
+            "pv": list(m.pv.values()),
+            "price_imp": list(m.price_imp.values()),
+            "carbon_imp": list(m.carbon_imp.values()),
+            "price_exp": list(m.price_exp.values()),
         }
 
+    def _flat(self, data: Data, name: str) -> np.ndarray:
+        if name == "p_ub":
+            return data.p_ub[self._mut_ports].reshape(-1)
+        return np.asarray(getattr(data, name), dtype=float).reshape(-1)
+
     def set_data(self, data: Data) -> None:
-        """Write the numbers of a new plan into the mutable Params."""
-        m, n = self.model, self.layout.n
-        pf = self._params_flat
-        _store(pf["y_lo"], data.y_lo.ravel())
-        _store(pf["y_hi"], data.y_hi.ravel())
-        _store(pf["dyn_rhs"], data.dyn_rhs.ravel())
-        _store(pf["req_rhs"], data.req_rhs)
-        if len(self._mut_ports):
-            _store(pf["p_ub"], data.p_ub[self._mut_ports].reshape(-1))
-        for name, arr in (
-            ("bal_rhs", data.bal_rhs),
-            ("cap", data.cap),
-            ("pv", data.pv),
-            ("price_imp", data.price_imp),
-            ("carbon_imp", data.carbon_imp),
-            ("price_exp", data.price_exp),
-        ):
-            _store(list(getattr(m, name).values()), arr)
+        """Write the numbers of a new plan into the mutable Params (only those that differ
+        from the previous plan's)."""
+        m, old = self.model, self.data
+        for name, params in self._series.items():
+            new, prev = self._flat(data, name), self._flat(old, name)
+            changed = np.nonzero(~((new == prev) | (np.isnan(new) & np.isnan(prev))))[0]
+            vals = new[changed].tolist()
+            for k, v in zip(changed.tolist(), vals, strict=True):
+                params[k].set_value(v)
         m.imp_lim.set_value(data.imp_lim)
         m.exp_lim.set_value(data.exp_lim)
         m.peak_lb.set_value(data.peak_lb)
         m.demand_charge.set_value(data.demand_charge)
-        assert len(data.bal_rhs) == n
+        self.data = data
 
 
 def _init(values: np.ndarray, index: Any) -> dict[int, float]:
     vals = values.tolist()
     return {k: vals[k] for k in index} if not isinstance(index, range) else dict(enumerate(vals))
-
-
-def _store(params: list[Any], values: np.ndarray) -> None:
-    for p, v in zip(params, values.tolist(), strict=True):
-        p.set_value(v)

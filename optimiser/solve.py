@@ -57,7 +57,9 @@ class HighsSession:
         uc.update_vars = False
         uc.update_named_expressions = False
         uc.update_objective = False
-        uc.update_params = True
+        # Params are pushed to HiGHS in bulk by `push` (APPSI would call HiGHS once per
+        # bound); tests check that the two give the same HiGHS model.
+        uc.update_params = False
         self._cols: dict[str, np.ndarray] | None = None
         self._instance_set = False
 
@@ -66,6 +68,50 @@ class HighsSession:
         self.opt.set_instance(self.lp.model)
         self._instance_set = True
         self._cols = self._column_indices()
+        cmap: dict[Any, int] = self.opt._pyomo_con_to_solver_con_map
+        m = self.lp.model
+        self._rows = {
+            name: np.fromiter((cmap[c] for c in getattr(m, name).values()), dtype=np.int32)
+            for name in ("dyn", "bal", "dr", "req")
+        }
+
+    def push(self) -> None:
+        """Copy the Pyomo Params' current numbers (PyomoLp.data) into the HiGHS model in a
+        few array calls: the bulk equivalent of APPSI's `update_params`."""
+        assert self._cols is not None
+        h, d, lay = self.opt._solver_model, self.lp.data, self.lp.layout
+        n, dt = lay.n, lay.dt
+        c, r = self._cols, self._rows
+        zeros, inf = np.zeros(n), np.full(n, np.inf)
+
+        def cols(idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+            if len(idx):
+                h.changeColsBounds(len(idx), idx.astype(np.int32), lo, hi)
+
+        def rows(idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+            if len(idx):
+                h.changeRowsBounds(len(idx), idx, lo, hi)
+
+        mut = self.lp._mut_ports
+        if len(mut):
+            pc = c["P"].reshape(len(lay.ports), n)[mut].reshape(-1)
+            cols(pc, np.zeros(len(pc)), d.p_ub[mut].reshape(-1))
+        cols(c["Y"], d.y_lo.ravel(), d.y_hi.ravel())
+        cols(c["imp"], zeros, np.full(n, d.imp_lim))
+        cols(c["exp"], zeros, np.full(n, d.exp_lim))
+        cols(c["curt"], zeros, d.pv.astype(float))
+        cols(c["peak"], np.array([d.peak_lb]), np.array([np.inf]))
+        dyn = d.dyn_rhs.ravel()
+        rows(r["dyn"], dyn, dyn)
+        rows(r["bal"], d.bal_rhs, d.bal_rhs)
+        rows(r["dr"], -inf, d.cap.astype(float))
+        rows(r["req"], d.req_rhs.astype(float), np.full(len(d.req_rhs), np.inf))
+        ci = (d.price_imp + d.carbon_imp) * dt
+        idx = np.concatenate([c["imp"], c["over"], c["exp"], c["peak"]]).astype(np.int32)
+        cost = np.concatenate(
+            [ci, ci + lay.pen_over * dt, -d.price_exp * dt, np.array([d.demand_charge])]
+        )
+        h.changeColsCost(len(idx), idx, cost)
 
     def _column_indices(self) -> dict[str, np.ndarray]:
         # APPSI keeps id(var) -> HiGHS column; reading it avoids a ComponentMap per solve.
@@ -87,13 +133,16 @@ class HighsSession:
         timer = HierarchicalTimer()
         if not self._instance_set:
             self.attach()
+        else:
+            self.push()
+        before = float(opt._solver_model.getRunTime())
         res = opt.solve(self.lp.model, timer=timer)
-        return self._read(res)
+        return self._read(res, before)
 
-    def _read(self, res: Any) -> Solution:
+    def _read(self, res: Any, before: float = 0.0) -> Solution:
         tc = res.termination_condition
         h = self.opt._solver_model
-        run_s = float(h.getRunTime())
+        run_s = float(h.getRunTime()) - before  # HiGHS's run clock accumulates
         feasible = tc == TerminationCondition.optimal or (
             tc in (TerminationCondition.maxTimeLimit, TerminationCondition.maxIterations)
             and res.best_feasible_objective is not None
@@ -156,8 +205,9 @@ class HighsSession:
         self.opt.add_block(blk)
         try:
             self.opt.config.time_limit = options.time_limit_s
+            before = float(self.opt._solver_model.getRunTime())
             res = self.opt.solve(m)
-            sol = self._read(res)
+            sol = self._read(res, before)
             sol.mip = True
             return sol
         finally:
