@@ -31,46 +31,37 @@ class PyomoLp:
         self.model = m
         flat = range(n)
 
-        # ---- mutable data
+        # ---- mutable data: row right-hand sides and prices are Params; variable bounds are
+        # plain numbers on the Vars, re-set by set_data (cheaper to build and to hand over).
         mut_ports = [i for i, p in enumerate(layout.ports) if p.ub_varies]
         self._mut_ports = np.array(mut_ports, dtype=int)
-        mut_idx = [i * n + t for i in mut_ports for t in flat]
-        m.p_ub = pyo.Param(mut_idx, mutable=True, initialize=_init(data.p_ub.ravel(), mut_idx))
         all_s = list(range(ns * n))
-        m.y_lo = pyo.Param(all_s, mutable=True, initialize=_init(data.y_lo.ravel(), all_s))
-        m.y_hi = pyo.Param(all_s, mutable=True, initialize=_init(data.y_hi.ravel(), all_s))
         m.dyn_rhs = pyo.Param(all_s, mutable=True, initialize=_init(data.dyn_rhs.ravel(), all_s))
         nr = len(layout.reqs)
         m.req_rhs = pyo.Param(range(nr), mutable=True, initialize=_init(data.req_rhs, range(nr)))
         m.bal_rhs = pyo.Param(flat, mutable=True, initialize=_init(data.bal_rhs, flat))
         m.cap = pyo.Param(flat, mutable=True, initialize=_init(data.cap, flat))
-        m.pv = pyo.Param(flat, mutable=True, initialize=_init(data.pv, flat))
         m.price_imp = pyo.Param(flat, mutable=True, initialize=_init(data.price_imp, flat))
         m.carbon_imp = pyo.Param(flat, mutable=True, initialize=_init(data.carbon_imp, flat))
         m.price_exp = pyo.Param(flat, mutable=True, initialize=_init(data.price_exp, flat))
-        m.imp_lim = pyo.Param(mutable=True, initialize=data.imp_lim)
-        m.exp_lim = pyo.Param(mutable=True, initialize=data.exp_lim)
-        m.peak_lb = pyo.Param(mutable=True, initialize=data.peak_lb)
         m.demand_charge = pyo.Param(mutable=True, initialize=data.demand_charge)
 
         # ---- variables
-        rated = np.repeat([p.rated_kw for p in layout.ports], n)
-        varies = np.repeat([p.ub_varies for p in layout.ports], n)
-        p_bounds = [
-            (0.0, m.p_ub[k] if varies[k] else float(rated[k])) for k in range(np_ * n)
-        ]  # fmt: skip
-        m.P = pyo.Var(range(np_ * n), bounds=lambda _m, k: p_bounds[k])
-        m.Y = pyo.Var(all_s, bounds=lambda _m, k: (_m.y_lo[k], _m.y_hi[k]))
+        p_ub = data.p_ub.ravel().tolist()
+        y_lo, y_hi = data.y_lo.ravel().tolist(), data.y_hi.ravel().tolist()
+        pv = data.pv.tolist()
+        m.P = pyo.Var(range(np_ * n), bounds=lambda _m, k: (0.0, p_ub[k]))
+        m.Y = pyo.Var(all_s, bounds=lambda _m, k: (y_lo[k], y_hi[k]))
         nsoft = layout.n_soft
         m.H = pyo.Var(range(nsoft * n), domain=pyo.NonNegativeReals)
         m.L = pyo.Var(range(nsoft * n), domain=pyo.NonNegativeReals)
         m.R = pyo.Var(range(layout.n_slack), domain=pyo.NonNegativeReals)
-        m.imp = pyo.Var(flat, bounds=lambda _m, t: (0.0, _m.imp_lim))
+        m.imp = pyo.Var(flat, bounds=(0.0, data.imp_lim))
         m.over = pyo.Var(flat, domain=pyo.NonNegativeReals)
-        m.exp = pyo.Var(flat, bounds=lambda _m, t: (0.0, _m.exp_lim))
-        m.curt = pyo.Var(flat, bounds=lambda _m, t: (0.0, _m.pv[t]))
+        m.exp = pyo.Var(flat, bounds=(0.0, data.exp_lim))
+        m.curt = pyo.Var(flat, bounds=lambda _m, t: (0.0, pv[t]))
         m.short = pyo.Var(flat, domain=pyo.NonNegativeReals)
-        m.peak = pyo.Var(bounds=(m.peak_lb, None))
+        m.peak = pyo.Var(bounds=(data.peak_lb, None))
 
         # ---- storage dynamics
         def x_terms(s: int, t: int, scale: float) -> tuple[list[float], list[Any]]:
@@ -170,37 +161,51 @@ class PyomoLp:
 
         self.data = data
         self._series = {
-            "y_lo": list(m.y_lo.values()),
-            "y_hi": list(m.y_hi.values()),
             "dyn_rhs": list(m.dyn_rhs.values()),
             "req_rhs": list(m.req_rhs.values()),
-            "p_ub": list(m.p_ub.values()),
             "bal_rhs": list(m.bal_rhs.values()),
             "cap": list(m.cap.values()),
-            "pv": list(m.pv.values()),
             "price_imp": list(m.price_imp.values()),
             "carbon_imp": list(m.carbon_imp.values()),
             "price_exp": list(m.price_exp.values()),
         }
+        pvars = list(m.P.values())
+        self._mut_p = [pvars[i * n + t] for i in mut_ports for t in flat]
+        self._y = list(m.Y.values())
+        self._curt = list(m.curt.values())
 
     def _flat(self, data: Data, name: str) -> np.ndarray:
         if name == "p_ub":
             return data.p_ub[self._mut_ports].reshape(-1)
         return np.asarray(getattr(data, name), dtype=float).reshape(-1)
 
+    def _changed(self, data: Data, name: str) -> tuple[list[int], list[float]]:
+        new, prev = self._flat(data, name), self._flat(self.data, name)
+        changed = np.nonzero(~((new == prev) | (np.isnan(new) & np.isnan(prev))))[0]
+        return changed.tolist(), new[changed].tolist()
+
     def set_data(self, data: Data) -> None:
-        """Write the numbers of a new plan into the mutable Params (only those that differ
-        from the previous plan's)."""
-        m, old = self.model, self.data
+        """Write the numbers of a new plan into the model: Params and Var bounds (only
+        those that differ from the previous plan's)."""
+        m = self.model
         for name, params in self._series.items():
-            new, prev = self._flat(data, name), self._flat(old, name)
-            changed = np.nonzero(~((new == prev) | (np.isnan(new) & np.isnan(prev))))[0]
-            vals = new[changed].tolist()
-            for k, v in zip(changed.tolist(), vals, strict=True):
+            for k, v in zip(*self._changed(data, name), strict=True):
                 params[k].set_value(v)
-        m.imp_lim.set_value(data.imp_lim)
-        m.exp_lim.set_value(data.exp_lim)
-        m.peak_lb.set_value(data.peak_lb)
+        for k, v in zip(*self._changed(data, "p_ub"), strict=True):
+            self._mut_p[k].setub(v)
+        for k, v in zip(*self._changed(data, "y_lo"), strict=True):
+            self._y[k].setlb(v)
+        for k, v in zip(*self._changed(data, "y_hi"), strict=True):
+            self._y[k].setub(v)
+        for k, v in zip(*self._changed(data, "pv"), strict=True):
+            self._curt[k].setub(v)
+        if data.imp_lim != self.data.imp_lim:
+            for x in m.imp.values():
+                x.setub(data.imp_lim)
+        if data.exp_lim != self.data.exp_lim:
+            for x in m.exp.values():
+                x.setub(data.exp_lim)
+        m.peak.setlb(data.peak_lb)
         m.demand_charge.set_value(data.demand_charge)
         self.data = data
 

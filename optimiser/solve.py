@@ -39,12 +39,26 @@ class Solution:
     mip: bool = False
 
 
+class _Highs(Highs):  # type: ignore[misc]
+    """APPSI HiGHS with the C++ expression walker kept on (its `_reinit` turns it off)."""
+
+    def __init__(self, only_child_vars: bool = False) -> None:
+        super().__init__(only_child_vars=only_child_vars)
+        self.use_extensions = True
+
+    def _reinit(self) -> None:
+        super()._reinit()
+        self.use_extensions = True
+
+
 class HighsSession:
     """One persistent APPSI HiGHS solver bound to one PyomoLp."""
 
     def __init__(self, lp: PyomoLp) -> None:
         self.lp = lp
-        self.opt = Highs()
+        # only_child_vars: every Var of the model is handed over in one batch (else APPSI
+        # adds them constraint by constraint); use_extensions: walk expressions in C++.
+        self.opt = _Highs(only_child_vars=True)
         self.opt.config.stream_solver = False
         self.opt.config.load_solution = False
         uc = self.opt.update_config
@@ -76,8 +90,9 @@ class HighsSession:
         }
 
     def push(self) -> None:
-        """Copy the Pyomo Params' current numbers (PyomoLp.data) into the HiGHS model in a
-        few array calls: the bulk equivalent of APPSI's `update_params`."""
+        """Copy the model's current numbers (PyomoLp.data: Params and Var bounds) into the
+        HiGHS model in a few array calls: the bulk equivalent of APPSI's `update_params` and
+        `update_variables`."""
         assert self._cols is not None
         h, d, lay = self.opt._solver_model, self.lp.data, self.lp.layout
         n, dt = lay.n, lay.dt
@@ -197,10 +212,10 @@ class HighsSession:
         for k, (i, j, t) in enumerate(pairs):
             rows.append(m.P[i * n + t] - lay.ports[i].rated_kw * blk.u[k] <= 0.0)
             rows.append(m.P[j * n + t] + lay.ports[j].rated_kw * blk.u[k] <= lay.ports[j].rated_kw)
+        imp_lim, exp_lim = self.lp.data.imp_lim, self.lp.data.exp_lim
         for k, t in enumerate(site_steps, start=len(pairs)):
-            big = float(pyo.value(m.imp_lim))
-            rows.append(m.imp[t] - big * blk.u[k] <= 0.0)
-            rows.append(m.exp[t] + float(pyo.value(m.exp_lim)) * blk.u[k] <= m.exp_lim)
+            rows.append(m.imp[t] - imp_lim * blk.u[k] <= 0.0)
+            rows.append(m.exp[t] + exp_lim * blk.u[k] <= exp_lim)
         blk.rows = pyo.Constraint(range(len(rows)), rule=lambda _b, r: rows[r])
         self.opt.add_block(blk)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pyomo.environ import Var
 
 from optimiser import (
     BatteryAsset,
@@ -29,7 +30,9 @@ def mixed(shift: float = 0.0) -> object:
             id="b", capacity_kwh=30.0, charge_max_kw=10.0, discharge_max_kw=12.0,
             soc_kwh=5.0 + shift, final_soc_kwh=10.0, terminal_value=0.05,
         ),
-        EvSession(id="e", arrival_step=1, departure_step=12, energy_kwh=20.0, max_kw=11.0),
+        EvSession(
+            id="e", arrival_step=1 + int(shift), departure_step=12, energy_kwh=20.0, max_kw=11.0
+        ),
         ThermalZoneAsset(
             id="z", r_k_per_kw=8.0, c_kwh_per_k=1.5, cop=3.5, max_kw=4.0, temp_c=25.5 + shift,
             comfort_min_c=[22.0] * N, comfort_max_c=[25.0] * N, internal_gain_kw=[1.2] * N,
@@ -41,7 +44,11 @@ def mixed(shift: float = 0.0) -> object:
     ev = DrEvent(kind="curtail_kw", start=at(6), end=at(9), value=10.0 + shift)
     return problem(
         N, assets, price=prices, events=[ev], baseline_kw=[40.0] * N,
-        site_kw={"demand_charge": 0.3, "pv_kw": [15.0] * N, "export_limit_kw": 3.0},
+        site_kw={
+            "demand_charge": 0.3 + shift, "pv_kw": [15.0 + shift] * N,
+            "export_limit_kw": 3.0 + shift, "import_limit_kw": 200.0 - shift,
+            "peak_so_far_kw": 5.0 * shift,
+        },
     )  # fmt: skip
 
 
@@ -69,7 +76,7 @@ def test_replan_and_raw_warm_resolve_agree() -> None:
     assert s2.objective == pytest.approx(raw.solve(), rel=1e-6)
 
 
-def test_bulk_push_equals_appsi_update_params() -> None:
+def test_bulk_push_equals_appsi_update() -> None:
     pl = Planner()
     pl.plan(mixed())  # type: ignore[arg-type]
     pl.plan(mixed(shift=1.5))  # type: ignore[arg-type]
@@ -85,7 +92,9 @@ def test_bulk_push_equals_appsi_update_params() -> None:
         ]  # fmt: skip
 
     ours = snapshot()
-    session.opt.update_params()  # APPSI recomputes every mutable bound/cost from the Params
+    # APPSI recomputes every mutable bound, rhs and cost from the Pyomo model itself.
+    session.opt.update_variables(list(session.lp.model.component_data_objects(Var)))
+    session.opt.update_params()
     theirs = snapshot()
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
