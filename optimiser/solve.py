@@ -39,7 +39,7 @@ class Solution:
     mip: bool = False
 
 
-class _Highs(Highs):  # type: ignore[misc]
+class _Highs(Highs):
     """APPSI HiGHS with the C++ expression walker kept on (its `_reinit` turns it off)."""
 
     def __init__(self, only_child_vars: bool = False) -> None:
