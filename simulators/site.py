@@ -129,11 +129,14 @@ class SimulatedSite:
         self.step_s = step_s
         self.telemetry_period_s = telemetry_period_s
         self.start = clock.now()
+        self._t0 = clock.monotonic()
+        self._stepped_s = 0.0  # physics done up to start + this
         self.base_load = BaseLoad(base_load, self.env, random.Random(seed)) if base_load else None
         self.devices: dict[str, ServedDevice] = {}
         for d in devices:
             model = build_model(d.profile.kind, d.params, self.env, self.start, self._total_kw)
-            self.devices[d.id] = ServedDevice(d.id, model, clock, d.faults)
+            device = ServedDevice(d.id, model, clock, d.faults, before=self.catch_up)
+            self.devices[d.id] = device
         self.site_meter = MeterSim(MeterParams(), self._total_kw)
         self._modbus: dict[str, ModbusDeviceServer] = {}  # by device id (shared per port)
         self._mqtt: dict[str, MqttDeviceServer] = {}
@@ -149,9 +152,10 @@ class SimulatedSite:
                 total += d.model.power_kw
         return total
 
-    def step(self, dt_s: float, now: datetime) -> None:
-        """Advance every device over [now, now + dt_s], then the meters."""
-        now_s = self.clock.monotonic()
+    def step(self, dt_s: float, now: datetime, now_s: float | None = None) -> None:
+        """Advance every device over [now, now + dt_s] (watchdogs checked at `now_s`, the
+        step's start on the clock's monotonic scale), then the meters."""
+        now_s = self.clock.monotonic() if now_s is None else now_s
         meters = []
         for d in self.devices.values():
             if d.model.kind is Kind.meter:
@@ -166,20 +170,31 @@ class SimulatedSite:
         self.site_meter.step(dt_s, now)
         self.steps += 1
 
+    def catch_up(self) -> None:
+        """Run every step that ended at or before the clock's present, so that whoever looks
+        at time t sees the state at the last step boundary, whatever task woke first."""
+        now_s = self.clock.monotonic()
+        while self._stepped_s + self.step_s <= now_s - self._t0 + 1e-9:
+            start = self.start + timedelta(seconds=self._stepped_s)
+            self.step(self.step_s, start, self._t0 + self._stepped_s)
+            self._stepped_s += self.step_s
+
     async def _physics(self) -> None:
-        t = self.clock.monotonic()
+        k = 0
         while True:
-            t += self.step_s
-            await self.clock.sleep_until(t)
-            self.step(self.step_s, self.clock.now() - timedelta(seconds=self.step_s))
+            k += 1
+            await self.clock.sleep_until(self._t0 + k * self.step_s)
+            self.catch_up()
 
     def meter_kw(self) -> float:
         """Site import power (kW, negative when exporting), average over the last step."""
+        self.catch_up()
         return self.site_meter.power_kw
 
     def state(self) -> dict[str, dict[str, float]]:
         """True values of every device (faults such as `stuck` do not apply), plus `site`:
         import_power_kw and the energy counters of the site's own meter."""
+        self.catch_up()
         out = {i: d.model.read() for i, d in self.devices.items()}
         out["site"] = self.site_meter.read()
         if self.base_load:
