@@ -4,7 +4,7 @@ Telemetry: a JSON object of the profile's fields plus `ts` (ISO 8601, UTC), publ
 `period_s` of clock time on the telemetry topic (QoS 0), and right after each command.
 Commands: a JSON object of writable fields (optionally `cmd_id`) on the command topic; all
 fields are checked (known, writable, right type, within min/max) before any is applied.
-Each command is answered on `<command topic>/ack` with `{"cmd_id", "ok", "error"?}`.
+Each command is answered on `<command topic>/ack` with `{"cmd_id", "ok", "error"?, "ts"}`.
 State: retained `{"online": true}` on the state topic, `{"online": false}` as the Will.
 
 Under a VirtualClock the server calls `clock.arrived(<command topic>)` on each command, so a
@@ -152,6 +152,12 @@ class MqttDeviceServer:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._publish_loop(client))
                     tg.create_task(self._command_loop(client))
+            except asyncio.CancelledError:
+                # Told to go offline: a clean disconnect sends no Will, so say it ourselves.
+                offline = json.dumps({"online": False})
+                with contextlib.suppress(Exception):
+                    await client.publish(self.state_topic, offline, qos=1, retain=True)
+                raise
             finally:
                 self.connected.clear()
 
@@ -188,8 +194,9 @@ class MqttDeviceServer:
             self.device.command(values)
         except CommandError as e:
             log.warning("device %s refused a command: %s", self.device.id, e)
-            ack = {"cmd_id": cmd_id, "ok": False, "error": str(e)}
+            ack: dict[str, Any] = {"cmd_id": cmd_id, "ok": False, "error": str(e)}
         else:
             ack = {"cmd_id": cmd_id, "ok": True}
+        ack["ts"] = self.clock.now().isoformat()
         await client.publish(self.ack_topic, json.dumps(ack), qos=1)
         await self.publish_telemetry(client)
