@@ -37,8 +37,7 @@ class EvChargerSim(DeviceModel):
         self.session: int | None = None  # index in windows of the current or last session
         self.session_energy_kwh = 0.0
         self.delivered_kwh: list[float] = [0.0] * len(self.windows)
-        self.plugged = False
-        self._t = 0.0
+        self.plugged = any(arr <= 0 < dep for arr, dep, _, _ in self.windows)
 
     def step(self, dt_s: float, now: datetime) -> None:
         t0 = (now - self.start).total_seconds()
@@ -58,7 +57,6 @@ class EvChargerSim(DeviceModel):
             self.session_energy_kwh = self.delivered_kwh[i]
             energy += e
         self.power_kw = energy * 3600 / dt_s if dt_s > 0 else 0.0
-        self._t = t1
         self.plugged = any(arr <= t1 < dep for arr, dep, _, _ in self.windows)
 
     def fallback(self) -> None:

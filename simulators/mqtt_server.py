@@ -107,6 +107,8 @@ class MqttDeviceServer:
         self.client_id = f"sim-{site_id}-{device.id}"
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self.served_once = False
+        self.reconnect_s = 1.0
 
     @property
     def running(self) -> bool:
@@ -123,14 +125,21 @@ class MqttDeviceServer:
         await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         if self._task.done():
-            self._task.result()  # raises the connection error
+            task, self._task = self._task, None
+            try:
+                task.result()
+            except aiomqtt.MqttError as e:
+                raise ConnectionError(
+                    f"devices.{self.device.id}: cannot reach the MQTT broker at "
+                    f"{self.host}:{self.port}: {e}"
+                ) from e
 
     async def stop(self) -> None:
         """Disconnect (the broker publishes the Will: offline)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task
 
     async def set_offline(self, offline: bool) -> None:
@@ -138,6 +147,18 @@ class MqttDeviceServer:
         await (self.stop() if offline else self.start())
 
     async def _run(self) -> None:
+        """Serve; after a first successful connection, reconnect when the broker drops us."""
+        while True:
+            try:
+                await self._serve()
+                return
+            except aiomqtt.MqttError as e:
+                if not self.served_once:
+                    raise
+                log.warning("device %s lost the broker (%s); reconnecting", self.device.id, e)
+                await self.clock.sleep(self.reconnect_s)
+
+    async def _serve(self) -> None:
         will = aiomqtt.Will(self.state_topic, json.dumps({"online": False}), qos=1, retain=True)
         client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, will=will)
         async with contextlib.AsyncExitStack() as stack:
@@ -148,6 +169,7 @@ class MqttDeviceServer:
                 online = json.dumps({"online": True})
                 await client.publish(self.state_topic, online, qos=1, retain=True)
             self.connected.set()
+            self.served_once = True
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._publish_loop(client))

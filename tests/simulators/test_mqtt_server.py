@@ -131,3 +131,14 @@ async def test_mqtt_charger_telemetry_commands_and_faults(
             # The watchdog: 60 s after the last command the default limit returns.
             await clock.sleep(61)
             assert site.state()["ev"]["power_limit_kw"] == 11.0
+
+
+async def test_unreachable_broker_is_named_with_the_device() -> None:
+    from tests.conftest import free_port
+
+    clock = VirtualClock()
+    spec = SimDeviceSpec("ev9", profile("ev-charger-mqtt"))
+    site = SimulatedSite(clock, [spec], broker=("127.0.0.1", free_port()))
+    with pytest.raises(ConnectionError, match=r"devices\.ev9: cannot reach the MQTT broker"):
+        async with site:
+            pass
