@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel
 
@@ -57,9 +58,8 @@ class SimDeviceSpec:
     faults: Faults | None = None
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a simulated device is served (MQTT: the broker's host and port)."""
+class Endpoint(NamedTuple):
+    """Where a simulated device is served (MQTT: the broker's host and port; no unit id)."""
 
     id: str
     kind: Kind
@@ -75,7 +75,7 @@ def build_model(
     params: BaseModel | None,
     env: Environment,
     start: datetime,
-    total_kw: Any = None,
+    total_kw: Callable[[], float] | None = None,
 ) -> DeviceModel:
     """The physics model of a kind (`params` checked against `PARAMS[kind]`)."""
     p = params if params is not None else PARAMS[kind]()
