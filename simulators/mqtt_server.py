@@ -9,7 +9,10 @@ State: retained `{"online": true}` on the state topic, `{"online": false}` as th
 
 Under a VirtualClock the server calls `clock.arrived(<command topic>)` on each command, so a
 controller that calls `clock.expect(<command topic>)` before publishing holds time still
-until the command is in.
+until the command is in. With `announce=True` (replay, where the receiver runs in this
+process) the server calls `clock.expect(<telemetry topic>)` before each telemetry message
+and `clock.expect(<command topic>/ack)` before each ack; the receiver must call
+`clock.arrived(<topic>)` for each, and time stands still until it has.
 """
 
 from __future__ import annotations
@@ -93,12 +96,14 @@ class MqttDeviceServer:
         host: str,
         port: int,
         period_s: float = 5.0,
+        announce: bool = False,
     ) -> None:
         self.clock = clock
         self.device = device
         self.profile = profile
         self.host, self.port = host, port
         self.period_s = period_s
+        self.announce = announce
         fill = {"site": site_id, "device": device.id}
         self.telemetry_topic = profile.topics.telemetry.format(**fill)
         self.command_topic = profile.topics.command.format(**fill)
@@ -188,6 +193,8 @@ class MqttDeviceServer:
         payload = telemetry_payload(
             self.profile, self.device.values(), self.clock.now().isoformat()
         )
+        if self.announce:
+            self.clock.expect(self.telemetry_topic)
         await client.publish(self.telemetry_topic, payload, qos=0)
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
@@ -220,5 +227,7 @@ class MqttDeviceServer:
         else:
             ack = {"cmd_id": cmd_id, "ok": True}
         ack["ts"] = self.clock.now().isoformat()
+        if self.announce:
+            self.clock.expect(self.ack_topic)
         await client.publish(self.ack_topic, json.dumps(ack), qos=1)
         await self.publish_telemetry(client)

@@ -101,7 +101,8 @@ class SimulatedSite:
     Every `step_s` of clock time each device steps over the interval that just ended, then
     the meters sum the base load and every device's power (kW, consumption positive). The
     only randomness (base-load noise) comes from `seed`, so a run is reproducible.
-    MQTT devices need `broker` = (host, port).
+    MQTT devices need `broker` = (host, port); `announce_mqtt` makes them announce each
+    telemetry message and ack to the clock (see `simulators.mqtt_server`).
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class SimulatedSite:
         base_load: BaseLoadParams | None = None,
         seed: int = 0,
         telemetry_period_s: float = 5.0,
+        announce_mqtt: bool = False,
     ) -> None:
         if step_s <= 0:
             raise ValueError("step_s must be positive")
@@ -128,6 +130,7 @@ class SimulatedSite:
         self.broker = broker
         self.step_s = step_s
         self.telemetry_period_s = telemetry_period_s
+        self.announce_mqtt = announce_mqtt
         self.start = clock.now()
         self._t0 = clock.monotonic()
         self._stepped_s = 0.0  # physics done up to start + this
@@ -235,6 +238,7 @@ class SimulatedSite:
                     self.site_id,
                     *self.broker,
                     period_s=self.telemetry_period_s,
+                    announce=self.announce_mqtt,
                 )
                 self._mqtt[spec.id] = server
                 if not device.faults.offline:

@@ -142,3 +142,35 @@ async def test_unreachable_broker_is_named_with_the_device() -> None:
     with pytest.raises(ConnectionError, match=r"devices\.ev9: cannot reach the MQTT broker"):
         async with site:
             pass
+
+
+async def test_announced_telemetry_arrives_at_the_instant_it_was_sent(
+    mosquitto: Broker, request: pytest.FixtureRequest
+) -> None:
+    clock = VirtualClock()
+    spec = SimDeviceSpec("ev", profile("ev-charger-mqtt"))
+    topic = "vpp/announce/ev/telemetry"
+    site = SimulatedSite(
+        clock,
+        [spec],
+        site_id="announce",
+        broker=(mosquitto.host, mosquitto.port),
+        telemetry_period_s=10.0,
+        announce_mqtt=True,
+    )
+    lags: list[float] = []
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier=request.node.name) as c:
+        await c.subscribe(topic, qos=0)
+
+        async def receive() -> None:
+            async for msg in c.messages:
+                body = json.loads(bytes(msg.payload))  # type: ignore[arg-type]
+                lags.append((clock.now() - datetime.fromisoformat(body["ts"])).total_seconds())
+                clock.arrived(topic)
+
+        receiver = asyncio.create_task(receive())
+        async with site:
+            await clock.sleep(300)
+        receiver.cancel()
+    assert len(lags) >= 30  # one every 10 s of clock time, none lost to leaping time
+    assert lags == [0.0] * len(lags)
