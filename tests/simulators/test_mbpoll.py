@@ -6,6 +6,7 @@ import asyncio
 import re
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient
 
 from devices.clock import VirtualClock
 from simulators.params import BatteryParams
@@ -50,6 +51,10 @@ async def test_mbpoll_reads_the_battery_and_writes_its_setpoint() -> None:
         assert got[40007] == 634  # SoC 63.4 % with SoC_SF -1
         assert got[40008] == 0  # power, idle
         assert got[40010] == 1  # W_SF
+        # The same registers as a Python client reads them (time has not moved).
+        async with AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0) as c:
+            rr = await c.read_holding_registers(40002, count=9, device_id=1)
+        assert rr.registers == [got[40003 + i] for i in range(9)]
         # Write WSet = -30 kW as a big-endian int32 (-B: high word first), then remote mode.
         rc, out = await mbpoll(
             clock, port, "-a", "1", "-t", "4:int", "-B", "-r", "40102", write=[-30000]
