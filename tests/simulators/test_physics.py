@@ -235,3 +235,19 @@ def test_params_are_strict_and_name_the_field() -> None:
     assert isinstance(parse_params(Kind.hvac, None), HvacZoneParams)
     with pytest.raises(ValidationError, match="timezone"):
         EnvironmentParams(timezone="Mars/Olympus")
+
+
+def test_daily_sessions_come_back_every_day() -> None:
+    spec = EvSessionSpec(arrival=8 * 3600.0, departure=18 * 3600.0, energy_needed_kwh=22)
+    ev = EvChargerSim(EvChargerParams(repeat_daily=True, sessions=[spec]), T0)
+    per_day = [0.0, 0.0, 0.0]
+    for k in range(0, 3 * 86400, 60):
+        ev.step(60.0, T0 + timedelta(seconds=k))
+        per_day[k // 86400] += ev.power_kw / 60
+        if k % 86400 == 9 * 3600:  # full after 2 h at 11 kW
+            assert ev.plugged and ev.read()["state"] == 2
+        if k % 86400 == 20 * 3600:
+            assert not ev.plugged and ev.read()["session_energy_kwh"] == pytest.approx(22)
+    assert per_day == pytest.approx([22.0, 22.0, 22.0])
+    with pytest.raises(ValidationError, match="fit within 24 h"):
+        EvChargerParams(repeat_daily=True, sessions=[EvSessionSpec(arrival=0.0, departure=90000.0)])
