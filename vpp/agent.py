@@ -69,7 +69,11 @@ class Agent:
             self.drivers.values(),
             clock=clock,
             period_s=periods.poll_s,
-            periods={d.id: d.config.poll_s for d in site.devices if d.config.poll_s},
+            periods={
+                d.id: d.config.poll_s
+                for d in site.devices
+                if d.config.poll_s and d.id in self.drivers
+            },
         )
         self.dispatcher = Dispatcher(site)
         self.writer = CommandWriter(self.drivers, clock, self.store, watchdog_s=self._watchdog_s)
@@ -77,6 +81,7 @@ class Agent:
         self.target_source: TargetSource = self._site_limit_target
         self.cycle_hooks: list[Callable[[Snapshot], Awaitable[None]]] = []
         self.extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.replan_hooks: list[Callable[[list[str]], None]] = []
         self.control_enabled = True
         self.cycles = 0
         self._cycle_now = asyncio.Event()
@@ -176,10 +181,8 @@ class Agent:
         result = self.dispatcher.cycle(snap, plan, target)
         await self.writer.write(result.commands + self.writer.reassert())
         if result.replan:
-            self.on_replan_needed(result.not_following)
-
-    def on_replan_needed(self, device_ids: list[str]) -> None:
-        """Called when devices left control; the planner overrides it."""
+            for replan in self.replan_hooks:
+                replan(result.not_following)
 
     # -- lifecycle ------------------------------------------------------------------------
 

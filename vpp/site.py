@@ -161,6 +161,29 @@ class DeviceConfig(_Strict):
         return v
 
 
+HourlyOrConstant = float | Annotated[list[float], Field(min_length=24, max_length=24)]
+
+# A Shanghai-like commercial time-of-use tariff (CNY/kWh): valley 22-06, peak 10-15 and 18-21.
+SHANGHAI_TOU = [
+    0.32, 0.32, 0.32, 0.32, 0.32, 0.32, 0.72, 0.72, 0.72, 0.72, 1.15, 1.15,
+    1.15, 1.15, 1.15, 0.72, 0.72, 0.72, 1.15, 1.15, 1.15, 0.72, 0.32, 0.32,
+]  # fmt: skip
+
+
+class Tariff(_Strict):
+    """Energy prices (currency/kWh, by local hour or constant) and grid carbon intensity."""
+
+    import_per_kwh: HourlyOrConstant = Field(default_factory=lambda: list(SHANGHAI_TOU))
+    export_per_kwh: HourlyOrConstant = 0.0
+    carbon_kg_per_kwh: HourlyOrConstant = 0.58
+    carbon_price_per_kg: Annotated[float, Field(ge=0)] = 0.0
+    demand_charge_per_kw: Annotated[float, Field(ge=0)] = 0.0
+
+    @staticmethod
+    def at_hour(series: HourlyOrConstant, hour: int) -> float:
+        return float(series) if isinstance(series, float | int) else float(series[hour % 24])
+
+
 class SimSite(_Strict):
     """Site-level simulation inputs (only `vpp sim` and replay read them)."""
 
@@ -180,6 +203,7 @@ class SiteConfig(_Strict):
     periods: Periods = Periods()
     store: StoreConfig = StoreConfig()
     limits: SiteLimits = SiteLimits()
+    tariff: Tariff = Tariff()
     devices: Annotated[list[DeviceConfig], Field(min_length=1)]
     sim: SimSite = SimSite()
 

@@ -21,6 +21,8 @@ from vpp.site import Site
 
 log = structlog.get_logger(__name__)
 
+NOT_FOLLOWING = "not following its setpoint"
+
 
 class Dispatcher:
     """Keeps the adapters' state between cycles; `cycle()` is pure apart from that state."""
@@ -32,6 +34,7 @@ class Dispatcher:
         margin_frac: float = 0.03,
         margin_kw: float = 3.0,
         deadband_kw: float = 4.0,
+        readmit_s: float = 300.0,
     ) -> None:
         self.site = site
         adapters = [a for d in site.devices if (a := adapter_for(d)) is not None]
@@ -41,6 +44,8 @@ class Dispatcher:
         self.deadband_kw = deadband_kw
         self._closed_loop = False
         self._excluded: dict[str, str] = {}
+        self._excluded_at: dict[str, datetime] = {}
+        self.readmit_s = readmit_s
 
     @property
     def excluded(self) -> dict[str, str]:
@@ -61,13 +66,26 @@ class Dispatcher:
         for a in self.adapters:
             view = snap.devices.get(a.id)
             reason = ""
+            if view is not None and not view.usable and view.reason == "not polled yet":
+                continue  # starting up: nothing known yet, nothing to report
+            if a.id in self._excluded and self._excluded[a.id] == NOT_FOLLOWING:
+                since = self._excluded_at.get(a.id, snap.ts)
+                if (snap.ts - since).total_seconds() >= self.readmit_s:
+                    # Give it another chance: a device that recovered must not stay out.
+                    a.follow_misses = 0
+                    a.command_kw = None
+                    del self._excluded[a.id]
+                    log.info("device_readmitted", device_id=a.id)
             if view is None or not view.usable:
                 reason = f"offline: {view.reason if view else 'no reading'}"
+            elif a.id in self._excluded and self._excluded[a.id] == NOT_FOLLOWING:
+                reason = NOT_FOLLOWING
             elif not a.check_following(view):
-                reason = "not following its setpoint"
+                reason = NOT_FOLLOWING
             if reason:
                 if a.id not in self._excluded:
                     newly.append(a.id)
+                    self._excluded_at[a.id] = snap.ts
                     log.warning("device_left_out", device_id=a.id, reason=reason)
                 self._excluded[a.id] = reason
                 continue

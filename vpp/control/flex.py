@@ -99,6 +99,19 @@ class BatteryFlex(Flex):
     order: int = 0
     soc_margin_pct: float = 1.0
 
+    def _soc_max_pct(self) -> float:
+        # The battery's own upper SoC limit (from its model in the site file), if known.
+        return float((self.device.config.sim or {}).get("soc_max_pct", 100.0))
+
+    def check_following(self, view: DeviceView) -> bool:
+        soc = view.values.get("soc_pct")
+        reserve = self.device.config.soc_reserve_pct or 0.0
+        if soc is not None and (
+            soc >= self._soc_max_pct() - self.soc_margin_pct or soc <= reserve + self.soc_margin_pct
+        ):
+            return self.follow_misses < 2  # held at a SoC limit: not evidence either way
+        return super().check_following(view)
+
     def _bounds(self, view: DeviceView) -> tuple[float, float]:
         lo, hi = self.limit("power_setpoint_kw", -1e9, 1e9)
         soc = view.values.get("soc_pct")
@@ -111,7 +124,7 @@ class BatteryFlex(Flex):
             hi = min(hi, max_cha)
         if soc is not None and soc <= reserve + self.soc_margin_pct:
             lo = max(lo, 0.0)  # guardrail: never discharge into the reserve
-        if soc is not None and soc >= 99.5:
+        if soc is not None and soc >= self._soc_max_pct() - self.soc_margin_pct:
             hi = min(hi, 0.0)
         return lo, hi
 
@@ -148,7 +161,7 @@ class EvFlex(Flex):
     plugged_since: datetime | None = None
     energy_at_plug_kwh: float = 0.0
 
-    def _session(self, view: DeviceView, now: datetime) -> tuple[float, float]:
+    def session_estimate(self, view: DeviceView, now: datetime) -> tuple[float, float]:
         """(energy still needed kWh, hours to departure) from the site's EV defaults."""
         ev = self.device.config.ev
         plugged = view.values.get("plugged", 0.0) >= 0.5
@@ -163,19 +176,19 @@ class EvFlex(Flex):
         left_h = stay_h - (now - self.plugged_since).total_seconds() / 3600
         return max(0.0, need - delivered), max(0.0, left_h)
 
-    def _max_kw(self, view: DeviceView) -> float:
+    def max_kw(self, view: DeviceView) -> float:
         _, hi = self.limit("power_limit_kw", 0.0, 1e9)
         vmax = view.values.get("max_power_kw")
         return min(hi, vmax) if vmax is not None else hi
 
     def floor_kw(self, view: DeviceView, now: datetime) -> float:
         """Least power that still delivers the energy needed by departure (with 15 % margin)."""
-        need, left_h = self._session(view, now)
+        need, left_h = self.session_estimate(view, now)
         if need <= 0:
             return 0.0
         if left_h <= 0.25:
-            return self._max_kw(view)
-        return min(self._max_kw(view), 1.15 * need / left_h)
+            return self.max_kw(view)
+        return min(self.max_kw(view), 1.15 * need / left_h)
 
     def _set(self, kw: float, reason: str) -> list[Command]:
         self.command_kw = kw
@@ -183,9 +196,9 @@ class EvFlex(Flex):
 
     def follow_plan(self, view: DeviceView, plan: PlanStep, now: datetime) -> list[Command]:
         planned = plan.power_kw.get(self.id)
-        kw = self._max_kw(view) if planned is None else planned
+        kw = self.max_kw(view) if planned is None else planned
         kw = max(kw, self.floor_kw(view, now))
-        return self._set(min(self._max_kw(view), kw), "plan")
+        return self._set(min(self.max_kw(view), kw), "plan")
 
     def measured_kw(self, view: DeviceView) -> float | None:
         return None  # a limit is a ceiling: a car that draws less is still following
@@ -196,15 +209,15 @@ class EvFlex(Flex):
         return max(0.0, current - self.floor_kw(view, now))
 
     def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
-        ceiling = plan.power_kw.get(self.id, self._max_kw(view))
-        return max(0.0, min(ceiling, self._max_kw(view)) - (self.command_kw or 0.0))
+        ceiling = plan.power_kw.get(self.id, self.max_kw(view))
+        return max(0.0, min(ceiling, self.max_kw(view)) - (self.command_kw or 0.0))
 
     def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
         drawing = view.values.get("power_kw", 0.0)
         base = self.command_kw if self.command_kw is not None else drawing
         if delta_kw < 0:
             base = min(base, drawing)  # cutting a limit the car does not use sheds nothing
-        kw = max(self.floor_kw(view, now), min(self._max_kw(view), base + delta_kw))
+        kw = max(self.floor_kw(view, now), min(self.max_kw(view), base + delta_kw))
         return self._set(kw, "closed_loop")
 
 

@@ -22,6 +22,16 @@ log = structlog.get_logger(__name__)
 DEFAULT_WATCHDOG_S = 60.0
 
 
+def point_tolerance(point: str) -> float:
+    """Smallest change worth a write: 0.5 kW for power points, 0.1 degC for temperatures;
+    anything else (modes, switches) on any change. Saves the bus from chasing noise."""
+    if point.endswith("_kw"):
+        return 0.5
+    if point.endswith("_c"):
+        return 0.1 - 1e-9
+    return 1e-9
+
+
 class CommandWriter:
     """Remembers what each device was last told and when."""
 
@@ -32,13 +42,13 @@ class CommandWriter:
         store: Store,
         *,
         watchdog_s: Callable[[str], float] | None = None,
-        tolerance: float = 1e-6,
+        tolerance: Callable[[str], float] | None = None,
     ) -> None:
         self._drivers = drivers
         self._clock = clock
         self._store = store
         self._watchdog_s = watchdog_s or (lambda _id: DEFAULT_WATCHDOG_S)
-        self._tolerance = tolerance
+        self._tolerance = tolerance or point_tolerance
         self._last: dict[tuple[str, str], tuple[float, float]] = {}  # value, monotonic
         self.writes = 0
         self.failures = 0
@@ -53,10 +63,8 @@ class CommandWriter:
             return True
         value, at = entry
         # Re-assert at half the watchdog so one lost write does not let the device revert.
-        return (
-            abs(value - cmd.value) > self._tolerance
-            or now - at >= self._watchdog_s(cmd.device_id) / 2
-        )
+        changed = abs(value - cmd.value) > self._tolerance(cmd.point)
+        return changed or now - at >= self._watchdog_s(cmd.device_id) / 2
 
     def due(self, commands: list[Command]) -> list[Command]:
         """The commands that must be written now (last command per device and point wins)."""

@@ -61,4 +61,14 @@ MIGRATIONS: list[str] = [
         payload TEXT NOT NULL
     );
     """,
+    # 2: the baseline each event is controlled and reported against.
+    """
+    CREATE TABLE baselines (
+        event_id TEXT NOT NULL,
+        ts REAL NOT NULL,            -- start of the 15-min interval, unix seconds (UTC)
+        kw REAL NOT NULL,
+        method TEXT NOT NULL,
+        PRIMARY KEY (event_id, ts)
+    );
+    """,
 ]

@@ -266,10 +266,26 @@ class Store:
             q += " AND final=1"
         return [json.loads(r[0]) for r in self._db.execute(q + " ORDER BY id", (event_id,))]
 
+    def save_baseline(self, event_id: str, method: str, profile: dict[datetime, float]) -> None:
+        """Replace an event's baseline profile (interval start → kW)."""
+        self._db.execute("DELETE FROM baselines WHERE event_id=?", (event_id,))
+        self._db.executemany(
+            "INSERT INTO baselines VALUES (?, ?, ?, ?)",
+            [(event_id, _ts(t), kw, method) for t, kw in sorted(profile.items())],
+        )
+
+    def baseline(self, event_id: str) -> tuple[str, dict[datetime, float]]:
+        """An event's stored baseline: (method, interval start → kW); ("", {}) if none."""
+        rows = self._db.execute(
+            "SELECT ts, kw, method FROM baselines WHERE event_id=? ORDER BY ts", (event_id,)
+        ).fetchall()
+        method = rows[0][2] if rows else ""
+        return method, {datetime.fromtimestamp(ts, UTC): kw for ts, kw, _ in rows}
+
     def table_counts(self) -> dict[str, int]:
         """Rows per table (for tests and `vpp` status output)."""
         self.flush()
-        names = ["telemetry", "commands", "health", "events", "responses", "reports"]
+        names = ["telemetry", "commands", "health", "events", "responses", "reports", "baselines"]
         return {n: int(self._db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0]) for n in names}
 
     def rows(self, sql: str, args: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

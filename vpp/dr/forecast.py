@@ -1,0 +1,102 @@
+"""Forecasts for planning, from the site's building model (the `sim:` blocks of the site
+file: base-load shape, zone RC and gains, PV rating, load shapes), its weather and tariff.
+
+In replay the model is the simulator's own, so forecasts are exact apart from the
+base-load noise; on a real site the same blocks hold the fitted building model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from devices.profile import Kind
+from optimiser import TimeGrid
+from simulators.environment import Environment
+from simulators.params import (
+    PARAMS,
+    BaseLoadParams,
+    CurtailableLoadParams,
+    HvacZoneParams,
+    PvParams,
+)
+from vpp.site import Site, Tariff
+
+
+@dataclass(frozen=True)
+class SiteSeries:
+    """Per-step forecasts on a planning grid (kW, degC, currency/kWh, kg/kWh)."""
+
+    base_load_kw: list[float]
+    pv_kw: list[float]
+    outdoor_temp_c: list[float]
+    import_price: list[float]
+    export_price: list[float]
+    carbon_kg_per_kwh: list[float]
+    zone_gain_kw: dict[str, list[float]]
+    load_kw: dict[str, list[float]]
+
+
+class TwinForecast:
+    """Forecasts evaluated at each step's midpoint from the site's building model."""
+
+    def __init__(
+        self,
+        site: Site,
+        env: Environment,
+        base_load: BaseLoadParams,
+        tariff: Tariff | None = None,
+        params: dict[str, object] | None = None,
+    ) -> None:
+        self.site = site
+        self.env = env
+        self.base_load = base_load
+        self.tariff = tariff or site.config.tariff
+        self.params = params or {}
+
+    def device_params(self, device_id: str) -> object:
+        """The building model of a device (its `sim:` block, or the kind's defaults)."""
+        if device_id in self.params:
+            return self.params[device_id]
+        d = self.site.device(device_id)
+        return PARAMS[d.kind].model_validate(d.config.sim or {})
+
+    def _price(self, series: object, t: datetime) -> float:
+        hour = t.astimezone(self.env.tz).hour
+        return Tariff.at_hour(series, hour)  # type: ignore[arg-type]
+
+    def series(self, grid: TimeGrid) -> SiteSeries:
+        mids = [grid.start + grid.step * (k + 0.5) for k in range(grid.steps)]
+        env = self.env
+        pv_rated = []
+        for d in self.site.by_kind(Kind.pv):
+            p = self.device_params(d.id)
+            assert isinstance(p, PvParams)
+            pv_rated.append(p.rated_kw * p.derate)
+        zones: dict[str, list[float]] = {}
+        for d in self.site.by_kind(Kind.hvac):
+            z = self.device_params(d.id)
+            assert isinstance(z, HvacZoneParams)
+            zones[d.id] = [
+                env.shape(z.internal_gains_kw, t)
+                + z.solar_gain_factor * env.irradiance_w_m2(t) / 1000
+                for t in mids
+            ]
+        loads: dict[str, list[float]] = {}
+        for d in self.site.by_kind(Kind.curtailable_load):
+            lp = self.device_params(d.id)
+            assert isinstance(lp, CurtailableLoadParams)
+            loads[d.id] = [max(0.0, env.shape(lp.power_kw, t)) for t in mids]
+        tf = self.tariff
+        return SiteSeries(
+            base_load_kw=[
+                max(0.0, self.base_load.peak_kw * env.shape(self.base_load.shape, t)) for t in mids
+            ],
+            pv_kw=[sum(pv_rated) * env.irradiance_w_m2(t) / 1000 for t in mids],
+            outdoor_temp_c=[env.outdoor_temp_c(t) for t in mids],
+            import_price=[self._price(tf.import_per_kwh, t) for t in mids],
+            export_price=[self._price(tf.export_per_kwh, t) for t in mids],
+            carbon_kg_per_kwh=[self._price(tf.carbon_kg_per_kwh, t) for t in mids],
+            zone_gain_kw=zones,
+            load_kw=loads,
+        )

@@ -1,0 +1,180 @@
+"""Baselines in use and the reports the agent publishes (grid-interface.md §Report).
+
+The baseline of an event is fixed when it is first planned and stored with it: X-of-Y
+(10 of 10 like days, capped day-of adjustment) when the store holds enough history, else the
+forecast of the site without events. Reports are built by vpp.measure from the stored meter
+telemetry: a partial one after each interval, the final one at the end; then `completed`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from devices.profile import Kind
+from vpp.dr.events import EventManager
+from vpp.dr.planning import STEP, Plan, floor_step
+from vpp.grid.messages import Event
+from vpp.measure.baseline import BaselineResult, XofYConfig, x_of_y_baseline
+from vpp.measure.comfort import ZoneComfortInput
+from vpp.measure.contribution import DeviceInput
+from vpp.measure.report import EventInterval, EventSpec, build_report
+from vpp.measure.series import IntervalAverage, StepSeries
+
+if TYPE_CHECKING:
+    from vpp.agent import Agent
+
+log = structlog.get_logger(__name__)
+
+HISTORY_DAYS = 46
+REBOUND_WINDOW = timedelta(hours=2)
+
+
+def event_spec(event: Event) -> EventSpec:
+    """A grid event as the measurement layer's plain data."""
+    return EventSpec(
+        event_id=event.event_id,
+        modification=event.modification,
+        signal=event.signal,
+        intervals=tuple(EventInterval(iv.start, iv.duration, iv.value) for iv in event.intervals),
+        program=event.program,
+    )
+
+
+class Reporter:
+    """Makes baselines and reports for the agent's events."""
+
+    def __init__(self, agent: Agent, events: EventManager, *, min_like_days: int = 5) -> None:
+        self.agent = agent
+        self.events = events
+        self.store = agent.store
+        self.min_like_days = min_like_days
+        self.methods: dict[str, str] = {}
+        self._reported: dict[str, int] = {}
+        meters = [d.id for d in agent.site.devices if d.kind is Kind.meter]
+        self.meter = meters[0] if meters else None
+
+    # -- baselines ------------------------------------------------------------------------
+
+    def meter_series(self, start: datetime, end: datetime) -> StepSeries:
+        """Site import (kW) from the store's telemetry windows, step-held per window."""
+        rows = self.store.telemetry(self.meter, "import_power_kw", start, end) if self.meter else []
+        hold = timedelta(seconds=self.agent.site.config.store.telemetry_resolution_s)
+        return StepSeries(rows, max_hold=hold, name="site_import_kw")
+
+    def make_baseline(self, event: Event, forecast_plan: Plan) -> dict[datetime, float]:
+        """The event's baseline profile (15-min starts → kW), X-of-Y when history allows."""
+        start, end = floor_step(event.start), event.end + REBOUND_WINDOW
+        tz = self.agent.site.tz
+        history = self.meter_series(start - timedelta(days=HISTORY_DAYS), start)
+        hist = history.on_grid(
+            floor_step(start - timedelta(days=HISTORY_DAYS)), start, min_coverage=0.9
+        )
+        result = x_of_y_baseline(
+            [h for h in hist if h.kw is not None],
+            tz=tz,
+            event_start=event.start,
+            event_end=event.end,
+            config=XofYConfig(),
+            profile_end=end,
+        )
+        if result.ok and len(result.days_used) >= self.min_like_days:
+            self.methods[event.event_id] = result.method
+            return {p.start: float(p.kw) for p in result.adjusted if p.kw is not None}
+        profile: dict[datetime, float] = {}
+        t = start
+        while t < end:
+            kw = forecast_plan.import_at(t)
+            if kw is not None:
+                profile[t] = kw
+            t += STEP
+        self.methods[event.event_id] = "forecast"
+        log.info(
+            "baseline_forecast",
+            event_id=event.event_id,
+            why=result.reason or f"{len(result.days_used)} like days in the store",
+        )
+        return profile
+
+    def save_baseline(self, event_id: str, profile: dict[datetime, float]) -> None:
+        self.store.save_baseline(event_id, self.methods.get(event_id, "forecast"), profile)
+
+    def stored_baseline(self, event_id: str) -> dict[datetime, float]:
+        method, profile = self.store.baseline(event_id)
+        if method:
+            self.methods[event_id] = method
+        return profile
+
+    # -- reports --------------------------------------------------------------------------
+
+    def report(
+        self, event: Event, baseline: dict[datetime, float], as_of: datetime
+    ) -> dict[str, Any]:
+        """The contract's report of `event` as of `as_of` (partial before the end)."""
+        spec = event_spec(event)
+        profile = tuple(IntervalAverage(t, STEP, kw) for t, kw in sorted(baseline.items()))
+        result = BaselineResult(self.methods.get(event.event_id, "forecast"), profile, profile)
+        start = spec.start - timedelta(hours=4)
+        site = self.meter_series(start, as_of)
+        zones = []
+        devices = []
+        hold = timedelta(seconds=self.agent.site.config.store.telemetry_resolution_s * 2)
+        for d in self.agent.site.devices:
+            if d.kind is Kind.hvac:
+                band = d.config.comfort
+                temps = self.store.telemetry(d.id, "zone_temp_c", spec.start, as_of)
+                zones.append(
+                    ZoneComfortInput(
+                        d.id,
+                        temps,
+                        band.min_c if band else 22.0,
+                        band.max_c if band else 26.0,
+                        max_gap=hold,
+                    )
+                )
+            elif d.kind in (Kind.battery, Kind.ev_charger, Kind.hvac, Kind.curtailable_load):
+                power = self.store.telemetry(d.id, "power_kw", start, as_of)
+                devices.append(
+                    DeviceInput(d.id, StepSeries(power, max_hold=hold, name=f"{d.id}.power_kw"))
+                )
+        rep = build_report(
+            spec, baseline=result, site=site, as_of=as_of, zones=zones, devices=devices
+        )
+        return rep.to_contract_dict()
+
+    def tick(self, now: datetime, baselines: dict[str, dict[datetime, float]]) -> None:
+        """Publish what is due: a report after each ended interval; the final one, then
+        `completed`, once the event is over."""
+        for state in list(self.events.states.values()):
+            if not state.live or state.status == "opt_out" or state.event.test:
+                continue
+            ev = state.event
+            # Wait for the telemetry of the interval's last seconds to be stored.
+            lag = timedelta(seconds=2 * self.agent.site.config.periods.telemetry_s)
+            ended = sum(1 for iv in ev.intervals if iv.end + lag <= now)
+            if ended == 0 or ended == self._reported.get(ev.event_id, 0):
+                continue
+            final = ended == len(ev.intervals)
+            as_of = ev.intervals[ended - 1].end
+            try:
+                payload = self.report(ev, baselines.get(ev.event_id, {}), as_of)
+            except Exception as e:  # a report must never stop the agent
+                log.error("report_failed", event_id=ev.event_id, error=repr(e))
+                self._reported[ev.event_id] = ended
+                continue
+            payload["ts"] = now.isoformat()
+            payload["final"] = final
+            self.store.add_report(now, ev.event_id, ev.modification, payload, final)
+            link = self.agent.link
+            link.publish_nowait(link.topics.reports, payload, qos=1)
+            self._reported[ev.event_id] = ended
+            log.info(
+                "report_published",
+                event_id=ev.event_id,
+                final=final,
+                delivered_ratio=payload.get("delivered_ratio"),
+            )
+            if final:
+                self.events.complete(ev.event_id)
