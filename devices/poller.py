@@ -124,6 +124,7 @@ class Poller:
                 self._states[d.id] = _DeviceState(d, p, phase, Health.starting(now))
         self._subscribers: list[asyncio.Queue[HealthChange]] = []
         self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
         self._t0 = 0.0
 
     # -- service lifecycle -------------------------------------------------------------
@@ -143,6 +144,9 @@ class Poller:
 
     async def stop(self) -> None:
         """Cancel every poll loop and close every driver."""
+        # Python 3.11's asyncio.wait_for (used inside pymodbus) can swallow a cancellation
+        # that races with an answer; the flag ends such a loop at its next step anyway.
+        self._stopping = True
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -222,8 +226,10 @@ class Poller:
         except Exception as e:  # a driver bug at start is a failure to retry, not a crash
             self._failed(st, DeviceError(f"start failed: {e!r}", connection_lost=True))
         tick = self._t0 + st.phase_s
-        while True:
+        while not self._stopping:
             await clock.sleep_until(tick)
+            if self._stopping:
+                return
             st.lateness.append(clock.monotonic() - tick)
             st.polls += 1
             try:
