@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vpp.control.dispatcher import Dispatcher
@@ -29,8 +29,10 @@ def _views(**over: dict[str, float]) -> dict[str, DeviceView]:
     return views
 
 
-def _snap(import_kw: float, views: dict[str, DeviceView]) -> Snapshot:
-    return Snapshot(NOW, 0.0, import_kw, views)
+def _snap(import_kw: float, views: dict[str, DeviceView], at_s: float = 0.0) -> Snapshot:
+    ts = NOW + timedelta(seconds=at_s)
+    fresh = {k: DeviceView(v.id, v.usable, v.values, ts, v.reason) for k, v in views.items()}
+    return Snapshot(ts, at_s, import_kw, fresh)
 
 
 def _setpoints(commands: list, point: str) -> dict[str, float]:
@@ -82,11 +84,14 @@ def test_offline_device_is_left_out_and_a_replan_asked() -> None:
 def test_battery_that_ignores_its_setpoint_is_detected_in_two_cycles() -> None:
     d = Dispatcher(load_site(OFFICE))
     target = Target(400.0, "event:e", "e")
-    first = d.cycle(_snap(500, _views()), PlanStep(power_kw={"bat1": 0.0}), target)
+    plan = PlanStep(power_kw={"bat1": 0.0})
+    first = d.cycle(_snap(500, _views(), 0), plan, target)
     assert not first.replan
-    second = d.cycle(_snap(500, _views()), PlanStep(power_kw={"bat1": 0.0}), target)
+    # The same reading again (no new poll) is not evidence.
+    assert not d.cycle(_snap(500, _views(), 0), plan, target).replan
+    second = d.cycle(_snap(500, _views(), 5), plan, target)
     assert not second.replan  # one miss so far
-    third = d.cycle(_snap(500, _views()), PlanStep(power_kw={"bat1": 0.0}), target)
+    third = d.cycle(_snap(500, _views(), 10), plan, target)
     assert third.replan and "bat1" in third.not_following
 
 

@@ -83,6 +83,23 @@ class Dispatcher:
         """Decide this cycle's setpoints."""
         usable, newly, replan = self._usable(snap)
         now = snap.ts
+        before = {a.id: a.command_kw for a in self.adapters}
+        result = self._decide(snap, plan, target, usable, newly, replan)
+        for a in self.adapters:
+            if a.command_kw != before[a.id]:
+                a.commanded_ts = now
+        return result
+
+    def _decide(
+        self,
+        snap: Snapshot,
+        plan: PlanStep,
+        target: Target | None,
+        usable: list[tuple[Flex, DeviceView]],
+        newly: list[str],
+        replan: bool,
+    ) -> CycleResult:
+        now = snap.ts
         commands: list[Command] = []
         for a, view in usable:
             if isinstance(a, ZoneFlex):

@@ -28,6 +28,8 @@ class Flex:
     order: int = 9
     divisible: bool = True
     command_kw: float | None = None
+    commanded_ts: datetime | None = None
+    checked_ts: datetime | None = None
     follow_misses: int = 0
     excluded_reason: str = ""
     last_commands: dict[str, float] = field(default_factory=dict)
@@ -73,12 +75,18 @@ class Flex:
         return None if v is None else float(v)
 
     def check_following(self, view: DeviceView) -> bool:
-        """False once measured power has missed the command for two fresh readings in a row."""
-        if self.command_kw is None or view.age_s > 0:
-            return self.follow_misses < 2
+        """False once measured power has missed the command in two fresh readings in a row
+        (readings taken after the command was written, each counted once)."""
+        fresh = (
+            self.command_kw is not None
+            and view.read_ts is not None
+            and (self.commanded_ts is None or view.read_ts > self.commanded_ts)
+            and view.read_ts != self.checked_ts
+        )
         measured = self.measured_kw(view)
-        if measured is None:
+        if not fresh or measured is None or self.command_kw is None:
             return self.follow_misses < 2
+        self.checked_ts = view.read_ts
         tol = max(FOLLOW_TOLERANCE_KW, FOLLOW_TOLERANCE_FRAC * abs(self.command_kw))
         self.follow_misses = self.follow_misses + 1 if abs(measured - self.command_kw) > tol else 0
         return self.follow_misses < 2

@@ -14,7 +14,7 @@ class DeviceView:
     id: str
     usable: bool
     values: Mapping[str, float]
-    age_s: float = 0.0
+    read_ts: datetime | None = None
     reason: str = ""
 
 

@@ -1,0 +1,232 @@
+"""Persistent HiGHS solve of a PyomoLp through Pyomo's APPSI interface.
+
+The HiGHS model is built from the Pyomo model once (`set_instance`); later solves push only
+the mutable Params (`update_params`) and re-solve warm from the previous basis. The solution
+is read as arrays straight from HiGHS, indexed by the column of each Pyomo variable.
+Binaries for charge/discharge exclusivity are added as a small temporary block only for the
+steps whose LP answer charges and discharges at once (domain.md §6), then removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.common.timing import HierarchicalTimer
+from pyomo.contrib.appsi.base import TerminationCondition
+from pyomo.contrib.appsi.solvers import Highs
+
+from optimiser.inputs import SolverOptions
+from optimiser.pyomo_model import PyomoLp
+
+log = logging.getLogger(__name__)
+
+BOTH_TOL_KW = 1e-6  # both flows above this in one step count as simultaneous
+
+
+@dataclass
+class Solution:
+    """Primal values as arrays shaped like the layout; `ok` False when none is usable."""
+
+    ok: bool
+    status: str
+    objective: float
+    arrays: dict[str, np.ndarray]
+    solve_s: float
+    mip: bool = False
+
+
+class _Highs(Highs):
+    """APPSI HiGHS with the C++ expression walker kept on (its `_reinit` turns it off)."""
+
+    def __init__(self, only_child_vars: bool = False) -> None:
+        super().__init__(only_child_vars=only_child_vars)
+        self.use_extensions = True
+
+    def _reinit(self) -> None:
+        super()._reinit()
+        self.use_extensions = True
+
+
+class HighsSession:
+    """One persistent APPSI HiGHS solver bound to one PyomoLp."""
+
+    def __init__(self, lp: PyomoLp) -> None:
+        self.lp = lp
+        # only_child_vars: every Var of the model is handed over in one batch (else APPSI
+        # adds them constraint by constraint); use_extensions: walk expressions in C++.
+        self.opt = _Highs(only_child_vars=True)
+        self.opt.config.stream_solver = False
+        self.opt.config.load_solution = False
+        uc = self.opt.update_config
+        # The structure never changes between plans: only the Params' values do.
+        uc.check_for_new_or_removed_constraints = False
+        uc.check_for_new_or_removed_vars = False
+        uc.check_for_new_or_removed_params = False
+        uc.check_for_new_objective = False
+        uc.update_constraints = False
+        uc.update_vars = False
+        uc.update_named_expressions = False
+        uc.update_objective = False
+        # Params are pushed to HiGHS in bulk by `push` (APPSI would call HiGHS once per
+        # bound); tests check that the two give the same HiGHS model.
+        uc.update_params = False
+        self._cols: dict[str, np.ndarray] | None = None
+        self._instance_set = False
+
+    def attach(self) -> None:
+        """Hand the Pyomo model to HiGHS (the first, expensive step)."""
+        self.opt.set_instance(self.lp.model)
+        self._instance_set = True
+        self._cols = self._column_indices()
+        cmap: dict[Any, int] = self.opt._pyomo_con_to_solver_con_map
+        m = self.lp.model
+        self._rows = {
+            name: np.fromiter((cmap[c] for c in getattr(m, name).values()), dtype=np.int32)
+            for name in ("dyn", "bal", "dr", "req")
+        }
+
+    def push(self) -> None:
+        """Copy the model's current numbers (PyomoLp.data: Params and Var bounds) into the
+        HiGHS model in a few array calls: the bulk equivalent of APPSI's `update_params` and
+        `update_variables`."""
+        assert self._cols is not None
+        h, d, lay = self.opt._solver_model, self.lp.data, self.lp.layout
+        n, dt = lay.n, lay.dt
+        c, r = self._cols, self._rows
+        zeros, inf = np.zeros(n), np.full(n, np.inf)
+
+        def cols(idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+            if len(idx):
+                h.changeColsBounds(len(idx), idx.astype(np.int32), lo, hi)
+
+        def rows(idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+            if len(idx):
+                h.changeRowsBounds(len(idx), idx, lo, hi)
+
+        mut = self.lp._mut_ports
+        if len(mut):
+            pc = c["P"].reshape(len(lay.ports), n)[mut].reshape(-1)
+            cols(pc, np.zeros(len(pc)), d.p_ub[mut].reshape(-1))
+        cols(c["Y"], d.y_lo.ravel(), d.y_hi.ravel())
+        cols(c["imp"], zeros, np.full(n, d.imp_lim))
+        cols(c["exp"], zeros, np.full(n, d.exp_lim))
+        cols(c["curt"], zeros, d.pv.astype(float))
+        cols(c["peak"], np.array([d.peak_lb]), np.array([np.inf]))
+        dyn = d.dyn_rhs.ravel()
+        rows(r["dyn"], dyn, dyn)
+        rows(r["bal"], d.bal_rhs, d.bal_rhs)
+        rows(r["dr"], -inf, d.cap.astype(float))
+        rows(r["req"], d.req_rhs.astype(float), np.full(len(d.req_rhs), np.inf))
+        ci = (d.price_imp + d.carbon_imp) * dt
+        idx = np.concatenate([c["imp"], c["over"], c["exp"], c["peak"]]).astype(np.int32)
+        cost = np.concatenate(
+            [ci, ci + lay.pen_over * dt, -d.price_exp * dt, np.array([d.demand_charge])]
+        )
+        h.changeColsCost(len(idx), idx, cost)
+
+    def _column_indices(self) -> dict[str, np.ndarray]:
+        # APPSI keeps id(var) -> HiGHS column; reading it avoids a ComponentMap per solve.
+        vmap: dict[int, int] = self.opt._pyomo_var_to_solver_var_map
+        m = self.lp.model
+        cols = {}
+        for name in ("P", "Y", "H", "L", "R", "imp", "over", "exp", "curt", "short"):
+            comp = getattr(m, name)
+            cols[name] = np.fromiter((vmap[id(v)] for v in comp.values()), dtype=np.int64)
+        cols["peak"] = np.array([vmap[id(m.peak)]], dtype=np.int64)
+        return cols
+
+    def solve(self, options: SolverOptions) -> Solution:
+        """Solve (first call attaches, later ones update Params and re-solve warm)."""
+        opt = self.opt
+        opt.config.time_limit = options.time_limit_s
+        opt.config.mip_gap = options.mip_rel_gap
+        opt.highs_options = dict(options.highs)
+        timer = HierarchicalTimer()
+        if not self._instance_set:
+            self.attach()
+        else:
+            self.push()
+        before = float(opt._solver_model.getRunTime())
+        res = opt.solve(self.lp.model, timer=timer)
+        return self._read(res, before)
+
+    def _read(self, res: Any, before: float = 0.0) -> Solution:
+        tc = res.termination_condition
+        h = self.opt._solver_model
+        run_s = float(h.getRunTime()) - before  # HiGHS's run clock accumulates
+        feasible = tc == TerminationCondition.optimal or (
+            tc in (TerminationCondition.maxTimeLimit, TerminationCondition.maxIterations)
+            and res.best_feasible_objective is not None
+        )
+        if not feasible:
+            return Solution(False, str(tc.name), float("nan"), {}, run_s)
+        assert self._cols is not None
+        x = np.asarray(h.getSolution().col_value)
+        lay = self.lp.layout
+        n = lay.n
+        arrays = {k: x[c] for k, c in self._cols.items()}
+        arrays["P"] = arrays["P"].reshape(len(lay.ports), n)
+        arrays["Y"] = arrays["Y"].reshape(len(lay.storage_block), n)
+        arrays["H"] = arrays["H"].reshape(lay.n_soft, n)
+        arrays["L"] = arrays["L"].reshape(lay.n_soft, n)
+        return Solution(True, str(tc.name), float(res.best_feasible_objective), arrays, run_s)
+
+    def simultaneous_steps(self, sol: Solution) -> list[tuple[int, int, int]]:
+        """(first port, second port, step) where a complementary pair both flow."""
+        lay = self.lp.layout
+        out: list[tuple[int, int, int]] = []
+        P = sol.arrays["P"]
+        first: dict[int, int] = {}
+        for i, b in enumerate(lay.port_block):
+            first.setdefault(b, i)
+        for b, blk in enumerate(lay.blocks):
+            if blk.complementary is None:
+                continue
+            i = first[b] + blk.complementary[0]
+            j = first[b] + blk.complementary[1]
+            both = np.nonzero((P[i] > BOTH_TOL_KW) & (P[j] > BOTH_TOL_KW))[0]
+            out.extend((i, j, int(t)) for t in both)
+        return out
+
+    def site_simultaneous(self, sol: Solution) -> list[int]:
+        """Steps where the site both imports and exports."""
+        a = sol.arrays
+        both = ((a["imp"] + a["over"]) > BOTH_TOL_KW) & (a["exp"] > BOTH_TOL_KW)
+        return [int(t) for t in np.nonzero(both)[0]]
+
+    def solve_with_binaries(
+        self, pairs: list[tuple[int, int, int]], site_steps: list[int], options: SolverOptions
+    ) -> Solution:
+        """Re-solve as a MIP with a binary per listed step (`Pc ≤ Pc_max·u`,
+        `Pd ≤ Pd_max·(1−u)`; the same for site import/export), then drop the binaries."""
+        m, lay, n = self.lp.model, self.lp.layout, self.lp.layout.n
+        blk = pyo.Block()
+        m.exclusive = blk
+        k_all = len(pairs) + len(site_steps)
+        blk.u = pyo.Var(range(k_all), domain=pyo.Binary)
+        rows: list[Any] = []
+        for k, (i, j, t) in enumerate(pairs):
+            rows.append(m.P[i * n + t] - lay.ports[i].rated_kw * blk.u[k] <= 0.0)
+            rows.append(m.P[j * n + t] + lay.ports[j].rated_kw * blk.u[k] <= lay.ports[j].rated_kw)
+        imp_lim, exp_lim = self.lp.data.imp_lim, self.lp.data.exp_lim
+        for k, t in enumerate(site_steps, start=len(pairs)):
+            rows.append(m.imp[t] - imp_lim * blk.u[k] <= 0.0)
+            rows.append(m.exp[t] + exp_lim * blk.u[k] <= exp_lim)
+        blk.rows = pyo.Constraint(range(len(rows)), rule=lambda _b, r: rows[r])
+        self.opt.add_block(blk)
+        try:
+            self.opt.config.time_limit = options.time_limit_s
+            before = float(self.opt._solver_model.getRunTime())
+            res = self.opt.solve(m)
+            sol = self._read(res, before)
+            sol.mip = True
+            return sol
+        finally:
+            self.opt.remove_block(blk)
+            m.del_component(blk)
+            # The MIP left HiGHS without a basis worth reusing; keep the LP as the next start.
+            self.opt._solver_model.clearSolver()

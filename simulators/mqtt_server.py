@@ -1,0 +1,195 @@
+"""Serves a simulated device through an MQTT broker, per its MqttProfile.
+
+Telemetry: a JSON object of the profile's fields plus `ts` (ISO 8601, UTC), published every
+`period_s` of clock time on the telemetry topic (QoS 0), and right after each command.
+Commands: a JSON object of writable fields (optionally `cmd_id`) on the command topic; all
+fields are checked (known, writable, right type, within min/max) before any is applied.
+Each command is answered on `<command topic>/ack` with `{"cmd_id", "ok", "error"?}`.
+State: retained `{"online": true}` on the state topic, `{"online": false}` as the Will.
+
+Under a VirtualClock the server calls `clock.arrived(<command topic>)` on each command, so a
+controller that calls `clock.expect(<command topic>)` before publishing holds time still
+until the command is in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from typing import Any
+
+import aiomqtt
+
+from devices.clock import Clock
+from devices.profile import MqttPoint, MqttProfile
+from simulators.device import ServedDevice
+
+log = logging.getLogger(__name__)
+
+
+class CommandError(ValueError):
+    """A command that cannot be applied; the message names the field."""
+
+
+def parse_command(profile: MqttProfile, payload: bytes) -> tuple[Any, dict[str, float]]:
+    """(cmd_id, point values) of a JSON command, or CommandError naming the field."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CommandError(f"not JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise CommandError("a command is a JSON object")
+    cmd_id = data.pop("cmd_id", None)
+    data.pop("ts", None)
+    by_field = {p.field: (name, p) for name, p in profile.points.items()}
+    out: dict[str, float] = {}
+    for field, raw in data.items():
+        if field not in by_field:
+            raise CommandError(f"{field}: unknown field")
+        name, p = by_field[field]
+        if p.access != "rw":
+            raise CommandError(f"{field}: read-only")
+        out[name] = _check_value(field, p, raw)
+    if not out:
+        raise CommandError("no field to write")
+    return cmd_id, out
+
+
+def _check_value(field: str, p: MqttPoint, raw: Any) -> float:
+    if p.type == "bool":
+        if not isinstance(raw, bool | int) or raw not in (0, 1):
+            raise CommandError(f"{field}: expected a boolean")
+        return float(bool(raw))
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        raise CommandError(f"{field}: expected a number")
+    if p.type == "int" and raw != int(raw):
+        raise CommandError(f"{field}: expected an integer")
+    if (p.min is not None and raw < p.min) or (p.max is not None and raw > p.max):
+        raise CommandError(f"{field}: {raw} outside [{p.min}, {p.max}]")
+    return float(raw)
+
+
+def telemetry_payload(profile: MqttProfile, values: dict[str, float], ts: str) -> str:
+    """JSON telemetry of every profile point (fields as named in the profile)."""
+    out: dict[str, Any] = {"ts": ts}
+    for name, p in profile.points.items():
+        v = values.get(name, p.default if p.default is not None else 0.0)
+        out[p.field] = bool(v) if p.type == "bool" else round(v) if p.type == "int" else v
+    return json.dumps(out)
+
+
+class MqttDeviceServer:
+    """One device's MQTT side: a client of the broker at (host, port)."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        device: ServedDevice,
+        profile: MqttProfile,
+        site_id: str,
+        host: str,
+        port: int,
+        period_s: float = 5.0,
+    ) -> None:
+        self.clock = clock
+        self.device = device
+        self.profile = profile
+        self.host, self.port = host, port
+        self.period_s = period_s
+        fill = {"site": site_id, "device": device.id}
+        self.telemetry_topic = profile.topics.telemetry.format(**fill)
+        self.command_topic = profile.topics.command.format(**fill)
+        self.state_topic = profile.topics.state.format(**fill)
+        self.ack_topic = self.command_topic + "/ack"
+        self.client_id = f"sim-{site_id}-{device.id}"
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    @property
+    def running(self) -> bool:
+        """True while the device is (trying to be) connected."""
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Connect and serve; returns once subscribed to the command topic."""
+        if self.running:
+            return
+        self.connected.clear()
+        self._task = asyncio.create_task(self._run(), name=f"sim-mqtt-{self.device.id}")
+        waiter = asyncio.ensure_future(self.connected.wait())
+        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._task.done():
+            self._task.result()  # raises the connection error
+
+    async def stop(self) -> None:
+        """Disconnect (the broker publishes the Will: offline)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def set_offline(self, offline: bool) -> None:
+        """Disconnect or reconnect."""
+        await (self.stop() if offline else self.start())
+
+    async def _run(self) -> None:
+        will = aiomqtt.Will(self.state_topic, json.dumps({"online": False}), qos=1, retain=True)
+        client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, will=will)
+        async with contextlib.AsyncExitStack() as stack:
+            # The broker is another process: hold virtual time until we are subscribed.
+            async with self.clock.hold():
+                await stack.enter_async_context(client)
+                await client.subscribe(self.command_topic, qos=1)
+                online = json.dumps({"online": True})
+                await client.publish(self.state_topic, online, qos=1, retain=True)
+            self.connected.set()
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._publish_loop(client))
+                    tg.create_task(self._command_loop(client))
+            finally:
+                self.connected.clear()
+
+    async def publish_telemetry(self, client: aiomqtt.Client) -> None:
+        """Publish the device's values now."""
+        payload = telemetry_payload(
+            self.profile, self.device.values(), self.clock.now().isoformat()
+        )
+        await client.publish(self.telemetry_topic, payload, qos=0)
+
+    async def _publish_loop(self, client: aiomqtt.Client) -> None:
+        next_s = self.clock.monotonic()
+        while True:
+            await self.publish_telemetry(client)
+            next_s += self.period_s
+            await self.clock.sleep_until(next_s)
+
+    async def _command_loop(self, client: aiomqtt.Client) -> None:
+        async for msg in client.messages:
+            if not msg.topic.matches(self.command_topic):
+                continue
+            self.clock.arrived(self.command_topic)
+            await self._handle(client, bytes(msg.payload))
+
+    async def _handle(self, client: aiomqtt.Client, payload: bytes) -> None:
+        faults = self.device.faults
+        cmd_id: Any = None
+        try:
+            cmd_id, values = parse_command(self.profile, payload)
+            if faults.delay_s > 0:
+                await self.clock.sleep(faults.delay_s)
+            if faults.exception_code is not None:
+                raise CommandError(f"device failure (fault code {faults.exception_code})")
+            self.device.command(values)
+        except CommandError as e:
+            log.warning("device %s refused a command: %s", self.device.id, e)
+            ack = {"cmd_id": cmd_id, "ok": False, "error": str(e)}
+        else:
+            ack = {"cmd_id": cmd_id, "ok": True}
+        await client.publish(self.ack_topic, json.dumps(ack), qos=1)
+        await self.publish_telemetry(client)

@@ -1,0 +1,116 @@
+"""A device's Modbus register image, built from its profile and its physics on each request.
+
+Requests touching an address no point defines, or writing a read-only point, get exception
+02 (illegal data address); writes outside a point's min/max get 03 (illegal data value).
+"""
+
+from __future__ import annotations
+
+import math
+
+from pymodbus.constants import ExcCodes
+
+from devices.codec import CodecError, decode, encode, raw_to_registers
+from devices.profile import ModbusPoint, ModbusProfile, PointType, Table
+from simulators.device import ServedDevice
+
+TABLE_OF_FC = {1: Table.coil, 5: Table.coil, 15: Table.coil, 2: Table.discrete}
+TABLE_OF_FC.update({3: Table.holding, 6: Table.holding, 16: Table.holding, 23: Table.holding})
+TABLE_OF_FC[4] = Table.input
+
+_LIMITS = {
+    PointType.u16: (0, 0xFFFF),
+    PointType.s16: (-0x8000, 0x7FFF),
+    PointType.u32: (0, 0xFFFFFFFF),
+    PointType.s32: (-0x80000000, 0x7FFFFFFF),
+}
+
+
+class RegisterStore:
+    """Encodes a device's values per its ModbusProfile and decodes writes into commands."""
+
+    def __init__(self, profile: ModbusProfile, device: ServedDevice) -> None:
+        self.profile = profile
+        self.device = device
+        # (table, address) -> (point name, register offset inside the point)
+        self.index: dict[tuple[Table, int], tuple[str, int]] = {}
+        for name, p in profile.points.items():
+            for off in range(p.count):
+                self.index[(p.table, p.address + off)] = (name, off)
+
+    def _values(self) -> dict[str, float]:
+        values = self.device.values()
+        for name, p in self.profile.points.items():
+            if name not in values:
+                values[name] = p.default if p.default is not None else 0.0
+        return values
+
+    def _sf(self, point: ModbusPoint, values: dict[str, float]) -> int | None:
+        return int(values[point.scale_factor]) if point.scale_factor else None
+
+    def _encode(self, name: str, values: dict[str, float]) -> list[int]:
+        p = self.profile.points[name]
+        wo = self.profile.word_order_of(p)
+        value = values[name]
+        try:
+            return encode(p, value, wo, self._sf(p, values))
+        except CodecError:
+            # A physical value beyond what the register can show is served saturated.
+            lo, hi = _LIMITS[p.type]
+            raw = 0 if not math.isfinite(value) else (hi if value > 0 else lo)
+            return raw_to_registers(raw, p.type, wo)
+
+    def _check(self, table: Table, address: int, count: int) -> ExcCodes | None:
+        if count < 1:
+            return ExcCodes.ILLEGAL_VALUE
+        for a in range(address, address + count):
+            if (table, a) not in self.index:
+                return ExcCodes.ILLEGAL_ADDRESS
+        return None
+
+    def read(self, fc: int, address: int, count: int) -> list[int] | list[bool] | ExcCodes:
+        """Registers (or bits) for a read request."""
+        table = TABLE_OF_FC[fc]
+        if (err := self._check(table, address, count)) is not None:
+            return err
+        values = self._values()
+        cache: dict[str, list[int]] = {}
+        out: list[int] = []
+        for a in range(address, address + count):
+            name, off = self.index[(table, a)]
+            if name not in cache:
+                cache[name] = self._encode(name, values)
+            out.append(cache[name][off])
+        if table in (Table.coil, Table.discrete):
+            return [bool(v) for v in out]
+        return out
+
+    def write(self, fc: int, address: int, regs: list[int] | list[bool]) -> ExcCodes | None:
+        """Validate and apply a write request."""
+        table = TABLE_OF_FC[fc]
+        if (err := self._check(table, address, len(regs))) is not None:
+            return err
+        touched: dict[str, list[int]] = {}
+        values = self._values()
+        for i, r in enumerate(regs):
+            name, off = self.index[(table, address + i)]
+            if self.profile.points[name].access != "rw":
+                return ExcCodes.ILLEGAL_ADDRESS
+            if name not in touched:
+                touched[name] = self._encode(name, values)
+            touched[name][off] = int(r) & 0xFFFF
+        new: dict[str, float] = {}
+        for name, words in touched.items():
+            p = self.profile.points[name]
+            value = decode(p, words, self.profile.word_order_of(p), self._sf(p, values))
+            if p.type is not PointType.bool:
+                if not math.isfinite(value):
+                    return ExcCodes.ILLEGAL_VALUE
+                tol = 1e-9 * max(1.0, abs(value))
+                if (p.min is not None and value < p.min - tol) or (
+                    p.max is not None and value > p.max + tol
+                ):
+                    return ExcCodes.ILLEGAL_VALUE
+            new[name] = value
+        self.device.command(new)
+        return None

@@ -1,0 +1,167 @@
+"""Every point of every Modbus profile over a real socket, and the exception answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.pdu import ModbusPDU
+
+from devices.clock import VirtualClock
+from devices.codec import decode, encode, scale_of
+from devices.profile import ModbusPoint, ModbusProfile, PointType, Table
+from simulators.params import BatteryParams, EvChargerParams, EvSessionSpec
+from simulators.site import SimDeviceSpec, SimulatedSite
+from tests.simulators.conftest import modbus_profiles, profile
+
+PARAMS = {
+    "ev-charger-modbus": EvChargerParams(
+        sessions=[EvSessionSpec(arrival=0.0, departure=7200.0, energy_needed_kwh=30)]
+    ),
+    "sunspec-battery": BatteryParams(initial_soc_pct=63.4),
+}
+
+
+async def _read(c: AsyncModbusTcpClient, table: Table, address: int, count: int, unit: int) -> Any:
+    if table is Table.holding:
+        return await c.read_holding_registers(address, count=count, device_id=unit)
+    if table is Table.input:
+        return await c.read_input_registers(address, count=count, device_id=unit)
+    if table is Table.coil:
+        return await c.read_coils(address, count=count, device_id=unit)
+    return await c.read_discrete_inputs(address, count=count, device_id=unit)
+
+
+def _words(rr: ModbusPDU, p: ModbusPoint) -> list[int]:
+    if p.type is PointType.bool:
+        return [int(rr.bits[0])]
+    return list(rr.registers)
+
+
+def _resolution(prof: ModbusProfile, p: ModbusPoint, state: dict[str, float]) -> float:
+    sf = (
+        int(state.get(p.scale_factor, prof.points[p.scale_factor].default or 0))
+        if p.scale_factor
+        else None
+    )
+    return abs(scale_of(p, sf))
+
+
+def _write_value(p: ModbusPoint, current: float) -> float:
+    if p.type is PointType.bool:
+        return 0.0 if current else 1.0
+    assert p.min is not None and p.max is not None
+    v = p.min + (p.max - p.min) * 0.37
+    return v if p.type is PointType.f32 else round(v / p.scale) * p.scale
+
+
+@pytest.mark.parametrize("prof", modbus_profiles(), ids=lambda p: p.name)
+async def test_every_point_reads_and_writes_over_tcp(prof: ModbusProfile) -> None:
+    clock = VirtualClock()
+    spec = SimDeviceSpec("dev", prof, PARAMS.get(prof.name))
+    async with SimulatedSite(clock, [spec]) as site:
+        await clock.sleep(90)  # let the physics run: SoC, sessions, temperatures move
+        ep = site.endpoints()[0]
+        assert ep.port > 0 and ep.unit_id == prof.unit_id
+        async with AsyncModbusTcpClient(ep.host, port=ep.port, timeout=2, retries=0) as c:
+            for name, p in prof.points.items():
+                rr = await _read(c, p.table, p.address, p.count, prof.unit_id)
+                assert not rr.isError(), (name, rr)
+                state = site.state()["dev"]
+                values = {**{n: q.default or 0.0 for n, q in prof.points.items()}, **state}
+                sf = int(values[p.scale_factor]) if p.scale_factor else None
+                got = decode(p, _words(rr, p), prof.word_order_of(p), sf)
+                assert got == pytest.approx(
+                    values[name], abs=_resolution(prof, p, values) / 2 + 1e-6
+                ), name
+            for name, p in prof.points.items():
+                if p.access != "rw":
+                    continue
+                state = site.state()["dev"]
+                new = _write_value(p, state.get(name, p.default or 0.0))
+                if p.type is PointType.bool:
+                    wr = await c.write_coil(p.address, bool(new), device_id=prof.unit_id)
+                else:
+                    regs = encode(p, new, prof.word_order_of(p), None)
+                    wr = await c.write_registers(p.address, regs, device_id=prof.unit_id)
+                assert not wr.isError(), (name, wr)
+                assert site.state()["dev"][name] == pytest.approx(new, abs=1e-6), name
+                rr = await _read(c, p.table, p.address, p.count, prof.unit_id)
+                back = decode(p, _words(rr, p), prof.word_order_of(p), None)
+                assert back == pytest.approx(new, abs=1e-6), name
+
+
+def _client(port: int) -> AsyncModbusTcpClient:
+    return AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+
+
+async def _battery_site(clock: VirtualClock, **kw: Any) -> SimulatedSite:
+    return SimulatedSite(
+        clock, [SimDeviceSpec("bat", profile("sunspec-battery"), BatteryParams(), **kw)]
+    )
+
+
+async def test_exception_answers_follow_the_profile() -> None:
+    clock = VirtualClock()
+    bat = profile("sunspec-battery")
+    hvac = profile("hvac-zone")
+    specs = [SimDeviceSpec("bat", bat), SimDeviceSpec("hvac", hvac)]
+    async with SimulatedSite(clock, specs) as site:
+        eps = {e.id: e for e in site.endpoints()}
+        async with AsyncModbusTcpClient(
+            "127.0.0.1", port=eps["bat"].port, timeout=2, retries=0
+        ) as c:
+            # Across the gap between the status block (..40010) and the control block (40100).
+            rr = await c.read_holding_registers(40009, count=3, device_id=1)
+            assert rr.isError() and rr.exception_code == 2
+            rr = await c.read_holding_registers(40050, count=1, device_id=1)
+            assert rr.isError() and rr.exception_code == 2
+            rr = await c.read_input_registers(0, count=1, device_id=1)  # no input table at all
+            assert rr.isError() and rr.exception_code == 2
+            # Read-only point.
+            rr = await c.write_register(40006, 500, device_id=1)
+            assert rr.isError() and rr.exception_code == 2
+            # Outside min/max: WSet is [-250, 250] kW.
+            regs = c.convert_to_registers(300_000, c.DATATYPE.INT32)
+            rr = await c.write_registers(40101, regs, device_id=1)
+            assert rr.isError() and rr.exception_code == 3
+            assert site.state()["bat"]["power_setpoint_kw"] == 0.0
+            rr = await c.write_register(40100, 2, device_id=1)  # control_mode max 1
+            assert rr.isError() and rr.exception_code == 3
+            # A write that spans a writable and an undefined address.
+            rr = await c.write_registers(40104, [10, 0], device_id=1)
+            assert rr.isError() and rr.exception_code == 2
+            # In range: accepted and applied.
+            regs = c.convert_to_registers(-20_000, c.DATATYPE.INT32)
+            rr = await c.write_registers(40101, regs, device_id=1)
+            assert not rr.isError()
+            assert site.state()["bat"]["power_setpoint_kw"] == pytest.approx(-20.0)
+        async with AsyncModbusTcpClient(
+            "127.0.0.1", port=eps["hvac"].port, timeout=2, retries=0
+        ) as c:
+            rr = await c.write_register(4, 400, device_id=1)  # 40.0 degC > max 32
+            assert rr.isError() and rr.exception_code == 3
+            rr = await c.write_register(4, 255, device_id=1)  # 25.5 degC
+            assert not rr.isError()
+            assert site.state()["hvac"]["setpoint_c"] == pytest.approx(25.5)
+            rr = await c.read_coils(0, count=2, device_id=1)  # coil 1 is not defined
+            assert rr.isError() and rr.exception_code == 2
+            rr = await c.write_coil(3, True, device_id=1)
+            assert rr.isError() and rr.exception_code == 2
+            rr = await c.read_input_registers(0, count=4, device_id=1)  # input 3 undefined
+            assert rr.isError() and rr.exception_code == 2
+
+
+async def test_a_request_completes_within_one_virtual_instant() -> None:
+    clock = VirtualClock()
+    async with await _battery_site(clock) as site:
+        port = site.endpoints()[0].port
+        async with AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0) as c:
+            for _ in range(5):
+                t0 = clock.monotonic()
+                rr = await c.read_holding_registers(40000, count=11, device_id=1)
+                assert not rr.isError()
+                assert clock.monotonic() == t0
+                await clock.sleep(10)
+        assert site.steps >= 49  # the physics wakes after the test at t=50

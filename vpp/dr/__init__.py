@@ -1,0 +1,1 @@
+"""Demand response in the agent: events, planning glue, baselines in use, reports."""

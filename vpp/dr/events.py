@@ -1,0 +1,158 @@
+"""Grid events in the agent: validate, store, answer; resume after a restart.
+
+Every message on `PREFIX/SITE/events` gets its answers per the contract (vpp.grid.ledger):
+the new state is committed to SQLite before the first answer is published, and every
+answer is stored too. A malformed message gets exactly one `rejected` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from devices.clock import Clock
+from vpp.grid.ledger import (
+    Action,
+    EventState,
+    completed,
+    decide,
+    opted_in,
+    opted_out,
+)
+from vpp.grid.messages import Event, Response
+from vpp.grid.parse import Rejection, parse_event
+from vpp.mqtt_link import MqttLink
+from vpp.store.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+def _state_payload(state: EventState) -> dict[str, Any]:
+    return {
+        "event": state.event.model_dump(mode="json"),
+        "expected_kw": list(state.expected_kw) if state.expected_kw is not None else None,
+        "reason": state.reason,
+    }
+
+
+def _state_from_payload(payload: dict[str, Any], status: str) -> EventState:
+    event = Event.model_validate(payload["event"])
+    expected = payload.get("expected_kw")
+    return EventState(
+        event,
+        status,  # type: ignore[arg-type]
+        tuple(expected) if expected is not None else None,
+        payload.get("reason"),
+    )
+
+
+class EventManager:
+    """Holds the live events; `on_change(event_id)` is called when planning must run."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        store: Store,
+        link: MqttLink,
+        on_change: Callable[[str], None] = lambda _id: None,
+    ) -> None:
+        self.clock = clock
+        self.store = store
+        self.link = link
+        self.on_change = on_change
+        self.states: dict[str, EventState] = {}
+        self.rejected = 0
+        for stored in store.events():
+            try:
+                self.states[stored.event_id] = _state_from_payload(stored.payload, stored.status)
+            except Exception as e:  # a row written by an older contract: keep going
+                log.error("stored_event_unreadable", event_id=stored.event_id, error=str(e))
+
+    def resumable(self) -> list[EventState]:
+        """Events still live after a restart (pending or active)."""
+        return [s for s in self.states.values() if s.live]
+
+    # -- answers --------------------------------------------------------------------------
+
+    def _answer(self, response: Response) -> None:
+        payload = response.model_dump(mode="json", exclude_none=True)
+        if "event_id" not in payload:
+            payload["event_id"] = None
+        self.store.add_response(self.clock.now(), payload)
+        self.link.publish_nowait(self.link.topics.responses, payload, qos=1)
+
+    def _save(self, state: EventState, now: datetime) -> None:
+        self.store.save_event(
+            now, state.event_id, state.modification, _state_payload(state), state.status
+        )
+        self.states[state.event_id] = state
+
+    # -- inbound --------------------------------------------------------------------------
+
+    def handle(self, payload: bytes) -> None:
+        """One message from the events topic. Never raises for anything the grid sends."""
+        now = self.clock.now()
+        parsed = parse_event(payload, now)
+        if isinstance(parsed, Rejection):
+            self.rejected += 1
+            log.warning(
+                "event_rejected",
+                event_id=parsed.response.event_id,
+                errors=[f"{e.loc}: {e.msg}" for e in parsed.errors],
+            )
+            self._answer(parsed.response)
+            return
+        decision = decide(self.states, parsed, now)
+        if decision.action is Action.STALE:
+            self.rejected += 1
+        if decision.conflict:
+            log.warning("event_duplicate_differs", event_id=parsed.event_id)
+        if decision.state is not None:
+            self._save(decision.state, now)  # stored before it is answered
+        for response in decision.responses:
+            self._answer(response)
+        log.info(
+            "event_message",
+            event_id=parsed.event_id,
+            modification=parsed.modification,
+            action=str(decision.action),
+        )
+        if decision.plan or decision.recover or decision.action is Action.CANCEL:
+            self.on_change(parsed.event_id)
+
+    # -- outcomes of planning and reporting -----------------------------------------------
+
+    def opt_in(self, event_id: str, expected_kw: list[float], modification: int) -> None:
+        state = self.states[event_id]
+        if not state.live or state.modification != modification or state.status != "received":
+            return
+        new, response = opted_in(state, expected_kw, self.clock.now(), modification)
+        self._save(new, self.clock.now())
+        self._answer(response)
+
+    def opt_out(self, event_id: str, reason: str, modification: int) -> None:
+        state = self.states[event_id]
+        if not state.live or state.modification != modification or state.status != "received":
+            return
+        new, response = opted_out(state, reason, self.clock.now(), modification)
+        self._save(new, self.clock.now())
+        self._answer(response)
+
+    def complete(self, event_id: str) -> None:
+        state = self.states[event_id]
+        if not state.live:
+            return
+        new, response = completed(state, self.clock.now())
+        self._save(new, self.clock.now())
+        self._answer(response)
+
+    def dispatchable(self) -> list[Event]:
+        """Events the dispatcher acts on (live, not test, not opted out)."""
+        return [s.event for s in self.states.values() if s.dispatchable]
+
+    def awaiting_plan(self) -> list[EventState]:
+        """Live events answered `received` but not yet opted in or out."""
+        return [s for s in self.states.values() if s.live and s.status == "received"]

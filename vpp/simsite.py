@@ -1,0 +1,91 @@
+"""A site file → a simulated site: the devices it names, served where it says (or on ports
+the OS gives), with the physics of each device's `sim:` block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from devices.clock import Clock
+from devices.profile import format_validation_error
+from simulators.environment import Environment, EnvironmentParams
+from simulators.faults import Faults
+from simulators.params import PARAMS, BaseLoadParams
+from simulators.site import Endpoint, SimDeviceSpec, SimulatedSite
+from vpp.site import Device, DeviceConfig, Site, SiteError
+
+
+def _validate(model: Any, data: dict[str, Any] | None, where: str) -> Any:
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as e:
+        raise SiteError(format_validation_error(where, e)) from e
+
+
+def sim_specs(site: Site, *, any_port: bool = False) -> list[SimDeviceSpec]:
+    """One simulator spec per device; `any_port` lets the OS choose every Modbus port."""
+    specs = []
+    for i, d in enumerate(site.devices):
+        where = f"{site.source}: devices[{i}]"
+        params = _validate(PARAMS[d.kind], d.config.sim, f"{where}.sim")
+        faults = _validate(Faults, d.config.faults, f"{where}.faults")
+        specs.append(
+            SimDeviceSpec(
+                d.id,
+                d.profile,
+                params,
+                host=d.config.host,
+                port=0 if any_port else d.config.port,
+                unit_id=d.config.unit_id,
+                faults=faults,
+            )
+        )
+    return specs
+
+
+def environment(site: Site, overrides: dict[str, Any] | None = None) -> Environment:
+    """The site's simulated weather (its `sim.environment`, time zone from the site)."""
+    data = {"timezone": site.config.timezone, **site.config.sim.environment, **(overrides or {})}
+    return Environment(_validate(EnvironmentParams, data, f"{site.source}: sim.environment"))
+
+
+def simulated_site(
+    site: Site,
+    clock: Clock,
+    *,
+    broker: tuple[str, int] | None = None,
+    any_port: bool = False,
+    env: Environment | None = None,
+    base_load: BaseLoadParams | None = None,
+    seed: int | None = None,
+) -> SimulatedSite:
+    """Build (not start) the simulated site of a site file."""
+    base = base_load or _validate(
+        BaseLoadParams, site.config.sim.base_load, f"{site.source}: sim.base_load"
+    )
+    return SimulatedSite(
+        clock,
+        sim_specs(site, any_port=any_port),
+        env or environment(site),
+        site_id=site.id,
+        broker=broker,
+        step_s=site.config.sim.step_s,
+        base_load=base,
+        seed=site.config.sim.seed if seed is None else seed,
+        telemetry_period_s=site.config.periods.telemetry_s,
+    )
+
+
+def rebind(site: Site, endpoints: list[Endpoint]) -> Site:
+    """The same site with each device's host and port set to where the simulator serves it."""
+    where = {e.id: e for e in endpoints}
+    devices = []
+    for d in site.devices:
+        e = where.get(d.id)
+        cfg: DeviceConfig = d.config
+        if e is not None and e.transport == "modbus":
+            cfg = cfg.model_copy(update={"host": e.host, "port": e.port})
+        devices.append(Device(config=cfg, profile=d.profile))
+    config = site.config.model_copy(update={"devices": [d.config for d in devices]})
+    return Site(config=config, devices=devices, source=site.source)
