@@ -25,7 +25,12 @@ from devices.profile import Kind, MqttPoint, MqttProfile
 
 
 class MqttDriver:
-    """One MQTT device `device_id` of site `site`, sharing `hub`'s broker connection."""
+    """One MQTT device `device_id` of site `site`, sharing `hub`'s broker connection.
+
+    `hold_commands` (replay with the simulators in this process): each command calls
+    `clock.expect(command_topic)` first, so virtual time stands still until the simulated
+    device has it (the simulator calls `clock.arrived(command_topic)`).
+    """
 
     def __init__(
         self,
@@ -37,6 +42,7 @@ class MqttDriver:
         site: str = "site",
         stale_after_s: float = 10.0,
         limits: PointLimits | None = None,
+        hold_commands: bool = False,
     ) -> None:
         for name, (lo, hi) in (limits or {}).items():
             if name not in profile.points:
@@ -59,6 +65,7 @@ class MqttDriver:
         self._received_ts = clock.now()
         self._bad: str | None = None
         self._subscribed = False
+        self._hold_commands = hold_commands
         self._health = Health.starting(clock.now())
 
     @property
@@ -143,7 +150,15 @@ class MqttDriver:
                 out = int(written)
             else:
                 out = written
-        await self._hub.publish(self.command_topic, json.dumps({p.field: out}).encode())
+        payload = json.dumps({p.field: out}).encode()
+        if self._hold_commands:
+            self._clock.expect(self.command_topic)
+        try:
+            await self._hub.publish(self.command_topic, payload)
+        except DeviceError:
+            if self._hold_commands:
+                self._clock.arrived(self.command_topic)  # it will never arrive
+            raise
         return WriteResult(point, float(value), written, clamped, None)
 
     def _writable(self, point: str) -> MqttPoint:

@@ -52,6 +52,7 @@ class DriverContext:
     clock: Clock
     site: str = "site"
     mqtt_hub: MqttHub | None = None
+    hold_mqtt_commands: bool = False  # replay with in-process simulators: see MqttDriver
 
 
 DriverFactory = Callable[[DeviceSpec, DriverContext], Driver]
@@ -124,6 +125,7 @@ def generic_driver(spec: DeviceSpec, ctx: DriverContext) -> Driver:
         site=ctx.site,
         stale_after_s=spec.stale_after_s,
         limits=spec.limits,
+        hold_commands=ctx.hold_mqtt_commands,
     )
 
 

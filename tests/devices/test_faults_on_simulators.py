@@ -149,7 +149,7 @@ async def test_mqtt_simulator_telemetry_and_commands(mosquitto: Broker) -> None:
     )
     async with sim, MqttHub(MqttSettings(mosquitto.host, mosquitto.port), clock=clock) as hub:
         await hub.wait_connected(10)
-        ctx = DriverContext(clock, site=site_id, mqtt_hub=hub)
+        ctx = DriverContext(clock, site=site_id, mqtt_hub=hub, hold_mqtt_commands=True)
         # The simulator's telemetry does not hold virtual time while it crosses the broker,
         # so its arrival instant is not deterministic here: staleness is tested elsewhere.
         d = create_driver(DeviceSpec("ev", "ev_charger", profile, stale_after_s=1e6), ctx)

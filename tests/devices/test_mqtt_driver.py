@@ -37,8 +37,9 @@ TELEMETRY = {
 
 
 async def publish(broker: Broker, clock: VirtualClock, topic: str, payload: bytes) -> None:
-    """Publish from another client; the clock holds still until the hub has the message."""
-    async with aiomqtt.Client(broker.host, broker.port) as c:
+    """Publish from another client; the clock holds still until the hub has the message
+    (and while this client connects: the broker is another process)."""
+    async with clock.hold(), aiomqtt.Client(broker.host, broker.port) as c:
         clock.expect(topic)
         await c.publish(topic, payload, qos=1)
 
