@@ -129,7 +129,8 @@ class ModbusDriver:
         """Read every point of the profile in planned blocks, decoded to engineering units."""
         async with self._lock:
             raw = await self._guard("read", self._read_blocks())
-        values = codec.engineering(self._profile, raw)
+        # raw × 0.1 gives 23.400000000000002: drop the binary noise below 1e-9 of a unit.
+        values = {k: round(v, 9) for k, v in codec.engineering(self._profile, raw).items()}
         for name in self._sf_names:
             if name in raw:
                 self._sf[name] = int(raw[name])
