@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from devices.clock import Clock
 from simulators.faults import Faults
 from simulators.model import DeviceModel
@@ -12,7 +14,12 @@ class ServedDevice:
     (dropped while `ignore_commands`). Both transports go through here."""
 
     def __init__(
-        self, device_id: str, model: DeviceModel, clock: Clock, faults: Faults | None = None
+        self,
+        device_id: str,
+        model: DeviceModel,
+        clock: Clock,
+        faults: Faults | None = None,
+        before: Callable[[], None] | None = None,
     ) -> None:
         self.id = device_id
         self.model = model
@@ -20,6 +27,9 @@ class ServedDevice:
         self._faults = Faults()
         self._frozen: dict[str, float] | None = None
         self.commands_applied = 0
+        # Brings the physics up to the present before any look or command (the site's
+        # catch-up), so answers do not depend on which task woke first.
+        self._before = before or (lambda: None)
         self.set_faults(faults or Faults())
 
     @property
@@ -29,6 +39,7 @@ class ServedDevice:
 
     def set_faults(self, faults: Faults) -> None:
         """Change faults; turning `stuck` on freezes the values of this moment."""
+        self._before()
         if faults.stuck and self._frozen is None:
             self._frozen = self.model.read()
         if not faults.stuck:
@@ -37,6 +48,7 @@ class ServedDevice:
 
     def values(self) -> dict[str, float]:
         """Point values as the device reports them now (engineering units)."""
+        self._before()
         self.model.check_watchdog(self.clock.monotonic())
         if self._frozen is not None:
             return dict(self._frozen)
@@ -46,6 +58,7 @@ class ServedDevice:
         """Apply validated point values (all or nothing is the caller's concern)."""
         if self._faults.ignore_commands:
             return
+        self._before()
         now_s = self.clock.monotonic()
         self.model.check_watchdog(now_s)
         for point, value in values.items():

@@ -4,12 +4,15 @@ Telemetry: a JSON object of the profile's fields plus `ts` (ISO 8601, UTC), publ
 `period_s` of clock time on the telemetry topic (QoS 0), and right after each command.
 Commands: a JSON object of writable fields (optionally `cmd_id`) on the command topic; all
 fields are checked (known, writable, right type, within min/max) before any is applied.
-Each command is answered on `<command topic>/ack` with `{"cmd_id", "ok", "error"?}`.
+Each command is answered on `<command topic>/ack` with `{"cmd_id", "ok", "error"?, "ts"}`.
 State: retained `{"online": true}` on the state topic, `{"online": false}` as the Will.
 
 Under a VirtualClock the server calls `clock.arrived(<command topic>)` on each command, so a
 controller that calls `clock.expect(<command topic>)` before publishing holds time still
-until the command is in.
+until the command is in. With `announce=True` (replay, where the receiver runs in this
+process) the server calls `clock.expect(<telemetry topic>)` before each telemetry message
+and `clock.expect(<command topic>/ack)` before each ack; the receiver must call
+`clock.arrived(<topic>)` for each, and time stands still until it has.
 """
 
 from __future__ import annotations
@@ -93,12 +96,14 @@ class MqttDeviceServer:
         host: str,
         port: int,
         period_s: float = 5.0,
+        announce: bool = False,
     ) -> None:
         self.clock = clock
         self.device = device
         self.profile = profile
         self.host, self.port = host, port
         self.period_s = period_s
+        self.announce = announce
         fill = {"site": site_id, "device": device.id}
         self.telemetry_topic = profile.topics.telemetry.format(**fill)
         self.command_topic = profile.topics.command.format(**fill)
@@ -107,6 +112,8 @@ class MqttDeviceServer:
         self.client_id = f"sim-{site_id}-{device.id}"
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self.served_once = False
+        self.reconnect_s = 1.0
 
     @property
     def running(self) -> bool:
@@ -123,14 +130,21 @@ class MqttDeviceServer:
         await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         if self._task.done():
-            self._task.result()  # raises the connection error
+            task, self._task = self._task, None
+            try:
+                task.result()
+            except aiomqtt.MqttError as e:
+                raise ConnectionError(
+                    f"devices.{self.device.id}: cannot reach the MQTT broker at "
+                    f"{self.host}:{self.port}: {e}"
+                ) from e
 
     async def stop(self) -> None:
         """Disconnect (the broker publishes the Will: offline)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task
 
     async def set_offline(self, offline: bool) -> None:
@@ -138,6 +152,18 @@ class MqttDeviceServer:
         await (self.stop() if offline else self.start())
 
     async def _run(self) -> None:
+        """Serve; after a first successful connection, reconnect when the broker drops us."""
+        while True:
+            try:
+                await self._serve()
+                return
+            except aiomqtt.MqttError as e:
+                if not self.served_once:
+                    raise
+                log.warning("device %s lost the broker (%s); reconnecting", self.device.id, e)
+                await self.clock.sleep(self.reconnect_s)
+
+    async def _serve(self) -> None:
         will = aiomqtt.Will(self.state_topic, json.dumps({"online": False}), qos=1, retain=True)
         client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, will=will)
         async with contextlib.AsyncExitStack() as stack:
@@ -148,10 +174,17 @@ class MqttDeviceServer:
                 online = json.dumps({"online": True})
                 await client.publish(self.state_topic, online, qos=1, retain=True)
             self.connected.set()
+            self.served_once = True
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._publish_loop(client))
                     tg.create_task(self._command_loop(client))
+            except asyncio.CancelledError:
+                # Told to go offline: a clean disconnect sends no Will, so say it ourselves.
+                offline = json.dumps({"online": False})
+                with contextlib.suppress(Exception):
+                    await client.publish(self.state_topic, offline, qos=1, retain=True)
+                raise
             finally:
                 self.connected.clear()
 
@@ -160,6 +193,8 @@ class MqttDeviceServer:
         payload = telemetry_payload(
             self.profile, self.device.values(), self.clock.now().isoformat()
         )
+        if self.announce:
+            self.clock.expect(self.telemetry_topic)
         await client.publish(self.telemetry_topic, payload, qos=0)
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
@@ -188,8 +223,11 @@ class MqttDeviceServer:
             self.device.command(values)
         except CommandError as e:
             log.warning("device %s refused a command: %s", self.device.id, e)
-            ack = {"cmd_id": cmd_id, "ok": False, "error": str(e)}
+            ack: dict[str, Any] = {"cmd_id": cmd_id, "ok": False, "error": str(e)}
         else:
             ack = {"cmd_id": cmd_id, "ok": True}
+        ack["ts"] = self.clock.now().isoformat()
+        if self.announce:
+            self.clock.expect(self.ack_topic)
         await client.publish(self.ack_topic, json.dumps(ack), qos=1)
         await self.publish_telemetry(client)

@@ -87,12 +87,14 @@ def _key(t: float | datetime) -> float:
 class EvChargerParams(_Params):
     """An EV charger: `max_power_kw` hardware limit, `default_limit_kw` its own limit when no
     controller writes one (start and watchdog fallback), `min_power_kw` the lowest non-zero
-    power (IEC 61851 6 A; 0 = none: a lower limit gives 0 kW)."""
+    power (IEC 61851 6 A; 0 = none: a lower limit gives 0 kW). `repeat_daily`: every session
+    comes back each day, 24 h after the previous visit (the sessions must fit within 24 h)."""
 
     max_power_kw: float = Field(default=22.0, gt=0)
     default_limit_kw: float = Field(default=11.0, ge=0)
     min_power_kw: float = Field(default=0.0, ge=0)
     phases: int = Field(default=3, ge=1, le=3)
+    repeat_daily: bool = False
     default_watchdog_s: float = Field(default=60.0, gt=0)
     sessions: list[EvSessionSpec] = Field(default_factory=list)
 
@@ -104,6 +106,13 @@ class EvChargerParams(_Params):
         for i, j in itertools.pairwise(ordered):
             if _key(self.sessions[i].departure) > _key(self.sessions[j].arrival):
                 raise ValueError(f"sessions[{j}] arrives before sessions[{i}] departs")
+        if self.repeat_daily and ordered:
+            first, last = (
+                self.sessions[ordered[0]],
+                max(self.sessions, key=lambda s: _key(s.departure)),
+            )
+            if _key(last.departure) > _key(first.arrival) + 86400:
+                raise ValueError("repeat_daily: the sessions must fit within 24 h")
         return self
 
 

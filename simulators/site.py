@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel
 
@@ -57,9 +58,8 @@ class SimDeviceSpec:
     faults: Faults | None = None
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a simulated device is served (MQTT: the broker's host and port)."""
+class Endpoint(NamedTuple):
+    """Where a simulated device is served (MQTT: the broker's host and port; no unit id)."""
 
     id: str
     kind: Kind
@@ -75,7 +75,7 @@ def build_model(
     params: BaseModel | None,
     env: Environment,
     start: datetime,
-    total_kw: Any = None,
+    total_kw: Callable[[], float] | None = None,
 ) -> DeviceModel:
     """The physics model of a kind (`params` checked against `PARAMS[kind]`)."""
     p = params if params is not None else PARAMS[kind]()
@@ -101,7 +101,8 @@ class SimulatedSite:
     Every `step_s` of clock time each device steps over the interval that just ended, then
     the meters sum the base load and every device's power (kW, consumption positive). The
     only randomness (base-load noise) comes from `seed`, so a run is reproducible.
-    MQTT devices need `broker` = (host, port).
+    MQTT devices need `broker` = (host, port); `announce_mqtt` makes them announce each
+    telemetry message and ack to the clock (see `simulators.mqtt_server`).
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class SimulatedSite:
         base_load: BaseLoadParams | None = None,
         seed: int = 0,
         telemetry_period_s: float = 5.0,
+        announce_mqtt: bool = False,
     ) -> None:
         if step_s <= 0:
             raise ValueError("step_s must be positive")
@@ -128,12 +130,16 @@ class SimulatedSite:
         self.broker = broker
         self.step_s = step_s
         self.telemetry_period_s = telemetry_period_s
+        self.announce_mqtt = announce_mqtt
         self.start = clock.now()
+        self._t0 = clock.monotonic()
+        self._stepped_s = 0.0  # physics done up to start + this
         self.base_load = BaseLoad(base_load, self.env, random.Random(seed)) if base_load else None
         self.devices: dict[str, ServedDevice] = {}
         for d in devices:
             model = build_model(d.profile.kind, d.params, self.env, self.start, self._total_kw)
-            self.devices[d.id] = ServedDevice(d.id, model, clock, d.faults)
+            device = ServedDevice(d.id, model, clock, d.faults, before=self.catch_up)
+            self.devices[d.id] = device
         self.site_meter = MeterSim(MeterParams(), self._total_kw)
         self._modbus: dict[str, ModbusDeviceServer] = {}  # by device id (shared per port)
         self._mqtt: dict[str, MqttDeviceServer] = {}
@@ -149,9 +155,10 @@ class SimulatedSite:
                 total += d.model.power_kw
         return total
 
-    def step(self, dt_s: float, now: datetime) -> None:
-        """Advance every device over [now, now + dt_s], then the meters."""
-        now_s = self.clock.monotonic()
+    def step(self, dt_s: float, now: datetime, now_s: float | None = None) -> None:
+        """Advance every device over [now, now + dt_s] (watchdogs checked at `now_s`, the
+        step's start on the clock's monotonic scale), then the meters."""
+        now_s = self.clock.monotonic() if now_s is None else now_s
         meters = []
         for d in self.devices.values():
             if d.model.kind is Kind.meter:
@@ -166,20 +173,31 @@ class SimulatedSite:
         self.site_meter.step(dt_s, now)
         self.steps += 1
 
+    def catch_up(self) -> None:
+        """Run every step that ended at or before the clock's present, so that whoever looks
+        at time t sees the state at the last step boundary, whatever task woke first."""
+        now_s = self.clock.monotonic()
+        while self._stepped_s + self.step_s <= now_s - self._t0 + 1e-9:
+            start = self.start + timedelta(seconds=self._stepped_s)
+            self.step(self.step_s, start, self._t0 + self._stepped_s)
+            self._stepped_s += self.step_s
+
     async def _physics(self) -> None:
-        t = self.clock.monotonic()
+        k = 0
         while True:
-            t += self.step_s
-            await self.clock.sleep_until(t)
-            self.step(self.step_s, self.clock.now() - timedelta(seconds=self.step_s))
+            k += 1
+            await self.clock.sleep_until(self._t0 + k * self.step_s)
+            self.catch_up()
 
     def meter_kw(self) -> float:
         """Site import power (kW, negative when exporting), average over the last step."""
+        self.catch_up()
         return self.site_meter.power_kw
 
     def state(self) -> dict[str, dict[str, float]]:
         """True values of every device (faults such as `stuck` do not apply), plus `site`:
         import_power_kw and the energy counters of the site's own meter."""
+        self.catch_up()
         out = {i: d.model.read() for i, d in self.devices.items()}
         out["site"] = self.site_meter.read()
         if self.base_load:
@@ -220,6 +238,7 @@ class SimulatedSite:
                     self.site_id,
                     *self.broker,
                     period_s=self.telemetry_period_s,
+                    announce=self.announce_mqtt,
                 )
                 self._mqtt[spec.id] = server
                 if not device.faults.offline:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from devices.profile import ModbusProfile, MqttProfile, load_profile, profile_dir
 
 
+@cache
 def bundled_profiles() -> list[ModbusProfile | MqttProfile]:
     """Every profile file in config/profiles."""
     return [load_profile(p) for p in sorted(profile_dir().glob("*.yaml"))]

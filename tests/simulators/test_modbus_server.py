@@ -165,3 +165,35 @@ async def test_a_request_completes_within_one_virtual_instant() -> None:
                 assert clock.monotonic() == t0
                 await clock.sleep(10)
         assert site.steps >= 49  # the physics wakes after the test at t=50
+
+
+WITH_SETPOINTS = [
+    p
+    for p in modbus_profiles()
+    if any(q.access == "rw" and q.type is not PointType.bool for q in p.points.values())
+]
+
+
+@pytest.mark.parametrize("prof", WITH_SETPOINTS, ids=lambda p: p.name)
+async def test_every_writable_point_refuses_values_outside_its_range(prof: ModbusProfile) -> None:
+    clock = VirtualClock()
+    async with SimulatedSite(clock, [SimDeviceSpec("dev", prof, PARAMS.get(prof.name))]) as site:
+        port = site.endpoints()[0].port
+        async with _client(port) as c:
+            checked = 0
+            for name, p in prof.points.items():
+                if p.access != "rw" or p.type is PointType.bool:
+                    continue
+                assert p.min is not None and p.max is not None
+                before = site.state()["dev"].get(name)
+                step = abs(p.scale)  # one raw count (no scale factor on writable points)
+                for bad in (p.max + step, p.min - step):
+                    try:
+                        regs = encode(p, bad, prof.word_order_of(p), None)
+                    except ValueError:
+                        continue  # not representable in the register type (u16 below 0)
+                    wr = await c.write_registers(p.address, regs, device_id=prof.unit_id)
+                    assert wr.isError() and wr.exception_code == 3, (name, bad, wr)
+                    checked += 1
+                assert site.state()["dev"].get(name) == before, name
+            assert checked > 0
