@@ -138,9 +138,9 @@ def clamp_setpoint(
         hi = site[1] if hi is None else min(hi, site[1])
     written = value
     if lo is not None and written < lo:
-        written = lo
+        written = float(lo)
     if hi is not None and written > hi:
-        written = hi
+        written = float(hi)
     clamped = written != value
     if clamped:
         log.warning(

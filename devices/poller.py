@@ -80,7 +80,8 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 class Poller:
     """Polls `drivers` concurrently; an async context manager that owns its tasks.
 
-    `period_s` is the default poll period; `periods` overrides it per device id.
+    `period_s` is the default poll period; `periods` overrides it per device id. With
+    `stagger`, devices sharing a period get phases spread over it in `stagger_slot_s` slots.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class Poller:
         offline_after: int = 2,
         max_backoff_s: float = 30.0,
         stagger: bool = True,
+        stagger_slot_s: float = 0.01,
     ) -> None:
         if period_s <= 0:
             raise ValueError(f"period_s must be positive, got {period_s}")
@@ -119,11 +121,15 @@ class Poller:
         self._states: dict[str, _DeviceState] = {}
         now = clock.now()
         for p, group in by_period.items():
+            # Phases sit on slots of `stagger_slot_s`, so devices sharing a slot wake together
+            # (one loop wake-up for many polls instead of one each).
+            slots = max(1, min(len(group), math.floor(p / stagger_slot_s)))
             for i, d in enumerate(group):
-                phase = p * i / len(group) if stagger else 0.0
+                phase = p * math.floor(i * slots / len(group)) / slots if stagger else 0.0
                 self._states[d.id] = _DeviceState(d, p, phase, Health.starting(now))
         self._subscribers: list[asyncio.Queue[HealthChange]] = []
         self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
         self._t0 = 0.0
 
     # -- service lifecycle -------------------------------------------------------------
@@ -143,6 +149,9 @@ class Poller:
 
     async def stop(self) -> None:
         """Cancel every poll loop and close every driver."""
+        # Python 3.11's asyncio.wait_for (used inside pymodbus) can swallow a cancellation
+        # that races with an answer; the flag ends such a loop at its next step anyway.
+        self._stopping = True
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -222,8 +231,10 @@ class Poller:
         except Exception as e:  # a driver bug at start is a failure to retry, not a crash
             self._failed(st, DeviceError(f"start failed: {e!r}", connection_lost=True))
         tick = self._t0 + st.phase_s
-        while True:
+        while not self._stopping:
             await clock.sleep_until(tick)
+            if self._stopping:
+                return
             st.lateness.append(clock.monotonic() - tick)
             st.polls += 1
             try:

@@ -1,0 +1,152 @@
+"""One MQTT connection shared by many devices: subscriptions fan out to per-topic callbacks.
+
+The hub owns the aiomqtt client and its task; it reconnects with backoff on the injected
+clock and re-subscribes every topic after a reconnect. A device driver registers a callback
+for its telemetry topic and publishes commands through the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import aiomqtt
+import structlog
+
+from devices.clock import Clock
+from devices.driver import DeviceError
+
+log = structlog.get_logger("devices.mqtt")
+
+MessageCallback = Callable[[bytes], None]
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """Broker settings from the site file. `tls` uses the system's CA store."""
+
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    client_id: str | None = None
+    keepalive_s: int = 30
+
+
+class MqttHub:
+    """A shared MQTT connection (async context manager owning its reader task)."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        clock: Clock,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._min_s, self._max_s = reconnect_min_s, reconnect_max_s
+        self._callbacks: dict[str, list[MessageCallback]] = {}
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_error = ""
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._connected.is_set()
+
+    async def __aenter__(self) -> MqttHub:
+        self._task = asyncio.create_task(self._run(), name="mqtt-hub")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait (wall time: the broker is another process) until connected, or TimeoutError."""
+        await asyncio.wait_for(self._connected.wait(), timeout_s)
+
+    async def subscribe(self, topic: str, callback: MessageCallback) -> None:
+        """Call `callback(payload)` for every message on `topic` (exact topic, QoS 1)."""
+        first = topic not in self._callbacks
+        self._callbacks.setdefault(topic, []).append(callback)
+        if first and self._client is not None and self.connected:
+            try:
+                await self._client.subscribe(topic, qos=1)
+            except aiomqtt.MqttError as e:  # re-subscribed on reconnect anyway
+                self.last_error = str(e)
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
+        """Publish, or raise DeviceError when the broker is not reachable now."""
+        client = self._client
+        if client is None or not self.connected:
+            raise DeviceError(f"MQTT broker not connected: {self.last_error or 'connecting'}")
+        try:
+            await client.publish(topic, payload, qos=qos)
+        except aiomqtt.MqttError as e:
+            raise DeviceError(f"MQTT publish failed: {e}") from e
+
+    def _make_client(self) -> aiomqtt.Client:
+        s = self.settings
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password,
+            identifier=s.client_id,
+            keepalive=s.keepalive_s,
+            tls_context=ssl.create_default_context() if s.tls else None,
+        )
+
+    async def _run(self) -> None:
+        delay = self._min_s
+        failed = False
+        while True:
+            try:
+                async with self._make_client() as client:
+                    self._client = client
+                    for topic in self._callbacks:
+                        await client.subscribe(topic, qos=1)
+                    self._connected.set()
+                    delay = self._min_s
+                    if failed:
+                        log.info("mqtt_reconnected", host=self.settings.host)
+                        failed = False
+                    async for message in client.messages:
+                        self._dispatch(str(message.topic), message.payload)
+            except aiomqtt.MqttError as e:
+                self.last_error = str(e)
+                if not failed:
+                    log.warning("mqtt_disconnected", host=self.settings.host, reason=str(e))
+                    failed = True
+            finally:
+                self._connected.clear()
+                self._client = None
+            await self._clock.sleep(delay)
+            delay = min(self._max_s, delay * 2)
+
+    def _dispatch(self, topic: str, payload: object) -> None:
+        data = payload if isinstance(payload, bytes) else str(payload).encode()
+        for cb in self._callbacks.get(topic, ()):
+            try:
+                cb(data)
+            except Exception as e:  # one device's bad callback must not stop the others
+                log.warning("mqtt_callback_failed", topic=topic, error=repr(e))
+        self._clock.arrived(topic)
