@@ -25,7 +25,7 @@ from devices.profile import Kind
 from vpp.control.dispatcher import Dispatcher
 from vpp.control.types import DeviceView, PlanStep, Snapshot, Target
 from vpp.control.writer import CommandWriter
-from vpp.drivers import build_drivers
+from vpp.drivers import build_drivers, mqtt_hub_for
 from vpp.mqtt_link import MqttLink
 from vpp.site import BrokerConfig, Site
 from vpp.store.store import Store
@@ -63,7 +63,8 @@ class Agent:
             subscriptions=[f"{self.broker.prefix}/{site.id}/events"],
             client_id=client_id,
         )
-        self.drivers: dict[str, Driver] = build_drivers(site, clock, self.broker)
+        self.hub = mqtt_hub_for(site, clock, self.broker)
+        self.drivers: dict[str, Driver] = build_drivers(site, clock, self.hub)
         periods = site.config.periods
         self.poller = Poller(
             self.drivers.values(),
@@ -190,7 +191,10 @@ class Agent:
         """Run until `stop` is set; then stop cleanly (status offline, store flushed)."""
         log.info("agent_starting", site_id=self.site.id, devices=len(self.drivers))
         try:
-            async with self.poller:
+            async with contextlib.AsyncExitStack() as stack:
+                if self.hub is not None:
+                    await stack.enter_async_context(self.hub)
+                await stack.enter_async_context(self.poller)
                 async with asyncio.TaskGroup() as tg:
                     tasks = [
                         tg.create_task(self.link.run(), name="mqtt"),

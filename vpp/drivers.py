@@ -1,33 +1,49 @@
-"""Builds one driver per device of the site file (the registry picks the class by `type`)."""
+"""Builds one driver per device of the site file through the driver registry (keyed by the
+device's `type`); MQTT devices share one connection (an MqttHub the agent runs)."""
 
 from __future__ import annotations
 
-import structlog
-
 from devices.clock import Clock
 from devices.driver import Driver
-from devices.modbus_driver import ModbusDriver
-from devices.profile import ModbusProfile
+from devices.mqtt_hub import MqttHub, MqttSettings
+from devices.profile import MqttProfile
+from devices.registry import DeviceSpec, DriverContext, create_driver
 from vpp.site import BrokerConfig, Site
 
-log = structlog.get_logger(__name__)
+
+def mqtt_hub_for(site: Site, clock: Clock, broker: BrokerConfig) -> MqttHub | None:
+    """The shared MQTT connection for the site's MQTT devices (None when it has none)."""
+    if not any(isinstance(d.profile, MqttProfile) for d in site.devices):
+        return None
+    settings = MqttSettings(
+        host=broker.host,
+        port=broker.port,
+        username=broker.username,
+        password=broker.password(),
+        tls=broker.tls,
+        client_id=f"{broker.client_id or 'vpp-' + site.id}-devices",
+        keepalive_s=broker.keepalive_s,
+    )
+    return MqttHub(settings, clock=clock)
 
 
-def build_drivers(site: Site, clock: Clock, broker: BrokerConfig) -> dict[str, Driver]:
+def build_drivers(
+    site: Site, clock: Clock, hub: MqttHub | None, *, hold_mqtt_commands: bool = False
+) -> dict[str, Driver]:
     """Drivers keyed by device id, in site-file order."""
+    ctx = DriverContext(clock, site.id, hub, hold_mqtt_commands)
     drivers: dict[str, Driver] = {}
     for d in site.devices:
-        if isinstance(d.profile, ModbusProfile):
-            drivers[d.id] = ModbusDriver(
-                d.id,
-                d.profile,
-                host=d.config.host,
-                port=d.config.port,
-                clock=clock,
-                unit_id=d.config.unit_id,
-                timeout_s=d.config.timeout_s,
-                limits=d.config.limits,
-            )
-        else:
-            log.warning("driver_missing", device_id=d.id, transport=d.profile.transport)
+        spec = DeviceSpec(
+            id=d.id,
+            type=d.config.type,
+            profile=d.profile,
+            host=d.config.host,
+            port=d.config.port,
+            unit_id=d.config.unit_id,
+            timeout_s=d.config.timeout_s,
+            stale_after_s=max(10.0, 3 * site.config.periods.telemetry_s),
+            limits=d.config.limits,
+        )
+        drivers[d.id] = create_driver(spec, ctx)
     return drivers

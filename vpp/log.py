@@ -36,3 +36,5 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
     )
     # Library loggers (pymodbus, aiomqtt) are noisy at INFO; keep warnings.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Device failures are reported once by devices.poller; pymodbus would repeat them per retry.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

@@ -59,6 +59,7 @@ def simulated_site(
     env: Environment | None = None,
     base_load: BaseLoadParams | None = None,
     seed: int | None = None,
+    announce_mqtt: bool = False,
 ) -> SimulatedSite:
     """Build (not start) the simulated site of a site file."""
     base = base_load or _validate(
@@ -74,6 +75,7 @@ def simulated_site(
         base_load=base,
         seed=site.config.sim.seed if seed is None else seed,
         telemetry_period_s=site.config.periods.telemetry_s,
+        announce_mqtt=announce_mqtt,
     )
 
 

@@ -183,6 +183,7 @@ async def run(
         env=env,
         base_load=spec.base_load,
         seed=spec.seed,
+        announce_mqtt=True,
     )
     wall0 = time.perf_counter()
     operator = Operator(clock, broker, site.id)
