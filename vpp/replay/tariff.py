@@ -1,0 +1,91 @@
+"""Prices and grid carbon intensity of a scenario: a constant, 24 hourly values, or a
+time-of-use table, evaluated in the scenario's local time.
+
+Tariffs are steps, not curves: hourly value `k` holds from local `k:00` to `k+1:00`, a
+time-of-use period from its `start` (inclusive) to its `end` (exclusive, `00:00` = midnight).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, time, tzinfo
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TouPeriod(BaseModel):
+    """One time-of-use period: `per_kwh` from local `start` to `end` (wraps past midnight
+    when `end` <= `start`, e.g. 22:00–06:00)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: time
+    end: time
+    per_kwh: float = Field(allow_inf_nan=False)
+    label: str = ""
+
+    def covers(self, minute: int) -> bool:
+        """True when minute-of-day `minute` (0..1439) is in the period."""
+        a = self.start.hour * 60 + self.start.minute
+        b = self.end.hour * 60 + self.end.minute
+        return a <= minute < b if a < b else (minute >= a or minute < b)
+
+
+class TouTable(BaseModel):
+    """A time-of-use table: periods that cover every minute of the day exactly once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tou: Annotated[list[TouPeriod], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _cover(self) -> TouTable:
+        for minute in range(24 * 60):
+            n = sum(p.covers(minute) for p in self.tou)
+            if n != 1:
+                what = "not covered by any period" if n == 0 else f"covered by {n} periods"
+                raise ValueError(f"{minute // 60:02d}:{minute % 60:02d} local is {what}")
+        return self
+
+
+Hourly = Annotated[
+    list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=24, max_length=24)
+]
+Tariff = Annotated[float, Field(allow_inf_nan=False)] | Hourly | TouTable
+"""A price (per kWh) or intensity (kg CO2 per kWh): constant, 24 hourly values, or a TOU table."""
+
+# A Shanghai-like commercial summer tariff (CNY/kWh): peak 08–11, 13–15, 18–21; valley 22–06.
+SHANGHAI_TOU = TouTable(
+    tou=[
+        TouPeriod(start=time(22), end=time(6), per_kwh=0.31, label="valley"),
+        TouPeriod(start=time(6), end=time(8), per_kwh=0.76, label="flat"),
+        TouPeriod(start=time(8), end=time(11), per_kwh=1.21, label="peak"),
+        TouPeriod(start=time(11), end=time(13), per_kwh=0.76, label="flat"),
+        TouPeriod(start=time(13), end=time(15), per_kwh=1.21, label="peak"),
+        TouPeriod(start=time(15), end=time(18), per_kwh=0.76, label="flat"),
+        TouPeriod(start=time(18), end=time(21), per_kwh=1.21, label="peak"),
+        TouPeriod(start=time(21), end=time(22), per_kwh=0.76, label="flat"),
+    ]
+)
+DEFAULT_CARBON_KG_PER_KWH = 0.58
+"""Grid carbon intensity when the scenario gives none (kg CO2 per kWh imported)."""
+
+
+def value_at(tariff: Tariff, t: datetime, tz: tzinfo) -> float:
+    """The tariff's value at aware time `t` (local time in `tz`)."""
+    if isinstance(tariff, int | float):
+        return float(tariff)
+    local = t.astimezone(tz)
+    if isinstance(tariff, TouTable):
+        minute = local.hour * 60 + local.minute
+        for p in tariff.tou:
+            if p.covers(minute):
+                return p.per_kwh
+        raise AssertionError("validated TOU table does not cover a minute")  # pragma: no cover
+    return float(tariff[local.hour])
+
+
+def values_on(tariff: Tariff, times: Sequence[datetime], tz: tzinfo) -> list[float]:
+    """The tariff at each time of `times` (e.g. the start of each simulation step)."""
+    return [value_at(tariff, t, tz) for t in times]
