@@ -114,6 +114,28 @@ class _Run:
         )
 
 
+def event_baselines(
+    store: Store | str | Path,
+    scenario: Scenario,
+    counterfactual: Store | str | Path | None = None,
+) -> dict[str, BaselineResult]:
+    """The baseline each event is measured against (as in the summary), by event id; the
+    profile runs to the end of the rebound window."""
+    st = rd.open_store(store)
+    cf = rd.open_store(counterfactual) if counterfactual is not None else None
+    run = _Run(st, scenario, cf)
+    out = {}
+    for ev in scenario.final_events():
+        if ev.end <= scenario.end:
+            out[ev.event_id] = run.baseline(ev, _profile_end(ev, scenario))
+    return out
+
+
+def _profile_end(event: Event, sc: Scenario) -> datetime:
+    rebound_end = min(event.end + REBOUND_WINDOW, floor_to(sc.end, DEFAULT_STEP))
+    return max(ceil_to(event.end, DEFAULT_STEP), rebound_end)
+
+
 def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
     sc = run.scenario
     out: dict[str, Any] = {
@@ -142,8 +164,7 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
         )
         return out
     rebound_end = min(event.end + REBOUND_WINDOW, floor_to(sc.end, DEFAULT_STEP))
-    profile_end = max(ceil_to(event.end, DEFAULT_STEP), rebound_end)
-    baseline = run.baseline(event, profile_end)
+    baseline = run.baseline(event, _profile_end(event, sc))
     zones = rd.zone_inputs(
         run.store, sc, event.start - timedelta(hours=1), event.end + timedelta(hours=1), run.step
     )
