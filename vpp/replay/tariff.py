@@ -7,11 +7,14 @@ time-of-use period from its `start` (inclusive) to its `end` (exclusive, `00:00`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime, time, tzinfo
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator
+
+from devices.profile import format_validation_error
 
 
 class TouPeriod(BaseModel):
@@ -39,20 +42,45 @@ class TouTable(BaseModel):
 
     tou: Annotated[list[TouPeriod], Field(min_length=1)]
 
-    @model_validator(mode="after")
-    def _cover(self) -> TouTable:
+    @field_validator("tou")
+    @classmethod
+    def _cover(cls, tou: list[TouPeriod]) -> list[TouPeriod]:
         for minute in range(24 * 60):
-            n = sum(p.covers(minute) for p in self.tou)
+            n = sum(p.covers(minute) for p in tou)
             if n != 1:
                 what = "not covered by any period" if n == 0 else f"covered by {n} periods"
                 raise ValueError(f"{minute // 60:02d}:{minute % 60:02d} local is {what}")
-        return self
+        return tou
 
 
-Hourly = Annotated[
-    list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=24, max_length=24)
-]
-Tariff = Annotated[float, Field(allow_inf_nan=False)] | Hourly | TouTable
+def _tariff(value: Any) -> float | list[float] | TouTable:
+    """A constant, 24 hourly values, or a `{tou: [...]}` table; one clear error otherwise."""
+    if isinstance(value, TouTable):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a number, 24 hourly numbers or {tou: [...]}, got a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return float(value)
+    if isinstance(value, list):
+        if len(value) != 24:
+            raise ValueError(f"hourly values: expected 24, got {len(value)}")
+        out = []
+        for i, v in enumerate(value):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"hourly values[{i}]: not a finite number: {v!r}")
+            out.append(float(v))
+        return out
+    if isinstance(value, dict):
+        try:
+            return TouTable.model_validate(value)
+        except ValidationError as e:
+            raise ValueError(format_validation_error("time-of-use table", e)) from None
+    raise ValueError(f"expected a number, 24 hourly numbers or {{tou: [...]}}, got {value!r}")
+
+
+Tariff = Annotated[float | list[float] | TouTable, PlainValidator(_tariff)]
 """A price (per kWh) or intensity (kg CO2 per kWh): constant, 24 hourly values, or a TOU table."""
 
 # A Shanghai-like commercial summer tariff (CNY/kWh): peak 08–11, 13–15, 18–21; valley 22–06.
