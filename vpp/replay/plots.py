@@ -132,7 +132,14 @@ def plot_site_import(d: _Data, path: Path) -> Path:
     fig, (ax,) = _figure()
     d.shade(ax)
     if d.cf:
-        ax.plot(d.xs(d.cf), [v for _, v in d.cf], color="#7f7f7f", lw=1.0, label="counterfactual")
+        ax.plot(
+            d.xs(d.cf),
+            [v for _, v in d.cf],
+            color="#7f7f7f",
+            lw=1.2,
+            ls="--",
+            label="counterfactual",
+        )
     ax.plot(d.xs(d.meter), [v for _, v in d.meter], color="#1f3b73", lw=1.0, label="site import")
     first_base = first_target = True
     for ev in d.events:
