@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.replay.helpers import fill, write_scenario
 from tests.replay.test_summary import DAY0, SCENARIO, counterfactual_kw, fill_run
+from vpp.replay.outputs import write_outputs
 from vpp.replay.plots import PLOT_FILES, write_plots
 from vpp.replay.scenario import load_scenario
 from vpp.store.store import Store
@@ -58,3 +60,15 @@ def test_plots_without_data_still_draw(tmp_path: Path) -> None:
     sc = load_scenario(write_scenario(tmp_path, {**SCENARIO, "duration": "PT6H"}))
     paths = write_plots(tmp_path / "out", Store(":memory:"), sc)
     assert all(png_size(p.read_bytes())[0] == 1200 for p in paths)
+
+
+def test_write_outputs_writes_summary_and_plots(tmp_path: Path, run: tuple[Store, Store]) -> None:
+    store, cf = run
+    sc = load_scenario(write_scenario(tmp_path, SCENARIO))
+    summary = write_outputs(
+        tmp_path / "out", store, sc, strategy="rules", wall_s=3.0, counterfactual=cf
+    )
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == sorted([*PLOT_FILES, "summary.json"])
+    assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
+    assert summary["strategy"] == "rules" and summary["events"][0]["delivered_ratio"] is not None
