@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from devices.clock import VirtualClock
 from tests.replay.helpers import MINUTE, SCENARIOS, fill
 from vpp.grid.messages import Event
 from vpp.replay.history import expected_import, generate_history
 from vpp.replay.scenario import Scenario, load_scenario
 from vpp.replay.summary import compute_summary
+from vpp.simsite import simulated_site
 from vpp.store.store import Store
 
 CASES = [("office-summer-day", None), ("office-intraday-cap", None), ("office-week", "P3D")]
@@ -105,3 +107,27 @@ def test_generated_history_feeds_the_like_day_baseline() -> None:
     first = sc.start - timedelta(days=10)
     rows = store.telemetry("meter", "import_power_kw", first, sc.start)
     assert len(rows) == 14400 and rows[0][0] == first
+
+
+def test_history_model_matches_the_simulated_site() -> None:
+    """The generated history's model against the real simulators' physics (no servers, no
+    agent): the replay site of the scenario stepped minute by minute over the day."""
+    sc = load_scenario(SCENARIOS / "office-summer-day.yaml")
+    site = simulated_site(
+        sc.replay_site(),
+        VirtualClock(sc.start),
+        any_port=True,
+        broker=("127.0.0.1", 1),
+        env=sc.environment(),
+        base_load=sc.base_load(),
+        seed=sc.seed,
+    )
+    model = expected_import(sc, sc.environment())
+    chargers = [d.id for d in sc.site.devices if d.id.startswith("ev")]
+    for k in range(24 * 60):
+        t = sc.start + k * MINUTE
+        site.step(60.0, t)
+        if k % 60 or k < 180:  # hourly, after the first hours' pull-down from 24.5 degC
+            continue
+        ev_kw = sum(site.devices[c].model.power_kw for c in chargers)
+        assert site.meter_kw() - ev_kw == pytest.approx(model(t), rel=0.03), t
