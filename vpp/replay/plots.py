@@ -12,7 +12,7 @@ date metadata in the files. Power in kW, consumption positive.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from matplotlib import dates as mdates
@@ -330,8 +330,3 @@ def write_plots(
     d = _Data(st, scenario, cf, baselines)
     draw = (plot_site_import, plot_power_by_kind, plot_battery_soc, plot_zones, plot_ev_energy)
     return [f(d, out / name) for f, name in zip(draw, PLOT_FILES, strict=True)]
-
-
-def plot_span(scenario: Scenario) -> timedelta:
-    """The time the plots cover (the run)."""
-    return scenario.duration

@@ -8,7 +8,7 @@ consumption positive (the meter's `import_power_kw` is negative when the site ex
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from devices.profile import Kind
@@ -108,8 +108,3 @@ def ev_deliveries(
         later = [o.arrival for o in sessions if o.charger == s.charger and o.arrival > s.arrival]
         out.append((s, delivered_kwh(store, s, min(later) if later else None, step)))
     return out
-
-
-def utc(t: datetime) -> datetime:
-    """`t` in UTC."""
-    return t.astimezone(UTC)
