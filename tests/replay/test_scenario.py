@@ -352,3 +352,21 @@ def test_explicit_arrivals_replace_site_sessions(tmp_path: Path) -> None:
     assert len(plain.sessions()) == 8 and plain.sessions()[0].arrival == plain.start + timedelta(
         seconds=900
     )
+
+
+def test_offsets_are_elapsed_time_across_daylight_saving(tmp_path: Path) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    data = {
+        "timezone": "Europe/Berlin",
+        "start": "2026-03-28T00:00:00+01:00",
+        "duration": "P2D",
+        "events": [{"event_id": "e", "send_at": "PT1H", "signal": "curtail_kw",
+                    "start": "PT30H", "duration": "PT1H", "value": 10}],
+    }  # fmt: skip
+    sc = load_scenario(write_scenario(tmp_path, data))
+    assert sc.end == datetime(2026, 3, 30, 1, tzinfo=berlin)  # 48 real hours: clocks went forward
+    (msg,) = sc.event_messages()
+    assert msg.event.start == datetime(2026, 3, 29, 7, tzinfo=berlin)
+    grid = sc.step_grid(timedelta(hours=1))
+    assert len(grid) == 48 and len({t.timestamp() for t in grid}) == 48
+    assert grid[-1].timestamp() - grid[0].timestamp() == 47 * 3600

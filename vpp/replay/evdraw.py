@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -67,7 +67,7 @@ def draw_sessions(
     rng = random.Random(spec.seed)
     pool = spec.chargers if spec.chargers is not None else chargers
     busy = {c: list((taken or {}).get(c, [])) for c in pool}
-    end = start + duration
+    end = start.astimezone(UTC) + duration
     day = start.astimezone(tz).date()
     last = (end - timedelta(microseconds=1)).astimezone(tz).date()
     out: list[Drawn] = []

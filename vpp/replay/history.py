@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from devices.profile import Kind
 from simulators.environment import Environment
@@ -120,9 +120,10 @@ def generate_history(store: Store, scenario: Scenario, days: int | None = None) 
     visits = _ev_visits(scenario, start, n_days)
     noise = scenario.base_load().noise_kw
     rng = random.Random(scenario.seed + 1)
-    minutes = n_days * 24 * 60
+    t0 = start.astimezone(UTC)  # local midnight `n_days` before the start, stepped in UTC
+    minutes = int((scenario.start.astimezone(UTC) - t0) / STEP)
     for k in range(minutes):
-        t = start + k * STEP
+        t = t0 + k * STEP
         mid = t + STEP / 2
         kw = model(mid) + _ev_kw(visits, mid)
         if noise > 0:

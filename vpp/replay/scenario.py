@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -111,7 +111,7 @@ class Scenario:
     @property
     def end(self) -> datetime:
         """End of the run (exclusive), in local time."""
-        return (self.config.start + self.config.duration).astimezone(self.tz)
+        return (self.config.start.astimezone(UTC) + self.config.duration).astimezone(self.tz)
 
     @property
     def seed(self) -> int:
@@ -290,9 +290,11 @@ class Scenario:
         return values_on(self.config.carbon_kg_per_kwh, times, self.tz)
 
     def step_grid(self, step: timedelta) -> list[datetime]:
-        """Step starts from the start to the end (exclusive)."""
+        """Step starts (local aware times) from the start to the end (exclusive), `step`
+        of elapsed time apart."""
         n = int(self.duration / step)
-        return [self.start + k * step for k in range(n)]
+        t0 = self.start.astimezone(UTC)
+        return [(t0 + k * step).astimezone(self.tz) for k in range(n)]
 
 
 def _check(cfg: ScenarioConfig, site: Site, tz: ZoneInfo) -> list[str]:

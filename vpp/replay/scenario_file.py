@@ -7,7 +7,7 @@ Times are aware datetimes (`2026-07-15T14:00:00+08:00`), ISO 8601 offsets from t
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -63,8 +63,11 @@ Span = Annotated[timedelta, BeforeValidator(span)]
 
 
 def resolve(when: datetime | timedelta, start: datetime) -> datetime:
-    """An absolute aware time from a `When` (offsets count from `start`)."""
-    return when if isinstance(when, datetime) else start + when
+    """An absolute aware time from a `When`. Offsets are elapsed time from `start` (added in
+    UTC, so `PT30H` is 30 real hours even across a daylight-saving change)."""
+    if isinstance(when, datetime):
+        return when
+    return (start.astimezone(UTC) + when).astimezone(start.tzinfo)
 
 
 class _Strict(BaseModel):
