@@ -290,3 +290,14 @@ def write_summary(out_dir: str | Path, summary: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(summary_json(summary))
     return path
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """A `summary.json` (or the one in directory `path`), e.g. to compare two replays."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / SUMMARY_FILE
+    data = json.loads(p.read_text())
+    if not isinstance(data, dict) or "events" not in data:
+        raise ValueError(f"{p}: not a replay summary")
+    return data
