@@ -14,7 +14,7 @@ import pytest
 
 from tests.replay.helpers import MINUTE, fill, write_scenario
 from vpp.replay.scenario import Scenario, load_scenario
-from vpp.replay.summary import compute_summary, summary_json, write_summary
+from vpp.replay.summary import compute_summary, read_summary, summary_json, write_summary
 from vpp.replay.table import comparison_table, render, summary_table
 from vpp.store.store import Store
 
@@ -243,3 +243,21 @@ def test_tables_show_the_figures(tmp_path: Path, scenario: Scenario, counterfact
     assert "+100.00" in cmp and "+6 pp" in cmp
     assert math.isclose(b["energy_cost"] - a["energy_cost"], 100)
     _ = MINUTE
+
+
+EVENT_KEYS = {"event_id", "signal", "requested_kw", "delivered_kw", "delivered_ratio",
+              "min_interval_ratio", "comfort_violation_degC_h", "unmet_ev_kwh"}  # fmt: skip
+RUN_KEYS = {"energy_cost", "emissions_kgco2", "peak_import_kw", "rebound_peak_kw",
+            "simulated_s", "wall_s", "strategy", "seed"}  # fmt: skip
+
+
+def test_summary_has_the_issue_keys_and_reads_back(tmp_path: Path, scenario: Scenario) -> None:
+    store = Store(":memory:")
+    fill_run(store)
+    s = compute_summary(store, scenario, wall_s=9.0)
+    assert RUN_KEYS <= set(s) and EVENT_KEYS <= set(s["events"][0])
+    write_summary(tmp_path, s)
+    assert read_summary(tmp_path) == s == read_summary(tmp_path / "summary.json")
+    (tmp_path / "x.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="x.json: not a replay summary"):
+        read_summary(tmp_path / "x.json")
