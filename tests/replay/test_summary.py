@@ -259,5 +259,5 @@ def test_summary_has_the_issue_keys_and_reads_back(tmp_path: Path, scenario: Sce
     write_summary(tmp_path, s)
     assert read_summary(tmp_path) == s == read_summary(tmp_path / "summary.json")
     (tmp_path / "x.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match="x.json: not a replay summary"):
+    with pytest.raises(ValueError, match=r"x\.json: not a replay summary"):
         read_summary(tmp_path / "x.json")
