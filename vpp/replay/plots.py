@@ -212,7 +212,6 @@ def kind_power(d: _Data) -> dict[str, list[float]]:
 def plot_power_by_kind(d: _Data, path: Path) -> Path:
     """Stacked power per device kind (consumption above zero, PV and discharge below)."""
     fig, (ax,) = _figure()
-    d.shade(ax)
     cols = kind_power(d)
     xs = d.xs(d.meter)
     if xs:
@@ -229,6 +228,7 @@ def plot_power_by_kind(d: _Data, path: Path) -> Path:
             xs, *[[min(v, 0.0) for v in cols[n]] for n in names], colors=colours, alpha=0.7
         )
         ax.plot(xs, [v for _, v in d.meter], color="black", lw=0.8, label="site import")
+    d.shade(ax)  # over the stack, so the event shows through
     ax.axhline(0.0, color="black", lw=0.5)
     d.frame(ax, "power (kW, + drawn)")
     ax.set_title("power by device kind")
@@ -279,6 +279,7 @@ def plot_zones(d: _Data, path: Path) -> Path:
             0.5, 0.5, "no thermal zones at this site", ha="center", transform=axes[0].transAxes
         )
     axes[0].set_title("zone temperatures and comfort bands")
+    fig.tight_layout()
     return _save(fig, path)
 
 
