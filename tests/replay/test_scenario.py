@@ -370,3 +370,21 @@ def test_offsets_are_elapsed_time_across_daylight_saving(tmp_path: Path) -> None
     grid = sc.step_grid(timedelta(hours=1))
     assert len(grid) == 48 and len({t.timestamp() for t in grid}) == 48
     assert grid[-1].timestamp() - grid[0].timestamp() == 47 * 3600
+
+
+def test_random_arrivals_avoid_explicit_visits(tmp_path: Path) -> None:
+    visit = {"arrival": "PT6H", "departure": "PT20H", "energy_needed_kwh": 10}
+    data = {
+        **BASE,
+        "ev_arrivals": {
+            "explicit": {"ev1": [visit]},
+            "random": {**RANDOM, "count": 3, "chargers": ["ev1", "ev2", "ev3", "ev4"]},
+        },
+    }
+    sc = load_scenario(write_scenario(tmp_path, data))
+    by_charger: dict[str, int] = {}
+    for s in sc.sessions():
+        by_charger[s.charger] = by_charger.get(s.charger, 0) + 1
+    assert by_charger == {"ev1": 1, "ev2": 1, "ev3": 1, "ev4": 1}
+    (explicit,) = [s for s in sc.sessions() if s.charger == "ev1"]
+    assert explicit.energy_needed_kwh == 10

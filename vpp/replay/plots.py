@@ -72,7 +72,7 @@ class _Data:
         baselines: dict[str, BaselineResult],
     ) -> None:
         self.store, self.sc = store, scenario
-        self.step = rd.resolution(store)
+        self.step = rd.resolution(scenario)
         self.meter = rd.site_import(store, scenario, scenario.start, scenario.end)
         self.cf = (
             rd.site_import(counterfactual, scenario, scenario.start, scenario.end)

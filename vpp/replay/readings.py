@@ -1,6 +1,7 @@
 """Series read back from a run's store for the summary and the plots.
 
-Telemetry rows are 60-s (the store's resolution) window means stamped at the window start.
+Telemetry rows are window means (the site file's `store.telemetry_resolution_s`, 60 s by
+default) stamped at the window start.
 A power series is a step series holding each mean over its own window; a zone temperature is
 placed at the middle of its window (it is interpolated linearly there). Power in kW,
 consumption positive (the meter's `import_power_kw` is negative when the site exports).
@@ -25,17 +26,9 @@ def open_store(store: Store | str | Path) -> Store:
     return store if isinstance(store, Store) else Store(store)
 
 
-def resolution(store: Store) -> timedelta:
-    """The telemetry window length of `store` (its most common spacing; 60 s when unknown)."""
-    rows = list(
-        store.rows(
-            "SELECT ts FROM telemetry WHERE device_id=? AND point=? ORDER BY ts LIMIT 3",
-            METER,
-        )
-    )
-    if len(rows) >= 2:
-        return timedelta(seconds=rows[1][0] - rows[0][0])
-    return timedelta(seconds=60)
+def resolution(scenario: Scenario) -> timedelta:
+    """The telemetry window length: the site file's `store.telemetry_resolution_s`."""
+    return timedelta(seconds=scenario.site.config.store.telemetry_resolution_s)
 
 
 def points(

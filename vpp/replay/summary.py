@@ -85,7 +85,7 @@ class _Run:
 
     def __init__(self, store: Store, scenario: Scenario, counterfactual: Store | None) -> None:
         self.store, self.scenario = store, scenario
-        self.step = rd.resolution(store)
+        self.step = rd.resolution(scenario)
         sc = scenario
         lookback = timedelta(days=max(sc.config.history_days, 1) + 46)
         self.meter = rd.step_series(
@@ -94,7 +94,7 @@ class _Run:
         self.cf = None
         if counterfactual is not None:
             cf = rd.site_import(counterfactual, sc, sc.start - lookback, sc.end)
-            self.cf = rd.step_series(cf, rd.resolution(counterfactual), "counterfactual import")
+            self.cf = rd.step_series(cf, self.step, "counterfactual import")
         self.history_start = floor_to(sc.start - lookback, timedelta(days=1))
         self.event_days = {e.start.astimezone(sc.tz).date() for e in sc.final_events()}
 
