@@ -388,3 +388,13 @@ def test_random_arrivals_avoid_explicit_visits(tmp_path: Path) -> None:
     assert by_charger == {"ev1": 1, "ev2": 1, "ev3": 1, "ev4": 1}
     (explicit,) = [s for s in sc.sessions() if s.charger == "ev1"]
     assert explicit.energy_needed_kwh == 10
+
+
+def test_carbon_series_steps_from_each_time(tmp_path: Path) -> None:
+    series = [["2026-07-15T06:00:00+08:00", 0.7], ["2026-07-15T12:00:00+08:00", 0.4]]
+    sc = load_scenario(write_scenario(tmp_path, {**BASE, "carbon_kg_per_kwh": series}))
+    times = [datetime(2026, 7, 15, h, tzinfo=SH) for h in (1, 6, 11, 12, 23)]
+    assert sc.carbon(times) == [0.7, 0.7, 0.7, 0.4, 0.4]
+    bad = [["2026-07-15T06:00:00+08:00", 0.7], ["2026-07-15T05:00:00+08:00", 0.4]]
+    msg = _error(tmp_path, {"carbon_kg_per_kwh": bad})
+    assert "carbon_kg_per_kwh: Value error, series: points: Value error, [1]: time is not" in msg

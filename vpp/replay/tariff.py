@@ -1,18 +1,29 @@
-"""Prices and grid carbon intensity of a scenario: a constant, 24 hourly values, or a
-time-of-use table, evaluated in the scenario's local time.
+"""Prices and grid carbon intensity of a scenario: a constant, 24 hourly values, a
+time-of-use table, or a series of `[aware time, value]` pairs, evaluated in the scenario's
+local time.
 
 Tariffs are steps, not curves: hourly value `k` holds from local `k:00` to `k+1:00`, a
-time-of-use period from its `start` (inclusive) to its `end` (exclusive, `00:00` = midnight).
+time-of-use period from its `start` (inclusive) to its `end` (exclusive, `00:00` = midnight),
+a series value from its time until the next one (the first value also before it).
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime, time, tzinfo
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+)
 
 from devices.profile import format_validation_error
 
@@ -53,9 +64,34 @@ class TouTable(BaseModel):
         return tou
 
 
-def _tariff(value: Any) -> float | list[float] | TouTable:
+class SeriesTariff(BaseModel):
+    """Values from given times on: `points` = [[aware time, value], ...], times increasing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: Annotated[
+        list[tuple[AwareDatetime, Annotated[float, Field(allow_inf_nan=False)]]],
+        Field(min_length=1),
+    ]
+
+    @field_validator("points")
+    @classmethod
+    def _increasing(cls, v: list[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
+        for i in range(1, len(v)):
+            if v[i][0] <= v[i - 1][0]:
+                raise ValueError(f"[{i}]: time is not after the previous one")
+        return v
+
+    def at(self, t: datetime) -> float:
+        """The value holding at `t`."""
+        times = [p[0].timestamp() for p in self.points]
+        i = bisect_right(times, t.timestamp())
+        return self.points[max(i - 1, 0)][1]
+
+
+def _tariff(value: Any) -> float | list[float] | TouTable | SeriesTariff:
     """A constant, 24 hourly values, or a `{tou: [...]}` table; one clear error otherwise."""
-    if isinstance(value, TouTable):
+    if isinstance(value, TouTable | SeriesTariff):
         return value
     if isinstance(value, bool):
         raise ValueError("expected a number, 24 hourly numbers or {tou: [...]}, got a boolean")
@@ -63,6 +99,11 @@ def _tariff(value: Any) -> float | list[float] | TouTable:
         if not math.isfinite(value):
             raise ValueError("not a finite number")
         return float(value)
+    if isinstance(value, list) and value and isinstance(value[0], list | tuple):
+        try:
+            return SeriesTariff.model_validate({"points": value})
+        except ValidationError as e:
+            raise ValueError(format_validation_error("series", e)) from None
     if isinstance(value, list):
         if len(value) != 24:
             raise ValueError(f"hourly values: expected 24, got {len(value)}")
@@ -77,11 +118,15 @@ def _tariff(value: Any) -> float | list[float] | TouTable:
             return TouTable.model_validate(value)
         except ValidationError as e:
             raise ValueError(format_validation_error("time-of-use table", e)) from None
-    raise ValueError(f"expected a number, 24 hourly numbers or {{tou: [...]}}, got {value!r}")
+    raise ValueError(
+        f"expected a number, 24 hourly numbers, {{tou: [...]}} or [[time, value], ...], "
+        f"got {value!r}"
+    )
 
 
-Tariff = Annotated[float | list[float] | TouTable, PlainValidator(_tariff)]
-"""A price (per kWh) or intensity (kg CO2 per kWh): constant, 24 hourly values, or a TOU table."""
+Tariff = Annotated[float | list[float] | TouTable | SeriesTariff, PlainValidator(_tariff)]
+"""A price (per kWh) or intensity (kg CO2 per kWh): constant, 24 hourly values, a TOU table or
+a series of [time, value] pairs."""
 
 # A Shanghai-like commercial summer tariff (CNY/kWh): peak 08–11, 13–15, 18–21; valley 22–06.
 SHANGHAI_TOU = TouTable(
@@ -104,6 +149,8 @@ def value_at(tariff: Tariff, t: datetime, tz: tzinfo) -> float:
     """The tariff's value at aware time `t` (local time in `tz`)."""
     if isinstance(tariff, int | float):
         return float(tariff)
+    if isinstance(tariff, SeriesTariff):
+        return tariff.at(t)
     local = t.astimezone(tz)
     if isinstance(tariff, TouTable):
         minute = local.hour * 60 + local.minute
