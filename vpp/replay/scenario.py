@@ -37,7 +37,16 @@ from vpp.replay.weather import read_weather_csv
 from vpp.simsite import environment as site_environment
 from vpp.site import Site, SiteError, load_site
 
-__all__ = ["Scenario", "ScenarioConfig", "ScenarioError", "load_scenario", "parse_scenario"]
+__all__ = [
+    "EvSession",
+    "FaultSpan",
+    "Scenario",
+    "ScenarioConfig",
+    "ScenarioError",
+    "ScheduledEvent",
+    "load_scenario",
+    "parse_scenario",
+]
 
 
 class ScenarioError(ValueError):
@@ -106,6 +115,7 @@ class Scenario:
 
     @property
     def duration(self) -> timedelta:
+        """How long the run lasts (elapsed time)."""
         return self.config.duration
 
     @property
@@ -115,10 +125,12 @@ class Scenario:
 
     @property
     def seed(self) -> int:
+        """The run's seed (base-load noise; history noise uses seed + 1)."""
         return self.config.seed
 
     @property
     def strategy(self) -> str:
+        """The default strategy: optimiser, rules or none."""
         return self.config.strategy
 
     def at(self, when: datetime | timedelta) -> datetime:
