@@ -398,3 +398,14 @@ def test_carbon_series_steps_from_each_time(tmp_path: Path) -> None:
     bad = [["2026-07-15T06:00:00+08:00", 0.7], ["2026-07-15T05:00:00+08:00", 0.4]]
     msg = _error(tmp_path, {"carbon_kg_per_kwh": bad})
     assert "carbon_kg_per_kwh: Value error, series: points: Value error, [1]: time is not" in msg
+
+
+def test_ev_draws_default_to_the_scenario_seed(tmp_path: Path) -> None:
+    rnd = {k: v for k, v in RANDOM.items() if k != "seed"}
+
+    def draw(name: str, run_seed: int, **random: object) -> list[datetime]:
+        data = {**BASE, "seed": run_seed, "ev_arrivals": {"random": {**rnd, **random}}}
+        return [s.arrival for s in load_scenario(write_scenario(tmp_path, data, name)).sessions()]
+
+    assert draw("a.yaml", 5) == draw("b.yaml", 99, seed=5)
+    assert draw("c.yaml", 5) != draw("d.yaml", 6)

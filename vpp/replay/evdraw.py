@@ -17,7 +17,8 @@ class EvRandom(BaseModel):
     N(`arrival_mean_h`, `arrival_sd_h`), staying `stay_h` hours (a number, or `[lo, hi]`
     drawn uniformly) and needing `energy_kwh` = `[lo, hi]` drawn uniformly (kWh). Each is
     put on the first charger of `chargers` (default: every EV charger of the site, in site
-    order) that is free for its whole visit; a vehicle finding none is turned away."""
+    order) that is free for its whole visit; a vehicle finding none is turned away. `seed`
+    defaults to the scenario's."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -27,7 +28,7 @@ class EvRandom(BaseModel):
     stay_h: Hours | tuple[Hours, Hours] = 9.0
     energy_kwh: tuple[Annotated[float, Field(ge=0, le=200)], Annotated[float, Field(ge=0, le=200)]]
     vehicle_max_kw: Annotated[float, Field(gt=0, le=350)] = 11.0
-    seed: int = 0
+    seed: int | None = None
     chargers: list[str] | None = None
     weekdays_only: bool = True
 
@@ -64,7 +65,7 @@ def draw_sessions(
     scenario sees the same first days. Arrivals are rounded to the minute, energies to 0.1
     kWh, so the file of sessions reads cleanly.
     """
-    rng = random.Random(spec.seed)
+    rng = random.Random(spec.seed or 0)
     pool = spec.chargers if spec.chargers is not None else chargers
     busy = {c: list((taken or {}).get(c, [])) for c in pool}
     end = start.astimezone(UTC) + duration

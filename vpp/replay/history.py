@@ -47,7 +47,8 @@ def _ev_visits(
     arrivals = scenario.config.ev_arrivals
     out: list[tuple[datetime, datetime, float, float]] = []
     if arrivals is not None and arrivals.random is not None:
-        spec = arrivals.random.model_copy(update={"seed": arrivals.random.seed + 1})
+        seed = arrivals.random.seed if arrivals.random.seed is not None else scenario.seed
+        spec = arrivals.random.model_copy(update={"seed": seed + 1})
         for cid, a, b, kwh, vmax in draw_sessions(
             spec, list(limits), start, timedelta(days=days), scenario.tz
         ):

@@ -209,8 +209,11 @@ class Scenario:
                 taken = {
                     c: [(s.arrival, s.departure) for s in out if s.charger == c] for c in chargers
                 }
+                rnd = arrivals.random
+                if rnd.seed is None:
+                    rnd = rnd.model_copy(update={"seed": self.seed})
                 for cid, arr, dep, kwh, vmax in draw_sessions(
-                    arrivals.random, chargers, self.start, self.config.duration, self.tz, taken
+                    rnd, chargers, self.start, self.config.duration, self.tz, taken
                 ):
                     out.append(EvSession(cid, arr, dep, kwh, vmax))
         return sorted(out, key=lambda s: (s.arrival, s.charger))
