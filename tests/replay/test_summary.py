@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.replay import independent
 from tests.replay.helpers import MINUTE, fill, write_scenario
 from vpp.replay.scenario import Scenario, load_scenario
 from vpp.replay.summary import compute_summary, read_summary, summary_json, write_summary
@@ -261,3 +262,17 @@ def test_summary_has_the_issue_keys_and_reads_back(tmp_path: Path, scenario: Sce
     (tmp_path / "x.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"x\.json: not a replay summary"):
         read_summary(tmp_path / "x.json")
+
+
+def test_independent_computation_agrees(scenario: Scenario, counterfactual: Store) -> None:
+    store = Store(":memory:")
+    fill_run(store)
+    s = compute_summary(store, scenario, counterfactual=counterfactual)
+    for key, value in independent.run_figures(store, scenario).items():
+        assert s[key] == pytest.approx(value, abs=1e-3), key
+    (ev,) = scenario.final_events()
+    for key, value in independent.event_figures(store, counterfactual, scenario, ev).items():
+        assert s["events"][0][key] == pytest.approx(value, abs=1e-3), key
+    assert s["unmet_ev_kwh"] == pytest.approx(independent.unmet_ev_kwh(store, scenario), abs=1e-3)
+    rect = independent.comfort_degc_h(store, scenario, scenario.start, scenario.end)
+    assert s["comfort_violation_degC_h"] == pytest.approx(rect, rel=0.01)
