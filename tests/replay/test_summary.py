@@ -276,3 +276,9 @@ def test_independent_computation_agrees(scenario: Scenario, counterfactual: Stor
     assert s["unmet_ev_kwh"] == pytest.approx(independent.unmet_ev_kwh(store, scenario), abs=1e-3)
     rect = independent.comfort_degc_h(store, scenario, scenario.start, scenario.end)
     assert s["comfort_violation_degC_h"] == pytest.approx(rect, rel=0.01)
+
+
+def test_a_missing_store_file_is_an_error(tmp_path: Path, scenario: Scenario) -> None:
+    with pytest.raises(FileNotFoundError, match="no such store"):
+        compute_summary(tmp_path / "nope.sqlite", scenario)
+    assert not (tmp_path / "nope.sqlite").exists()

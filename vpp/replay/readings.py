@@ -22,8 +22,12 @@ METER = ("meter", "import_power_kw")
 
 
 def open_store(store: Store | str | Path) -> Store:
-    """A Store for a path (or the Store given)."""
-    return store if isinstance(store, Store) else Store(store)
+    """A Store for an existing database file (or the Store given)."""
+    if isinstance(store, Store):
+        return store
+    if str(store) != ":memory:" and not Path(store).is_file():
+        raise FileNotFoundError(f"{store}: no such store")
+    return Store(store)
 
 
 def resolution(scenario: Scenario) -> timedelta:
