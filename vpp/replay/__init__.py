@@ -1,1 +1,2 @@
-"""Replay: scenarios run through the real agent on the virtual clock, and their outputs."""
+"""Replay: scenarios (site, weather, prices, EVs, events, faults on a virtual clock) and the
+outputs computed from a finished run's store (summary, table, plots)."""

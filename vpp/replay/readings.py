@@ -1,0 +1,107 @@
+"""Series read back from a run's store for the summary and the plots.
+
+Telemetry rows are window means (the site file's `store.telemetry_resolution_s`, 60 s by
+default) stamped at the window start.
+A power series is a step series holding each mean over its own window; a zone temperature is
+placed at the middle of its window (it is interpolated linearly there). Power in kW,
+consumption positive (the meter's `import_power_kw` is negative when the site exports).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from devices.profile import Kind
+from vpp.measure import StepSeries, ZoneComfortInput
+from vpp.replay.scenario import EvSession, Scenario
+from vpp.site import ComfortBand
+from vpp.store.store import Store
+
+METER = ("meter", "import_power_kw")
+
+
+def open_store(store: Store | str | Path) -> Store:
+    """A Store for an existing database file (or the Store given)."""
+    if isinstance(store, Store):
+        return store
+    if str(store) != ":memory:" and not Path(store).is_file():
+        raise FileNotFoundError(f"{store}: no such store")
+    return Store(store)
+
+
+def resolution(scenario: Scenario) -> timedelta:
+    """The telemetry window length: the site file's `store.telemetry_resolution_s`."""
+    return timedelta(seconds=scenario.site.config.store.telemetry_resolution_s)
+
+
+def points(
+    store: Store, device_id: str, point: str, start: datetime, end: datetime
+) -> list[tuple[datetime, float]]:
+    """Window means of one point with window start in `[start, end)`, oldest first (UTC)."""
+    return store.telemetry(device_id, point, start, end)
+
+
+def meter_id(scenario: Scenario) -> str:
+    """The id of the site meter (the first meter of the site file)."""
+    meters = scenario.site.by_kind(Kind.meter)
+    return meters[0].id if meters else METER[0]
+
+
+def site_import(
+    store: Store, scenario: Scenario, start: datetime, end: datetime
+) -> list[tuple[datetime, float]]:
+    """The site meter's import (kW) in `[start, end)`."""
+    return points(store, meter_id(scenario), METER[1], start, end)
+
+
+def step_series(samples: list[tuple[datetime, float]], step: timedelta, name: str) -> StepSeries:
+    """Window means as a step series: each holds for its own window, gaps stay gaps."""
+    return StepSeries(samples, max_hold=step, name=name)
+
+
+def zone_inputs(
+    store: Store, scenario: Scenario, start: datetime, end: datetime, step: timedelta
+) -> list[ZoneComfortInput]:
+    """Each HVAC zone's temperatures (window middles) and comfort band (degC)."""
+    out = []
+    for d in scenario.site.by_kind(Kind.hvac):
+        band = d.config.comfort or ComfortBand()
+        temps = [(t + step / 2, v) for t, v in points(store, d.id, "zone_temp_c", start, end)]
+        out.append(ZoneComfortInput(d.id, temps, band.min_c, band.max_c))
+    return out
+
+
+def delivered_kwh(
+    store: Store, session: EvSession, next_arrival: datetime | None, step: timedelta
+) -> float:
+    """Energy a vehicle received by its departure (kWh): the highest `session_energy_kwh`
+    the charger reported from its arrival until one window after its departure (or the
+    next vehicle's arrival on that charger). 0 when the charger reported nothing then."""
+    a = session.arrival.timestamp()
+    b = (session.departure + step).timestamp()
+    if next_arrival is not None:
+        b = min(b, next_arrival.timestamp())
+    rows = list(
+        store.rows(
+            "SELECT MAX(max) FROM telemetry WHERE device_id=? AND point='session_energy_kwh'"
+            " AND ts>=? AND ts<?",
+            (session.charger, a, b),
+        )
+    )
+    value = rows[0][0] if rows else None
+    return float(value) if value is not None else 0.0
+
+
+def ev_deliveries(
+    store: Store, scenario: Scenario, step: timedelta
+) -> list[tuple[EvSession, float]]:
+    """Every vehicle that left by the end of the run, with the energy it received (kWh)."""
+    sessions = scenario.sessions()
+    out = []
+    for s in sessions:
+        if s.departure > scenario.end or s.arrival < scenario.start:
+            continue
+        later = [o.arrival for o in sessions if o.charger == s.charger and o.arrival > s.arrival]
+        out.append((s, delivered_kwh(store, s, min(later) if later else None, step)))
+    return out
