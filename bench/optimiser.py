@@ -172,12 +172,13 @@ def bench_size(n_assets: int) -> dict[str, float]:
 OPTION_TIME_LIMIT_S = 60.0
 OPTION_SETS: dict[str, dict[str, bool | int | float | str]] = {
     "default": {},
-    "simplex": {"solver": "simplex"},
-    "dual simplex, 2 threads": {"solver": "simplex", "simplex_strategy": 4, "threads": 2},
+    "dual simplex, serial": {"solver": "simplex", "simplex_strategy": 1},
+    "dual simplex, PAMI 2 threads": {"solver": "simplex", "simplex_strategy": 2, "threads": 2},
+    "primal simplex": {"solver": "simplex", "simplex_strategy": 4},
+    "simplex, presolve off": {"solver": "simplex", "presolve": "off"},
     "ipm": {"solver": "ipm"},
     "ipm, no crossover": {"solver": "ipm", "run_crossover": "off"},
     "pdlp": {"solver": "pdlp"},
-    "simplex, presolve off": {"solver": "simplex", "presolve": "off"},
 }
 
 

@@ -157,7 +157,7 @@ class PyomoLp:
             if layout.soft_req[r] >= 0 and req.penalty:
                 oc.append(req.penalty)
                 ov.append(m.R[layout.soft_req[r]])
-        m.obj = pyo.Objective(expr=sum(c * v for c, v in zip(oc, ov, strict=True)))
+        m.obj = pyo.Objective(expr=LinearExpression(constant=0.0, linear_coefs=oc, linear_vars=ov))
 
         self.data = data
         self._series = {
