@@ -49,19 +49,28 @@ class _Highs(Highs):
     def __init__(self, only_child_vars: bool = False) -> None:
         super().__init__(only_child_vars=only_child_vars)
         self.use_extensions = True
+        self.row_terms: dict[int, tuple[list[float], list[Any]]] = {}
 
     def _reinit(self) -> None:
+        terms = self.row_terms
         super()._reinit()
         self.use_extensions = True
+        self.row_terms = terms
 
     def _add_constraints(self, cons: list[Any]) -> None:
-        """APPSI's `_add_constraints`, with a fast path for rows whose body is a
-        `LinearExpression` with numeric coefficients and distinct variables (every row
-        PyomoLp makes): its terms are read directly instead of through
-        `generate_standard_repn`. Other rows go the standard way."""
+        """APPSI's `_add_constraints`, with a fast path for the rows PyomoLp made: their
+        terms (`row_terms`, recorded while building the very LinearExpression that is the
+        row's body) or, for other `LinearExpression` rows with numeric coefficients and
+        distinct variables, the expression's own terms, instead of `generate_standard_repn`.
+        Other rows go the standard way."""
         fast = []
         slow = []
+        row_terms = self.row_terms
         for con in cons:
+            known = row_terms.get(id(con))
+            if known is not None:
+                fast.append((con, 0.0, known[0], known[1]))
+                continue
             body = con.body
             if type(body) is LinearExpression:
                 coefs = body.linear_coefs
@@ -120,6 +129,7 @@ class HighsSession:
         # only_child_vars: every Var of the model is handed over in one batch (else APPSI
         # adds them constraint by constraint); use_extensions: walk expressions in C++.
         self.opt = _Highs(only_child_vars=True)
+        self.opt.row_terms = lp.row_terms
         self.opt.config.stream_solver = False
         self.opt.config.load_solution = False
         uc = self.opt.update_config
