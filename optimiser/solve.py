@@ -291,6 +291,9 @@ class HighsSession:
         self.opt.add_block(blk)
         try:
             self.opt.config.time_limit = options.time_limit_s
+            # HiGHS's MIP default (1e-6) lets a binary sit at 1e-6 and both flows trickle:
+            # keep the answer as exact as the LP's.
+            self.opt.highs_options = {**options.highs, "mip_feasibility_tolerance": 1e-9}
             before = float(self.opt._solver_model.getRunTime())
             res = self.opt.solve(m)
             sol = self._read(res, before)
