@@ -131,6 +131,7 @@ class HighsSession:
         self.opt = _Highs(only_child_vars=True)
         self.opt.row_terms = lp.row_terms
         self.opt.config.stream_solver = False
+        self.opt.config.log_level = logging.DEBUG  # HiGHS's log: debug detail, not app INFO
         self.opt.config.load_solution = False
         uc = self.opt.update_config
         # The structure never changes between plans: only the Params' values do.
