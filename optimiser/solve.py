@@ -1,8 +1,10 @@
 """Persistent HiGHS solve of a PyomoLp through Pyomo's APPSI interface.
 
-The HiGHS model is built from the Pyomo model once (`set_instance`); later solves push only
-the mutable Params (`update_params`) and re-solve warm from the previous basis. The solution
-is read as arrays straight from HiGHS, indexed by the column of each Pyomo variable.
+The HiGHS model is built from the Pyomo model once (`set_instance`, with a fast path for the
+rows PyomoLp made); later solves push the model's changed numbers (Params, Var bounds) in a
+few array calls (`push`, equal to APPSI's own update, which a test checks) and re-solve warm
+from the previous basis. The solution is read as arrays straight from HiGHS, indexed by the
+column of each Pyomo variable.
 Binaries for charge/discharge exclusivity are added as a small temporary block only for the
 steps whose LP answer charges and discharges at once (domain.md §6), then removed.
 """
