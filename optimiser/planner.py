@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 
+from pyomo.common.gc_manager import PauseGC
+
 from optimiser.blocks import to_blocks
 from optimiser.fallback import fallback_schedule
 from optimiser.inputs import Problem
-from optimiser.layout import make_data, make_layout
+from optimiser.layout import Data, Layout, make_data, make_layout
 from optimiser.pyomo_model import PyomoLp
 from optimiser.schedule import CostBreakdown, Schedule, Timings, assemble
 from optimiser.solve import HighsSession, Solution
@@ -45,27 +47,9 @@ class Planner:
             log.exception("optimiser: cannot prepare the problem")
             return _last_resort(problem, f"prepare failed: {exc}")
         try:
-            if self._lp is None or self._lp.layout.signature != layout.signature:
-                tm.rebuilt = True
-                self._session = None
-                self._lp = None
-                self._lp = PyomoLp(layout, data)
-                self._session = HighsSession(self._lp)
-                self.builds += 1
-                t1 = time.perf_counter()
-                tm.build_s = t1 - t0
-            else:
-                self._lp.layout = layout
-                self._lp.set_data(data)
-                t1 = time.perf_counter()
-                tm.update_s = t1 - t0
-            assert self._session is not None
-            sol = self._session.solve(problem.solver)
-            if sol.ok:
-                sol = self._exclusive(sol, problem)
+            with PauseGC():  # the build makes ~10 objects per variable: no GC passes meanwhile
+                sol = self._build_and_solve(problem, layout, data, tm, t0)
             t2 = time.perf_counter()
-            tm.solve_s = t2 - t1
-            tm.solver_run_s = sol.solve_s
         except Exception as exc:
             log.exception("optimiser: build or solve failed; using the fallback")
             self._lp = None
@@ -78,6 +62,32 @@ class Planner:
         tm.extract_s = time.perf_counter() - t2
         sched.timings = tm
         return sched
+
+    def _build_and_solve(
+        self, problem: Problem, layout: Layout, data: Data, tm: Timings, t0: float
+    ) -> Solution:
+        """Rebuild if the structure changed, else update; solve; enforce exclusivity."""
+        if self._lp is None or self._lp.layout.signature != layout.signature:
+            tm.rebuilt = True
+            self._session = None
+            self._lp = None
+            self._lp = PyomoLp(layout, data)
+            self._session = HighsSession(self._lp)
+            self.builds += 1
+            t1 = time.perf_counter()
+            tm.build_s = t1 - t0
+        else:
+            self._lp.layout = layout
+            self._lp.set_data(data)
+            t1 = time.perf_counter()
+            tm.update_s = t1 - t0
+        assert self._session is not None
+        sol = self._session.solve(problem.solver)
+        if sol.ok:
+            sol = self._exclusive(sol, problem)
+        tm.solve_s = time.perf_counter() - t1
+        tm.solver_run_s = sol.solve_s
+        return sol
 
     def _exclusive(self, sol: Solution, problem: Problem) -> Solution:
         """Add binaries where the answer charges and discharges (or imports and exports) in

@@ -63,6 +63,22 @@ class PyomoLp:
         m.short = pyo.Var(flat, domain=pyo.NonNegativeReals)
         m.peak = pyo.Var(bounds=(data.peak_lb, None))
 
+        # Each row's terms, in construction order, kept for the hand-over to HiGHS
+        # (`row_terms`: id of the ConstraintData -> (coefficients, variables)).
+        self.row_terms: dict[int, tuple[list[float], list[Any]]] = {}
+        pending: list[tuple[list[float], list[Any]]] = []
+
+        def lin(c: list[float], v: list[Any]) -> LinearExpression:
+            pending.append((c, v))
+            return _lin(c, v)
+
+        def record(comp: Any) -> None:
+            datas = list(comp.values())
+            assert len(datas) == len(pending)
+            for con, terms in zip(datas, pending, strict=True):
+                self.row_terms[id(con)] = terms
+            pending.clear()
+
         # ---- storage dynamics
         def x_terms(s: int, t: int, scale: float) -> tuple[list[float], list[Any]]:
             k = s * n + t
@@ -90,25 +106,27 @@ class PyomoLp:
                     if pc != 0.0:
                         c.append(pc)
                         v.append(m.P[i * n + t])
-                dyn.append(_lin(c, v) == m.dyn_rhs[s * n + t])
+                dyn.append(lin(c, v) == m.dyn_rhs[s * n + t])
         m.dyn = pyo.Constraint(range(len(dyn)), rule=lambda _m, k: dyn[k])
+        record(m.dyn)
 
         # ---- site balance, DR cap, peak
         def bal_rule(_m: Any, t: int) -> Any:
             c = [1.0, 1.0, -1.0, -1.0] + [-p.site_sign for p in layout.ports]
             v = [m.imp[t], m.over[t], m.exp[t], m.curt[t]] + [m.P[i * n + t] for i in range(np_)]
-            return _lin(c, v) == m.bal_rhs[t]
+            return lin(c, v) == m.bal_rhs[t]
 
         m.bal = pyo.Constraint(flat, rule=bal_rule)
+        record(m.bal)
         m.dr = pyo.Constraint(
             flat,
-            rule=lambda _m, t: (
-                _lin([1.0, 1.0, -1.0], [m.imp[t], m.over[t], m.short[t]]) <= m.cap[t]
-            ),
+            rule=lambda _m, t: lin([1.0, 1.0, -1.0], [m.imp[t], m.over[t], m.short[t]]) <= m.cap[t],
         )
+        record(m.dr)
         m.pk = pyo.Constraint(
-            flat, rule=lambda _m, t: _lin([1.0, -1.0, -1.0], [m.peak, m.imp[t], m.over[t]]) >= 0.0
+            flat, rule=lambda _m, t: lin([1.0, -1.0, -1.0], [m.peak, m.imp[t], m.over[t]]) >= 0.0
         )
+        record(m.pk)
 
         # ---- requirements
         req_rows: list[Any] = []
@@ -125,8 +143,9 @@ class PyomoLp:
             if layout.soft_req[r] >= 0:
                 c.append(1.0)
                 v.append(m.R[layout.soft_req[r]])
-            req_rows.append(_lin(c, v) >= m.req_rhs[r])
+            req_rows.append(lin(c, v) >= m.req_rhs[r])
         m.req = pyo.Constraint(range(len(req_rows)), rule=lambda _m, k: req_rows[k])
+        record(m.req)
 
         # ---- objective (currency over the horizon)
         oc: list[Any] = []
@@ -157,7 +176,7 @@ class PyomoLp:
             if layout.soft_req[r] >= 0 and req.penalty:
                 oc.append(req.penalty)
                 ov.append(m.R[layout.soft_req[r]])
-        m.obj = pyo.Objective(expr=sum(c * v for c, v in zip(oc, ov, strict=True)))
+        m.obj = pyo.Objective(expr=LinearExpression(constant=0.0, linear_coefs=oc, linear_vars=ov))
 
         self.data = data
         self._series = {

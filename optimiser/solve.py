@@ -1,8 +1,10 @@
 """Persistent HiGHS solve of a PyomoLp through Pyomo's APPSI interface.
 
-The HiGHS model is built from the Pyomo model once (`set_instance`); later solves push only
-the mutable Params (`update_params`) and re-solve warm from the previous basis. The solution
-is read as arrays straight from HiGHS, indexed by the column of each Pyomo variable.
+The HiGHS model is built from the Pyomo model once (`set_instance`, with a fast path for the
+rows PyomoLp made); later solves push the model's changed numbers (Params, Var bounds) in a
+few array calls (`push`, equal to APPSI's own update, which a test checks) and re-solve warm
+from the previous basis. The solution is read as arrays straight from HiGHS, indexed by the
+column of each Pyomo variable.
 Binaries for charge/discharge exclusivity are added as a small temporary block only for the
 steps whose LP answer charges and discharges at once (domain.md §6), then removed.
 """
@@ -13,11 +15,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import highspy
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.common.timing import HierarchicalTimer
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
+from pyomo.contrib.appsi.solvers.highs import _MutableConstraintBounds
+from pyomo.core.expr.numeric_expr import LinearExpression
+from pyomo.core.expr.numvalue import is_constant, value
 
 from optimiser.inputs import SolverOptions
 from optimiser.pyomo_model import PyomoLp
@@ -45,10 +51,76 @@ class _Highs(Highs):
     def __init__(self, only_child_vars: bool = False) -> None:
         super().__init__(only_child_vars=only_child_vars)
         self.use_extensions = True
+        self.row_terms: dict[int, tuple[list[float], list[Any]]] = {}
 
     def _reinit(self) -> None:
+        terms = self.row_terms
         super()._reinit()
         self.use_extensions = True
+        self.row_terms = terms
+
+    def _add_constraints(self, cons: list[Any]) -> None:
+        """APPSI's `_add_constraints`, with a fast path for the rows PyomoLp made: their
+        terms (`row_terms`, recorded while building the very LinearExpression that is the
+        row's body) or, for other `LinearExpression` rows with numeric coefficients and
+        distinct variables, the expression's own terms, instead of `generate_standard_repn`.
+        Other rows go the standard way."""
+        fast = []
+        slow = []
+        row_terms = self.row_terms
+        for con in cons:
+            known = row_terms.get(id(con))
+            if known is not None:
+                fast.append((con, 0.0, known[0], known[1]))
+                continue
+            body = con.body
+            if type(body) is LinearExpression:
+                coefs = body.linear_coefs
+                xs = body.linear_vars
+                if all(type(c) is float or type(c) is int for c in coefs) and len(
+                    {id(x) for x in xs}
+                ) == len(xs):
+                    fast.append((con, body.constant, coefs, xs))
+                    continue
+            slow.append(con)
+        if slow:
+            super()._add_constraints(slow)
+        if not fast:
+            return
+        self._sol = None
+        if self._last_results_object is not None:
+            self._last_results_object.solution_loader.invalidate()
+        vmap = self._pyomo_var_to_solver_var_map
+        cmap = self._pyomo_con_to_solver_con_map
+        row = len(cmap)
+        lbs: list[float] = []
+        ubs: list[float] = []
+        starts: list[int] = []
+        index: list[int] = []
+        values: list[float] = []
+        for con, const, coefs, xs in fast:
+            starts.append(len(values))
+            index.extend(vmap[id(x)] for x in xs)
+            values.extend(coefs)
+            lb = con.lower - const if con.has_lb() else -highspy.kHighsInf
+            ub = con.upper - const if con.has_ub() else highspy.kHighsInf
+            if not is_constant(lb) or not is_constant(ub):
+                helper = _MutableConstraintBounds(lb, ub, con, cmap, self._solver_model)
+                self._mutable_helpers.setdefault(con, []).append(helper)
+            lbs.append(value(lb))
+            ubs.append(value(ub))
+            cmap[con] = row
+            self._solver_con_to_pyomo_con_map[row] = con
+            row += 1
+        self._solver_model.addRows(
+            len(lbs),
+            np.array(lbs, dtype=np.double),
+            np.array(ubs, dtype=np.double),
+            len(values),
+            np.array(starts),
+            np.array(index),
+            np.array(values, dtype=np.double),
+        )
 
 
 class HighsSession:
@@ -59,7 +131,9 @@ class HighsSession:
         # only_child_vars: every Var of the model is handed over in one batch (else APPSI
         # adds them constraint by constraint); use_extensions: walk expressions in C++.
         self.opt = _Highs(only_child_vars=True)
+        self.opt.row_terms = lp.row_terms
         self.opt.config.stream_solver = False
+        self.opt.config.log_level = logging.DEBUG  # HiGHS's log: debug detail, not app INFO
         self.opt.config.load_solution = False
         uc = self.opt.update_config
         # The structure never changes between plans: only the Params' values do.
@@ -220,6 +294,9 @@ class HighsSession:
         self.opt.add_block(blk)
         try:
             self.opt.config.time_limit = options.time_limit_s
+            # HiGHS's MIP default (1e-6) lets a binary sit at 1e-6 and both flows trickle:
+            # keep the answer as exact as the LP's.
+            self.opt.highs_options = {**options.highs, "mip_feasibility_tolerance": 1e-9}
             before = float(self.opt._solver_model.getRunTime())
             res = self.opt.solve(m)
             sol = self._read(res, before)
