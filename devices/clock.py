@@ -124,7 +124,7 @@ class VirtualClock:
     row (the selector is polled between them).
     """
 
-    def __init__(self, start: datetime | None = None, *, max_hold_wall_s: float = 5.0) -> None:
+    def __init__(self, start: datetime | None = None, *, max_hold_wall_s: float = 1.0) -> None:
         start = start or datetime(2026, 7, 15, 0, 0, tzinfo=UTC)
         if start.tzinfo is None:
             raise ValueError("VirtualClock start must be timezone-aware")
@@ -139,6 +139,8 @@ class VirtualClock:
         self._advancer: asyncio.Task[None] | None = None
         self._max_hold_wall_s = max_hold_wall_s
         self.leaps = 0
+        self.hold_timeouts = 0
+        self.lost: list[str] = []
 
     def now(self) -> datetime:
         return self._start + timedelta(seconds=self._t)
@@ -199,6 +201,8 @@ class VirtualClock:
                 except TimeoutError:
                     # A message that never arrives (QoS 0 lost, broker gone) must not
                     # freeze simulated time forever.
+                    self.hold_timeouts += 1
+                    self.lost = sorted(self._expected)
                     self._holds = 0
                     self._expected.clear()
                     self._quiet.set()

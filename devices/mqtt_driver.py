@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 
+import structlog
+
 from devices.clock import Clock
 from devices.driver import (
     DeviceError,
@@ -22,6 +24,8 @@ from devices.driver import (
 from devices.health import Health, HealthState
 from devices.mqtt_hub import MqttHub
 from devices.profile import Kind, MqttPoint, MqttProfile
+
+log = structlog.get_logger("devices.mqtt")
 
 
 class MqttDriver:
@@ -89,6 +93,16 @@ class MqttDriver:
         if not self._subscribed:
             self._subscribed = True
             await self._hub.subscribe(self.telemetry_topic, self._on_telemetry)
+            await self._hub.subscribe(self.command_topic + "/ack", self._on_ack)
+
+    def _on_ack(self, payload: bytes) -> None:
+        """A device's answer to a command: a refusal is logged with the device's reason."""
+        try:
+            doc = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return
+        if isinstance(doc, dict) and doc.get("ok") is False:
+            log.warning("command_refused", device_id=self._id, error=str(doc.get("error")))
 
     async def close(self) -> None:
         """Nothing to release: the hub owns the connection."""

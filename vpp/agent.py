@@ -86,6 +86,7 @@ class Agent:
         self.control_enabled = True
         self.cycles = 0
         self._cycle_now = asyncio.Event()
+        self._in_cycle = False
         self._meter = next((d.id for d in site.devices if d.kind is Kind.meter), None)
 
     # -- views ----------------------------------------------------------------------------
@@ -124,6 +125,13 @@ class Agent:
     def request_cycle(self) -> None:
         """Run a control cycle now (an event that starts at once must not wait a period)."""
         self._cycle_now.set()
+
+    async def cycle_idle(self) -> None:
+        """Return once no requested control cycle is waiting to run."""
+        for _ in range(100):
+            if not self._cycle_now.is_set() and not self._in_cycle:
+                return
+            await self.clock.sleep(0)
 
     # -- loops ----------------------------------------------------------------------------
 
@@ -170,6 +178,13 @@ class Agent:
 
     async def run_cycle(self) -> None:
         """One fixed-phase cycle: snapshot → controllers → writes."""
+        self._in_cycle = True
+        try:
+            await self._run_cycle()
+        finally:
+            self._in_cycle = False
+
+    async def _run_cycle(self) -> None:
         snap = self.snapshot()
         self.cycles += 1
         for hook in self.cycle_hooks:

@@ -141,6 +141,202 @@ def sim(
     asyncio.run(_until_signalled(serve, asyncio.Event()))
 
 
+event_app = typer.Typer(
+    help="Send grid events to a site (the operator's side).", no_args_is_help=True
+)
+app.add_typer(event_app, name="event")
+
+
+@event_app.command("send")
+def event_send(
+    site: str = typer.Option(..., "--site", help="The site id (topic PREFIX/SITE/events)."),
+    curtail_kw: float | None = typer.Option(None, help="Reduce site import by this many kW."),
+    cap_kw: float | None = typer.Option(None, help="Keep site import at or under this many kW."),
+    price: float | None = typer.Option(None, help="Energy price per kWh for the intervals."),
+    start: str | None = typer.Option(None, help="RFC 3339 start with offset (default: now)."),
+    duration: str | None = typer.Option(None, help="ISO 8601 duration, e.g. PT2H."),
+    interval: str | None = typer.Option(None, help="Interval length, e.g. PT15M (default: one)."),
+    cancel: bool = typer.Option(False, "--cancel", help="Cancel the event (raise --modification)."),
+    event_id: str | None = typer.Option(None, help="Event id (generated when absent)."),
+    modification: int = typer.Option(0, help="Modification number."),
+    test: bool = typer.Option(False, "--test", help="A test event: answered, never dispatched."),
+    file: Path | None = typer.Option(None, "--file", help="Send this JSON file as the event."),
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="mqtt://HOST:PORT or mqtts://..."),
+    prefix: str = typer.Option("vpp", help="Topic prefix."),
+    wait_s: float = typer.Option(15.0, help="How long to wait for responses (s)."),
+) -> None:
+    """Send one event and print the responses the site gives."""
+    import json
+
+    from devices.clock import WallClock
+    from vpp.grid.client import build_event, send_event
+    from vpp.site import BrokerConfig
+
+    clock = WallClock()
+    try:
+        b = BrokerConfig.from_url(broker)
+        if file is not None:
+            message: object = json.loads(file.read_text())
+        else:
+            message = build_event(
+                now=clock.now(),
+                curtail_kw=curtail_kw,
+                cap_kw=cap_kw,
+                price=price,
+                start=start,
+                duration=duration,
+                interval=interval,
+                cancel=cancel,
+                modification=modification,
+                event_id=event_id,
+                test=test,
+            )
+    except (ValueError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+
+    async def go() -> list[object]:
+        return list(
+            await send_event(
+                message,  # type: ignore[arg-type]
+                site_id=site,
+                clock=clock,
+                host=b.host,
+                port=b.port,
+                tls=b.tls,
+                prefix=prefix,
+                wait_s=wait_s,
+            )
+        )
+
+    try:
+        responses = asyncio.run(go())
+    except Exception as e:
+        typer.echo(f"error: cannot reach the broker at {broker}: {e}", err=True)
+        raise typer.Exit(1) from e
+    for r in responses:
+        typer.echo(r.to_json() if hasattr(r, "to_json") else json.dumps(r))
+    if not responses:
+        typer.echo("no response (is the agent running and subscribed?)", err=True)
+        raise typer.Exit(1)
+
+
+def _replay(
+    scenario_file: Path,
+    out: Path,
+    strategy: str | None,
+    broker: str | None,
+    counterfactual: bool,
+    events: bool,
+    quiet: bool,
+    duration: str | None,
+) -> dict[str, object]:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vpp.replay.runner import replay, run_one
+    from vpp.replay.scenario import ScenarioError, load_scenario
+    from vpp.replay.table import render, summary_table
+
+    try:
+        sc = load_scenario(scenario_file)
+        if duration:
+            sc = sc.with_duration(duration)
+    except ScenarioError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    strat = strategy or sc.strategy
+    if strat not in ("optimiser", "rules", "none"):
+        typer.echo(f"error: --strategy: {strat!r} is not one of optimiser, rules, none", err=True)
+        raise typer.Exit(2)
+    console = Console(stderr=True)
+    total = sc.duration.total_seconds()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[sim]}"),
+        TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(f"replay {sc.name} ({strat})", total=total, sim="", speed="")
+        import time as _time
+
+        wall0 = _time.perf_counter()
+
+        def progress(t: float, _total: float) -> None:
+            wall = max(_time.perf_counter() - wall0, 1e-6)
+            when = sc.start.astimezone(sc.tz) + __import__("datetime").timedelta(seconds=t)
+            bar.update(task, completed=t, sim=when.strftime("%a %H:%M"), speed=f"{t / wall:,.0f}x")
+
+        async def go() -> dict[str, object]:
+            if not events:
+                await run_one(
+                    sc, out, strategy=strat, broker_url=broker, events=False, progress=progress
+                )
+                return {}
+            return await replay(
+                sc,
+                out,
+                strategy=strat,
+                broker_url=broker,
+                counterfactual=counterfactual,
+                progress=progress,
+            )
+
+        summary = asyncio.run(go())
+    if summary and not quiet:
+        Console().print(render(summary_table(summary)))
+        typer.echo(f"outputs in {out}/ (summary.json, plots *.png, messages.jsonl, store.sqlite)")
+    return summary
+
+
+@app.command("replay")
+def replay_cmd(
+    scenario_file: Path = typer.Argument(..., help="The scenario file (YAML)."),
+    out: Path = typer.Option(Path("out/replay"), "--out", help="Output folder."),
+    strategy: str | None = typer.Option(None, help="optimiser (default), rules or none."),
+    compare: str | None = typer.Option(None, help="Also replay this strategy; print both."),
+    broker: str | None = typer.Option(None, help="mqtt://HOST:PORT (default: embedded broker)."),
+    duration: str | None = typer.Option(None, help="Replay only this long (ISO 8601)."),
+    counterfactual: bool = typer.Option(True, help="Also run the site without the events."),
+    events: bool = typer.Option(True, help="Send the scenario's events."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or table."),
+) -> None:
+    """Replay a scenario through the real agent on the virtual clock; write the outputs."""
+    first = _replay(scenario_file, out, strategy, broker, counterfactual, events, quiet, duration)
+    if compare:
+        from rich.console import Console
+
+        from vpp.replay.table import comparison_table, render
+
+        other = _replay(
+            scenario_file,
+            out.parent / f"{out.name}-{compare}",
+            compare,
+            broker,
+            counterfactual,
+            events,
+            quiet,
+            duration,
+        )
+        Console().print(render(comparison_table(first, other)))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("out/demo"), "--out", help="Output folder."),
+) -> None:
+    """Replay the bundled summer office day with its curtail event (embedded broker)."""
+    scenario = (
+        Path(__file__).resolve().parent.parent / "config" / "scenarios" / "office-summer-day.yaml"
+    )
+    _replay(scenario, out, None, None, True, True, False, None)
+    typer.echo(f"main plot: {out / 'site_import.png'}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -60,6 +60,7 @@ def simulated_site(
     base_load: BaseLoadParams | None = None,
     seed: int | None = None,
     announce_mqtt: bool = False,
+    telemetry_period_s: float | None = None,
 ) -> SimulatedSite:
     """Build (not start) the simulated site of a site file."""
     base = base_load or _validate(
@@ -74,7 +75,7 @@ def simulated_site(
         step_s=site.config.sim.step_s,
         base_load=base,
         seed=site.config.sim.seed if seed is None else seed,
-        telemetry_period_s=site.config.periods.telemetry_s,
+        telemetry_period_s=telemetry_period_s or site.config.periods.telemetry_s,
         announce_mqtt=announce_mqtt,
     )
 

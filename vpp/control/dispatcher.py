@@ -38,7 +38,8 @@ class Dispatcher:
     ) -> None:
         self.site = site
         adapters = [a for d in site.devices if (a := adapter_for(d)) is not None]
-        self.adapters: list[Flex] = sorted(adapters, key=lambda a: (a.order, a.priority, a.id))
+        # The site file's `priority` decides (lower sheds first); the kind's order breaks ties.
+        self.adapters: list[Flex] = sorted(adapters, key=lambda a: (a.priority, a.order, a.id))
         self.margin_frac = margin_frac
         self.margin_kw = margin_kw
         self.deadband_kw = deadband_kw

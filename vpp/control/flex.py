@@ -229,6 +229,8 @@ class ZoneFlex(Flex):
     order: int = 2
     released_at: datetime | None = None
     comfort_margin_c: float = 0.3
+    guard_release_c: float = 0.8
+    guarded: bool = False
 
     def _band(self) -> tuple[float, float]:
         c = self.device.config.comfort
@@ -251,8 +253,17 @@ class ZoneFlex(Flex):
         ]
 
     def _too_warm(self, view: DeviceView) -> bool:
+        """At the top of the band; once there, until it has cooled well below (hysteresis,
+        so that the loop does not cut and restore the unit every cycle)."""
         t = view.values.get("zone_temp_c")
-        return t is not None and t >= self._band()[1] - self.comfort_margin_c
+        if t is None:
+            return self.guarded
+        top = self._band()[1]
+        if t >= top - self.comfort_margin_c:
+            self.guarded = True
+        elif t < top - self.guard_release_c:
+            self.guarded = False
+        return self.guarded
 
     def room_down_kw(self, view: DeviceView, now: datetime) -> float:
         if self._too_warm(view):
@@ -279,7 +290,7 @@ class ZoneFlex(Flex):
 
     def comfort_guard(self, view: DeviceView) -> list[Command]:
         """A zone at the top of its band gets its full power limit back, event or not."""
-        if self.command_kw is not None and self._too_warm(view):
+        if self._too_warm(view) and self.command_kw is not None:
             self.command_kw = None
             return [Command(self.id, "power_limit_kw", round(self._max_kw(), 1), "comfort_guard")]
         return []

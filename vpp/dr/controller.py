@@ -25,6 +25,7 @@ from vpp.dr.events import EventManager
 from vpp.dr.forecast import TwinForecast
 from vpp.dr.planning import STEP, Plan, SitePlanner, expected_delivery, floor_step
 from vpp.dr.reporting import Reporter
+from vpp.grid.ledger import EventState
 from vpp.grid.messages import Event
 from vpp.grid.targets import step_target
 
@@ -123,13 +124,18 @@ class DrController:
         live = [s for s in self.events.states.values() if s.live and not s.event.cancelled]
         plan_events = [s.event for s in live if s.status != "opt_out"]
         new = [s for s in live if s.event_id not in self.baselines]
-        async with self.clock.hold():
-            if new:
-                # The site without events: its predicted import is the forecast baseline.
-                base_plan = await asyncio.to_thread(self._solve, snap, [])
-                for s in new:
-                    self.baselines[s.event_id] = self.reporter.make_baseline(s.event, base_plan)
-            self.plan = await asyncio.to_thread(self._solve, snap, plan_events)
+        if self.strategy != "optimiser":
+            self._answer_without_plan(new)
+            return
+        # Solved in the loop's thread: Pyomo's HiGHS interface redirects the process's stdout
+        # and stderr while it solves, which would swallow other threads' output. A control
+        # cycle asked for by the same event runs first (see _plan_loop).
+        if new:
+            # The site without events: its predicted import is the forecast baseline.
+            base_plan = self._solve(snap, [])
+            for s in new:
+                self.baselines[s.event_id] = self.reporter.make_baseline(s.event, base_plan)
+        self.plan = self._solve(snap, plan_events)
         self.plans += 1
         sched = self.plan.schedule
         log.info(
@@ -153,6 +159,20 @@ class DrController:
                 self.events.opt_in(s.event_id, expected, s.modification)
             self.reporter.save_baseline(s.event_id, self.baselines.get(s.event_id, {}))
 
+    def _answer_without_plan(self, new: list[EventState]) -> None:
+        """`rules`: baseline from history, opt in to what is asked; `none`: opt out."""
+        for s in new:
+            self.baselines[s.event_id] = self.reporter.make_baseline(s.event, None)
+        for s in self.events.awaiting_plan():
+            if self.strategy == "none":
+                self.events.opt_out(
+                    s.event_id, "this site does not respond (strategy none)", s.modification
+                )
+            else:
+                asked = [iv.value if s.event.signal != "price" else 0.0 for iv in s.event.intervals]
+                self.events.opt_in(s.event_id, asked, s.modification)
+            self.reporter.save_baseline(s.event_id, self.baselines.get(s.event_id, {}))
+
     async def _plan_loop(self) -> None:
         period = self.site.config.periods.plan_s
         await self._first_readings()
@@ -168,6 +188,8 @@ class DrController:
                 sleeper.cancel()
                 waker.cancel()
             self._replan.clear()
+            # Let a control cycle requested by the same event run before the solver blocks.
+            await self.agent.cycle_idle()
             await self.replan()
 
     async def _first_readings(self) -> None:
@@ -177,7 +199,7 @@ class DrController:
             await self.clock.sleep(self.site.config.periods.poll_s)
 
     def plan_step(self, snap: Snapshot) -> PlanStep:
-        if self.strategy == "none" or self.plan is None:
+        if self.strategy != "optimiser" or self.plan is None:
             return PlanStep()
         return self.plan.step(snap.ts)
 

@@ -7,6 +7,7 @@ base-load noise; on a real site the same blocks hold the fitted building model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +22,9 @@ from simulators.params import (
     PvParams,
 )
 from vpp.site import Site, Tariff
+
+PriceSource = Callable[[list[datetime]], tuple[list[float], list[float], list[float]]]
+"""Times → (import price, export price, carbon kg/kWh) at each, e.g. from a scenario."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,14 @@ class TwinForecast:
         base_load: BaseLoadParams,
         tariff: Tariff | None = None,
         params: dict[str, object] | None = None,
+        prices: PriceSource | None = None,
     ) -> None:
         self.site = site
         self.env = env
         self.base_load = base_load
         self.tariff = tariff or site.config.tariff
         self.params = params or {}
+        self.prices = prices
 
     def device_params(self, device_id: str) -> object:
         """The building model of a device (its `sim:` block, or the kind's defaults)."""
@@ -88,15 +94,21 @@ class TwinForecast:
             assert isinstance(lp, CurtailableLoadParams)
             loads[d.id] = [max(0.0, env.shape(lp.power_kw, t)) for t in mids]
         tf = self.tariff
+        if self.prices is not None:
+            imp, exp, co2 = self.prices(mids)
+        else:
+            imp = [self._price(tf.import_per_kwh, t) for t in mids]
+            exp = [self._price(tf.export_per_kwh, t) for t in mids]
+            co2 = [self._price(tf.carbon_kg_per_kwh, t) for t in mids]
         return SiteSeries(
             base_load_kw=[
                 max(0.0, self.base_load.peak_kw * env.shape(self.base_load.shape, t)) for t in mids
             ],
             pv_kw=[sum(pv_rated) * env.irradiance_w_m2(t) / 1000 for t in mids],
             outdoor_temp_c=[env.outdoor_temp_c(t) for t in mids],
-            import_price=[self._price(tf.import_per_kwh, t) for t in mids],
-            export_price=[self._price(tf.export_per_kwh, t) for t in mids],
-            carbon_kg_per_kwh=[self._price(tf.carbon_kg_per_kwh, t) for t in mids],
+            import_price=imp,
+            export_price=exp,
+            carbon_kg_per_kwh=co2,
             zone_gain_kw=zones,
             load_kw=loads,
         )

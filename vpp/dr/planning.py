@@ -79,7 +79,7 @@ class SitePlanner:
         *,
         steps: int = 96,
         time_limit_s: float = 10.0,
-        load_shed_cost: float = 0.8,
+        load_shed_cost: float = 3.0,
         load_max_shed_h: float = 4.0,
     ) -> None:
         self.site = site
@@ -150,7 +150,7 @@ class SitePlanner:
                 assert isinstance(z, HvacZoneParams)
                 band = d.config.comfort
                 lo_c, hi_c = (band.min_c, band.max_c) if band else (22.0, 26.0)
-                margin = 0.3
+                margin = 0.5  # plan inside the band: the loop needs room to correct
                 max_kw = min(z.max_power_kw, d.config.limits.get("power_limit_kw", (0, 1e9))[1])
                 assets.append(
                     ThermalZoneAsset(

@@ -64,39 +64,59 @@ class Reporter:
         hold = timedelta(seconds=self.agent.site.config.store.telemetry_resolution_s)
         return StepSeries(rows, max_hold=hold, name="site_import_kw")
 
-    def make_baseline(self, event: Event, forecast_plan: Plan) -> dict[datetime, float]:
-        """The event's baseline profile (15-min starts → kW), X-of-Y when history allows."""
+    def make_baseline(self, event: Event, forecast_plan: Plan | None) -> dict[datetime, float]:
+        """The event's control baseline (15-min starts → kW).
+
+        X-of-Y from stored history when enough like days exist; the forecast of the site
+        without events when a plan is given; where both exist, the lower of the two, so the
+        reduction is delivered against either. Without both: the last hour's mean import.
+        """
         start, end = floor_step(event.start), event.end + REBOUND_WINDOW
-        tz = self.agent.site.tz
+        steps = []
+        t = start
+        while t < end:
+            steps.append(t)
+            t += STEP
+        xofy = self._x_of_y(event, start, end)
+        forecast = {}
+        if forecast_plan is not None:
+            forecast = {t: kw for t in steps if (kw := forecast_plan.import_at(t)) is not None}
+        profile: dict[datetime, float] = {}
+        for t in steps:
+            known = [p[t] for p in (xofy, forecast) if t in p]
+            if known:
+                profile[t] = min(known)
+        methods = [m for m, p in (("x_of_y:10/10", xofy), ("forecast", forecast)) if p]
+        if not profile:
+            now = self.agent.clock.now()
+            recent = self.meter_series(now - timedelta(hours=1), now).average(
+                now - timedelta(hours=1), now, min_coverage=0.0
+            )
+            level = recent.kw if recent.kw is not None else 0.0
+            profile = {t: level for t in steps}
+            methods = ["last_hour_mean"]
+        self.methods[event.event_id] = (
+            "min(" + ",".join(methods) + ")" if len(methods) > 1 else methods[0]
+        )
+        log.info("baseline_made", event_id=event.event_id, method=self.methods[event.event_id])
+        return profile
+
+    def _x_of_y(self, event: Event, start: datetime, end: datetime) -> dict[datetime, float]:
         history = self.meter_series(start - timedelta(days=HISTORY_DAYS), start)
         hist = history.on_grid(
             floor_step(start - timedelta(days=HISTORY_DAYS)), start, min_coverage=0.9
         )
         result = x_of_y_baseline(
             [h for h in hist if h.kw is not None],
-            tz=tz,
+            tz=self.agent.site.tz,
             event_start=event.start,
             event_end=event.end,
             config=XofYConfig(),
             profile_end=end,
         )
-        if result.ok and len(result.days_used) >= self.min_like_days:
-            self.methods[event.event_id] = result.method
-            return {p.start: float(p.kw) for p in result.adjusted if p.kw is not None}
-        profile: dict[datetime, float] = {}
-        t = start
-        while t < end:
-            kw = forecast_plan.import_at(t)
-            if kw is not None:
-                profile[t] = kw
-            t += STEP
-        self.methods[event.event_id] = "forecast"
-        log.info(
-            "baseline_forecast",
-            event_id=event.event_id,
-            why=result.reason or f"{len(result.days_used)} like days in the store",
-        )
-        return profile
+        if not result.ok or len(result.days_used) < self.min_like_days:
+            return {}
+        return {p.start: float(p.kw) for p in result.adjusted if p.kw is not None}
 
     def save_baseline(self, event_id: str, profile: dict[datetime, float]) -> None:
         self.store.save_baseline(event_id, self.methods.get(event_id, "forecast"), profile)

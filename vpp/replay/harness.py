@@ -28,7 +28,7 @@ from simulators.faults import Faults
 from simulators.params import BaseLoadParams
 from vpp.agent import Agent
 from vpp.dr.controller import DrController
-from vpp.dr.forecast import TwinForecast
+from vpp.dr.forecast import PriceSource, TwinForecast
 from vpp.mqtt_link import encode, message_key
 from vpp.simsite import environment, rebind, simulated_site
 from vpp.site import BrokerConfig, Device, Site, Tariff
@@ -69,8 +69,10 @@ class RunSpec:
     env: Environment | None = None
     base_load: BaseLoadParams | None = None
     tariff: Tariff | None = None
+    prices: PriceSource | None = None
     sim_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     client_id: str = "vpp-replay"
+    mqtt_telemetry_s: float | None = None
 
 
 @dataclass
@@ -184,6 +186,7 @@ async def run(
         base_load=spec.base_load,
         seed=spec.seed,
         announce_mqtt=True,
+        telemetry_period_s=spec.mqtt_telemetry_s,
     )
     wall0 = time.perf_counter()
     operator = Operator(clock, broker, site.id)
@@ -194,7 +197,7 @@ async def run(
             live, clock, broker=broker, store_path=spec.store_path, client_id=spec.client_id
         )
         base = spec.base_load or BaseLoadParams.model_validate(site.config.sim.base_load)
-        forecast = TwinForecast(live, env, base, spec.tariff)
+        forecast = TwinForecast(live, env, base, spec.tariff, prices=spec.prices)
         DrController(agent, forecast, strategy=spec.strategy)
         if spec.strategy == "none":
             agent.control_enabled = False
@@ -221,6 +224,7 @@ async def run(
             op.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await op
+    log.info("replay_clock", leaps=clock.leaps, hold_timeouts=clock.hold_timeouts, lost=clock.lost)
     return RunResult(
         spec.store_path,
         operator.messages,

@@ -1,0 +1,3 @@
+from vpp.cli import app
+
+app(prog_name="vpp")

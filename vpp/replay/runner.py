@@ -1,0 +1,149 @@
+"""`vpp replay`: a scenario through the real agent, its counterfactual, and the outputs.
+
+The counterfactual (the same scenario without its events) runs in a second process at the
+same time, so a replay costs about one run of wall time on a 2-core machine. Both use the
+broker given (`--broker`), or each its own embedded amqtt broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from vpp.replay.broker import embedded_broker
+from vpp.replay.harness import RunResult, RunSpec, TimedEvent, TimedFault, run
+from vpp.replay.history import generate_history
+from vpp.replay.scenario import Scenario
+from vpp.site import BrokerConfig
+from vpp.store.store import Store
+
+STORE = "store.sqlite"
+COUNTERFACTUAL = "counterfactual"
+
+Progress = Callable[[float, float], None]
+
+
+def spec_for(
+    sc: Scenario, store_path: Path, *, strategy: str, events: bool = True, seed: int | None = None
+) -> RunSpec:
+    """The harness run of a scenario (without its events for the counterfactual)."""
+
+    def prices(times: list[datetime]) -> tuple[list[float], list[float], list[float]]:
+        return sc.import_prices(times), sc.export_prices(times), sc.carbon(times)
+
+    return RunSpec(
+        site=sc.replay_site(),
+        start=sc.start,
+        duration_s=sc.duration.total_seconds(),
+        store_path=store_path,
+        events=[
+            TimedEvent(e.send_at, e.event.model_dump(mode="json", exclude_none=True))
+            for e in sc.event_messages()
+        ]
+        if events
+        else [],
+        faults=[TimedFault(f.device, f.start, f.end, f.faults) for f in sc.fault_windows()],
+        strategy=strategy,
+        seed=sc.seed if seed is None else seed,
+        env=sc.environment(),
+        base_load=sc.base_load(),
+        prices=prices,
+        mqtt_telemetry_s=30.0,
+    )
+
+
+def fresh_store(out: Path, sc: Scenario) -> Path:
+    """An empty store in `out` holding only the scenario's generated history."""
+    out.mkdir(parents=True, exist_ok=True)
+    store_path = out / STORE
+    for p in out.glob(STORE + "*"):
+        p.unlink()
+    st = Store(store_path)
+    generate_history(st, sc)
+    st.close()
+    return store_path
+
+
+def _prepare_counterfactual(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    cf_dir = out / COUNTERFACTUAL
+    if cf_dir.exists():
+        shutil.rmtree(cf_dir)
+    return cf_dir
+
+
+async def run_one(
+    sc: Scenario,
+    out: Path,
+    *,
+    strategy: str,
+    broker_url: str | None,
+    events: bool = True,
+    progress: Progress | None = None,
+) -> RunResult:
+    """One run into `out/store.sqlite` (history generated first, for like-day baselines)."""
+    store_path = fresh_store(out, sc)
+    spec = spec_for(sc, store_path, strategy=strategy, events=events)
+    if broker_url:
+        return await run(spec, BrokerConfig.from_url(broker_url), progress=progress)
+    async with embedded_broker() as broker:
+        return await run(spec, broker, progress=progress)
+
+
+def _write_messages(out: Path, result: RunResult) -> None:
+    """Every grid message (JSON lines) and the reports, in a stable order."""
+    msgs = sorted(
+        result.messages,
+        key=lambda m: (m["ts"], m["dir"], m["topic"], json.dumps(m["msg"], sort_keys=True)),
+    )
+    with (out / "messages.jsonl").open("w") as f:
+        for m in msgs:
+            f.write(json.dumps(m, sort_keys=True) + "\n")
+    with (out / "reports.jsonl").open("w") as f:
+        for m in msgs:
+            if m["topic"].endswith("/reports"):
+                f.write(json.dumps(m["msg"], sort_keys=True) + "\n")
+
+
+async def replay(
+    scenario: Scenario,
+    out: Path,
+    *,
+    strategy: str,
+    broker_url: str | None = None,
+    counterfactual: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Replay a scenario into `out`: store, messages, reports, summary.json, plots."""
+    from vpp.replay.outputs import write_outputs
+
+    wall0 = time.perf_counter()
+    cf_dir = _prepare_counterfactual(out)
+    proc = None
+    if counterfactual and scenario.event_messages():
+        args = [sys.executable, "-m", "vpp", "--log-level", "WARNING", "replay"]
+        args += [str(scenario.source), "--out", str(cf_dir), "--strategy", strategy]
+        args += ["--no-events", "--no-counterfactual", "--quiet"]
+        if broker_url:
+            args += ["--broker", broker_url]
+        proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL)
+    result = await run_one(
+        scenario, out, strategy=strategy, broker_url=broker_url, progress=progress
+    )
+    cf_store = None
+    if proc is not None:
+        if await proc.wait() != 0:
+            raise RuntimeError(f"the counterfactual run failed (exit {proc.returncode})")
+        cf_store = cf_dir / STORE
+    _write_messages(out, result)
+    wall_s = time.perf_counter() - wall0
+    return write_outputs(
+        out, out / STORE, scenario, strategy=strategy, wall_s=wall_s, counterfactual=cf_store
+    )
