@@ -27,8 +27,8 @@ system-deps:
 	fi
 
 lint:
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check vpp devices optimiser simulators tests bench
+	$(BIN)/ruff format --check vpp devices optimiser simulators tests bench
 
 typecheck:
 	$(BIN)/mypy vpp devices optimiser simulators

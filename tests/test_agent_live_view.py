@@ -37,7 +37,7 @@ async def test_agent_view_matches_simulator_for_every_point(
     mosquitto: Broker, tmp_path: Path
 ) -> None:
     clock = VirtualClock(START)
-    site = _office(step_s=60)  # physics first steps at t=60 s: the state holds still until then
+    site = _office(step_s=600)  # physics first steps at t=600 s: the state holds still until then
     sim = simulated_site(site, clock, broker=(mosquitto.host, mosquitto.port), any_port=True)
     async with sim:
         live = rebind(site, sim.endpoints())
@@ -48,7 +48,7 @@ async def test_agent_view_matches_simulator_for_every_point(
         agent.control_enabled = False
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
-        await clock.sleep(20)
+        await clock.sleep(70)  # every device polled at least once (slowest period 60 s)
         truth = sim.state()
         checked = 0
         for d in live.devices:

@@ -55,7 +55,9 @@ def test_event_error_is_shed_by_the_battery_first() -> None:
     aim = 400 - max(3.0, 0.03 * 400)
     assert res.error_kw == 500 - aim
     battery = [c.value for c in res.commands if c.point == "power_setpoint_kw"]
-    assert battery[-1] == -(500 - aim)  # the whole error on the battery, discharging
+    assert battery[-1] == -round(
+        d.gain * (500 - aim), 3
+    )  # the error (times the gain), all on the battery
     assert not any(c.point == "shed" and c.value == 1.0 for c in res.commands)
 
 

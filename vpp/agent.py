@@ -63,7 +63,7 @@ class Agent:
             subscriptions=[f"{self.broker.prefix}/{site.id}/events"],
             client_id=client_id,
         )
-        self.hub = mqtt_hub_for(site, clock, self.broker)
+        self.hub = mqtt_hub_for(site, clock, self.broker, self.link.client_id)
         self.drivers: dict[str, Driver] = build_drivers(site, clock, self.hub)
         periods = site.config.periods
         self.poller = Poller(

@@ -11,7 +11,9 @@ from devices.registry import DeviceSpec, DriverContext, create_driver
 from vpp.site import BrokerConfig, Site
 
 
-def mqtt_hub_for(site: Site, clock: Clock, broker: BrokerConfig) -> MqttHub | None:
+def mqtt_hub_for(
+    site: Site, clock: Clock, broker: BrokerConfig, client_id: str
+) -> MqttHub | None:
     """The shared MQTT connection for the site's MQTT devices (None when it has none)."""
     if not any(isinstance(d.profile, MqttProfile) for d in site.devices):
         return None
@@ -21,7 +23,7 @@ def mqtt_hub_for(site: Site, clock: Clock, broker: BrokerConfig) -> MqttHub | No
         username=broker.username,
         password=broker.password(),
         tls=broker.tls,
-        client_id=f"{broker.client_id or 'vpp-' + site.id}-devices",
+        client_id=f"{client_id}-devices",
         keepalive_s=broker.keepalive_s,
     )
     return MqttHub(settings, clock=clock)
@@ -42,7 +44,12 @@ def build_drivers(
             port=d.config.port,
             unit_id=d.config.unit_id,
             timeout_s=d.config.timeout_s,
-            stale_after_s=max(10.0, 3 * site.config.periods.telemetry_s),
+            # A device that publishes less often than it is polled must not look stale.
+            stale_after_s=max(
+                10.0,
+                3 * site.config.periods.telemetry_s,
+                1.5 * (d.config.poll_s or site.config.periods.poll_s),
+            ),
             limits=d.config.limits,
         )
         drivers[d.id] = create_driver(spec, ctx)

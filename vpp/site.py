@@ -189,7 +189,7 @@ class SimSite(_Strict):
 
     base_load: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
-    step_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    step_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     seed: int = 0
 
 

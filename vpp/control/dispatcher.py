@@ -35,6 +35,7 @@ class Dispatcher:
         margin_kw: float = 3.0,
         deadband_kw: float = 4.0,
         readmit_s: float = 300.0,
+        gain: float = 0.6,
     ) -> None:
         self.site = site
         adapters = [a for d in site.devices if (a := adapter_for(d)) is not None]
@@ -47,6 +48,7 @@ class Dispatcher:
         self._excluded: dict[str, str] = {}
         self._excluded_at: dict[str, datetime] = {}
         self.readmit_s = readmit_s
+        self.gain = gain
 
     @property
     def excluded(self) -> dict[str, str]:
@@ -144,10 +146,14 @@ class Dispatcher:
                 commands += a.follow_plan(view, plan, now)
         aim = target.import_max_kw - max(self.margin_kw, self.margin_frac * target.import_max_kw)
         error = measured - aim
+        # Less than the whole error each cycle: device readings lag the meter, and a
+        # deadbeat step on stale readings overshoots and rings.
         if error > 0:
-            commands += self._shed(error, usable, now)
+            commands += self._shed(self.gain * error, usable, now)
         elif error < -self.deadband_kw:
-            commands += self._give_back(-error - self.deadband_kw / 2, usable, plan, now)
+            commands += self._give_back(
+                self.gain * (-error - self.deadband_kw / 2), usable, plan, now
+            )
         return CycleResult(commands, target, error, newly, replan)
 
     def _shed(

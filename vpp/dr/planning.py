@@ -81,6 +81,7 @@ class SitePlanner:
         time_limit_s: float = 10.0,
         load_shed_cost: float = 3.0,
         load_max_shed_h: float = 4.0,
+        battery_cycle_cost: float = 0.08,
     ) -> None:
         self.site = site
         self.forecast = forecast
@@ -88,6 +89,7 @@ class SitePlanner:
         self.time_limit_s = time_limit_s
         self.load_shed_cost = load_shed_cost
         self.load_max_shed_h = load_max_shed_h
+        self.battery_cycle_cost = battery_cycle_cost
         self.optimiser = Planner()
         self.last: Plan | None = None
 
@@ -125,6 +127,9 @@ class SitePlanner:
                         soc_max_kwh=p.soc_max_pct / 100 * cap,
                         soc_kwh=min(soc, cap),
                         terminal_value=0.5 * max(series.import_price),
+                        # Degradation: keeps the battery from chasing small price differences,
+                        # which also keeps the site's load (and any baseline of it) calm.
+                        throughput_cost=self.battery_cycle_cost,
                     )
                 )
             elif d.kind is Kind.ev_charger:
