@@ -11,9 +11,7 @@ from devices.registry import DeviceSpec, DriverContext, create_driver
 from vpp.site import BrokerConfig, Site
 
 
-def mqtt_hub_for(
-    site: Site, clock: Clock, broker: BrokerConfig, client_id: str
-) -> MqttHub | None:
+def mqtt_hub_for(site: Site, clock: Clock, broker: BrokerConfig, client_id: str) -> MqttHub | None:
     """The shared MQTT connection for the site's MQTT devices (None when it has none)."""
     if not any(isinstance(d.profile, MqttProfile) for d in site.devices):
         return None
