@@ -140,6 +140,8 @@ class VirtualClock:
         self._max_hold_wall_s = max_hold_wall_s
         self.leaps = 0
         self.hold_timeouts = 0
+        self.hold_wait_s = 0.0  # wall seconds spent waiting for held work (diagnostics)
+        self.hold_waits = 0
         self.lost: list[str] = []
 
     def now(self) -> datetime:
@@ -196,6 +198,7 @@ class VirtualClock:
         quiet_rounds = 0
         while quiet_rounds < 2:
             if self._holds:
+                t0 = time.perf_counter()
                 try:
                     await asyncio.wait_for(self._quiet.wait(), self._max_hold_wall_s)
                 except TimeoutError:
@@ -206,6 +209,8 @@ class VirtualClock:
                     self._holds = 0
                     self._expected.clear()
                     self._quiet.set()
+                self.hold_wait_s += time.perf_counter() - t0
+                self.hold_waits += 1
                 quiet_rounds = 0
                 continue
             await asyncio.sleep(0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,6 +109,9 @@ class MqttHub:
         return aiomqtt.Client(
             s.host,
             s.port,
+            socket_options=[
+                (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ],  # no Nagle delay on small packets
             username=s.username,
             password=s.password,
             identifier=s.client_id,

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import math
+import socket
 from typing import Any
 
 import aiomqtt
@@ -165,7 +166,14 @@ class MqttDeviceServer:
 
     async def _serve(self) -> None:
         will = aiomqtt.Will(self.state_topic, json.dumps({"online": False}), qos=1, retain=True)
-        client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, will=will)
+        # TCP_NODELAY: small MQTT packets must not wait out Nagle + delayed ACK (40 ms).
+        client = aiomqtt.Client(
+            self.host,
+            self.port,
+            identifier=self.client_id,
+            will=will,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
         async with contextlib.AsyncExitStack() as stack:
             # The broker is another process: hold virtual time until we are subscribed.
             async with self.clock.hold():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,9 @@ class MqttLink:
         return aiomqtt.Client(
             self.broker.host,
             self.broker.port,
+            socket_options=[
+                (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ],  # no Nagle delay on small packets
             identifier=self.client_id,
             username=self.broker.username,
             password=self.broker.password(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -172,6 +173,7 @@ async def send_event(
     async with aiomqtt.Client(
         host,
         port,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         username=username,
         password=password,
         identifier=identifier or f"vpp-operator-{secrets.token_hex(4)}",

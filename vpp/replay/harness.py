@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -106,7 +107,10 @@ class Operator:
 
     async def run(self, events: list[TimedEvent], ready: asyncio.Event) -> None:
         client = aiomqtt.Client(
-            self.broker.host, self.broker.port, identifier="vpp-replay-operator"
+            self.broker.host,
+            self.broker.port,
+            identifier="vpp-replay-operator",
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         async with client:
             for t in self.watch:
@@ -224,7 +228,14 @@ async def run(
             op.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await op
-    log.info("replay_clock", leaps=clock.leaps, hold_timeouts=clock.hold_timeouts, lost=clock.lost)
+    log.info(
+        "replay_clock",
+        leaps=clock.leaps,
+        hold_timeouts=clock.hold_timeouts,
+        hold_waits=clock.hold_waits,
+        hold_wait_s=round(clock.hold_wait_s, 3),
+        lost=clock.lost,
+    )
     return RunResult(
         spec.store_path,
         operator.messages,
