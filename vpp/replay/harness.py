@@ -93,6 +93,7 @@ class Operator:
     def __init__(self, clock: VirtualClock, broker: BrokerConfig, site_id: str) -> None:
         self.clock = clock
         self.broker = broker
+        self.site_id = site_id
         prefix = f"{broker.prefix}/{site_id}"
         self.events_topic = f"{prefix}/events"
         self.watch = [f"{prefix}/responses", f"{prefix}/reports"]
@@ -109,7 +110,7 @@ class Operator:
         client = aiomqtt.Client(
             self.broker.host,
             self.broker.port,
-            identifier="vpp-replay-operator",
+            identifier=f"vpp-replay-operator-{self.site_id}",
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         async with client:

@@ -21,7 +21,7 @@ from vpp.replay.broker import embedded_broker
 from vpp.replay.harness import RunResult, RunSpec, TimedEvent, TimedFault, run
 from vpp.replay.history import generate_history
 from vpp.replay.scenario import Scenario
-from vpp.site import BrokerConfig
+from vpp.site import BrokerConfig, Site
 from vpp.store.store import Store
 
 STORE = "store.sqlite"
@@ -38,8 +38,14 @@ def spec_for(
     def prices(times: list[datetime]) -> tuple[list[float], list[float], list[float]]:
         return sc.import_prices(times), sc.export_prices(times), sc.carbon(times)
 
+    site = sc.replay_site()
+    if not events:
+        # The counterfactual may share the broker with the main run: its own site id keeps
+        # its topics and MQTT client ids apart.
+        cfg = site.config.model_copy(update={"site_id": f"{site.id}-cf"})
+        site = Site(config=cfg, devices=site.devices, source=site.source)
     return RunSpec(
-        site=sc.replay_site(),
+        site=site,
         start=sc.start,
         duration_s=sc.duration.total_seconds(),
         store_path=store_path,
@@ -56,6 +62,7 @@ def spec_for(
         base_load=sc.base_load(),
         prices=prices,
         mqtt_telemetry_s=30.0,
+        client_id=f"vpp-replay-{site.id}",
     )
 
 
