@@ -224,6 +224,7 @@ class Operator:
         self.events_topic = f"{prefix}/{site_id}/events"
         self.responses_topic = f"{prefix}/{site_id}/responses"
         self.arrivals: dict[tuple[str, str], float] = {}
+        self.reasons: dict[str, str] = {}
         self.changed = asyncio.Event()
 
     async def listen(self) -> None:
@@ -232,6 +233,8 @@ class Operator:
             with contextlib.suppress(ValueError, TypeError):
                 r = json.loads(bytes(m.payload))
                 self.arrivals.setdefault((str(r.get("event_id")), str(r.get("status"))), t)
+                if r.get("reason"):
+                    self.reasons[str(r.get("event_id"))] = str(r["reason"])
                 self.changed.set()
 
     async def wait_for(self, event_id: str, statuses: tuple[str, ...], timeout_s: float) -> str:
@@ -312,6 +315,7 @@ async def measure_events(
                 row = {
                     "event_id": eid,
                     "answer": answer,
+                    "reason": op.reasons.get(eid) if answer != "opt_in" else None,
                     "received_ms": _ms(op.arrivals.get((eid, "received")), t_pub),
                     "setpoint_ms": _ms(first_write.get(eid), t_pub),
                     "opt_in_ms": _ms(op.arrivals.get((eid, answer)), t_pub),
@@ -321,9 +325,10 @@ async def measure_events(
                 await op.publish(cancel.model_dump(mode="json", exclude_none=True))
                 await op.wait_for(eid, ("cancelled", "completed"), 30.0)
                 await asyncio.sleep(0.3 + 0.37 * (i % 7))  # spread over the control phase
-            limit = await measure_limit(broker, sim.endpoints(), live)
             stop.set()
             await agent_task
+            # After the agent stopped, so that its solves do not block the loop meanwhile.
+            limit = await measure_limit(broker, sim.endpoints(), live)
             listener.cancel()
     out: dict[str, Any] = {"devices": n, "events": k, "curtail_kw": curtail_kw}
     for key in TARGETS_MS:
@@ -333,6 +338,9 @@ async def measure_events(
     }
     out["no_setpoint"] = sum(1 for r in rows if r["setpoint_ms"] is None)
     out["limit"] = limit
+    out["rows"] = [
+        {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows
+    ]
     return out
 
 
