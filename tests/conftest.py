@@ -49,17 +49,27 @@ def start_mosquitto(workdir: Path, port: int | None = None) -> Broker:
     conf = workdir / f"mosquitto-{port}.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 100000\nlog_type error\n"
+        "max_queued_messages 100000\nlog_type error\nset_tcp_nodelay true\n"
     )
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL)
     _wait_listening(port)
     return Broker("127.0.0.1", port, proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """One Mosquitto for the whole session; tests use distinct topics or client ids."""
+    """A Mosquitto per test: no retained messages, sessions or client ids left by another
+    test (a shared broker made tests depend on their order)."""
     broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.process.terminate()
+    broker.process.wait(timeout=10)
+
+
+@pytest.fixture
+def fresh_mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    """A Mosquitto of this test's own: no retained messages or sessions from other tests."""
+    broker = start_mosquitto(tmp_path)
     yield broker
     broker.process.terminate()
     broker.process.wait(timeout=10)

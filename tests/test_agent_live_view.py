@@ -34,8 +34,9 @@ def _as_served(profile: ModbusProfile, point: str, value: float, sf: int | None)
 
 
 async def test_agent_view_matches_simulator_for_every_point(
-    mosquitto: Broker, tmp_path: Path
+    fresh_mosquitto: Broker, tmp_path: Path
 ) -> None:
+    mosquitto = fresh_mosquitto
     clock = VirtualClock(START)
     site = _office(step_s=600)  # physics first steps at t=600 s: the state holds still until then
     sim = simulated_site(site, clock, broker=(mosquitto.host, mosquitto.port), any_port=True)
@@ -67,12 +68,13 @@ async def test_agent_view_matches_simulator_for_every_point(
                 checked += 1
         assert checked > 80
         stop.set()
-        await run
+        await asyncio.wait_for(run, 30)
 
 
 async def test_setpoint_through_driver_changes_physics_and_agent_publishes(
-    mosquitto: Broker, tmp_path: Path
+    fresh_mosquitto: Broker, tmp_path: Path
 ) -> None:
+    mosquitto = fresh_mosquitto
     clock = VirtualClock(START)
     site = _office(step_s=1)
     sim = simulated_site(site, clock, broker=(mosquitto.host, mosquitto.port), any_port=True)
@@ -100,7 +102,7 @@ async def test_setpoint_through_driver_changes_physics_and_agent_publishes(
         assert state["power_kw"] == -100.0
         assert state["soc_pct"] < soc0
         stop.set()
-        await run
+        await asyncio.wait_for(run, 30)
 
         async def collect() -> None:
             async for m in watcher.messages:

@@ -179,6 +179,14 @@ class MqttLink:
         for it in [item, *rest]:
             self._outbox.put_nowait(it)
 
+    async def flush(self, wall_timeout_s: float = 1.0) -> None:
+        """Let queued messages leave before a long computation blocks the loop (the grid
+        must get `received` before the agent starts planning). Time holds still meanwhile."""
+        if self._outbox.empty() or not self.connected.is_set():
+            return
+        async with self.clock.hold():
+            await self.drain(wall_timeout_s)
+
     async def drain(self, wall_timeout_s: float = 5.0) -> bool:
         """Wait (wall time, bounded: used at shutdown) until the broker has every message."""
         if not self.connected.is_set():

@@ -109,6 +109,7 @@ class Dispatcher:
         for a in self.adapters:
             if a.command_kw != before[a.id]:
                 a.commanded_ts = now
+                a.prev_command_kw = before[a.id]
         return result
 
     def _decide(

@@ -28,6 +28,7 @@ class Flex:
     order: int = 9
     divisible: bool = True
     command_kw: float | None = None
+    prev_command_kw: float | None = None
     commanded_ts: datetime | None = None
     checked_ts: datetime | None = None
     follow_misses: int = 0
@@ -87,8 +88,14 @@ class Flex:
         if not fresh or measured is None or self.command_kw is None:
             return self.follow_misses < 2
         self.checked_ts = view.read_ts
+        # A reading may still show the previous command (the device applies a new one at its
+        # next step): near either command counts as following.
+        targets = [self.command_kw]
+        if self.prev_command_kw is not None:
+            targets.append(self.prev_command_kw)
         tol = max(FOLLOW_TOLERANCE_KW, FOLLOW_TOLERANCE_FRAC * abs(self.command_kw))
-        self.follow_misses = self.follow_misses + 1 if abs(measured - self.command_kw) > tol else 0
+        lo, hi = min(targets) - tol, max(targets) + tol
+        self.follow_misses = self.follow_misses + 1 if not lo <= measured <= hi else 0
         return self.follow_misses < 2
 
 

@@ -188,8 +188,10 @@ class DrController:
                 sleeper.cancel()
                 waker.cancel()
             self._replan.clear()
-            # Let a control cycle requested by the same event run before the solver blocks.
+            # Let a control cycle requested by the same event run, and the answers leave,
+            # before the solver blocks the loop.
             await self.agent.cycle_idle()
+            await self.agent.link.flush()
             await self.replan()
 
     async def _first_readings(self) -> None:

@@ -1,4 +1,8 @@
-"""Demand response end to end: the bundled summer day (shortened to 20 h) replayed through
+"""ACCEPTANCE CHECK FOR ISSUE 5, NOT PART OF `make test` YET: it passed once and failed twice
+(interval ratios 0.15 and -1.09 against the counterfactual) in this session; the closed loop is
+not yet robust. Run: `PYTHONPATH=. .venv/bin/python -m pytest acceptance -p no:cacheprovider`.
+
+Demand response end to end: the bundled summer day (shortened to 20 h) replayed through
 the real agent on the virtual clock, the simulated office over Modbus and MQTT, a real
 Mosquitto, and the counterfactual run in a second process. Figures are checked against an
 independent computation from the stored telemetry (tests/replay/independent.py)."""
@@ -20,8 +24,9 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
 
 @pytest.mark.timeout(400)
 async def test_day_ahead_curtailment_is_delivered_against_the_counterfactual(
-    mosquitto: Broker, tmp_path: Path
+    fresh_mosquitto: Broker, tmp_path: Path
 ) -> None:
+    mosquitto = fresh_mosquitto
     sc = load_scenario(SCENARIOS / "office-summer-day.yaml").with_duration("PT20H")
     out = tmp_path / "run"
     summary = await replay(sc, out, strategy="optimiser", broker_url=mosquitto.url)
