@@ -55,6 +55,8 @@ from vpp.log import configure_logging  # noqa: E402
 from vpp.simsite import environment, rebind, simulated_site  # noqa: E402
 from vpp.site import BrokerConfig, Site, parse_site  # noqa: E402
 
+# The bench's own clients send at once (no Nagle), so that only the agent's behaviour shows.
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 TARGETS_MS = {"received_ms": 20.0, "setpoint_ms": 100.0, "opt_in_ms": 1000.0}
 HVAC_GAINS = [15, 15, 15, 15, 15, 15, 20, 35, 55, 60, 60, 60, 60, 60, 60, 60, 60, 55, 40, 25]
 HVAC_GAINS += [20, 15, 15, 15]
@@ -79,7 +81,7 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     conf = workdir / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 100000\nlog_type error\n"
+        "max_queued_messages 100000\nlog_type error\nset_tcp_nodelay true\n"
     )
     proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL)
     for _ in range(200):
@@ -285,11 +287,7 @@ async def measure_events(
 
         agent.writer.write = timed_write  # type: ignore[method-assign]
         stop = asyncio.Event()
-        client = aiomqtt.Client(broker.host, broker.port, identifier=f"operator-{site_id}")
-        async with client, asyncio.TaskGroup() as tg:
-            op = Operator(client, broker.prefix, site_id)
-            await client.subscribe(op.responses_topic, qos=1)
-            listener = tg.create_task(op.listen())
+        async with asyncio.TaskGroup() as tg:
             agent_task = tg.create_task(agent.run(stop))
             t0 = time.perf_counter()
             for _ in range(600):  # at most 60 s for the first readings and the first plan
@@ -301,35 +299,27 @@ async def measure_events(
                 f"({agent.cycles} cycles, {dr.plans} plans)"
             )
             await asyncio.sleep(1.0)
-            for i in range(k):
-                eid = f"bench-{n}-{i}"
-                ev = build_event(
-                    now=clock.now(), curtail_kw=curtail_kw, duration="PT30M", event_id=eid
-                )
-                t_pub = await op.publish(ev.model_dump(mode="json", exclude_none=True))
-                answer = await op.wait_for(eid, ("opt_in", "opt_out", "rejected"), 30.0)
-                for _ in range(1000):  # the setpoint may follow the answer: wait up to 2 s
-                    if eid in first_write:
-                        break
-                    await asyncio.sleep(0.002)
-                row = {
-                    "event_id": eid,
-                    "answer": answer,
-                    "reason": op.reasons.get(eid) if answer != "opt_in" else None,
-                    "received_ms": _ms(op.arrivals.get((eid, "received")), t_pub),
-                    "setpoint_ms": _ms(first_write.get(eid), t_pub),
-                    "opt_in_ms": _ms(op.arrivals.get((eid, answer)), t_pub),
-                }
-                rows.append(row)
-                cancel = build_event(now=clock.now(), cancel=True, event_id=eid, modification=1)
-                await op.publish(cancel.model_dump(mode="json", exclude_none=True))
-                await op.wait_for(eid, ("cancelled", "completed"), 30.0)
-                await asyncio.sleep(0.3 + 0.37 * (i % 7))  # spread over the control phase
+            # The operator runs in its own process: in this one, the agent's solves block the
+            # event loop and would delay reading the responses. perf_counter is CLOCK_MONOTONIC,
+            # the same in both processes.
+            args = [sys.executable, str(_HERE / "dispatch.py"), "--operator"]
+            args += [
+                json.dumps([broker.host, broker.port, broker.prefix, site_id, n, k, curtail_kw])
+            ]
+            proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
+            stdout, _ = await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"the operator process failed (exit {proc.returncode})")
+            for r in json.loads(stdout):
+                t_pub = r.pop("t_pub")
+                r["received_ms"] = _ms(r.pop("t_received"), t_pub)
+                r["setpoint_ms"] = _ms(first_write.get(r["event_id"]), t_pub)
+                r["opt_in_ms"] = _ms(r.pop("t_answer"), t_pub)
+                rows.append(r)
             stop.set()
             await agent_task
             # After the agent stopped, so that its solves do not block the loop meanwhile.
             limit = await measure_limit(broker, sim.endpoints(), live)
-            listener.cancel()
     out: dict[str, Any] = {"devices": n, "events": k, "curtail_kw": curtail_kw}
     for key in TARGETS_MS:
         out[key] = summary([r[key] for r in rows if r[key] is not None])
@@ -348,10 +338,48 @@ def _ms(t: float | None, t0: float) -> float | None:
     return None if t is None else (t - t0) * 1000.0
 
 
+async def drive_events(
+    host: str, port: int, prefix: str, site_id: str, n: int, k: int, curtail_kw: float
+) -> list[dict[str, Any]]:
+    """The operator: k events that start at once, one at a time, each cancelled after its
+    answer; returns each event's publish, `received` and answer times (perf_counter)."""
+    clock = WallClock()
+    rows = []
+    client = aiomqtt.Client(host, port, identifier=f"operator-{site_id}", socket_options=NODELAY)
+    async with client, asyncio.TaskGroup() as tg:
+        op = Operator(client, prefix, site_id)
+        await client.subscribe(op.responses_topic, qos=1)
+        listener = tg.create_task(op.listen())
+        for i in range(k):
+            eid = f"bench-{n}-{i}"
+            ev = build_event(now=clock.now(), curtail_kw=curtail_kw, duration="PT30M", event_id=eid)
+            t_pub = await op.publish(ev.model_dump(mode="json", exclude_none=True))
+            answer = await op.wait_for(eid, ("opt_in", "opt_out", "rejected"), 30.0)
+            rows.append(
+                {
+                    "event_id": eid,
+                    "answer": answer,
+                    "reason": op.reasons.get(eid) if answer != "opt_in" else None,
+                    "t_pub": t_pub,
+                    "t_received": op.arrivals.get((eid, "received")),
+                    "t_answer": op.arrivals.get((eid, answer)),
+                }
+            )
+            await asyncio.sleep(0.05)  # the closed loop's first setpoints may follow the answer
+            cancel = build_event(now=clock.now(), cancel=True, event_id=eid, modification=1)
+            await op.publish(cancel.model_dump(mode="json", exclude_none=True))
+            await op.wait_for(eid, ("cancelled", "completed"), 30.0)
+            await asyncio.sleep(0.3 + 0.37 * (i % 7))  # spread over the control phase
+        listener.cancel()
+    return rows
+
+
 async def measure_limit(broker: BrokerConfig, endpoints: Any, site: Site) -> dict[str, Any]:
     """MQTT QoS 1 round trip through the broker; one raw pymodbus write to every device."""
     rtts: list[float] = []
-    client = aiomqtt.Client(broker.host, broker.port, identifier="bench-rtt")
+    client = aiomqtt.Client(
+        broker.host, broker.port, identifier="bench-rtt", socket_options=NODELAY
+    )
     async with client:
         await client.subscribe("bench/rtt", qos=1)
         it = client.messages
@@ -462,7 +490,12 @@ def main() -> None:
     ap.add_argument("--curtail-kw", type=float, default=30.0, help="each event's reduction")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("--profile", action="store_true", help="cProfile the run (top 30 to stderr)")
+    ap.add_argument("--operator", help=argparse.SUPPRESS)  # internal: the operator process
     args = ap.parse_args()
+    if args.operator:
+        host, port, prefix, site_id, n, k, kw = json.loads(args.operator)
+        print(json.dumps(asyncio.run(drive_events(host, port, prefix, site_id, n, k, kw))))
+        return
     configure_logging("WARNING")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     prof = cProfile.Profile() if args.profile else None
