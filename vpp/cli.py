@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -268,7 +269,7 @@ def _replay(
 
         def progress(t: float, _total: float) -> None:
             wall = max(_time.perf_counter() - wall0, 1e-6)
-            when = sc.start.astimezone(sc.tz) + __import__("datetime").timedelta(seconds=t)
+            when = sc.start.astimezone(sc.tz) + timedelta(seconds=t)
             bar.update(task, completed=t, sim=when.strftime("%a %H:%M"), speed=f"{t / wall:,.0f}x")
 
         async def go() -> dict[str, object]:
