@@ -242,15 +242,20 @@ class _ProfileDoc(BaseModel):
     profile: Profile
 
 
+def read_yaml(path: Path, error: type[ValueError]) -> Any:
+    """The parsed YAML of a config file; `error` (naming the file) if unreadable or invalid."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise error(f"{path}: cannot read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML: {e}") from e
+
+
 def load_profile(path: str | Path) -> ModbusProfile | MqttProfile:
     """Read and validate one profile file; raise ProfileError naming the file and field."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ProfileError(f"{path}: cannot read: {e.strerror}") from e
-    except yaml.YAMLError as e:
-        raise ProfileError(f"{path}: not valid YAML: {e}") from e
+    raw = read_yaml(path, ProfileError)
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: (top): a profile is a mapping")
     return parse_profile(raw, str(path))

@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -31,6 +30,7 @@ from devices.profile import (
     format_validation_error,
     load_profile,
     profile_dir,
+    read_yaml,
 )
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
@@ -334,10 +334,4 @@ def parse_site(raw: Any, source: Path) -> Site:
 def load_site(path: str | Path) -> Site:
     """Read and validate a site file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise SiteError(f"{path}: cannot read: {e.strerror}") from e
-    except yaml.YAMLError as e:
-        raise SiteError(f"{path}: not valid YAML: {e}") from e
-    return parse_site(raw, path)
+    return parse_site(read_yaml(path, SiteError), path)

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import ValidationError
 
-from devices.profile import Kind, format_validation_error
+from devices.profile import Kind, format_validation_error, read_yaml
 from simulators.environment import Environment
 from simulators.faults import Faults
 from simulators.params import BaseLoadParams, EvSessionSpec
@@ -405,10 +404,4 @@ def _event_errors(e: ScenarioEvent, start: datetime) -> list[str]:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file (and the site file it names)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ScenarioError(f"{path}: cannot read: {e.strerror}") from e
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"{path}: not valid YAML: {e}") from e
-    return parse_scenario(raw, path)
+    return parse_scenario(read_yaml(path, ScenarioError), path)
