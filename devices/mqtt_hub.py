@@ -18,6 +18,7 @@ from types import TracebackType
 import aiomqtt
 import structlog
 
+from devices.cancel import cancellable
 from devices.clock import Clock
 from devices.driver import DeviceError
 
@@ -90,7 +91,7 @@ class MqttHub:
         self._callbacks.setdefault(topic, []).append(callback)
         if first and self._client is not None and self.connected:
             try:
-                await self._client.subscribe(topic, qos=1)
+                await cancellable(self._client.subscribe(topic, qos=1))
             except aiomqtt.MqttError as e:  # re-subscribed on reconnect anyway
                 self.last_error = str(e)
 
@@ -100,7 +101,7 @@ class MqttHub:
         if client is None or not self.connected:
             raise DeviceError(f"MQTT broker not connected: {self.last_error or 'connecting'}")
         try:
-            await client.publish(topic, payload, qos=qos)
+            await cancellable(client.publish(topic, payload, qos=qos))
         except aiomqtt.MqttError as e:
             raise DeviceError(f"MQTT publish failed: {e}") from e
 
@@ -124,10 +125,12 @@ class MqttHub:
         failed = False
         while True:
             try:
-                async with self._make_client() as client:
+                # `cancellable`: aiomqtt's waits can swallow the cancellation of __aexit__.
+                async with contextlib.AsyncExitStack() as stack:
+                    client = await cancellable(stack.enter_async_context(self._make_client()))
                     self._client = client
                     for topic in self._callbacks:
-                        await client.subscribe(topic, qos=1)
+                        await cancellable(client.subscribe(topic, qos=1))
                     self._connected.set()
                     delay = self._min_s
                     if failed:

@@ -27,6 +27,7 @@ from typing import Any
 
 import aiomqtt
 
+from devices.cancel import cancellable
 from devices.clock import Clock
 from devices.profile import MqttPoint, MqttProfile
 from simulators.device import ServedDevice
@@ -176,11 +177,12 @@ class MqttDeviceServer:
         )
         async with contextlib.AsyncExitStack() as stack:
             # The broker is another process: hold virtual time until we are subscribed.
+            # `cancellable`: aiomqtt's waits can swallow the cancellation of `stop()`.
             async with self.clock.hold():
-                await stack.enter_async_context(client)
-                await client.subscribe(self.command_topic, qos=1)
+                await cancellable(stack.enter_async_context(client))
+                await cancellable(client.subscribe(self.command_topic, qos=1))
                 online = json.dumps({"online": True})
-                await client.publish(self.state_topic, online, qos=1, retain=True)
+                await cancellable(client.publish(self.state_topic, online, qos=1, retain=True))
             self.connected.set()
             self.served_once = True
             try:
@@ -203,7 +205,7 @@ class MqttDeviceServer:
         )
         if self.announce:
             self.clock.expect(self.telemetry_topic)
-        await client.publish(self.telemetry_topic, payload, qos=0)
+        await cancellable(client.publish(self.telemetry_topic, payload, qos=0))
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         next_s = self.clock.monotonic()
@@ -237,5 +239,5 @@ class MqttDeviceServer:
         ack["ts"] = self.clock.now().isoformat()
         if self.announce:
             self.clock.expect(self.ack_topic)
-        await client.publish(self.ack_topic, json.dumps(ack), qos=1)
+        await cancellable(client.publish(self.ack_topic, json.dumps(ack), qos=1))
         await self.publish_telemetry(client)
