@@ -36,11 +36,8 @@ typecheck:
 imports:
 	$(BIN)/lint-imports
 
-# Two processes: run in one process after tests/replay, the simulators' MQTT tests hang
-# (order-dependent; under investigation, see the issue notes).
 pytest:
-	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/replay
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/replay
+	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: setup
 	$(BIN)/python bench/optimiser.py

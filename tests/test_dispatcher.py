@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devices.clock import VirtualClock
 from vpp.control.dispatcher import Dispatcher
-from vpp.control.types import DeviceView, PlanStep, Snapshot, Target
+from vpp.control.types import Command, DeviceView, PlanStep, Snapshot, Target
+from vpp.control.writer import CommandWriter
 from vpp.site import load_site
+from vpp.store.store import Store
 
 OFFICE = Path(__file__).resolve().parent.parent / "config" / "sites" / "office.yaml"
 NOW = datetime(2026, 7, 15, 6, 0, tzinfo=UTC)
@@ -103,3 +106,89 @@ def test_warm_zone_gets_power_back_and_is_not_shed() -> None:
     res = d.cycle(_snap(900, views), PlanStep(), Target(400.0, "event:e", "e"))
     north = [c for c in res.commands if c.device_id == "zone-north" and c.point == "power_limit_kw"]
     assert all(c.reason == "plan" for c in north)
+
+
+def test_battery_spreads_its_energy_over_the_rest_of_the_event() -> None:
+    d = Dispatcher(load_site(OFFICE))
+    # 40 % of 500 kWh with a 20 % reserve (+1 % margin): 95 kWh left for one hour.
+    views = _views(bat1={"soc_pct": 40.0, "capacity_kwh": 500.0})
+    target = Target(400.0, "event:e", "e", until=NOW + timedelta(hours=1))
+    res = d.cycle(_snap(700, views), PlanStep(power_kw={"bat1": 0.0}), target)
+    battery = [c.value for c in res.commands if c.point == "power_setpoint_kw"][-1]
+    assert battery == -95.0
+    # The rest of the error went to the next devices in the site's order (loads first).
+    assert any(c.point == "shed" and c.value == 1.0 for c in res.commands)
+    # Without an end to spread over (site limit), the battery gives what it has at once.
+    d2 = Dispatcher(load_site(OFFICE))
+    res2 = d2.cycle(_snap(700, views), PlanStep(power_kw={"bat1": 0.0}), Target(400.0, "x"))
+    assert [c.value for c in res2.commands if c.point == "power_setpoint_kw"][-1] < -95.0
+
+
+def test_an_all_or_nothing_load_comes_back_only_with_room_to_spare() -> None:
+    d = Dispatcher(load_site(OFFICE))
+    views = _views(bat1={"soc_pct": 20.5})  # at its reserve: the loads are next
+    target = Target(400.0, "event:e", "e")
+    plan = PlanStep(power_kw={"bat1": 0.0})
+    d.cycle(_snap(420, views, 0), plan, target)  # sheds a 20 kW load for ~32 kW of error
+    shed = [a for a in d.adapters if getattr(a, "shed", False)]
+    assert shed
+    aim = 400 - 0.03 * 400
+    # A surplus smaller than a load plus the deadband brings nothing back...
+    res = d.cycle(_snap(aim - 20, views, 5), plan, target)
+    assert not any(c.point == "shed" and c.value == 0.0 for c in res.commands)
+    # ...a surplus that holds it with room to spare brings one back.
+    res = d.cycle(_snap(aim - 30, views, 10), plan, target)
+    assert [c.value for c in res.commands if c.point == "shed"] == [0.0]
+
+
+def _only_zones_left(d: Dispatcher) -> dict[str, DeviceView]:
+    """Views where the battery is at its reserve and loads and chargers draw nothing."""
+    views = _views(bat1={"soc_pct": 20.5})
+    for a in d.adapters:
+        if a.id.startswith(("ahu", "dhw", "fountain", "lighting")):
+            views[a.id] = DeviceView(a.id, True, {"power_kw": 0.0})
+        elif a.id.startswith("ev"):
+            views[a.id] = DeviceView(a.id, True, {"plugged": 0.0, "power_kw": 0.0})
+    return views
+
+
+def test_a_zone_that_draws_less_than_its_limit_has_nothing_to_give_back() -> None:
+    d = Dispatcher(load_site(OFFICE))
+    views = _only_zones_left(d)
+    target = Target(400.0, "event:e", "e")
+    plan = PlanStep(power_kw={"bat1": 0.0})
+    d.cycle(_snap(430, views, 0), plan, target)
+    limits = {c.device_id: c.value for c in d.cycle(_snap(430, views, 5), plan, target).commands}
+    cut = [z for z in limits if z.startswith("zone")]
+    assert cut  # the zones took the error
+    # The zone now draws 5 kW under its new limit (its thermostat is satisfied): a surplus
+    # must not raise that limit, which would give nothing back and wind the loop up.
+    z = cut[0]
+    views[z] = DeviceView(z, True, {"zone_temp_c": 24, "power_kw": limits[z] - 5})
+    res = d.cycle(_snap(300, views, 10), plan, target)
+    assert not any(c.device_id == z and c.point == "power_limit_kw" for c in res.commands)
+
+
+def test_a_zone_at_the_top_of_its_band_is_held_there_not_cooled_back() -> None:
+    d = Dispatcher(load_site(OFFICE))
+    views = _only_zones_left(d)
+    target = Target(300.0, "event:e", "e")
+    first = d.cycle(_snap(900, views, 0), PlanStep(), target)
+    cut = {c.device_id for c in first.commands if c.reason == "closed_loop"}
+    assert "zone-east" in cut  # the first zone in the order took the error
+    views["zone-east"] = DeviceView("zone-east", True, {"zone_temp_c": 25.8, "power_kw": 0.0})
+    res = d.cycle(_snap(900, views, 5), PlanStep(), target)
+    guard = {c.point: c.value for c in res.commands if c.reason == "comfort_guard"}
+    # Its limit back, and a setpoint at the band's edge (26 - 0.3), not the plan's 24.
+    assert guard == {"setpoint_c": 25.7, "power_limit_kw": 120.0}
+    assert not any(c.device_id == "zone-east" and c.reason == "closed_loop" for c in res.commands)
+
+
+def test_a_watchdog_reassertion_never_replaces_a_new_command() -> None:
+    writer = CommandWriter({}, VirtualClock(NOW), Store(":memory:"))
+    new = Command("ahu-fans", "shed", 1.0, "closed_loop")
+    old = Command("ahu-fans", "shed", 0.0, "watchdog")
+    assert writer.due([new, old]) == [new]
+    assert writer.due([old, new]) == [new]
+    later = Command("ahu-fans", "shed", 0.0, "closed_loop")
+    assert writer.due([new, later]) == [later]  # between new commands the last still wins

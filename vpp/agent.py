@@ -189,13 +189,20 @@ class Agent:
         self.cycles += 1
         for hook in self.cycle_hooks:
             await hook(snap)
+
+        def offline(device_id: str) -> bool:
+            view = snap.devices.get(device_id)
+            return view is not None and not view.usable
+
         if not self.control_enabled:
-            await self.writer.write(self.writer.reassert())
+            await self.writer.write(self.writer.reassert(offline))
             return
         plan = self.plan_source(snap)
         target = self.target_source(snap)
         result = self.dispatcher.cycle(snap, plan, target)
-        await self.writer.write(result.commands + self.writer.reassert())
+        # Re-assertions first: the last command for a point wins, and a new one must not be
+        # replaced by the old value re-asserted in the same cycle.
+        await self.writer.write(self.writer.reassert(offline) + result.commands)
         if result.replan:
             for replan in self.replan_hooks:
                 replan(result.not_following)

@@ -19,6 +19,7 @@ from typing import Any
 import aiomqtt
 import structlog
 
+from devices.cancel import cancellable
 from devices.clock import Clock
 from vpp.site import BrokerConfig
 
@@ -125,11 +126,14 @@ class MqttLink:
                 async with self._client_for() as client:
                     self._client = client
                     self.connects += 1
-                    await client.publish(
-                        self.topics.status, self.status_payload(True), qos=1, retain=True
+                    # cancellable: aiomqtt's waits can swallow a stop (devices/cancel.py).
+                    await cancellable(
+                        client.publish(
+                            self.topics.status, self.status_payload(True), qos=1, retain=True
+                        )
                     )
                     for topic in self._subscriptions:
-                        await client.subscribe(topic, qos=1)
+                        await cancellable(client.subscribe(topic, qos=1))
                     self.connected.set()
                     if self.connects > 1:
                         log.info(
@@ -163,7 +167,9 @@ class MqttLink:
         while True:
             item = await self._outbox.get()
             try:
-                await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+                await cancellable(
+                    client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+                )
             except aiomqtt.MqttError:
                 # Put it back at the front: order matters to the grid (received before opt_in).
                 self._requeue_front(item)

@@ -49,6 +49,7 @@ class Dispatcher:
         self._excluded_at: dict[str, datetime] = {}
         self.readmit_s = readmit_s
         self.gain = gain
+        self.last: tuple[datetime, CycleResult] | None = None  # the latest cycle's outcome
 
     @property
     def excluded(self) -> dict[str, str]:
@@ -106,6 +107,7 @@ class Dispatcher:
         now = snap.ts
         before = {a.id: a.command_kw for a in self.adapters}
         result = self._decide(snap, plan, target, usable, newly, replan)
+        self.last = (now, result)
         for a in self.adapters:
             if a.command_kw != before[a.id]:
                 a.commanded_ts = now
@@ -145,21 +147,29 @@ class Dispatcher:
             self._closed_loop = True
             for a, view in usable:
                 commands += a.follow_plan(view, plan, now)
+        for a, _view in usable:
+            a.until = target.until
         aim = target.import_max_kw - max(self.margin_kw, self.margin_frac * target.import_max_kw)
         error = measured - aim
         # Less than the whole error each cycle: device readings lag the meter, and a
         # deadbeat step on stale readings overshoots and rings.
         if error > 0:
-            commands += self._shed(self.gain * error, usable, now)
+            shed, unmet = self._shed(self.gain * error, usable, now)
+            commands += shed
+            if unmet > 1e-6:
+                # Nothing left to turn: the whole error (not just this cycle's share) is unmet.
+                return CycleResult(
+                    commands, target, error, newly, replan, error, tuple(sorted(self._excluded))
+                )
         elif error < -self.deadband_kw:
-            commands += self._give_back(
-                self.gain * (-error - self.deadband_kw / 2), usable, plan, now
-            )
+            surplus = -error - self.deadband_kw / 2
+            commands += self._give_back(self.gain * surplus, surplus, usable, plan, now)
         return CycleResult(commands, target, error, newly, replan)
 
     def _shed(
         self, kw: float, usable: list[tuple[Flex, DeviceView]], now: datetime
-    ) -> list[Command]:
+    ) -> tuple[list[Command], float]:
+        """Commands that shed up to `kw` in order, and the kW no device had room for."""
         out: list[Command] = []
         left = kw
         for a, view in usable:
@@ -171,20 +181,32 @@ class Dispatcher:
             step = min(room, left)
             out += a.shift(-step, view, now)
             left -= step
-        return out
+        return out, max(0.0, left)
 
     def _give_back(
-        self, kw: float, usable: list[tuple[Flex, DeviceView]], plan: PlanStep, now: datetime
+        self,
+        kw: float,
+        surplus_kw: float,
+        usable: list[tuple[Flex, DeviceView]],
+        plan: PlanStep,
+        now: datetime,
     ) -> list[Command]:
         out: list[Command] = []
         left = kw
+        whole = surplus_kw  # what all-or-nothing loads may take: the whole surplus, once
         for a, view in reversed(usable):
             if left <= 0:
                 break
             room = a.room_up_kw(view, plan, now)
-            if room <= 0 or (room > left and not a.divisible):
-                continue  # an all-or-nothing load comes back only when it fits
-            step = min(room, left)
+            if room <= 0:
+                continue
+            if not a.divisible:
+                # An all-or-nothing load comes back only when it fits in the surplus with the
+                # deadband to spare; otherwise it would be shed again next cycle.
+                if room > whole - self.deadband_kw:
+                    continue
+                whole -= room
+            step = min(room, left) if a.divisible else room
             out += a.shift(step, view, now)
             left -= step
         return out

@@ -34,6 +34,8 @@ class Flex:
     follow_misses: int = 0
     excluded_reason: str = ""
     last_commands: dict[str, float] = field(default_factory=dict)
+    # End of the event being served (set by the dispatcher each cycle; None outside one).
+    until: datetime | None = None
 
     @property
     def id(self) -> str:
@@ -99,6 +101,12 @@ class Flex:
         return self.follow_misses < 2
 
 
+def _limited(limit_kw: float, view: DeviceView, tolerance_kw: float = 1.0) -> bool:
+    """Whether a device with a power limit draws up to it (the limit is what holds it)."""
+    drawing = view.values.get("power_kw")
+    return drawing is None or drawing >= limit_kw - tolerance_kw
+
+
 @dataclass
 class BatteryFlex(Flex):
     """Battery: the knob is the power setpoint (+ charge, − discharge)."""
@@ -146,8 +154,26 @@ class BatteryFlex(Flex):
         lo, hi = self._bounds(view)
         return self._set(min(hi, max(lo, plan.power_kw.get(self.id, 0.0))), "plan")
 
+    def sustainable_kw(self, view: DeviceView, now: datetime) -> float | None:
+        """The discharge (kW, ≥ 0) that the energy above the reserve can hold until the end
+        of the event being served; None outside an event or without a SoC reading."""
+        soc = view.values.get("soc_pct")
+        cap = view.values.get("capacity_kwh")
+        if self.until is None or soc is None or not cap:
+            return None
+        hours = (self.until - now).total_seconds() / 3600
+        if hours <= 0:
+            return None
+        reserve = (self.device.config.soc_reserve_pct or 0.0) + self.soc_margin_pct
+        return max(0.0, (soc - reserve) / 100 * cap / hours)
+
     def room_down_kw(self, view: DeviceView, now: datetime) -> float:
         lo, _ = self._bounds(view)
+        # The loop's first resort, but not at a rate that empties the battery before the
+        # event ends: the rest of the event would then fall on loads that cannot make it up.
+        rate = self.sustainable_kw(view, now)
+        if rate is not None:
+            lo = max(lo, min(-rate, self.command_kw or 0.0))
         return max(0.0, (self.command_kw or 0.0) - lo)
 
     def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
@@ -216,6 +242,8 @@ class EvFlex(Flex):
         return max(0.0, current - self.floor_kw(view, now))
 
     def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
+        if self.command_kw is not None and not _limited(self.command_kw, view):
+            return 0.0  # the car draws less than it may: a higher limit gives nothing back
         ceiling = plan.power_kw.get(self.id, self.max_kw(view))
         return max(0.0, min(ceiling, self.max_kw(view)) - (self.command_kw or 0.0))
 
@@ -284,22 +312,31 @@ class ZoneFlex(Flex):
             return 0.0
         if self.released_at is not None and now < self.released_at:
             return 0.0  # staggered release: not this zone's turn yet
+        if not _limited(self.command_kw, view):
+            return 0.0  # it does not use what it may draw: more would change nothing
         return max(0.0, self._max_kw() - self.command_kw)
 
     def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
         drawing = view.values.get("power_kw", 0.0)
         base = self.command_kw if self.command_kw is not None else drawing
-        if delta_kw < 0:
-            base = min(base, drawing)
+        # From what it draws, both ways: a limit above the draw is not power given back.
+        base = min(base, drawing)
         kw = max(0.0, min(self._max_kw(), base + delta_kw))
         self.command_kw = kw
         return [Command(self.id, "power_limit_kw", round(kw, 1), "closed_loop")]
 
     def comfort_guard(self, view: DeviceView) -> list[Command]:
-        """A zone at the top of its band gets its full power limit back, event or not."""
+        """A zone at the top of its band gets its full power limit back, event or not, with
+        its setpoint at the band's edge: the unit then draws what holds the zone there, not
+        its full power to cool back to the plan's setpoint (a step the loop would have to
+        make up elsewhere). The plan's setpoint returns when the loop lets go."""
         if self._too_warm(view) and self.command_kw is not None:
             self.command_kw = None
-            return [Command(self.id, "power_limit_kw", round(self._max_kw(), 1), "comfort_guard")]
+            hold = round(self._band()[1] - self.comfort_margin_c, 1)
+            return [
+                Command(self.id, "setpoint_c", hold, "comfort_guard"),
+                Command(self.id, "power_limit_kw", round(self._max_kw(), 1), "comfort_guard"),
+            ]
         return []
 
     def measured_kw(self, view: DeviceView) -> float | None:

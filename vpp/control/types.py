@@ -45,6 +45,9 @@ class Target:
     import_max_kw: float
     source: str  # "event:<id>", "recovery", "site_limit"
     event_id: str | None = None
+    # End of the event the target belongs to: energy-limited devices (the battery) spread
+    # what they have left over the time to it.
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,7 @@ class CycleResult:
     error_kw: float
     not_following: list[str] = field(default_factory=list)
     replan: bool = False
+    # kW of the error left over once every usable device was at its limit this cycle
+    # (> 0: the site had no flexibility left), and which devices were out of control.
+    unmet_kw: float = 0.0
+    left_out: tuple[str, ...] = ()

@@ -67,18 +67,25 @@ class CommandWriter:
         return changed or now - at >= self._watchdog_s(cmd.device_id) / 2
 
     def due(self, commands: list[Command]) -> list[Command]:
-        """The commands that must be written now (last command per device and point wins)."""
+        """The commands that must be written now (last command per device and point wins,
+        except that a watchdog re-assertion never replaces a new command)."""
         now = self._clock.monotonic()
         latest: dict[tuple[str, str], Command] = {}
         for c in commands:
-            latest[(c.device_id, c.point)] = c
+            key = (c.device_id, c.point)
+            if c.reason == "watchdog" and key in latest:
+                continue
+            latest[key] = c
         return [c for c in latest.values() if self._due(c, now)]
 
-    def reassert(self) -> list[Command]:
-        """Commands whose watchdog half-period has run out, for devices told nothing new."""
+    def reassert(self, skip: Callable[[str], bool] | None = None) -> list[Command]:
+        """Commands whose watchdog half-period has run out, for devices told nothing new;
+        none for devices `skip` names (offline ones: they get theirs once back)."""
         now = self._clock.monotonic()
         out = []
         for (dev, point), (value, at) in self._last.items():
+            if skip is not None and skip(dev):
+                continue
             if now - at >= self._watchdog_s(dev) / 2:
                 out.append(Command(dev, point, value, "watchdog"))
         return out

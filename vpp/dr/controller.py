@@ -225,7 +225,10 @@ class DrController:
             else:
                 value = st.value_kw
             self.recovery = None
-            target = Target(min(value, limits.import_kw), f"event:{st.event_id}", st.event_id)
+            ev = self.events.states[st.event_id].event
+            target = Target(
+                min(value, limits.import_kw), f"event:{st.event_id}", st.event_id, until=ev.end
+            )
             self.last_target = target
             return target
         if self.last_target is not None and self.recovery is None:
@@ -250,6 +253,8 @@ class DrController:
     # -- per cycle ------------------------------------------------------------------------
 
     async def _after_snapshot(self, snap: Snapshot) -> None:
+        if self.agent.dispatcher.last is not None:
+            self.reporter.note_cycle(*self.agent.dispatcher.last)
         self.reporter.tick(snap.ts, self.baselines)
         if self.plan is not None and snap.ts - self.plan.made_at > 2 * STEP:
             self._replan.set()  # a missed planning period must not leave a stale plan

@@ -8,12 +8,14 @@ telemetry: a partial one after each interval, the final one at the end; then `co
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from devices.profile import Kind
+from vpp.control.types import CycleResult
 from vpp.dr.events import EventManager
 from vpp.dr.planning import STEP, Plan, floor_step
 from vpp.grid.messages import Event
@@ -43,6 +45,30 @@ def event_spec(event: Event) -> EventSpec:
     )
 
 
+@dataclass
+class FlexTally:
+    """Control cycles of one event interval: how many ran out of flexibility, by how much."""
+
+    cycles: int = 0
+    exhausted: int = 0
+    max_unmet_kw: float = 0.0
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    def note(self) -> str | None:
+        """The report's explanation of a shortfall the site could not avoid, if any."""
+        if not self.exhausted:
+            return None
+        text = (
+            f"no flexibility left in {self.exhausted} of {self.cycles} control cycles "
+            f"(up to {self.max_unmet_kw:.1f} kW short of the target)"
+        )
+        if self.left_out:
+            text += "; out of control: " + ", ".join(
+                f"{d} ({why})" for d, why in sorted(self.left_out.items())
+            )
+        return text
+
+
 class Reporter:
     """Makes baselines and reports for the agent's events."""
 
@@ -53,6 +79,8 @@ class Reporter:
         self.min_like_days = min_like_days
         self.methods: dict[str, str] = {}
         self._reported: dict[str, int] = {}
+        self.tallies: dict[tuple[str, datetime], FlexTally] = {}
+        self._tallied: datetime | None = None
         meters = [d.id for d in agent.site.devices if d.kind is Kind.meter]
         self.meter = meters[0] if meters else None
 
@@ -129,6 +157,34 @@ class Reporter:
 
     # -- reports --------------------------------------------------------------------------
 
+    def note_cycle(self, ts: datetime, result: CycleResult) -> None:
+        """Count a control cycle serving an event (once each) for the report's notes."""
+        target = result.target
+        if target is None or target.event_id is None or ts == self._tallied:
+            return
+        self._tallied = ts
+        tally = self.tallies.setdefault((target.event_id, floor_step(ts)), FlexTally())
+        tally.cycles += 1
+        if result.unmet_kw > 0:
+            tally.exhausted += 1
+            tally.max_unmet_kw = max(tally.max_unmet_kw, result.unmet_kw)
+            excluded = self.agent.dispatcher.excluded
+            tally.left_out.update({d: excluded.get(d, "left out") for d in result.left_out})
+
+    def _add_notes(self, event: Event, payload: dict[str, Any]) -> None:
+        for iv, out in zip(event.intervals, payload.get("intervals", []), strict=False):
+            total = FlexTally()
+            for (event_id, step), t in self.tallies.items():
+                if event_id == event.event_id and floor_step(iv.start) <= step < iv.end:
+                    total.cycles += t.cycles
+                    total.exhausted += t.exhausted
+                    total.max_unmet_kw = max(total.max_unmet_kw, t.max_unmet_kw)
+                    total.left_out.update(t.left_out)
+            note = total.note()
+            missing = out.get("missing")
+            if note and isinstance(missing, dict):
+                missing.setdefault("notes", []).append(note)
+
     def report(
         self, event: Event, baseline: dict[datetime, float], as_of: datetime
     ) -> dict[str, Any]:
@@ -162,7 +218,9 @@ class Reporter:
         rep = build_report(
             spec, baseline=result, site=site, as_of=as_of, zones=zones, devices=devices
         )
-        return rep.to_contract_dict()
+        payload = rep.to_contract_dict()
+        self._add_notes(event, payload)
+        return payload
 
     def tick(self, now: datetime, baselines: dict[str, dict[datetime, float]]) -> None:
         """Publish what is due: a report after each ended interval; the final one, then

@@ -108,7 +108,9 @@ def _write_messages(out: Path, result: RunResult) -> None:
     """Every grid message (JSON lines) and the reports, in a stable order."""
     msgs = sorted(
         result.messages,
-        key=lambda m: (m["ts"], m["dir"], m["topic"], json.dumps(m["msg"], sort_keys=True)),
+        # Stable: messages of the same instant keep the order they crossed the broker in
+        # (one publisher per direction, QoS 1 on one connection: a deterministic order).
+        key=lambda m: (m["ts"], m["dir"]),
     )
     with (out / "messages.jsonl").open("w") as f:
         for m in msgs:
@@ -136,7 +138,10 @@ async def replay(
     proc = None
     if counterfactual and scenario.event_messages():
         args = [sys.executable, "-m", "vpp", "--log-level", "WARNING", "replay"]
-        args += [str(scenario.source), "--out", str(cf_dir), "--strategy", strategy]
+        # The scenario as it is in memory (it may be shortened or built by a test), not
+        # the file it came from.
+        source = scenario.save(out / "scenario.yaml")
+        args += [str(source), "--out", str(cf_dir), "--strategy", strategy]
         args += ["--no-events", "--no-counterfactual", "--quiet"]
         if broker_url:
             args += ["--broker", broker_url]

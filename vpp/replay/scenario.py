@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
 from pydantic import ValidationError
 
 from devices.profile import Kind, format_validation_error, read_yaml
@@ -141,6 +142,19 @@ class Scenario:
         and EV visits after the new end stay in the file and simply never happen."""
         cfg = self.config.model_copy(update={"duration": span(duration)})
         return Scenario(cfg, self.site, self.source, self.weather_series)
+
+    def save(self, path: Path) -> Path:
+        """Write this scenario (as changed in memory, e.g. shortened) as a file that loads
+        to the same scenario from anywhere: the site and weather files by absolute path.
+        The counterfactual process reads it."""
+        # warnings=False: the tariff fields are a union behind a plain validator; their
+        # dump is right but pydantic cannot tell which member it is.
+        data = self.config.model_dump(mode="json", by_alias=True, warnings=False)
+        data["site"] = str((self.source.parent / self.config.site).resolve())
+        if self.config.weather.csv is not None:
+            data["weather"]["csv"] = str((self.source.parent / self.config.weather.csv).resolve())
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        return path
 
     # -- physics inputs ----------------------------------------------------------------------
 
