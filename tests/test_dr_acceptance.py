@@ -80,6 +80,13 @@ async def test_curtail_event_is_delivered_against_the_counterfactual(
     assert mine["min_interval_ratio"] >= 0.95, mine
     assert event["comfort_violation_degC_h"] == 0.0
     assert independent.comfort_degc_h(out / STORE, sc, sc.start, sc.end) == 0.0
+    # Recovery is ramped: no minute of the two hours after the event above the rebound cap.
+    cap = sc.site.config.limits.rebound_cap_kw
+    assert cap is not None
+    after = [v for t, v in independent.meter(out / STORE, sc).items() if ev.end.timestamp() <= t]
+    after = after[:120]
+    assert len(after) == 120 and max(after) <= cap, max(after)
+    assert summary["rebound_peak_kw"] <= cap
     # Every vehicle left during the run, with its energy.
     assert all(s.departure < sc.end and s.arrival >= sc.start for s in sc.sessions())
     assert len(sc.sessions()) == 6
