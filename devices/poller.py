@@ -30,6 +30,7 @@ import structlog
 from devices.clock import Clock
 from devices.driver import DeviceError, Driver, Reading
 from devices.health import Health, HealthState
+from devices.plausible import implausible
 
 log = structlog.get_logger("devices.poller")
 
@@ -239,6 +240,9 @@ class Poller:
             st.polls += 1
             try:
                 reading = await d.read()
+                bad = implausible(reading.values)
+                if bad is not None:
+                    raise DeviceError(bad)
             except DeviceError as e:
                 self._failed(st, e)
             except Exception as e:  # never let one driver's bug stop the agent

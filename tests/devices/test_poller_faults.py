@@ -132,3 +132,38 @@ async def test_exception_answers_are_reported_with_the_exception_code(serve: Ser
         await clock.sleep_until(3.5)
         h = poller.health("meter")
         assert (h.state, h.exception_code) == (HealthState.online, None)
+
+
+async def test_an_implausible_value_is_bad_input_named_and_the_last_good_reading_stays(
+    serve: ServeFn,
+) -> None:
+    clock = VirtualClock()
+    battery = bundled("sunspec-battery")
+    glitchy, other = await serve(battery, clock), await serve(battery, clock)
+    glitchy.set("soc_pct", 55.0)
+    drivers = [
+        ModbusDriver(n, battery, host="127.0.0.1", port=s.port, clock=clock, timeout_s=0.5)
+        for n, s in (("glitchy", glitchy), ("other", other))
+    ]
+    with capture_logs() as logs:
+        async with Poller(drivers, clock=clock, period_s=1.0, max_backoff_s=2.0) as poller:
+            await clock.sleep_until(2.5)
+            good = poller.latest("glitchy")
+            assert good is not None and good.values["soc_pct"] == 55.0
+            # A register glitch: the u16 SoC register at its maximum (6553.5 % with SoC_SF -1).
+            glitchy.set("soc_pct", 6553.5)
+            await clock.sleep_until(5.5)
+            h = poller.health("glitchy")
+            assert h.state is HealthState.offline  # two bad readings in a row
+            assert "soc_pct = 6553.5 outside [0, 100]" in h.reason
+            latest = poller.latest("glitchy")
+            assert latest is not None and latest.values["soc_pct"] == 55.0  # never replaced
+            assert poller.health("other").state is HealthState.online
+            glitchy.set("soc_pct", 56.0)
+            await clock.sleep_until(9.5)  # the backoff (2 s) and one period
+            assert poller.health("glitchy").state is HealthState.online
+            latest = poller.latest("glitchy")
+            assert latest is not None and latest.values["soc_pct"] == 56.0
+    failed = [e for e in logs if e["event"] == "device_failed"]
+    assert [e["device_id"] for e in failed] == ["glitchy"]
+    assert "implausible reading: soc_pct" in failed[0]["reason"]
