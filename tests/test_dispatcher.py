@@ -132,6 +132,8 @@ def test_an_all_or_nothing_load_comes_back_only_with_room_to_spare() -> None:
     d.cycle(_snap(420, views, 0), plan, target)  # sheds a 20 kW load for ~32 kW of error
     shed = [a for a in d.adapters if getattr(a, "shed", False)]
     assert shed
+    for a in shed:  # it obeys: it draws nothing now
+        views[a.id] = DeviceView(a.id, True, {"power_kw": 0.0})
     aim = 400 - 0.03 * 400
     # A surplus smaller than a load plus the deadband brings nothing back...
     res = d.cycle(_snap(aim - 20, views, 5), plan, target)
@@ -192,3 +194,23 @@ def test_a_watchdog_reassertion_never_replaces_a_new_command() -> None:
     assert writer.due([old, new]) == [new]
     later = Command("ahu-fans", "shed", 0.0, "closed_loop")
     assert writer.due([new, later]) == [later]  # between new commands the last still wins
+
+
+def test_a_charger_or_load_that_ignores_its_ceiling_is_left_out_in_two_readings() -> None:
+    d = Dispatcher(load_site(OFFICE))
+    views = _views(bat1={"soc_pct": 20.5})  # at its reserve: loads and chargers are next
+    target = Target(400.0, "event:e", "e")
+    plan = PlanStep(power_kw={"bat1": 0.0})
+    first = d.cycle(_snap(600, views, 0), plan, target)
+    told = {c.device_id for c in first.commands if c.reason == "closed_loop"}
+    assert {"ahu-fans", "ev1"} <= told
+    # Fresh readings show them drawing as before: a shed load at 20 kW, a charger at 11 kW
+    # over its new limit. Drawing less than told would be following; more is not.
+    ev1_limit = [c.value for c in first.commands if c.device_id == "ev1"][-1]
+    assert ev1_limit < 11 - 3
+    second = d.cycle(_snap(600, views, 5), plan, target)
+    assert not second.replan  # one miss each so far
+    third = d.cycle(_snap(600, views, 10), plan, target)
+    assert third.replan
+    assert {"ahu-fans", "ev1"} <= set(third.not_following)
+    assert d.excluded["ahu-fans"] == "not following its setpoint"

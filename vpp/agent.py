@@ -4,7 +4,7 @@ part) and runs them until asked to stop:
 - the Poller reads every device on its period (devices.poller);
 - the MQTT link keeps status (retained, last will), sends telemetry, responses, reports;
 - the control cycle (fixed phase, `periods.control_s`) snapshots, dispatches, writes;
-- the grid handler and planner (vpp.grid, vpp.control.planner) turn events into plans;
+- the grid handler and DR controller (vpp.grid, vpp.dr) turn events into plans;
 - health changes, commands and down-sampled telemetry go to the store.
 """
 

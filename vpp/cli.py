@@ -58,11 +58,19 @@ def run(
     data_dir: Path | None = typer.Option(
         None, help="Where the SQLite store goes (overrides the site file)."
     ),
+    strategy: str = typer.Option(
+        "optimiser", help="How events are answered: optimiser (default), rules or none."
+    ),
 ) -> None:
-    """Run the agent for a site on the wall clock until SIGINT or SIGTERM."""
+    """Run the agent for a site on the wall clock until SIGINT or SIGTERM: devices, control,
+    and demand response (events answered, planned, dispatched and reported)."""
     from devices.clock import WallClock
-    from vpp.agent import Agent
+    from vpp.service import STRATEGIES, site_agent
     from vpp.site import BrokerConfig
+
+    if strategy not in STRATEGIES:
+        typer.echo(f"error: --strategy: expected one of {', '.join(STRATEGIES)}", err=True)
+        raise typer.Exit(2)
 
     site = _load_site_or_exit(site_file)
     try:
@@ -71,7 +79,9 @@ def run(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
     store_path = data_dir / f"{site.id}.sqlite" if data_dir else None
-    agent = Agent(site, WallClock(), broker=broker_cfg, store_path=store_path)
+    agent = site_agent(
+        site, WallClock(), broker=broker_cfg, store_path=store_path, strategy=strategy
+    )
     asyncio.run(_until_signalled(agent.run, asyncio.Event()))
 
 

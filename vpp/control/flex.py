@@ -33,6 +33,8 @@ class Flex:
     checked_ts: datetime | None = None
     follow_misses: int = 0
     excluded_reason: str = ""
+    # The knob is a ceiling (a power limit, a shed coil): drawing less than told is following.
+    ceiling: bool = False
     last_commands: dict[str, float] = field(default_factory=dict)
     # End of the event being served (set by the dispatcher each cycle; None outside one).
     until: datetime | None = None
@@ -97,6 +99,8 @@ class Flex:
             targets.append(self.prev_command_kw)
         tol = max(FOLLOW_TOLERANCE_KW, FOLLOW_TOLERANCE_FRAC * abs(self.command_kw))
         lo, hi = min(targets) - tol, max(targets) + tol
+        if self.ceiling:
+            lo = -float("inf")
         self.follow_misses = self.follow_misses + 1 if not lo <= measured <= hi else 0
         return self.follow_misses < 2
 
@@ -191,6 +195,7 @@ class EvFlex(Flex):
     """EV charger: the knob is the power limit; the floor keeps the departure promise."""
 
     order: int = 1
+    ceiling: bool = True
     plugged_since: datetime | None = None
     energy_at_plug_kwh: float = 0.0
 
@@ -233,9 +238,6 @@ class EvFlex(Flex):
         kw = max(kw, self.floor_kw(view, now))
         return self._set(min(self.max_kw(view), kw), "plan")
 
-    def measured_kw(self, view: DeviceView) -> float | None:
-        return None  # a limit is a ceiling: a car that draws less is still following
-
     def room_down_kw(self, view: DeviceView, now: datetime) -> float:
         drawing = view.values.get("power_kw", 0.0)
         current = min(self.command_kw if self.command_kw is not None else drawing, drawing)
@@ -262,6 +264,7 @@ class ZoneFlex(Flex):
     comfort band, and a zone at the top of its band is given power back at once."""
 
     order: int = 2
+    ceiling: bool = True
     released_at: datetime | None = None
     comfort_margin_c: float = 0.3
     guard_release_c: float = 0.8
@@ -339,9 +342,6 @@ class ZoneFlex(Flex):
             ]
         return []
 
-    def measured_kw(self, view: DeviceView) -> float | None:
-        return None  # a power limit is a ceiling
-
 
 @dataclass
 class LoadFlex(Flex):
@@ -349,14 +349,19 @@ class LoadFlex(Flex):
 
     order: int = 3
     divisible: bool = False
+    ceiling: bool = True  # shed: at most what it draws when shed (0 kW for the simulators)
     shed: bool = False
     shed_power_kw: float = 0.0
 
     def follow_plan(self, view: DeviceView, plan: PlanStep, now: datetime) -> list[Command]:
         planned = plan.power_kw.get(self.id)
         want_shed = planned is not None and planned <= 0.0
-        self.shed = want_shed
+        self._set_shed(want_shed)
         return [Command(self.id, "shed", 1.0 if want_shed else 0.0, "plan")]
+
+    def _set_shed(self, shed: bool) -> None:
+        self.shed = shed
+        self.command_kw = 0.0 if shed else None  # what it may draw; None: no ceiling
 
     def room_down_kw(self, view: DeviceView, now: datetime) -> float:
         return 0.0 if self.shed else max(0.0, view.values.get("power_kw", 0.0))
@@ -366,15 +371,13 @@ class LoadFlex(Flex):
 
     def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
         if delta_kw < 0 and not self.shed:
-            self.shed, self.shed_power_kw = True, view.values.get("power_kw", 0.0)
+            self.shed_power_kw = view.values.get("power_kw", 0.0)
+            self._set_shed(True)
             return [Command(self.id, "shed", 1.0, "closed_loop")]
         if delta_kw > 0 and self.shed:
-            self.shed = False
+            self._set_shed(False)
             return [Command(self.id, "shed", 0.0, "closed_loop")]
         return []
-
-    def measured_kw(self, view: DeviceView) -> float | None:
-        return None
 
 
 ADAPTERS: dict[Kind, type[Flex]] = {
