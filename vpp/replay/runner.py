@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vpp.grid.types import format_duration
 from vpp.replay.broker import embedded_broker
 from vpp.replay.harness import RunResult, RunSpec, TimedEvent, TimedFault, run
 from vpp.replay.history import generate_history
@@ -119,6 +120,20 @@ def _write_messages(out: Path, result: RunResult) -> None:
                 f.write(json.dumps(m["msg"], sort_keys=True) + "\n")
 
 
+def counterfactual_args(
+    scenario: Scenario, cf_dir: Path, *, strategy: str, broker_url: str | None
+) -> list[str]:
+    """The `vpp replay` command line of a scenario's counterfactual: the same file, the same
+    duration (the scenario may have been shortened), no events, no outputs of its own."""
+    args = [sys.executable, "-m", "vpp", "--log-level", "WARNING", "replay"]
+    args += [str(scenario.source), "--out", str(cf_dir), "--strategy", strategy]
+    args += ["--duration", format_duration(scenario.duration)]
+    args += ["--no-events", "--no-counterfactual", "--quiet"]
+    if broker_url:
+        args += ["--broker", broker_url]
+    return args
+
+
 async def replay(
     scenario: Scenario,
     out: Path,
@@ -135,11 +150,7 @@ async def replay(
     cf_dir = _prepare_counterfactual(out)
     proc = None
     if counterfactual and scenario.event_messages():
-        args = [sys.executable, "-m", "vpp", "--log-level", "WARNING", "replay"]
-        args += [str(scenario.source), "--out", str(cf_dir), "--strategy", strategy]
-        args += ["--no-events", "--no-counterfactual", "--quiet"]
-        if broker_url:
-            args += ["--broker", broker_url]
+        args = counterfactual_args(scenario, cf_dir, strategy=strategy, broker_url=broker_url)
         proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL)
     result = await run_one(
         scenario, out, strategy=strategy, broker_url=broker_url, progress=progress

@@ -2,11 +2,16 @@
 
 Writes of events, responses, commands and reports are committed before the call returns
 ("stored before acknowledged"). Telemetry is down-sampled in memory to the configured
-resolution (mean, min, max per window) and written when a window closes or on `flush()`.
+resolution (mean, min, max per window). Closed windows are written together, in one
+transaction, once a reading arrives a full resolution after the oldest of them closed (so a
+site's windows go to disk about once per resolution, not once per device and point), and
+every open and closed window is written on `flush()`, which every read of telemetry calls.
+`batch()` groups any writes into one transaction (bulk loads such as generated history).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -69,6 +74,11 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._resolution = telemetry_resolution_s
         self._windows: dict[tuple[str, str], _Window] = {}
+        # Windows that closed and are not written yet; written once a reading arrives at or
+        # after `_closed_due` (unix s), or on flush().
+        self._closed: list[tuple[tuple[str, str], _Window]] = []
+        self._closed_due = float("inf")
+        self._batch_depth = 0
         self.migrate()
 
     # -- schema ---------------------------------------------------------------------------
@@ -107,19 +117,56 @@ class Store:
         """Add one reading; it is averaged into its resolution window."""
         t = _ts(ts)
         start = t - (t % self._resolution)
+        windows = self._windows
         for point, value in values.items():
             key = (device_id, point)
-            w = self._windows.get(key)
+            w = windows.get(key)
             if w is not None and w.start != start:
-                self._write_windows([(key, w)])
+                if not self._closed:
+                    # Due one resolution after this window's end: by then every device
+                    # polled at least once per resolution has closed its window too.
+                    self._closed_due = w.start + 2 * self._resolution
+                self._closed.append((key, w))
                 w = None
             if w is None:
-                w = self._windows[key] = _Window(start)
+                w = windows[key] = _Window(start)
             w.add(float(value))
+        if t >= self._closed_due:
+            self._write_closed()
 
     def flush(self) -> None:
-        """Write every open telemetry window (a partial window is written, then replaced)."""
-        self._write_windows(list(self._windows.items()))
+        """Write every closed and open telemetry window (a partial window is written, then
+        replaced)."""
+        with self.batch():
+            self._write_closed()
+            self._write_windows(list(self._windows.items()))
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the writes inside the block in one transaction (committed at its end, rolled
+        back if it raises). Nested blocks join the outer one."""
+        if self._batch_depth:
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+            return
+        self._db.execute("BEGIN")
+        self._batch_depth = 1
+        try:
+            yield
+        except BaseException:
+            self._batch_depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._batch_depth = 0
+        self._db.execute("COMMIT")
+
+    def _write_closed(self) -> None:
+        closed, self._closed = self._closed, []
+        self._closed_due = float("inf")
+        self._write_windows(closed)
 
     def _write_windows(self, items: list[tuple[tuple[str, str], _Window]]) -> None:
         rows = [
@@ -128,9 +175,11 @@ class Store:
             if w.n
         ]
         if rows:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?)", rows
-            )
+            # One transaction: in autocommit mode each row would be its own.
+            with self.batch():
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                )
 
     def telemetry(
         self, device_id: str, point: str, start: datetime, end: datetime
