@@ -36,6 +36,8 @@ from vpp.site import BrokerConfig, Device, Site, Tariff
 
 log = structlog.get_logger(__name__)
 
+AFTER_END_S = 1e-6  # the run stops this long after its end (see `run`)
+
 
 @dataclass(frozen=True)
 class TimedEvent:
@@ -223,6 +225,11 @@ async def run(
                     r = progress(t, spec.duration_s)
                     if r is not None:
                         await r
+            # Stop once every task has finished its work at the last instant (a control
+            # cycle's writes, telemetry): the clock leaps past it only when the loop is
+            # quiet. Stopping at once would cut that work short at a point that depends on
+            # how many loop iterations it takes, not on virtual time.
+            await clock.sleep_until(spec.duration_s + AFTER_END_S)
             stop.set()
             await agent_task
             fault_task.cancel()
