@@ -203,6 +203,9 @@ async def run(
         agent = Agent(
             live, clock, broker=broker, store_path=spec.store_path, client_id=spec.client_id
         )
+        # A replay's store is an output, rewritten by the next run: one transaction per
+        # simulated minute instead of one per command and per telemetry window.
+        agent.store.begin_group_commit()
         base = spec.base_load or BaseLoadParams.model_validate(site.config.sim.base_load)
         forecast = TwinForecast(live, env, base, spec.tariff, prices=spec.prices)
         DrController(agent, forecast, strategy=spec.strategy)
@@ -221,6 +224,7 @@ async def run(
                 t = min(spec.duration_s, t + step)
                 await clock.sleep_until(t)
                 site_import.append((clock.now(), sim.meter_kw()))
+                agent.store.commit()
                 if progress is not None:
                     r = progress(t, spec.duration_s)
                     if r is not None:
