@@ -67,10 +67,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._resolution = telemetry_resolution_s
-        self._windows: dict[tuple[str, str], _Window] = {}
+        self._windows: dict[str, dict[str, _Window]] = {}  # device id → point → window
         # Windows that closed and are not written yet; written once a reading arrives at or
         # after `_closed_due` (unix s), or on flush().
-        self._closed: list[tuple[tuple[str, str], _Window]] = []
+        self._closed: list[tuple[str, str, _Window]] = []
         self._closed_due = float("inf")
         self._batch_depth = 0
         self._grouped = False
@@ -117,12 +117,14 @@ class Store:
 
         For replays, where a simulated day writes tens of thousands of commands and windows
         that would each be a transaction of their own. Readers on this store see everything
-        at once; other connections see it at each commit. Not for a live site: a crash loses
-        what was written since the last commit, and "stored before acknowledged" no longer
-        holds.
+        at once; other connections see it at each commit. Nothing is synced to disk
+        (`synchronous=OFF`). Not for a live site: a crash loses what was written since the
+        last commit, and "stored before acknowledged" no longer holds.
         """
         if self._batch_depth:
             raise StoreError("begin_group_commit inside a transaction")
+        # No fsync either (at WAL checkpoints, with NORMAL): a replay is rerun, not recovered.
+        self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("BEGIN")
         self._batch_depth = 1
         self._grouped = True
@@ -139,18 +141,19 @@ class Store:
         """Add one reading; it is averaged into its resolution window."""
         t = _ts(ts)
         start = t - (t % self._resolution)
-        windows = self._windows
+        windows = self._windows.get(device_id)
+        if windows is None:
+            windows = self._windows[device_id] = {}
         for point, value in values.items():
-            key = (device_id, point)
-            w = windows.get(key)
+            w = windows.get(point)
             if w is None or w.start != start:
                 if w is not None:
                     if not self._closed:
                         # Due one resolution after this window's end: by then every device
                         # polled at least once per resolution has closed its window too.
                         self._closed_due = w.start + 2 * self._resolution
-                    self._closed.append((key, w))
-                w = windows[key] = _Window(start)
+                    self._closed.append((device_id, point, w))
+                w = windows[point] = _Window(start)
             # Inline (this runs for every point of every reading); same as min() and max().
             v = float(value)
             w.total += v
@@ -167,7 +170,9 @@ class Store:
         replaced)."""
         with self.batch():
             self._write_closed()
-            self._write_windows(list(self._windows.items()))
+            self._write_windows(
+                [(d, p, w) for d, points in self._windows.items() for p, w in points.items()]
+            )
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -196,11 +201,9 @@ class Store:
         self._closed_due = float("inf")
         self._write_windows(closed)
 
-    def _write_windows(self, items: list[tuple[tuple[str, str], _Window]]) -> None:
+    def _write_windows(self, items: list[tuple[str, str, _Window]]) -> None:
         rows = [
-            (w.start, dev, point, w.total / w.n, w.lo, w.hi, w.n)
-            for (dev, point), w in items
-            if w.n
+            (w.start, dev, point, w.total / w.n, w.lo, w.hi, w.n) for dev, point, w in items if w.n
         ]
         if rows:
             # One transaction: in autocommit mode each row would be its own.
