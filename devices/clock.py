@@ -71,6 +71,8 @@ async def timeout(clock: Clock, seconds: float, aw: Awaitable[T]) -> T:
     Uses the clock instead of asyncio.wait_for so that timeouts of simulated slow devices
     elapse in virtual time.
     """
+    if isinstance(clock, VirtualClock):
+        return await clock.within(seconds, aw)
     task = asyncio.ensure_future(aw)
     timer = asyncio.ensure_future(clock.sleep(seconds))
     try:
@@ -166,6 +168,41 @@ class VirtualClock:
     def hold(self) -> _Hold:
         return _Hold(self._begin, self._end)
 
+    async def within(self, seconds: float, aw: Awaitable[T]) -> T:
+        """Await `aw` in the calling task, raising TimeoutError once `seconds` of virtual
+        time have passed (what `devices.clock.timeout` does on this clock).
+
+        The deadline is a sleeper in the clock's queue that cancels the task when it wakes,
+        as `asyncio.timeout` does on the loop's own time: no extra task per call, and an
+        answer that comes first leaves the deadline behind as a cancelled sleeper.
+        """
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("VirtualClock.within must run in a task")
+        loop = asyncio.get_running_loop()
+        deadline: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._heap, (self._t + max(0.0, seconds), next(self._seq), deadline))
+        self._ensure_advancer(loop)
+        state = {"fired": False, "over": False}
+
+        def expire(fut: asyncio.Future[None]) -> None:
+            if not fut.cancelled() and not state["over"]:
+                state["fired"] = True
+                task.cancel()
+
+        deadline.add_done_callback(expire)
+        try:
+            return await aw
+        except asyncio.CancelledError:
+            if state["fired"] and task.uncancel() == 0:
+                raise TimeoutError(f"no answer within {seconds:g} s") from None
+            raise
+        finally:
+            state["over"] = True
+            if not deadline.done():
+                deadline.remove_done_callback(expire)
+                deadline.cancel()
+
     def expect(self, key: str) -> None:
         self._expected[key] = self._expected.get(key, 0) + 1
         self._begin()
@@ -197,6 +234,9 @@ class VirtualClock:
         loop = asyncio.get_running_loop()
         quiet_rounds = 0
         while quiet_rounds < 2:
+            self._drop_cancelled()
+            if not self._heap:
+                return  # nobody left to wake (only deadlines that were beaten)
             if self._holds:
                 t0 = time.perf_counter()
                 try:
@@ -219,12 +259,16 @@ class VirtualClock:
             ready = getattr(loop, "_ready", ())
             quiet_rounds = quiet_rounds + 1 if not ready and not self._holds else 0
 
+    def _drop_cancelled(self) -> None:
+        """Drop the next sleepers if they were cancelled (timeouts beaten by an answer)."""
+        heap = self._heap
+        while heap and heap[0][2].done():
+            heapq.heappop(heap)
+
     async def _advance(self) -> None:
         while self._heap:
             await self._settle()
-            # Drop sleepers cancelled meanwhile (timeouts that were beaten by an answer).
-            while self._heap and self._heap[0][2].done():
-                heapq.heappop(self._heap)
+            self._drop_cancelled()
             if not self._heap:
                 break
             wake = self._heap[0][0]

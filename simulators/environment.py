@@ -68,11 +68,19 @@ class Environment:
         self.tz: tzinfo = ZoneInfo(self.params.timezone)
         self._temp = sorted(self.params.outdoor_temp_series or [], key=lambda p: p[0])
         self._irr = sorted(self.params.irradiance_series or [], key=lambda p: p[0])
+        # The last time asked and its local hour: every device of a simulation step asks at
+        # the same instant.
+        self._hour_at: tuple[datetime, float] | None = None
 
     def local_hour(self, t: datetime) -> float:
         """Hours since local midnight (0..24)."""
+        last = self._hour_at
+        if last is not None and last[0] == t:
+            return last[1]
         lt = t.astimezone(self.tz)
-        return lt.hour + lt.minute / 60 + (lt.second + lt.microsecond / 1e6) / 3600
+        h = lt.hour + lt.minute / 60 + (lt.second + lt.microsecond / 1e6) / 3600
+        self._hour_at = (t, h)
+        return h
 
     def outdoor_temp_c(self, t: datetime) -> float:
         """Outdoor dry-bulb temperature, degC."""
@@ -103,9 +111,9 @@ class Environment:
         first = shape[0]
         if isinstance(first, tuple):
             return interpolate(shape, t)  # type: ignore[arg-type]
-        values = [float(v) for v in shape]  # type: ignore[arg-type]
-        n = len(values)
+        n = len(shape)
         pos = self.local_hour(t) / 24 * n
         i = int(pos) % n
         frac = pos - int(pos)
-        return values[i] + (values[(i + 1) % n] - values[i]) * frac
+        v0 = float(shape[i])  # type: ignore[arg-type]
+        return v0 + (float(shape[(i + 1) % n]) - v0) * frac  # type: ignore[arg-type]

@@ -8,12 +8,14 @@ answers every request with that exception.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.clock import Clock
@@ -73,6 +75,28 @@ class _Datastore:
         return None
 
 
+class _RequestHandler(ServerRequestHandler):
+    """pymodbus's connection handler, answering from a task of this loop.
+
+    pymodbus hands each request to `asyncio.run_coroutine_threadsafe`, which wakes the loop
+    through its self-pipe and chains a thread-safe future: three loop iterations and a
+    syscall per request in a replay, for a server that always runs on the loop's thread.
+    """
+
+    # Strong references to the answering tasks until each answer is out.
+    _tasks: ClassVar[set[asyncio.Task[None]]] = set()
+
+    def handle_later(self) -> None:
+        task = self.loop.create_task(self.handle_request())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class _TcpServer(ModbusTcpServer):
+    def callback_new_connection(self) -> ServerRequestHandler:
+        return _RequestHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+
+
 class ModbusDeviceServer:
     """A Modbus TCP server on (host, port) for one or more unit ids.
 
@@ -100,7 +124,7 @@ class ModbusDeviceServer:
             return
         # pymodbus wants a device description to build its own datastore; ours replaces it.
         placeholder = SimDevice(id=1, simdata=[SimData(0, datatype=DataType.REGISTERS)])
-        server = ModbusTcpServer(placeholder, address=(self.host, self.port))
+        server = _TcpServer(placeholder, address=(self.host, self.port))
         server.context = _Datastore(self.clock, self.stores)  # type: ignore[assignment]
         await server.serve_forever(background=True)
         listener: Any = server.transport

@@ -36,6 +36,9 @@ from vpp.site import BrokerConfig, Device, Site, Tariff
 
 log = structlog.get_logger(__name__)
 
+AFTER_END_S = 1e-6  # the run stops this long after its end (see `run`)
+COMMIT_EVERY_S = 900.0  # the agent's store commits every 15 simulated minutes
+
 
 @dataclass(frozen=True)
 class TimedEvent:
@@ -201,6 +204,9 @@ async def run(
         agent = Agent(
             live, clock, broker=broker, store_path=spec.store_path, client_id=spec.client_id
         )
+        # A replay's store is an output, rewritten by the next run: one transaction per
+        # 15 simulated minutes instead of one per command and per telemetry window.
+        agent.store.begin_group_commit()
         base = spec.base_load or BaseLoadParams.model_validate(site.config.sim.base_load)
         forecast = TwinForecast(live, env, base, spec.tariff, prices=spec.prices)
         DrController(agent, forecast, strategy=spec.strategy)
@@ -219,10 +225,17 @@ async def run(
                 t = min(spec.duration_s, t + step)
                 await clock.sleep_until(t)
                 site_import.append((clock.now(), sim.meter_kw()))
+                if t % COMMIT_EVERY_S == 0:
+                    agent.store.commit()
                 if progress is not None:
                     r = progress(t, spec.duration_s)
                     if r is not None:
                         await r
+            # Stop once every task has finished its work at the last instant (a control
+            # cycle's writes, telemetry): the clock leaps past it only when the loop is
+            # quiet. Stopping at once would cut that work short at a point that depends on
+            # how many loop iterations it takes, not on virtual time.
+            await clock.sleep_until(spec.duration_s + AFTER_END_S)
             stop.set()
             await agent_task
             fault_task.cancel()

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vpp.grid.types import format_duration
 from vpp.replay.broker import embedded_broker
 from vpp.replay.harness import RunResult, RunSpec, TimedEvent, TimedFault, run
 from vpp.replay.history import generate_history
@@ -121,6 +122,26 @@ def _write_messages(out: Path, result: RunResult) -> None:
                 f.write(json.dumps(m["msg"], sort_keys=True) + "\n")
 
 
+def counterfactual_args(
+    scenario: Scenario,
+    cf_dir: Path,
+    *,
+    strategy: str,
+    broker_url: str | None,
+    source: Path | None = None,
+) -> list[str]:
+    """The `vpp replay` command line of a scenario's counterfactual: the scenario as run
+    (`source`: the file `Scenario.save` wrote; else the file it came from), the same duration
+    (the scenario may have been shortened), no events, no outputs of its own."""
+    args = [sys.executable, "-m", "vpp", "--log-level", "WARNING", "replay"]
+    args += [str(source or scenario.source), "--out", str(cf_dir), "--strategy", strategy]
+    args += ["--duration", format_duration(scenario.duration)]
+    args += ["--no-events", "--no-counterfactual", "--quiet"]
+    if broker_url:
+        args += ["--broker", broker_url]
+    return args
+
+
 async def replay(
     scenario: Scenario,
     out: Path,
@@ -137,14 +158,12 @@ async def replay(
     cf_dir = _prepare_counterfactual(out)
     proc = None
     if counterfactual and scenario.event_messages():
-        args = [sys.executable, "-m", "vpp", "--log-level", "WARNING", "replay"]
         # The scenario as it is in memory (it may be shortened or built by a test), not
         # the file it came from.
         source = scenario.save(out / "scenario.yaml")
-        args += [str(source), "--out", str(cf_dir), "--strategy", strategy]
-        args += ["--no-events", "--no-counterfactual", "--quiet"]
-        if broker_url:
-            args += ["--broker", broker_url]
+        args = counterfactual_args(
+            scenario, cf_dir, strategy=strategy, broker_url=broker_url, source=source
+        )
         proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL)
     result = await run_one(
         scenario, out, strategy=strategy, broker_url=broker_url, progress=progress

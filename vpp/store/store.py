@@ -2,11 +2,16 @@
 
 Writes of events, responses, commands and reports are committed before the call returns
 ("stored before acknowledged"). Telemetry is down-sampled in memory to the configured
-resolution (mean, min, max per window) and written when a window closes or on `flush()`.
+resolution (mean, min, max per window). Closed windows are written together, in one
+transaction, once a reading arrives a full resolution after the oldest of them closed (so a
+site's windows go to disk about once per resolution, not once per device and point), and
+every open and closed window is written on `flush()`, which every read of telemetry calls.
+`batch()` groups any writes into one transaction (bulk loads such as generated history).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -26,19 +31,13 @@ def _ts(t: datetime) -> float:
     return t.timestamp()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Window:
     start: float
     total: float = 0.0
     lo: float = float("inf")
     hi: float = float("-inf")
     n: int = 0
-
-    def add(self, v: float) -> None:
-        self.total += v
-        self.lo = min(self.lo, v)
-        self.hi = max(self.hi, v)
-        self.n += 1
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,13 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._resolution = telemetry_resolution_s
-        self._windows: dict[tuple[str, str], _Window] = {}
+        self._windows: dict[str, dict[str, _Window]] = {}  # device id → point → window
+        # Windows that closed and are not written yet; written once a reading arrives at or
+        # after `_closed_due` (unix s), or on flush().
+        self._closed: list[tuple[str, str, _Window]] = []
+        self._closed_due = float("inf")
+        self._batch_depth = 0
+        self._grouped = False
         self.migrate()
 
     # -- schema ---------------------------------------------------------------------------
@@ -99,7 +104,36 @@ class Store:
     def close(self) -> None:
         """Flush telemetry and close the file."""
         self.flush()
+        if self._grouped:
+            self._grouped = False
+            self._batch_depth = 0
+            self._db.execute("COMMIT")
         self._db.close()
+
+    # -- group commit (replay) ------------------------------------------------------------
+
+    def begin_group_commit(self) -> None:
+        """Keep one transaction open from now on; `commit()` and `close()` commit it.
+
+        For replays, where a simulated day writes tens of thousands of commands and windows
+        that would each be a transaction of their own. Readers on this store see everything
+        at once; other connections see it at each commit. Nothing is synced to disk
+        (`synchronous=OFF`). Not for a live site: a crash loses what was written since the
+        last commit, and "stored before acknowledged" no longer holds.
+        """
+        if self._batch_depth:
+            raise StoreError("begin_group_commit inside a transaction")
+        # No fsync either (at WAL checkpoints, with NORMAL): a replay is rerun, not recovered.
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("BEGIN")
+        self._batch_depth = 1
+        self._grouped = True
+
+    def commit(self) -> None:
+        """Commit the group transaction and open the next one (no-op without one)."""
+        if self._grouped:
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN")
 
     # -- telemetry ------------------------------------------------------------------------
 
@@ -107,30 +141,76 @@ class Store:
         """Add one reading; it is averaged into its resolution window."""
         t = _ts(ts)
         start = t - (t % self._resolution)
+        windows = self._windows.get(device_id)
+        if windows is None:
+            windows = self._windows[device_id] = {}
         for point, value in values.items():
-            key = (device_id, point)
-            w = self._windows.get(key)
-            if w is not None and w.start != start:
-                self._write_windows([(key, w)])
-                w = None
-            if w is None:
-                w = self._windows[key] = _Window(start)
-            w.add(float(value))
+            w = windows.get(point)
+            if w is None or w.start != start:
+                if w is not None:
+                    if not self._closed:
+                        # Due one resolution after this window's end: by then every device
+                        # polled at least once per resolution has closed its window too.
+                        self._closed_due = w.start + 2 * self._resolution
+                    self._closed.append((device_id, point, w))
+                w = windows[point] = _Window(start)
+            # Inline (this runs for every point of every reading); same as min() and max().
+            v = float(value)
+            w.total += v
+            if v < w.lo:
+                w.lo = v
+            if v > w.hi:
+                w.hi = v
+            w.n += 1
+        if t >= self._closed_due:
+            self._write_closed()
 
     def flush(self) -> None:
-        """Write every open telemetry window (a partial window is written, then replaced)."""
-        self._write_windows(list(self._windows.items()))
+        """Write every closed and open telemetry window (a partial window is written, then
+        replaced)."""
+        with self.batch():
+            self._write_closed()
+            self._write_windows(
+                [(d, p, w) for d, points in self._windows.items() for p, w in points.items()]
+            )
 
-    def _write_windows(self, items: list[tuple[tuple[str, str], _Window]]) -> None:
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the writes inside the block in one transaction (committed at its end, rolled
+        back if it raises). Nested blocks join the outer one."""
+        if self._batch_depth:
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+            return
+        self._db.execute("BEGIN")
+        self._batch_depth = 1
+        try:
+            yield
+        except BaseException:
+            self._batch_depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._batch_depth = 0
+        self._db.execute("COMMIT")
+
+    def _write_closed(self) -> None:
+        closed, self._closed = self._closed, []
+        self._closed_due = float("inf")
+        self._write_windows(closed)
+
+    def _write_windows(self, items: list[tuple[str, str, _Window]]) -> None:
         rows = [
-            (w.start, dev, point, w.total / w.n, w.lo, w.hi, w.n)
-            for (dev, point), w in items
-            if w.n
+            (w.start, dev, point, w.total / w.n, w.lo, w.hi, w.n) for dev, point, w in items if w.n
         ]
         if rows:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?)", rows
-            )
+            # One transaction: in autocommit mode each row would be its own.
+            with self.batch():
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                )
 
     def telemetry(
         self, device_id: str, point: str, start: datetime, end: datetime
