@@ -73,6 +73,10 @@ class DrController:
         self.opt_out_below = opt_out_below
         self.plan: Plan | None = None
         self.baselines: dict[str, dict[datetime, float]] = {}
+        # Events whose baseline is made (or loaded): `baselines` may also hold the control
+        # cycle's stand-in (the import at one instant) for an event not yet planned.
+        self._baselined: set[str] = set()
+        self._free_plan: Plan | None = None  # the latest plan made without events
         self.recovery: Recovery | None = None
         self.last_target: Target | None = None
         self._replan = asyncio.Event()
@@ -80,6 +84,8 @@ class DrController:
         for state in self.events.resumable():
             log.info("event_resumed", event_id=state.event_id, status=state.status)
             self.baselines[state.event_id] = self.reporter.stored_baseline(state.event_id)
+            if self.baselines[state.event_id]:
+                self._baselined.add(state.event_id)
         agent.plan_source = self.plan_step
         agent.target_source = self.target
         agent.replan_hooks.append(lambda _ids: self._replan.set())
@@ -123,7 +129,7 @@ class DrController:
             return  # nothing read yet: a plan would be blind
         live = [s for s in self.events.states.values() if s.live and not s.event.cancelled]
         plan_events = [s.event for s in live if s.status != "opt_out"]
-        new = [s for s in live if s.event_id not in self.baselines]
+        new = [s for s in live if s.event_id not in self._baselined]
         if self.strategy != "optimiser":
             self._answer_without_plan(new)
             return
@@ -131,12 +137,18 @@ class DrController:
         # and stderr while it solves, which would swallow other threads' output. A control
         # cycle asked for by the same event runs first (see _plan_loop).
         if new:
-            # The site without events: its predicted import is the forecast baseline.
-            base_plan = self._solve(snap, [])
+            # The site without events: its predicted import is the forecast baseline. A plan
+            # made without events in this planning step serves; else one is solved.
+            base_plan = self._free_plan
+            if base_plan is None or floor_step(base_plan.made_at) != floor_step(snap.ts):
+                base_plan = self._solve(snap, [])
             for s in new:
                 self.baselines[s.event_id] = self.reporter.make_baseline(s.event, base_plan)
+                self._baselined.add(s.event_id)
         self.plan = self._solve(snap, plan_events)
         self.plans += 1
+        if not plan_events:
+            self._free_plan = self.plan
         sched = self.plan.schedule
         log.info(
             "planned",
@@ -163,6 +175,7 @@ class DrController:
         """`rules`: baseline from history, opt in to what is asked; `none`: opt out."""
         for s in new:
             self.baselines[s.event_id] = self.reporter.make_baseline(s.event, None)
+            self._baselined.add(s.event_id)
         for s in self.events.awaiting_plan():
             if self.strategy == "none":
                 self.events.opt_out(
