@@ -86,6 +86,7 @@ class DrController:
             self.baselines[state.event_id] = self.reporter.stored_baseline(state.event_id)
             if self.baselines[state.event_id]:
                 self._baselined.add(state.event_id)
+            self.reporter.resume(state.event)
         agent.plan_source = self.plan_step
         agent.target_source = self.target
         agent.replan_hooks.append(lambda _ids: self._replan.set())

@@ -129,6 +129,22 @@ class Reporter:
 
     # -- reports --------------------------------------------------------------------------
 
+    def _lag(self) -> timedelta:
+        """How long after an interval's end its report waits (its telemetry to be stored)."""
+        return timedelta(seconds=2 * self.agent.site.config.periods.telemetry_s)
+
+    def resume(self, event: Event) -> None:
+        """After a restart: intervals already reported (per the store) are not reported again."""
+        stored = [
+            r
+            for r in self.store.reports(event.event_id)
+            if r.get("modification") == event.modification and "ts" in r
+        ]
+        if stored:
+            ts = datetime.fromisoformat(stored[-1]["ts"])
+            lag = self._lag()
+            self._reported[event.event_id] = sum(1 for iv in event.intervals if iv.end + lag <= ts)
+
     def report(
         self, event: Event, baseline: dict[datetime, float], as_of: datetime
     ) -> dict[str, Any]:
@@ -172,7 +188,7 @@ class Reporter:
                 continue
             ev = state.event
             # Wait for the telemetry of the interval's last seconds to be stored.
-            lag = timedelta(seconds=2 * self.agent.site.config.periods.telemetry_s)
+            lag = self._lag()
             ended = sum(1 for iv in ev.intervals if iv.end + lag <= now)
             if ended == 0 or ended == self._reported.get(ev.event_id, 0):
                 continue
