@@ -13,7 +13,10 @@ from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW, event_dict, interval, payload
 from tests.grid.live import agent_for, sim_for, small_site, watcher
+from vpp.dr.events import EventManager
+from vpp.mqtt_link import MqttLink
 from vpp.site import BrokerConfig
+from vpp.store.store import Store
 
 EID = "resume-1"
 IV = timedelta(minutes=5)
@@ -117,3 +120,44 @@ async def test_killed_agent_resumes_active_event_on_the_same_store(
         1,
         2,
     ]
+
+
+async def test_event_received_but_not_planned_before_the_kill_is_planned_on_restart(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """A kill between `received` and the plan leaves the event stored as `received` with no
+    baseline. The new agent makes its baseline, plans it and answers `opt_in`, without a
+    second `received`."""
+    clock = VirtualClock(NOW, max_hold_wall_s=30.0)
+    broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
+    site = small_site()
+    store_path = tmp_path / "site.sqlite"
+    # What the killed agent left: the event stored and answered `received`, nothing more.
+    store = Store(store_path)
+    link = MqttLink(broker, site.id, clock, subscriptions=[])  # never connected: queues only
+    t0 = NOW + timedelta(minutes=10)
+    ivs = [interval((t0 + k * IV).isoformat(), "PT5M", 30) for k in range(2)]
+    EventManager(clock, store, link).handle(payload(event_dict(event_id=EID, intervals=ivs)))
+    assert [r["status"] for r in store.responses(EID)] == ["received"]
+    assert store.baseline(EID) == ("", {})
+    store.close()
+
+    sim = sim_for(site, clock, broker)
+    async with sim, watcher(broker, clock) as grid:
+        agent, dr = agent_for(site, sim, clock, broker, store_path)
+        assert dr.events.states[EID].status == "received"
+        stop = asyncio.Event()
+        run = asyncio.create_task(agent.run(stop))
+        try:
+            await clock.sleep(12)
+            async with clock.hold():
+                await grid.until(lambda: "opt_in" in grid.statuses(EID))
+        finally:
+            stop.set()
+            await asyncio.wait_for(run, 20)
+        assert grid.statuses(EID) == ["opt_in"]
+    after = Store(store_path)
+    method, profile = after.baseline(EID)
+    assert "forecast" in method and min(profile) <= t0
+    assert [r["status"] for r in after.responses(EID)] == ["received", "opt_in"]
+    after.close()

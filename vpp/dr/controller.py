@@ -2,7 +2,8 @@
 targets → recovery → reports → completed.
 
 - Every planning period (aligned to the quarter hour) and at once on any event change, the
-  site is re-planned; time stands still in replay while the solver runs (a clock hold).
+  site is re-planned; time stands still in replay while the solver runs; live, the solver
+  runs in a worker thread so that the loop keeps answering the grid.
 - A new event's baseline is fixed when it is first planned: X-of-Y from stored history when
   enough like days exist, else the forecast of the site without events (a plan made
   without them). It is kept in the store with the event.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from devices.clock import VirtualClock
 from vpp.control.flex import EvFlex
 from vpp.control.types import PlanStep, Snapshot, Target
 from vpp.dr.events import EventManager
@@ -115,38 +117,44 @@ class DrController:
     def _ev_flex(self) -> dict[str, EvFlex]:
         return {a.id: a for a in self.agent.dispatcher.adapters if isinstance(a, EvFlex)}
 
-    def _solve(self, snap: Snapshot, events: list[Event]) -> Plan:
+    async def _solve(self, snap: Snapshot, events: list[Event]) -> Plan:
         excluded = set(self.agent.dispatcher.excluded)
         baselines: dict[datetime, float] = {}
         for ev in events:
             baselines.update(self.baselines.get(ev.event_id, {}))
         problem = self.planner.problem(snap, events, baselines, self._ev_flex(), excluded)
-        return self.planner.plan(problem, snap.ts)
+        if isinstance(self.clock, VirtualClock):
+            # Replay: solved in the loop's thread, so simulated time cannot move meanwhile.
+            return self.planner.plan(problem, snap.ts)
+        # Live: in a worker thread, so that the loop keeps answering while it solves (an
+        # event arriving meanwhile gets `received` at once, not after the solve). Pyomo's
+        # HiGHS interface diverts the process's stdout and stderr while HiGHS runs (about
+        # 0.1 s at 100 devices): log lines of that moment go to its debug log.
+        return await asyncio.to_thread(self.planner.plan, problem, snap.ts)
 
     async def replan(self) -> None:
-        """Plan now (runs the solver in a thread; the clock holds still meanwhile)."""
+        """Plan now and answer the events it planned (see `_solve` for where it runs)."""
         snap = self.agent.snapshot()
         if snap.site_import_kw is None and not any(v.usable for v in snap.devices.values()):
             return  # nothing read yet: a plan would be blind
         live = [s for s in self.events.states.values() if s.live and not s.event.cancelled]
         plan_events = [s.event for s in live if s.status != "opt_out"]
+        planned = {(s.event_id, s.modification) for s in live}
         new = [s for s in live if s.event_id not in self._baselined]
         if self.strategy != "optimiser":
             self._answer_without_plan(new)
             return
-        # Solved in the loop's thread: Pyomo's HiGHS interface redirects the process's stdout
-        # and stderr while it solves, which would swallow other threads' output. A control
-        # cycle asked for by the same event runs first (see _plan_loop).
+        # A control cycle asked for by the same event runs first (see _plan_loop).
         if new:
             # The site without events: its predicted import is the forecast baseline. A plan
             # made without events in this planning step serves; else one is solved.
             base_plan = self._free_plan
             if base_plan is None or floor_step(base_plan.made_at) != floor_step(snap.ts):
-                base_plan = self._solve(snap, [])
+                base_plan = await self._solve(snap, [])
             for s in new:
                 self.baselines[s.event_id] = self.reporter.make_baseline(s.event, base_plan)
                 self._baselined.add(s.event_id)
-        self.plan = self._solve(snap, plan_events)
+        self.plan = await self._solve(snap, plan_events)
         self.plans += 1
         if not plan_events:
             self._free_plan = self.plan
@@ -159,6 +167,8 @@ class DrController:
             solve_s=round(sched.timings.solve_s, 3),
         )
         for s in self.events.awaiting_plan():
+            if (s.event_id, s.modification) not in planned:
+                continue  # arrived while solving: the next plan (already asked for) answers
             baseline = self.baselines.get(s.event_id, {})
             expected = expected_delivery(self.plan, s.event, baseline)
             asked = [iv.value for iv in s.event.intervals]
