@@ -122,15 +122,20 @@ class DrController:
         baselines: dict[datetime, float] = {}
         for ev in events:
             baselines.update(self.baselines.get(ev.event_id, {}))
-        problem = self.planner.problem(snap, events, baselines, self._ev_flex(), excluded)
+        ev_flex = self._ev_flex()
+
+        def solve() -> Plan:
+            problem = self.planner.problem(snap, events, baselines, ev_flex, excluded)
+            return self.planner.plan(problem, snap.ts)
+
         if isinstance(self.clock, VirtualClock):
             # Replay: solved in the loop's thread, so simulated time cannot move meanwhile.
-            return self.planner.plan(problem, snap.ts)
+            return solve()
         # Live: in a worker thread, so that the loop keeps answering while it solves (an
         # event arriving meanwhile gets `received` at once, not after the solve). Pyomo's
         # HiGHS interface diverts the process's stdout and stderr while HiGHS runs (about
         # 0.1 s at 100 devices): log lines of that moment go to its debug log.
-        return await asyncio.to_thread(self.planner.plan, problem, snap.ts)
+        return await asyncio.to_thread(solve)
 
     async def replan(self) -> None:
         """Plan now and answer the events it planned (see `_solve` for where it runs)."""

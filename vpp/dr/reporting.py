@@ -102,7 +102,14 @@ class Reporter:
         return profile
 
     def _x_of_y(self, event: Event, start: datetime, end: datetime) -> dict[datetime, float]:
-        history = self.meter_series(start - timedelta(days=HISTORY_DAYS), start)
+        since = start - timedelta(days=HISTORY_DAYS)
+        rows = (
+            self.store.telemetry(self.meter, "import_power_kw", since, start) if self.meter else []
+        )
+        if not rows or rows[0][0] > start - timedelta(days=self.min_like_days):
+            return {}  # too short a history for enough like days (and gridding it is costly)
+        hold = timedelta(seconds=self.agent.site.config.store.telemetry_resolution_s)
+        history = StepSeries(rows, max_hold=hold, name="site_import_kw")
         hist = history.on_grid(
             floor_step(start - timedelta(days=HISTORY_DAYS)), start, min_coverage=0.9
         )
