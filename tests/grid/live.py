@@ -19,7 +19,7 @@ from typing import Any
 
 import aiomqtt
 
-from devices.clock import VirtualClock
+from devices.clock import Clock
 from simulators.params import BaseLoadParams
 from simulators.site import SimulatedSite
 from vpp.agent import Agent
@@ -85,7 +85,7 @@ class Watcher:
     """The grid side: publishes event messages, records everything the site sends."""
 
     client: aiomqtt.Client
-    clock: VirtualClock
+    clock: Clock
     prefix: str = f"vpp/{SITE_ID}"
     responses: list[dict[str, Any]] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
@@ -126,7 +126,7 @@ class Watcher:
 
 
 @asynccontextmanager
-async def watcher(broker: BrokerConfig, clock: VirtualClock) -> AsyncIterator[Watcher]:
+async def watcher(broker: BrokerConfig, clock: Clock) -> AsyncIterator[Watcher]:
     """A subscribed grid-side client, listening in the background."""
     client = aiomqtt.Client(
         broker.host, broker.port, identifier="grid-live-watcher", socket_options=NODELAY
@@ -144,13 +144,13 @@ async def watcher(broker: BrokerConfig, clock: VirtualClock) -> AsyncIterator[Wa
             await with_suppress
 
 
-def sim_for(site: Site, clock: VirtualClock, broker: BrokerConfig) -> SimulatedSite:
+def sim_for(site: Site, clock: Clock, broker: BrokerConfig) -> SimulatedSite:
     """The simulated devices of `site` (not started)."""
     return simulated_site(site, clock, broker=(broker.host, broker.port), any_port=True)
 
 
 def agent_for(
-    site: Site, sim: SimulatedSite, clock: VirtualClock, broker: BrokerConfig, store: Path
+    site: Site, sim: SimulatedSite, clock: Clock, broker: BrokerConfig, store: Path
 ) -> tuple[Agent, DrController]:
     """The real agent and its DrController (optimiser strategy) on the started `sim`."""
     live = rebind(site, sim.endpoints())
