@@ -12,7 +12,7 @@ from typing import Any
 from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW, event_dict, interval, payload
-from tests.grid.live import agent_for, sim_for, small_site, watcher
+from tests.grid.live import advance_until, agent_for, sim_for, small_site, watcher
 from tests.grid.test_parse import MALFORMED
 from vpp.site import BrokerConfig
 
@@ -63,7 +63,7 @@ async def test_malformed_events_are_rejected_once_and_change_nothing(
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
         try:
-            await clock.sleep(15)  # first readings, the first plan, telemetry
+            await advance_until(clock, lambda: dr.plans >= 1 and len(grid.telemetry) >= 2)
             async with clock.hold():
                 await grid.until(lambda: dr.plans >= 1 and len(grid.telemetry) >= 2)
                 # A live event the stale message can target: answered and planned. Time
@@ -118,9 +118,7 @@ async def test_malformed_events_are_rejected_once_and_change_nothing(
                 await grid.until(lambda: "opt_in" in grid.statuses(LATER))
             assert grid.statuses(LATER) == ["received", "opt_in"]
             seen = len(grid.telemetry)
-            await clock.sleep(12)
-            async with clock.hold():
-                await grid.until(lambda: len(grid.telemetry) >= seen + 2)
+            await advance_until(clock, lambda: len(grid.telemetry) >= seen + 2)
             # The stale message was answered, and changed nothing.
             assert grid.statuses(HELD) == ["received", "opt_in", "rejected"]
             assert agent.store.event(HELD) is not None

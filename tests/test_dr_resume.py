@@ -12,8 +12,9 @@ from pathlib import Path
 from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW, event_dict, interval, payload
-from tests.grid.live import agent_for, sim_for, small_site, watcher
+from tests.grid.live import advance_until, agent_for, sim_for, small_site, watcher
 from vpp.dr.events import EventManager
+from vpp.dr.planning import floor_step
 from vpp.mqtt_link import MqttLink
 from vpp.site import BrokerConfig
 from vpp.store.store import Store
@@ -62,7 +63,7 @@ async def test_killed_agent_resumes_active_event_on_the_same_store(
     async with sim, watcher(broker, clock) as grid:
         agent, dr = agent_for(site, sim, clock, broker, store)
         run = asyncio.create_task(agent.run(asyncio.Event()))
-        await clock.sleep(15)
+        await advance_until(clock, lambda: dr.plans >= 1)
         t0 = clock.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
         ivs = [interval((t0 + k * IV).isoformat(), "PT5M", 40) for k in range(3)]
         async with clock.hold():
@@ -90,7 +91,7 @@ async def test_killed_agent_resumes_active_event_on_the_same_store(
         stop = asyncio.Event()
         run_b = asyncio.create_task(agent_b.run(stop))
         try:
-            await clock.sleep(12)
+            await advance_until(clock, lambda: dr_b.plans >= 1 and agent_b.cycles >= 2)
             assert dr_b.last_target is not None and dr_b.last_target.event_id == EID
             # The baseline is not made again, the plan is made with the event.
             assert dr_b.baselines[EID] == baseline
@@ -135,7 +136,7 @@ async def test_event_received_but_not_planned_before_the_kill_is_planned_on_rest
     # What the killed agent left: the event stored and answered `received`, nothing more.
     store = Store(store_path)
     link = MqttLink(broker, site.id, clock, subscriptions=[])  # never connected: queues only
-    t0 = NOW + timedelta(minutes=10)
+    t0 = NOW + timedelta(hours=1)
     ivs = [interval((t0 + k * IV).isoformat(), "PT5M", 30) for k in range(2)]
     EventManager(clock, store, link).handle(payload(event_dict(event_id=EID, intervals=ivs)))
     assert [r["status"] for r in store.responses(EID)] == ["received"]
@@ -149,15 +150,13 @@ async def test_event_received_but_not_planned_before_the_kill_is_planned_on_rest
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
         try:
-            await clock.sleep(12)
-            async with clock.hold():
-                await grid.until(lambda: "opt_in" in grid.statuses(EID))
+            await advance_until(clock, lambda: "opt_in" in grid.statuses(EID))
         finally:
             stop.set()
             await asyncio.wait_for(run, 20)
         assert grid.statuses(EID) == ["opt_in"]
     after = Store(store_path)
     method, profile = after.baseline(EID)
-    assert "forecast" in method and min(profile) <= t0
+    assert "forecast" in method and min(profile) == floor_step(t0)
     assert [r["status"] for r in after.responses(EID)] == ["received", "opt_in"]
     after.close()

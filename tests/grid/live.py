@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 
 import aiomqtt
 
-from devices.clock import Clock
+from devices.clock import Clock, VirtualClock
 from simulators.params import BaseLoadParams
 from simulators.site import SimulatedSite
 from vpp.agent import Agent
@@ -158,3 +158,18 @@ def agent_for(
     base = BaseLoadParams.model_validate(live.config.sim.base_load)
     dr = DrController(agent, TwinForecast(live, environment(live), base))
     return agent, dr
+
+
+async def advance_until(
+    clock: VirtualClock, check: Callable[[], bool], virtual_s: float = 300.0, step_s: float = 1.0
+) -> None:
+    """Let simulated time run, `step_s` at a time, until `check()` is true: for what needs
+    both simulated time (first readings, a plan) and a broker round trip (held meanwhile).
+    AssertionError after `virtual_s` of simulated time."""
+    for _ in range(int(virtual_s / step_s)):
+        if check():
+            return
+        async with clock.hold():
+            await asyncio.sleep(0.01)  # wall time: messages in flight arrive
+        await clock.sleep(step_s)
+    raise AssertionError(f"not true within {virtual_s} s of simulated time")

@@ -10,7 +10,7 @@ from pathlib import Path
 from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW, event_dict, interval, payload
-from tests.grid.live import agent_for, sim_for, small_site, watcher
+from tests.grid.live import advance_until, agent_for, sim_for, small_site, watcher
 from vpp.dr.planning import floor_step
 from vpp.site import BrokerConfig
 
@@ -29,11 +29,11 @@ async def test_immediate_events_after_cancels_are_baselined_and_opted_in(
     site = small_site()
     sim = sim_for(site, clock, broker)
     async with sim, watcher(broker, clock) as grid:
-        agent, _dr = agent_for(site, sim, clock, broker, tmp_path / "s.sqlite")
+        agent, dr = agent_for(site, sim, clock, broker, tmp_path / "s.sqlite")
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
         try:
-            await clock.sleep(15)
+            await advance_until(clock, lambda: dr.plans >= 1)
             for i in range(4):
                 eid = f"rep-{i}"
                 start = clock.now().replace(microsecond=0)
