@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import structlog
+
 from devices.clock import WallClock
 from tests.conftest import Broker
 from tests.grid.helpers import event_dict, interval, payload
@@ -33,12 +35,27 @@ async def _poll(check: Callable[[], bool], wall_s: float) -> None:
 async def test_event_during_a_solve_is_received_at_once_and_planned_next(
     mosquitto: Broker, tmp_path: Path
 ) -> None:
+    """With logging configured as the CLI does (the stream bound once; here a file of the
+    test's own, loggers not cached, so nothing outlives the test)."""
+    with (tmp_path / "log.txt").open("w") as sink:
+        structlog.configure(
+            logger_factory=structlog.PrintLoggerFactory(file=sink),
+            cache_logger_on_first_use=False,
+        )
+        try:
+            await _run(mosquitto, tmp_path)
+        finally:
+            structlog.reset_defaults()
+
+
+async def _run(mosquitto: Broker, tmp_path: Path) -> None:
     clock = WallClock()
     broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
     site = small_site()
     sim = sim_for(site, clock, broker)
     async with sim, watcher(broker, clock) as grid:
         agent, dr = agent_for(site, sim, clock, broker, tmp_path / "s.sqlite")
+        assert dr.solve_in_thread  # the default with structlog configured, on the wall clock
         solving = threading.Event()
         solver_threads: set[int] = set()
         real_plan = dr.planner.plan

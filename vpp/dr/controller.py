@@ -64,6 +64,7 @@ class DrController:
         *,
         opt_out_below: float = 0.5,
         strategy: str = "optimiser",
+        solve_in_thread: bool | None = None,
     ) -> None:
         self.agent = agent
         self.site = agent.site
@@ -73,6 +74,15 @@ class DrController:
         self.events = EventManager(agent.clock, agent.store, agent.link, self._on_event_change)
         self.reporter = Reporter(agent, self.events)
         self.opt_out_below = opt_out_below
+        # Live, the solver runs in a worker thread so that the loop keeps answering the grid.
+        # Pyomo's HiGHS interface swaps sys.stdout/sys.stderr for a temporary file while
+        # HiGHS runs and closes it after: a logger that picked up the swapped stream would
+        # fail later. structlog configured (vpp.log.configure_logging, as the CLI and the
+        # bench do) binds its stream once, so the default is: a thread on the wall clock when
+        # structlog is configured. Never on the virtual clock (time must not move meanwhile).
+        if solve_in_thread is None:
+            solve_in_thread = structlog.is_configured()
+        self.solve_in_thread = solve_in_thread and not isinstance(agent.clock, VirtualClock)
         self.plan: Plan | None = None
         self.baselines: dict[str, dict[datetime, float]] = {}
         # Events whose baseline is made (or loaded): `baselines` may also hold the control
@@ -128,13 +138,12 @@ class DrController:
             problem = self.planner.problem(snap, events, baselines, ev_flex, excluded)
             return self.planner.plan(problem, snap.ts)
 
-        if isinstance(self.clock, VirtualClock):
+        if not self.solve_in_thread:
             # Replay: solved in the loop's thread, so simulated time cannot move meanwhile.
             return solve()
         # Live: in a worker thread, so that the loop keeps answering while it solves (an
-        # event arriving meanwhile gets `received` at once, not after the solve). Pyomo's
-        # HiGHS interface diverts the process's stdout and stderr while HiGHS runs (about
-        # 0.1 s at 100 devices): log lines of that moment go to its debug log.
+        # event arriving meanwhile gets `received` at once, not after the solve). Output to
+        # fds 1 and 2 while HiGHS runs (about 0.1 s at 100 devices) goes to Pyomo's capture.
         return await asyncio.to_thread(solve)
 
     async def replan(self) -> None:
