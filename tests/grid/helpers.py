@@ -27,7 +27,7 @@ def event_dict(**overrides: Any) -> dict[str, Any]:
     return ev
 
 
-def interval(start: str, duration: str = "PT30M", value: Any = 10) -> dict[str, Any]:
+def interval(start: Any, duration: Any = "PT30M", value: Any = 10) -> dict[str, Any]:
     """One interval dict."""
     return {"start": start, "duration": duration, "value": value}
 

@@ -2,7 +2,8 @@
 targets → recovery → reports → completed.
 
 - Every planning period (aligned to the quarter hour) and at once on any event change, the
-  site is re-planned; time stands still in replay while the solver runs (a clock hold).
+  site is re-planned; time stands still in replay while the solver runs; live, the solver
+  runs in a worker thread so that the loop keeps answering the grid.
 - A new event's baseline is fixed when it is first planned: X-of-Y from stored history when
   enough like days exist, else the forecast of the site without events (a plan made
   without them). It is kept in the store with the event.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from devices.clock import VirtualClock
 from vpp.control.flex import EvFlex
 from vpp.control.types import PlanStep, Snapshot, Target
 from vpp.dr.events import EventManager
@@ -62,6 +64,7 @@ class DrController:
         *,
         opt_out_below: float = 0.5,
         strategy: str = "optimiser",
+        solve_in_thread: bool | None = None,
     ) -> None:
         self.agent = agent
         self.site = agent.site
@@ -71,8 +74,21 @@ class DrController:
         self.events = EventManager(agent.clock, agent.store, agent.link, self._on_event_change)
         self.reporter = Reporter(agent, self.events)
         self.opt_out_below = opt_out_below
+        # Live, the solver runs in a worker thread so that the loop keeps answering the grid.
+        # Pyomo's HiGHS interface swaps sys.stdout/sys.stderr for a temporary file while
+        # HiGHS runs and closes it after: a logger that picked up the swapped stream would
+        # fail later. structlog configured (vpp.log.configure_logging, as the CLI and the
+        # bench do) binds its stream once, so the default is: a thread on the wall clock when
+        # structlog is configured. Never on the virtual clock (time must not move meanwhile).
+        if solve_in_thread is None:
+            solve_in_thread = structlog.is_configured()
+        self.solve_in_thread = solve_in_thread and not isinstance(agent.clock, VirtualClock)
         self.plan: Plan | None = None
         self.baselines: dict[str, dict[datetime, float]] = {}
+        # Events whose baseline is made (or loaded): `baselines` may also hold the control
+        # cycle's stand-in (the import at one instant) for an event not yet planned.
+        self._baselined: set[str] = set()
+        self._free_plan: Plan | None = None  # the latest plan made without events
         self.recovery: Recovery | None = None
         self.last_target: Target | None = None
         self._replan = asyncio.Event()
@@ -80,6 +96,9 @@ class DrController:
         for state in self.events.resumable():
             log.info("event_resumed", event_id=state.event_id, status=state.status)
             self.baselines[state.event_id] = self.reporter.stored_baseline(state.event_id)
+            if self.baselines[state.event_id]:
+                self._baselined.add(state.event_id)
+            self.reporter.resume(state.event)
         agent.plan_source = self.plan_step
         agent.target_source = self.target
         agent.replan_hooks.append(lambda _ids: self._replan.set())
@@ -108,35 +127,51 @@ class DrController:
     def _ev_flex(self) -> dict[str, EvFlex]:
         return {a.id: a for a in self.agent.dispatcher.adapters if isinstance(a, EvFlex)}
 
-    def _solve(self, snap: Snapshot, events: list[Event]) -> Plan:
+    async def _solve(self, snap: Snapshot, events: list[Event]) -> Plan:
         excluded = set(self.agent.dispatcher.excluded)
         baselines: dict[datetime, float] = {}
         for ev in events:
             baselines.update(self.baselines.get(ev.event_id, {}))
-        problem = self.planner.problem(snap, events, baselines, self._ev_flex(), excluded)
-        return self.planner.plan(problem, snap.ts)
+        ev_flex = self._ev_flex()
+
+        def solve() -> Plan:
+            problem = self.planner.problem(snap, events, baselines, ev_flex, excluded)
+            return self.planner.plan(problem, snap.ts)
+
+        if not self.solve_in_thread:
+            # Replay: solved in the loop's thread, so simulated time cannot move meanwhile.
+            return solve()
+        # Live: in a worker thread, so that the loop keeps answering while it solves (an
+        # event arriving meanwhile gets `received` at once, not after the solve). Output to
+        # fds 1 and 2 while HiGHS runs (about 0.1 s at 100 devices) goes to Pyomo's capture.
+        return await asyncio.to_thread(solve)
 
     async def replan(self) -> None:
-        """Plan now (runs the solver in a thread; the clock holds still meanwhile)."""
+        """Plan now and answer the events it planned (see `_solve` for where it runs)."""
         snap = self.agent.snapshot()
         if snap.site_import_kw is None and not any(v.usable for v in snap.devices.values()):
             return  # nothing read yet: a plan would be blind
         live = [s for s in self.events.states.values() if s.live and not s.event.cancelled]
         plan_events = [s.event for s in live if s.status != "opt_out"]
-        new = [s for s in live if s.event_id not in self.baselines]
+        planned = {(s.event_id, s.modification) for s in live}
+        new = [s for s in live if s.event_id not in self._baselined]
         if self.strategy != "optimiser":
             self._answer_without_plan(new)
             return
-        # Solved in the loop's thread: Pyomo's HiGHS interface redirects the process's stdout
-        # and stderr while it solves, which would swallow other threads' output. A control
-        # cycle asked for by the same event runs first (see _plan_loop).
+        # A control cycle asked for by the same event runs first (see _plan_loop).
         if new:
-            # The site without events: its predicted import is the forecast baseline.
-            base_plan = self._solve(snap, [])
+            # The site without events: its predicted import is the forecast baseline. A plan
+            # made without events in this planning step serves; else one is solved.
+            base_plan = self._free_plan
+            if base_plan is None or floor_step(base_plan.made_at) != floor_step(snap.ts):
+                base_plan = await self._solve(snap, [])
             for s in new:
                 self.baselines[s.event_id] = self.reporter.make_baseline(s.event, base_plan)
-        self.plan = self._solve(snap, plan_events)
+                self._baselined.add(s.event_id)
+        self.plan = await self._solve(snap, plan_events)
         self.plans += 1
+        if not plan_events:
+            self._free_plan = self.plan
         sched = self.plan.schedule
         log.info(
             "planned",
@@ -146,6 +181,8 @@ class DrController:
             solve_s=round(sched.timings.solve_s, 3),
         )
         for s in self.events.awaiting_plan():
+            if (s.event_id, s.modification) not in planned:
+                continue  # arrived while solving: the next plan (already asked for) answers
             baseline = self.baselines.get(s.event_id, {})
             expected = expected_delivery(self.plan, s.event, baseline)
             asked = [iv.value for iv in s.event.intervals]
@@ -163,6 +200,7 @@ class DrController:
         """`rules`: baseline from history, opt in to what is asked; `none`: opt out."""
         for s in new:
             self.baselines[s.event_id] = self.reporter.make_baseline(s.event, None)
+            self._baselined.add(s.event_id)
         for s in self.events.awaiting_plan():
             if self.strategy == "none":
                 self.events.opt_out(

@@ -130,7 +130,14 @@ class Reporter:
         return profile
 
     def _x_of_y(self, event: Event, start: datetime, end: datetime) -> dict[datetime, float]:
-        history = self.meter_series(start - timedelta(days=HISTORY_DAYS), start)
+        since = start - timedelta(days=HISTORY_DAYS)
+        rows = (
+            self.store.telemetry(self.meter, "import_power_kw", since, start) if self.meter else []
+        )
+        if not rows or rows[0][0] > start - timedelta(days=self.min_like_days):
+            return {}  # too short a history for enough like days (and gridding it is costly)
+        hold = timedelta(seconds=self.agent.site.config.store.telemetry_resolution_s)
+        history = StepSeries(rows, max_hold=hold, name="site_import_kw")
         hist = history.on_grid(
             floor_step(start - timedelta(days=HISTORY_DAYS)), start, min_coverage=0.9
         )
@@ -185,6 +192,22 @@ class Reporter:
             if note and isinstance(missing, dict):
                 missing.setdefault("notes", []).append(note)
 
+    def _lag(self) -> timedelta:
+        """How long after an interval's end its report waits (its telemetry to be stored)."""
+        return timedelta(seconds=2 * self.agent.site.config.periods.telemetry_s)
+
+    def resume(self, event: Event) -> None:
+        """After a restart: intervals already reported (per the store) are not reported again."""
+        stored = [
+            r
+            for r in self.store.reports(event.event_id)
+            if r.get("modification") == event.modification and "ts" in r
+        ]
+        if stored:
+            ts = datetime.fromisoformat(stored[-1]["ts"])
+            lag = self._lag()
+            self._reported[event.event_id] = sum(1 for iv in event.intervals if iv.end + lag <= ts)
+
     def report(
         self, event: Event, baseline: dict[datetime, float], as_of: datetime
     ) -> dict[str, Any]:
@@ -230,7 +253,7 @@ class Reporter:
                 continue
             ev = state.event
             # Wait for the telemetry of the interval's last seconds to be stored.
-            lag = timedelta(seconds=2 * self.agent.site.config.periods.telemetry_s)
+            lag = self._lag()
             ended = sum(1 for iv in ev.intervals if iv.end + lag <= now)
             if ended == 0 or ended == self._reported.get(ev.event_id, 0):
                 continue
