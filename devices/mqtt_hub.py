@@ -101,7 +101,10 @@ class MqttHub:
         if client is None or not self.connected:
             raise DeviceError(f"MQTT broker not connected: {self.last_error or 'connecting'}")
         try:
-            await cancellable(client.publish(topic, payload, qos=qos))
+            # Time stands still while the broker acknowledges: on the virtual clock a publish
+            # through an external broker must take no simulated time (replay determinism).
+            async with self._clock.hold():
+                await cancellable(client.publish(topic, payload, qos=qos))
         except aiomqtt.MqttError as e:
             raise DeviceError(f"MQTT publish failed: {e}") from e
 

@@ -167,9 +167,11 @@ class MqttLink:
         while True:
             item = await self._outbox.get()
             try:
-                await cancellable(
-                    client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
-                )
+                # Time stands still while the broker acknowledges (see MqttHub.publish).
+                async with self.clock.hold():
+                    await cancellable(
+                        client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+                    )
             except aiomqtt.MqttError:
                 # Put it back at the front: order matters to the grid (received before opt_in).
                 self._requeue_front(item)
