@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.metadata
 import json
 import socket
 import ssl
@@ -21,9 +22,21 @@ import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
+from vpp.grid.messages import Status
 from vpp.site import BrokerConfig
 
 log = structlog.get_logger(__name__)
+
+
+def _agent_version() -> str:
+    try:
+        return importlib.metadata.version("vpp")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+AGENT_VERSION = _agent_version()
+"""The `agent_version` of the status message: the installed `vpp` package's version."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,7 @@ class MqttLink:
     ) -> None:
         self.broker = broker
         self.clock = clock
+        self.site_id = site_id
         self.topics = Topics(broker.prefix, site_id)
         self.client_id = client_id or broker.client_id or f"vpp-{site_id}"
         self.inbox: asyncio.Queue[Inbound] = asyncio.Queue()
@@ -96,12 +110,27 @@ class MqttLink:
         data = payload if isinstance(payload, bytes) else encode(payload)
         self._outbox.put_nowait(_Outbound(topic, data, qos, retain))
 
-    def status_payload(self, online: bool) -> bytes:
-        return encode({"v": 1, "online": online, "client_id": self.client_id})
+    def status_payload(self, online: bool, *, will: bool = False) -> bytes:
+        """The retained status (vpp.grid.messages.Status): online, or offline on a clean
+        shutdown, with `ts`, `site_id` and `agent_version`; the last will (`will=True`) is
+        just `{"v": 1, "online": false}`, the broker sends it whenever the link drops."""
+        if will:
+            status = Status(online=False)
+        else:
+            status = Status(
+                online=online,
+                ts=self.clock.now(),
+                site_id=self.site_id,
+                agent_version=AGENT_VERSION,
+                reason=None if online else "agent stopped",
+            )
+        return encode(status.model_dump(mode="json", exclude_none=True))
 
     def _client_for(self) -> aiomqtt.Client:
         tls_context = ssl.create_default_context() if self.broker.tls else None
-        will = aiomqtt.Will(self.topics.status, self.status_payload(False), qos=1, retain=True)
+        will = aiomqtt.Will(
+            self.topics.status, self.status_payload(False, will=True), qos=1, retain=True
+        )
         return aiomqtt.Client(
             self.broker.host,
             self.broker.port,

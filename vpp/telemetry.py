@@ -1,36 +1,91 @@
-"""The contract's telemetry message (grid-interface.md §Telemetry) from a snapshot."""
+"""The contract's telemetry message (grid-interface.md §Telemetry) from a snapshot.
+
+Per device only the contract's fields: `online`, `power_kw` (consumption positive; the
+meter's import) and the kind's own fields (`soc` for a battery, `plugged` and `energy_kwh`
+for an EV charger, `zone_temp_c` and `setpoint_c` for a thermal zone), plus our extension
+`kind` and, when a device is offline or a reading was implausible, `reason`. The message is
+built through vpp.grid.messages.Telemetry, so what is published always validates.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import structlog
+from pydantic import ValidationError
+
 from devices.profile import Kind
-from vpp.control.types import Snapshot
+from vpp.control.types import DeviceView, Snapshot
+from vpp.grid.messages import DeviceTelemetry, Telemetry
 from vpp.site import Site
 
-# Contract names for kind fields, from canonical point names.
-_ALIASES: dict[Kind, dict[str, str]] = {
-    Kind.battery: {"soc_pct": "soc"},
-    Kind.ev_charger: {"session_energy_kwh": "energy_kwh"},
+log = structlog.get_logger(__name__)
+
+DECIMALS = 4
+
+# Contract field ← canonical point name, per kind (booleans are points ≥ 0.5).
+_FIELDS: dict[Kind, dict[str, str]] = {
+    Kind.battery: {"power_kw": "power_kw", "soc": "soc_pct"},
+    Kind.ev_charger: {
+        "power_kw": "power_kw",
+        "plugged": "plugged",
+        "energy_kwh": "session_energy_kwh",
+    },
+    Kind.hvac: {"power_kw": "power_kw", "zone_temp_c": "zone_temp_c", "setpoint_c": "setpoint_c"},
+    Kind.meter: {"power_kw": "import_power_kw"},
+    Kind.pv: {"power_kw": "power_kw"},
+    Kind.curtailable_load: {"power_kw": "power_kw"},
 }
+_BOOLEAN = frozenset({"plugged"})
+
+
+def _number(value: float) -> float | None:
+    v = float(value)
+    return round(v, DECIMALS) if math.isfinite(v) else None
+
+
+def device_telemetry(kind: Kind, view: DeviceView | None) -> DeviceTelemetry:
+    """One device's entry: the contract's fields of its kind that the reading has.
+
+    A value the contract's ranges refuse (e.g. a SoC of 140 %) is left out and named in
+    `reason`; the message itself never fails.
+    """
+    if view is None or not view.usable:
+        why = (view.reason if view is not None else "")[:1000] or "no reading"
+        return DeviceTelemetry(online=False, kind=kind.value, reason=why)
+    fields: dict[str, Any] = {}
+    for name, point in _FIELDS.get(kind, {}).items():
+        if point not in view.values:
+            continue
+        raw = view.values[point]
+        fields[name] = raw >= 0.5 if name in _BOOLEAN else _number(raw)
+    fields = {k: v for k, v in fields.items() if v is not None}
+    reason = view.reason[:1000] or None
+    try:
+        return DeviceTelemetry(online=True, kind=kind.value, reason=reason, **fields)
+    except ValidationError as exc:
+        bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        log.warning("telemetry_reading_left_out", device_kind=kind.value, errors=text)
+        kept = {k: v for k, v in fields.items() if k not in bad}
+        note = f"implausible reading left out: {text}"[:1000]
+        try:
+            return DeviceTelemetry(online=True, kind=kind.value, reason=note, **kept)
+        except ValidationError:
+            return DeviceTelemetry(online=True, kind=kind.value, reason=note)
+
+
+def telemetry(site: Site, snap: Snapshot) -> Telemetry:
+    """The telemetry message of `snap` (`site_import_kw` null while the meter is offline)."""
+    site_import = None if snap.site_import_kw is None else _number(snap.site_import_kw)
+    return Telemetry(
+        ts=snap.ts,
+        site_import_kw=site_import,
+        devices={d.id: device_telemetry(d.kind, snap.devices.get(d.id)) for d in site.devices},
+    )
 
 
 def telemetry_message(site: Site, snap: Snapshot) -> dict[str, Any]:
-    """`{v, ts, site_import_kw, devices: {id: {online, power_kw, ...}}}`."""
-    devices: dict[str, Any] = {}
-    for d in site.devices:
-        view = snap.devices.get(d.id)
-        entry: dict[str, Any] = {"online": bool(view and view.usable)}
-        if view is not None and view.usable:
-            for name, value in view.values.items():
-                entry[name] = round(float(value), 4)
-            for name, alias in _ALIASES.get(d.kind, {}).items():
-                if name in view.values:
-                    entry[alias] = round(float(view.values[name]), 4)
-            if d.kind is Kind.ev_charger and "plugged" in view.values:
-                entry["plugged"] = view.values["plugged"] >= 0.5
-            if d.kind is Kind.meter and "import_power_kw" in view.values:
-                entry["power_kw"] = round(float(view.values["import_power_kw"]), 4)
-        devices[d.id] = entry
-    site_import = None if snap.site_import_kw is None else round(snap.site_import_kw, 4)
-    return {"v": 1, "ts": snap.ts.isoformat(), "site_import_kw": site_import, "devices": devices}
+    """`{v, ts, site_import_kw, devices: {id: {online, power_kw, kind, ...}}}` as JSON data."""
+    return telemetry(site, snap).payload()

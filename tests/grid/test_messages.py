@@ -19,6 +19,7 @@ from vpp.grid.messages import (
     DeviceTelemetry,
     Event,
     FieldError,
+    IntervalMissing,
     Report,
     ReportInterval,
     Response,
@@ -150,16 +151,28 @@ def test_report_round_trips_with_durations() -> None:
                 duration=timedelta(minutes=90),
                 requested_kw=10.0,
                 baseline_kw=None,
-                missing_reason="meter offline",
+                actual_kw=None,
+                delivered_kw=None,
+                missing=IntervalMissing(notes=["meter offline"]),
             )
         ],
+        program=None,
+        delivered_ratio=None,
+        comfort_violation_degC_h=0.0,
         ts=NOW,
     )
     data = json.loads(rep.to_json())
     assert data["intervals"][0]["duration"] == "PT1H30M"
     assert parse_message(Report, rep.to_json()) == rep
     with pytest.raises(ValidationError):
-        ReportInterval(start=NOW, duration=timedelta(minutes=5), requested_kw=-1.0)
+        ReportInterval(
+            start=NOW,
+            duration=timedelta(minutes=5),
+            requested_kw=-1.0,
+            baseline_kw=None,
+            actual_kw=None,
+            delivered_kw=None,
+        )
 
 
 def test_errors_are_capped_with_a_count_of_the_rest() -> None:

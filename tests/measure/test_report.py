@@ -173,6 +173,7 @@ def test_contract_dict_fields_rounding_and_bytes() -> None:
         "event_id",
         "modification",
         "program",
+        "signal",
         "baseline_method",
         "intervals",
         "delivered_ratio",
@@ -192,6 +193,7 @@ def test_contract_dict_fields_rounding_and_bytes() -> None:
     again = build_report(ev, baseline=baseline_of([100, 100]), site=site, zones=[zone])
     assert again.to_json() == rep.to_json()
     assert json.loads(rep.to_json())["details"]["final"] is True
+    assert json.loads(rep.to_json())["final"] is True
 
 
 def test_event_spec_validation_names_the_field() -> None:

@@ -21,6 +21,7 @@ from vpp.dr.planning import STEP, Plan, floor_step
 from vpp.grid.messages import Event
 from vpp.measure.baseline import BaselineResult, XofYConfig, x_of_y_baseline
 from vpp.measure.comfort import ZoneComfortInput
+from vpp.measure.contract import report_dict
 from vpp.measure.contribution import DeviceInput
 from vpp.measure.report import EventInterval, EventSpec, build_report
 from vpp.measure.series import IntervalAverage, StepSeries
@@ -211,7 +212,9 @@ class Reporter:
     def report(
         self, event: Event, baseline: dict[datetime, float], as_of: datetime
     ) -> dict[str, Any]:
-        """The contract's report of `event` as of `as_of` (partial before the end)."""
+        """The contract's report of `event` as of `as_of` (partial before the end), with our
+        extension (vpp.grid.messages.Report): `final`, per-interval `ratio`, `shortfall_kw`
+        and `missing` (offline devices, notes on a shortfall), `details`."""
         spec = event_spec(event)
         profile = tuple(IntervalAverage(t, STEP, kw) for t, kw in sorted(baseline.items()))
         result = BaselineResult(self.methods.get(event.event_id, "forecast"), profile, profile)
@@ -241,7 +244,7 @@ class Reporter:
         rep = build_report(
             spec, baseline=result, site=site, as_of=as_of, zones=zones, devices=devices
         )
-        payload = rep.to_contract_dict()
+        payload = report_dict(rep, ts=self.agent.clock.now())
         self._add_notes(event, payload)
         return payload
 

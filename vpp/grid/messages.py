@@ -9,9 +9,10 @@ gets `context={"now": aware_datetime}`; `vpp.grid.parse.parse_event` always pass
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -39,7 +40,9 @@ CONTRACT_ERROR = "event_contract"
 
 Text = Annotated[str, Field(max_length=1000)]
 Ratio = Annotated[float, Field(allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0.0)]
+IsoDate = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
 class WireModel(BaseModel):
@@ -204,54 +207,127 @@ class Response(WireModel):
     """When the response was made."""
 
 
+class IntervalMissing(WireModel):
+    """Extension: what the measurement of one interval lacks, and notes on a shortfall."""
+
+    offline_devices: list[DeviceId] = Field(default_factory=list)
+    """Devices offline during the interval."""
+    notes: list[Text] = Field(default_factory=list)
+    """Sentences: why a value is null, or why the site could not deliver more."""
+
+
 class ReportInterval(WireModel):
-    """Performance of one event interval (kW are interval means, consumption positive)."""
+    """Performance of one event interval (kW are interval means, consumption positive).
+
+    The contract's fields are always present (null when unknown); `ratio`, `shortfall_kw`
+    and `missing` are this site's extension."""
 
     start: Time
     duration: Duration
-    requested_kw: NonNegative
-    """Requested reduction: curtail value, or max(0, baseline − cap)."""
-    baseline_kw: Kw | None = None
-    actual_kw: Kw | None = None
-    delivered_kw: Kw | None = None
+    requested_kw: NonNegative | None
+    """Requested reduction: curtail value, or max(0, baseline − cap); null when it cannot be
+    known (a cap without a baseline, a price signal)."""
+    baseline_kw: Kw | None
+    actual_kw: Kw | None
+    delivered_kw: Kw | None
     """baseline − actual (positive: less import than the baseline)."""
     ratio: Ratio | None = None
-    """delivered ÷ requested; null while unmeasured or when nothing was requested."""
-    missing_reason: Text | None = None
-    """Why baseline or actual is null (e.g. meter offline, interval not reached yet)."""
+    """Extension: delivered ÷ requested; null while unmeasured or when nothing was requested."""
+    shortfall_kw: Kw | None = None
+    """Extension: how far delivery fell short of the request (kW, 0 when met)."""
+    missing: IntervalMissing | None = None
+    """Extension: offline devices and notes for this interval."""
 
 
-class DeviceContribution(WireModel):
-    """What one device did during the event."""
+class BaselineAdjustment(WireModel):
+    """Extension detail: the day-of adjustment applied to an X-of-Y baseline."""
 
-    delivered_kwh: Annotated[float, Field(allow_inf_nan=False)]
-    """Energy the device shed against its own baseline over the event (kWh)."""
-    mean_kw: Kw | None = None
-    """Its mean power during the event (kW, consumption positive)."""
-    online: bool = True
+    mode: Literal["multiplicative", "additive", "none"]
+    window_start: Time
+    window_end: Time
+    raw: Finite | None
+    """The adjustment as computed (a factor, or kW for additive)."""
+    applied: Finite
+    """The adjustment after the cap."""
+    capped: bool
+    reason: Text | None
+
+
+class BaselineDetails(WireModel):
+    """Extension detail: how the baseline was made."""
+
+    days_used: list[IsoDate]
+    """The like days averaged (local dates)."""
+    adjustment: BaselineAdjustment | None
+    reason: Text | None
+    """Why the baseline fell back or is incomplete."""
+
+
+class ZoneDetails(WireModel):
+    """Extension detail: comfort of one thermal zone during the event."""
+
+    zone_id: DeviceId
+    violation_degC_h: NonNegative
+    """Degree-hours outside the comfort band (°C·h)."""
+    gaps: Count
+    """Telemetry gaps in the zone temperature."""
+
+
+class DeviceDetails(WireModel):
+    """Extension detail: what one device contributed (kWh against its own reference)."""
+
+    device_id: DeviceId
+    method: Label
+    """`device_baseline` or `pre_event_mean`."""
+    reference_kw: Kw | None
+    event_energy_kwh: Finite
+    reference_energy_kwh: Finite
+    contribution_kwh: Finite
+    """reference − actual energy (kWh; positive: the device shed load)."""
+    offline_intervals: list[Time]
+    """Starts of the intervals in which the device was offline."""
+    note: Text | None
+
+
+class ReportDetails(WireModel):
+    """Extension: what a settlement needs beyond the contract's report."""
+
+    final: bool
+    signal: Signal
+    requested_kwh: NonNegative
+    delivered_kwh: Finite
+    baseline: BaselineDetails | None
+    zones: list[ZoneDetails]
+    devices: list[DeviceDetails]
+    notes: list[Text]
 
 
 class Report(WireModel):
-    """An event's performance report: while active and once completed (`final`)."""
+    """An event's performance report: after each interval and once completed (`final`).
+
+    `v` … `comfort_violation_degC_h` are the contract's fields, always present; `signal` and
+    `ts` are always sent too; `final` and `details` (and the intervals' `ratio`,
+    `shortfall_kw`, `missing`) are this site's documented extension."""
 
     v: Version = 1
     event_id: EventId
     modification: Count
-    program: Label | None = None
+    program: Label | None
+    """The event's program label, null when it had none."""
     signal: Signal
-    test: bool = False
     baseline_method: Label
-    final: bool = False
     intervals: list[ReportInterval]
-    requested_kwh: NonNegative = 0.0
-    delivered_kwh: Annotated[float, Field(allow_inf_nan=False)] = 0.0
-    delivered_ratio: Ratio | None = None
+    """The intervals ended so far (all of them in the final report)."""
+    delivered_ratio: Ratio | None
     """Total delivered ÷ total requested energy over the measured intervals."""
-    comfort_violation_degC_h: NonNegative = 0.0
+    comfort_violation_degC_h: NonNegative
     """Degree-hours spent outside the comfort bands during the event (°C·h)."""
-    devices: dict[DeviceId, DeviceContribution] = Field(default_factory=dict)
-    missing_reason: Text | None = None
     ts: Time
+    """When the report was made."""
+    final: bool | None = None
+    """Extension: true for the report after the event's end (then `completed` follows)."""
+    details: ReportDetails | None = None
+    """Extension: energies, baseline days and adjustment, per-zone and per-device details."""
 
 
 class Status(WireModel):
@@ -261,9 +337,22 @@ class Status(WireModel):
     v: Version = 1
     online: bool
     ts: Time | None = None
+    """When the agent came online (or went offline cleanly); absent in the last will."""
     site_id: Label | None = None
     agent_version: Label | None = None
     reason: Text | None = None
+    """Why the site went offline, on a clean shutdown."""
+
+
+DeviceKind = Literal["battery", "ev_charger", "hvac", "meter", "pv", "curtailable_load"]
+"""The device kinds a site reports (`hvac` is a thermal zone)."""
+
+KIND_FIELDS: dict[str, frozenset[str]] = {
+    "battery": frozenset({"soc"}),
+    "ev_charger": frozenset({"plugged", "energy_kwh"}),
+    "hvac": frozenset({"zone_temp_c", "setpoint_c"}),
+}
+"""The contract's kind-specific telemetry fields; other kinds have none."""
 
 
 class DeviceTelemetry(WireModel):
@@ -271,17 +360,35 @@ class DeviceTelemetry(WireModel):
 
     online: bool
     power_kw: Kw | None = None
-    """kW, consumption positive (a discharging battery is negative)."""
-    kind: Label | None = None
+    """kW, consumption positive (a discharging battery, a producing PV are negative);
+    absent when the device is offline."""
+    kind: DeviceKind | None = None
+    """Extension: the device's kind, saying which of the fields below it has."""
     soc: Annotated[float, Field(allow_inf_nan=False, ge=0.0, le=100.0)] | None = None
     """Battery state of charge (%)."""
     plugged: bool | None = None
+    """EV charger: a vehicle is plugged in."""
     energy_kwh: Annotated[float, Field(allow_inf_nan=False)] | None = None
     """EV charger: energy of the current session (kWh)."""
     zone_temp_c: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    """Thermal zone: its temperature (°C)."""
     setpoint_c: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    """Thermal zone: its setpoint (°C)."""
     reason: Text | None = None
-    """Why the device is offline or degraded."""
+    """Extension: why the device is offline or a reading was left out."""
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> DeviceTelemetry:
+        if self.kind is not None:
+            own = KIND_FIELDS.get(self.kind, frozenset())
+            foreign = sorted(
+                f
+                for f in set().union(*KIND_FIELDS.values())
+                if f not in own and getattr(self, f) is not None
+            )
+            if foreign:
+                raise ValueError(f"a {self.kind} has no {', '.join(foreign)}")
+        return self
 
 
 class Telemetry(WireModel):
@@ -290,9 +397,21 @@ class Telemetry(WireModel):
     _exclude_none: ClassVar[bool] = True
     v: Version = 1
     ts: Time
-    site_import_kw: Kw
-    """Site import from the grid (kW; negative when exporting)."""
-    devices: dict[DeviceId, DeviceTelemetry] = Field(default_factory=dict)
+    site_import_kw: Kw | None
+    """Site import from the grid (kW; negative when exporting); null while the site meter is
+    offline (its device entry says why)."""
+    devices: dict[DeviceId, DeviceTelemetry]
+    """Per device id of the site file."""
+
+    def payload(self) -> dict[str, Any]:
+        """The message as JSON data: unknown device fields left out, `site_import_kw` kept."""
+        out = self.model_dump(mode="json", exclude_none=True)
+        out["site_import_kw"] = self.site_import_kw
+        return out
+
+    def to_json(self) -> bytes:
+        """The message as UTF-8 JSON bytes, ready to publish."""
+        return json.dumps(self.payload(), separators=(",", ":")).encode()
 
 
 def model_context(now: datetime) -> dict[str, Any]:

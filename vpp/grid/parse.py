@@ -32,8 +32,9 @@ _SCAN_MAX_DEPTH = 32
 MAX_ERRORS = 50
 """At most this many field errors in one response; the last one then says how many more."""
 
-MESSAGE_MAX_DEPTH = 3
-"""Containers any contract message may nest (e.g. report → intervals → one interval)."""
+MESSAGE_MAX_DEPTH = 5
+"""Containers any contract message may nest: a report → intervals → one interval → its
+`missing` → `offline_devices` (or → details → devices → one device → offline_intervals)."""
 
 _ID = re.compile(ID_PATTERN)
 M = TypeVar("M", bound=BaseModel)

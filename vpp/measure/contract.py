@@ -6,7 +6,7 @@ always serialises to the same bytes. Times are RFC 3339 with an offset, duration
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,19 +16,31 @@ CONTRACT_VERSION = 1
 DECIMALS = 3
 
 
-def report_dict(rep: EventReport, *, details: bool = True) -> dict[str, Any]:
-    """`rep` as the contract's report message; see `EventReport.to_contract_dict`."""
+def report_dict(
+    rep: EventReport, *, details: bool = True, ts: datetime | None = None
+) -> dict[str, Any]:
+    """`rep` as the contract's report message (vpp.grid.messages.Report); see
+    `EventReport.to_contract_dict`.
+
+    Always the contract's fields plus `signal`; `ts` (when the report was made, RFC 3339)
+    when given. With `details`, also the extension: `final`, each interval's `ratio`,
+    `shortfall_kw` and `missing`, and the top-level `details` object.
+    """
     out: dict[str, Any] = {
         "v": CONTRACT_VERSION,
         "event_id": rep.event_id,
         "modification": rep.modification,
         "program": rep.program,
+        "signal": rep.signal,
         "baseline_method": rep.baseline_method,
         "intervals": [_interval_dict(iv, details) for iv in rep.intervals],
         "delivered_ratio": _r(rep.delivered_ratio),
         "comfort_violation_degC_h": _r(rep.comfort_violation_degc_h),
     }
+    if ts is not None:
+        out["ts"] = ts.isoformat()
     if details:
+        out["final"] = rep.final
         out["details"] = _details_dict(rep)
     return out
 
