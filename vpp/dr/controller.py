@@ -89,6 +89,7 @@ class DrController:
         # cycle's stand-in (the import at one instant) for an event not yet planned.
         self._baselined: set[str] = set()
         self._free_plan: Plan | None = None  # the latest plan made without events
+        self._free_excluded: frozenset[str] = frozenset()  # devices left out of that plan
         self.recovery: Recovery | None = None
         self.last_target: Target | None = None
         self._replan = asyncio.Event()
@@ -168,10 +169,22 @@ class DrController:
             for s in new:
                 self.baselines[s.event_id] = self.reporter.make_baseline(s.event, base_plan)
                 self._baselined.add(s.event_id)
-        self.plan = await self._solve(snap, plan_events)
+        excluded = frozenset(self.agent.dispatcher.excluded)
+        free = self._free_plan
+        if (
+            not plan_events
+            and free is not None
+            and floor_step(free.made_at) == floor_step(snap.ts)
+            and excluded == self._free_excluded
+        ):
+            # The last event went (a cancel): the plan made without events in this step, for
+            # the same devices, still holds; no solve, so the next event is not kept waiting.
+            self.plan = free
+        else:
+            self.plan = await self._solve(snap, plan_events)
         self.plans += 1
         if not plan_events:
-            self._free_plan = self.plan
+            self._free_plan, self._free_excluded = self.plan, excluded
         sched = self.plan.schedule
         log.info(
             "planned",

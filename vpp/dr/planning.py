@@ -94,7 +94,11 @@ class SitePlanner:
         self.battery_cycle_cost = battery_cycle_cost
         self.import_headroom_kw = import_headroom_kw
         self.tie_break_per_step = tie_break_per_step
+        # Two persistent models: one for plans without events (the forecast baselines), one
+        # for plans with them. One model switching between the two kinds of problem is handed
+        # to HiGHS again at every switch (about a third of a solve at 100 devices).
         self.optimiser = Planner()
+        self.event_optimiser = Planner()
         self.last: Plan | None = None
 
     def _assets(
@@ -253,7 +257,8 @@ class SitePlanner:
 
     def plan(self, problem: Problem, made_at: datetime) -> Plan:
         """Solve (always answers: the fallback when the solver cannot) and keep the plan."""
-        schedule = self.optimiser.plan(problem)
+        optimiser = self.event_optimiser if problem.events else self.optimiser
+        schedule = optimiser.plan(problem)
         self.last = Plan(problem.grid, schedule, made_at)
         return self.last
 
