@@ -288,3 +288,28 @@ def test_topics() -> None:
     assert t.telemetry.qos == 0 and t.reports.qos == 1 and t.responses.qos == 1
     with pytest.raises(ValueError, match="site_id"):
         SiteTopics("vpp", "a/+")
+
+
+def test_contract_schemas_list_exactly_the_contracts_fields() -> None:
+    """docs/schemas/*.json (what a grid operator validates against) name exactly the fields
+    of grid-interface.md and forbid any other; the extended ones add the extension."""
+    gen = {name: json.loads(text) for name, text in schemas.generate().items()}
+    report = gen["report.json"]
+    assert set(report["properties"]) == {
+        "v", "event_id", "modification", "program", "baseline_method", "intervals",
+        "delivered_ratio", "comfort_violation_degC_h",
+    }  # fmt: skip
+    interval = report["$defs"]["ReportInterval"]
+    assert set(interval["properties"]) == {
+        "start", "duration", "requested_kw", "baseline_kw", "actual_kw", "delivered_kw"
+    }  # fmt: skip
+    assert report["additionalProperties"] is False and interval["additionalProperties"] is False
+    assert set(gen["status.json"]["properties"]) == {"v", "online"}
+    device = gen["telemetry.json"]["$defs"]["DeviceTelemetry"]
+    assert set(device["properties"]) == {
+        "online", "power_kw", "soc", "plugged", "energy_kwh", "zone_temp_c", "setpoint_c"
+    }  # fmt: skip
+    assert device["additionalProperties"] is False
+    assert {"signal", "ts", "final", "details"} <= set(gen["extended/report.json"]["properties"])
+    ext_device = gen["extended/telemetry.json"]["$defs"]["ExtendedDeviceTelemetry"]
+    assert {"kind", "reason"} <= set(ext_device["properties"])
