@@ -50,6 +50,8 @@ def _write(tmp_path: Path, mutate: object) -> Path:
         (lambda d: d.pop("site_id"), "site_id: Field required"),
         (lambda d: d.update(devices=[]), "devices: List should have at least 1 item"),
         (lambda d: d["broker"].update(port="x"), "broker.port: Input should be a valid integer"),
+        (lambda d: d["grid"].update(extensions="yes"), "grid.extensions: Input should be a valid"),
+        (lambda d: d["grid"].update(extras=True), "grid.extras: Extra inputs are not permitted"),
     ],
 )
 def test_mistake_names_file_and_field(tmp_path: Path, mutate: object, expected: str) -> None:
@@ -76,3 +78,11 @@ def test_broker_url_overrides_site_broker() -> None:
     assert BrokerConfig.from_url("mqtt://127.0.0.1").port == 1883
     with pytest.raises(ValueError, match="--broker"):
         BrokerConfig.from_url("http://x:1")
+
+
+def test_grid_extensions_default_off_and_on_in_the_example(tmp_path: Path) -> None:
+    """A site file without `grid` publishes exactly the contract; the bundled office turns the
+    extension on (its replays read the reports' notes)."""
+    assert load_site(OFFICE).config.grid.extensions is True
+    path = _write(tmp_path, lambda d: d.pop("grid"))
+    assert load_site(path).config.grid.extensions is False

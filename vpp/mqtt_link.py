@@ -22,7 +22,7 @@ import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
-from vpp.grid.messages import Status
+from vpp.grid.messages import ExtendedStatus, Status
 from vpp.site import BrokerConfig
 
 log = structlog.get_logger(__name__)
@@ -89,6 +89,7 @@ class MqttLink:
         subscriptions: list[str],
         client_id: str | None = None,
         reconnect_max_s: float = 30.0,
+        extensions: bool = False,
     ) -> None:
         self.broker = broker
         self.clock = clock
@@ -102,6 +103,9 @@ class MqttLink:
         self._reconnect_max_s = reconnect_max_s
         self._client: aiomqtt.Client | None = None
         self.connects = 0
+        self.extensions = extensions
+        """The site's `grid.extensions`: False publishes the contract's status `{v, online}`,
+        True adds `ts`, `site_id`, `agent_version` and `reason`."""
 
     def publish_nowait(
         self, topic: str, payload: dict[str, Any] | bytes, *, qos: int = 1, retain: bool = False
@@ -111,13 +115,16 @@ class MqttLink:
         self._outbox.put_nowait(_Outbound(topic, data, qos, retain))
 
     def status_payload(self, online: bool, *, will: bool = False) -> bytes:
-        """The retained status (vpp.grid.messages.Status): online, or offline on a clean
-        shutdown, with `ts`, `site_id` and `agent_version`; the last will (`will=True`) is
-        just `{"v": 1, "online": false}`, the broker sends it whenever the link drops."""
-        if will:
-            status = Status(online=False)
+        """The retained status: online, or offline on a clean shutdown. Exactly the
+        contract's `{"v": 1, "online": ...}` (vpp.grid.messages.Status), or with
+        `extensions` also `ts`, `site_id`, `agent_version` and `reason` (ExtendedStatus);
+        the last will (`will=True`) is always just `{"v": 1, "online": false}`, the broker
+        sends it whenever the link drops."""
+        status: Status
+        if will or not self.extensions:
+            status = Status(online=online and not will)
         else:
-            status = Status(
+            status = ExtendedStatus(
                 online=online,
                 ts=self.clock.now(),
                 site_id=self.site_id,

@@ -193,6 +193,17 @@ class SimSite(_Strict):
     seed: int = 0
 
 
+class GridConfig(_Strict):
+    """What the site publishes to the grid operator (docs/grid-messages.md)."""
+
+    extensions: Annotated[bool, Field(strict=True)] = False
+    """False (default): status, telemetry and reports carry exactly the contract's fields
+    (grid-interface.md), so a strict receiver accepts them. True: also this site's extension
+    fields (report `signal`, `ts`, `final`, `details`, per-interval `ratio`, `shortfall_kw`,
+    `missing` with the shortfall notes; device `kind` and `reason`; status `ts`, `site_id`,
+    `agent_version`, `reason`)."""
+
+
 class SiteConfig(_Strict):
     """A whole site file."""
 
@@ -200,6 +211,7 @@ class SiteConfig(_Strict):
     name: str = ""
     timezone: str = "UTC"
     broker: BrokerConfig | None = None
+    grid: GridConfig = GridConfig()
     periods: Periods = Periods()
     store: StoreConfig = StoreConfig()
     limits: SiteLimits = SiteLimits()

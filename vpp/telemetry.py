@@ -2,9 +2,10 @@
 
 Per device only the contract's fields: `online`, `power_kw` (consumption positive; the
 meter's import) and the kind's own fields (`soc` for a battery, `plugged` and `energy_kwh`
-for an EV charger, `zone_temp_c` and `setpoint_c` for a thermal zone), plus our extension
-`kind` and, when a device is offline or a reading was implausible, `reason`. The message is
-built through vpp.grid.messages.Telemetry, so what is published always validates.
+for an EV charger, `zone_temp_c` and `setpoint_c` for a thermal zone). With the site setting
+`grid.extensions: true` also our extension `kind` and, when a device is offline or a reading
+was implausible, `reason`. The message is built through vpp.grid.messages.Telemetry (or
+ExtendedTelemetry), so what is published always validates.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from devices.profile import Kind
 from vpp.control.types import DeviceView, Snapshot
-from vpp.grid.messages import DeviceTelemetry, Telemetry
+from vpp.grid.messages import ExtendedDeviceTelemetry, ExtendedTelemetry, Telemetry
 from vpp.site import Site
 
 log = structlog.get_logger(__name__)
@@ -45,15 +46,16 @@ def _number(value: float) -> float | None:
     return round(v, DECIMALS) if math.isfinite(v) else None
 
 
-def device_telemetry(kind: Kind, view: DeviceView | None) -> DeviceTelemetry:
-    """One device's entry: the contract's fields of its kind that the reading has.
+def device_telemetry(kind: Kind, view: DeviceView | None) -> ExtendedDeviceTelemetry:
+    """One device's entry: the contract's fields of its kind that the reading has, with the
+    extension `kind` and `reason` (`.contract()` drops them).
 
     A value the contract's ranges refuse (e.g. a SoC of 140 %) is left out and named in
     `reason`; the message itself never fails.
     """
     if view is None or not view.usable:
         why = (view.reason if view is not None else "")[:1000] or "no reading"
-        return DeviceTelemetry(online=False, kind=kind.value, reason=why)
+        return ExtendedDeviceTelemetry(online=False, kind=kind.value, reason=why)
     fields: dict[str, Any] = {}
     for name, point in _FIELDS.get(kind, {}).items():
         if point not in view.values:
@@ -63,7 +65,7 @@ def device_telemetry(kind: Kind, view: DeviceView | None) -> DeviceTelemetry:
     fields = {k: v for k, v in fields.items() if v is not None}
     reason = view.reason[:1000] or None
     try:
-        return DeviceTelemetry(online=True, kind=kind.value, reason=reason, **fields)
+        return ExtendedDeviceTelemetry(online=True, kind=kind.value, reason=reason, **fields)
     except ValidationError as exc:
         bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
         text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -71,21 +73,30 @@ def device_telemetry(kind: Kind, view: DeviceView | None) -> DeviceTelemetry:
         kept = {k: v for k, v in fields.items() if k not in bad}
         note = f"implausible reading left out: {text}"[:1000]
         try:
-            return DeviceTelemetry(online=True, kind=kind.value, reason=note, **kept)
+            return ExtendedDeviceTelemetry(online=True, kind=kind.value, reason=note, **kept)
         except ValidationError:
-            return DeviceTelemetry(online=True, kind=kind.value, reason=note)
+            return ExtendedDeviceTelemetry(online=True, kind=kind.value, reason=note)
 
 
-def telemetry(site: Site, snap: Snapshot) -> Telemetry:
-    """The telemetry message of `snap` (`site_import_kw` null while the meter is offline)."""
+def extended_telemetry(site: Site, snap: Snapshot) -> ExtendedTelemetry:
+    """The telemetry message of `snap` with the extension (`site_import_kw` null while the
+    meter is offline)."""
     site_import = None if snap.site_import_kw is None else _number(snap.site_import_kw)
-    return Telemetry(
+    return ExtendedTelemetry(
         ts=snap.ts,
         site_import_kw=site_import,
         devices={d.id: device_telemetry(d.kind, snap.devices.get(d.id)) for d in site.devices},
     )
 
 
+def telemetry(site: Site, snap: Snapshot) -> Telemetry | ExtendedTelemetry:
+    """The telemetry message of `snap` as the site publishes it: exactly the contract's
+    fields, or with the extension when the site file says `grid: {extensions: true}`."""
+    ext = extended_telemetry(site, snap)
+    return ext if site.config.grid.extensions else ext.contract()
+
+
 def telemetry_message(site: Site, snap: Snapshot) -> dict[str, Any]:
-    """`{v, ts, site_import_kw, devices: {id: {online, power_kw, kind, ...}}}` as JSON data."""
+    """`{v, ts, site_import_kw, devices: {id: {online, power_kw, ...}}}` as JSON data (with
+    each device's `kind` and `reason` when the site's grid extensions are on)."""
     return telemetry(site, snap).payload()

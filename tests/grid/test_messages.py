@@ -18,6 +18,11 @@ from vpp.grid import schemas
 from vpp.grid.messages import (
     DeviceTelemetry,
     Event,
+    ExtendedDeviceTelemetry,
+    ExtendedReport,
+    ExtendedReportInterval,
+    ExtendedStatus,
+    ExtendedTelemetry,
     FieldError,
     IntervalMissing,
     Report,
@@ -38,6 +43,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "report": Report,
     "status": Status,
     "telemetry": Telemetry,
+    "extended/report": ExtendedReport,
+    "extended/status": ExtendedStatus,
+    "extended/telemetry": ExtendedTelemetry,
 }
 
 
@@ -72,7 +80,7 @@ def test_event_schema_states_the_limits() -> None:
 
 def _doc_examples() -> list[tuple[str, str]]:
     text = DOC.read_text(encoding="utf-8")
-    return re.findall(r"```json (\w+)\n(.*?)```", text, flags=re.S)
+    return re.findall(r"```json ([\w/]+)\n(.*?)```", text, flags=re.S)
 
 
 def test_docs_have_an_example_of_every_message() -> None:
@@ -103,22 +111,47 @@ def test_response_json_keeps_nulls_and_round_trips() -> None:
 
 def test_status_last_will_is_minimal() -> None:
     assert Status(online=False).to_json() == b'{"v":1,"online":false}'
-    s = Status(online=True, ts=NOW, site_id="office")
-    assert parse_message(Status, s.to_json()) == s
+    assert ExtendedStatus(online=False).to_json() == b'{"v":1,"online":false}'
+    s = ExtendedStatus(online=True, ts=NOW, site_id="office")
+    assert parse_message(ExtendedStatus, s.to_json()) == s
+
+
+def test_contract_models_refuse_the_extension_fields() -> None:
+    """A strict receiver (the contract's models) rejects every extension field."""
+    with pytest.raises(MessageError) as exc:
+        parse_message(Status, ExtendedStatus(online=True, ts=NOW, site_id="o").to_json())
+    assert sorted(e.loc for e in exc.value.errors) == ["site_id", "ts"]
+    dev = {"online": False, "kind": "pv", "reason": "timeout"}
+    raw = payload(
+        {"v": 1, "ts": "2026-07-15T06:00:00Z", "site_import_kw": 1, "devices": {"p": dev}}
+    )
+    assert isinstance(parse_message(ExtendedTelemetry, raw), ExtendedTelemetry)
+    with pytest.raises(MessageError) as exc:
+        parse_message(Telemetry, raw)
+    assert sorted(e.loc for e in exc.value.errors) == ["devices.p.kind", "devices.p.reason"]
+    assert ExtendedDeviceTelemetry(
+        online=True, power_kw=1.0, kind="battery", soc=5.0
+    ).contract() == (DeviceTelemetry(online=True, power_kw=1.0, soc=5.0))
 
 
 def test_telemetry_omits_unknown_fields_and_round_trips() -> None:
-    t = Telemetry(
+    t = ExtendedTelemetry(
         ts=NOW,
         site_import_kw=-12.5,
         devices={
-            "bess-1": DeviceTelemetry(online=True, power_kw=-50.0, soc=40.0),
-            "pv": DeviceTelemetry(online=False, reason="timeout"),
+            "bess-1": ExtendedDeviceTelemetry(online=True, power_kw=-50.0, soc=40.0),
+            "pv": ExtendedDeviceTelemetry(online=False, reason="timeout"),
         },
     )
     data = json.loads(t.to_json())
     assert data["devices"]["pv"] == {"online": False, "reason": "timeout"}
-    assert parse_message(Telemetry, t.to_json()) == t
+    assert parse_message(ExtendedTelemetry, t.to_json()) == t
+    strict = t.contract()
+    assert json.loads(strict.to_json())["devices"] == {
+        "bess-1": {"online": True, "power_kw": -50.0, "soc": 40.0},
+        "pv": {"online": False},
+    }
+    assert parse_message(Telemetry, strict.to_json()) == strict
 
 
 @pytest.mark.parametrize(
@@ -140,13 +173,13 @@ def test_telemetry_rejects_bad_device_fields(body: dict[str, Any], loc: str) -> 
 
 
 def test_report_round_trips_with_durations() -> None:
-    rep = Report(
+    rep = ExtendedReport(
         event_id="e",
         modification=0,
         signal="import_cap_kw",
         baseline_method="x_of_y",
         intervals=[
-            ReportInterval(
+            ExtendedReportInterval(
                 start=NOW,
                 duration=timedelta(minutes=90),
                 requested_kw=10.0,
@@ -163,7 +196,9 @@ def test_report_round_trips_with_durations() -> None:
     )
     data = json.loads(rep.to_json())
     assert data["intervals"][0]["duration"] == "PT1H30M"
-    assert parse_message(Report, rep.to_json()) == rep
+    assert parse_message(ExtendedReport, rep.to_json()) == rep
+    with pytest.raises(MessageError):  # a strict receiver refuses signal, ts, missing
+        parse_message(Report, rep.to_json())
     with pytest.raises(ValidationError):
         ReportInterval(
             start=NOW,
@@ -253,3 +288,28 @@ def test_topics() -> None:
     assert t.telemetry.qos == 0 and t.reports.qos == 1 and t.responses.qos == 1
     with pytest.raises(ValueError, match="site_id"):
         SiteTopics("vpp", "a/+")
+
+
+def test_contract_schemas_list_exactly_the_contracts_fields() -> None:
+    """docs/schemas/*.json (what a grid operator validates against) name exactly the fields
+    of grid-interface.md and forbid any other; the extended ones add the extension."""
+    gen = {name: json.loads(text) for name, text in schemas.generate().items()}
+    report = gen["report.json"]
+    assert set(report["properties"]) == {
+        "v", "event_id", "modification", "program", "baseline_method", "intervals",
+        "delivered_ratio", "comfort_violation_degC_h",
+    }  # fmt: skip
+    interval = report["$defs"]["ReportInterval"]
+    assert set(interval["properties"]) == {
+        "start", "duration", "requested_kw", "baseline_kw", "actual_kw", "delivered_kw"
+    }  # fmt: skip
+    assert report["additionalProperties"] is False and interval["additionalProperties"] is False
+    assert set(gen["status.json"]["properties"]) == {"v", "online"}
+    device = gen["telemetry.json"]["$defs"]["DeviceTelemetry"]
+    assert set(device["properties"]) == {
+        "online", "power_kw", "soc", "plugged", "energy_kwh", "zone_temp_c", "setpoint_c"
+    }  # fmt: skip
+    assert device["additionalProperties"] is False
+    assert {"signal", "ts", "final", "details"} <= set(gen["extended/report.json"]["properties"])
+    ext_device = gen["extended/telemetry.json"]["$defs"]["ExtendedDeviceTelemetry"]
+    assert {"kind", "reason"} <= set(ext_device["properties"])

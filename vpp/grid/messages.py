@@ -1,6 +1,11 @@
 """The contract's messages as strict pydantic models: Event in; Response, Report, Status and
 Telemetry out (docs/grid-messages.md, docs/schemas/*.json).
 
+Report, Status and Telemetry carry exactly the contract's fields (what a site publishes by
+default); ExtendedReport, ExtendedStatus and ExtendedTelemetry add this site's extension
+fields, published only with the site setting `grid.extensions: true`
+(docs/schemas/extended/*.json).
+
 Every model forbids unknown fields and is strict (no `"1"` for 1, no `true` for a number).
 Power is in kW, consumption positive (+kW drawn from the grid). Event limits that need the
 site's clock (an interval ending more than 7 days ahead) are checked only when validation
@@ -217,10 +222,8 @@ class IntervalMissing(WireModel):
 
 
 class ReportInterval(WireModel):
-    """Performance of one event interval (kW are interval means, consumption positive).
-
-    The contract's fields are always present (null when unknown); `ratio`, `shortfall_kw`
-    and `missing` are this site's extension."""
+    """Performance of one event interval, exactly the contract's fields (kW are interval
+    means, consumption positive; null when unknown)."""
 
     start: Time
     duration: Duration
@@ -231,6 +234,12 @@ class ReportInterval(WireModel):
     actual_kw: Kw | None
     delivered_kw: Kw | None
     """baseline − actual (positive: less import than the baseline)."""
+
+
+class ExtendedReportInterval(ReportInterval):
+    """Extension (site setting `grid.extensions: true`): the contract's interval fields plus
+    `ratio`, `shortfall_kw` and `missing`."""
+
     ratio: Ratio | None = None
     """Extension: delivered ÷ requested; null while unmeasured or when nothing was requested."""
     shortfall_kw: Kw | None = None
@@ -302,28 +311,39 @@ class ReportDetails(WireModel):
     notes: list[Text]
 
 
-class Report(WireModel):
-    """An event's performance report: after each interval and once completed (`final`).
-
-    `v` … `comfort_violation_degC_h` are the contract's fields, always present; `signal` and
-    `ts` are always sent too; `final` and `details` (and the intervals' `ratio`,
-    `shortfall_kw`, `missing`) are this site's documented extension."""
+class _ReportFields(WireModel):
+    """The contract's report fields other than `intervals`."""
 
     v: Version = 1
     event_id: EventId
     modification: Count
     program: Label | None
     """The event's program label, null when it had none."""
-    signal: Signal
     baseline_method: Label
-    intervals: list[ReportInterval]
-    """The intervals ended so far (all of them in the final report)."""
     delivered_ratio: Ratio | None
     """Total delivered ÷ total requested energy over the measured intervals."""
     comfort_violation_degC_h: NonNegative
     """Degree-hours spent outside the comfort bands during the event (°C·h)."""
+
+
+class Report(_ReportFields):
+    """An event's performance report, exactly the contract's fields (grid-interface.md
+    §Report): what a site with `grid.extensions: false` (the default) publishes."""
+
+    intervals: list[ReportInterval]
+    """The intervals ended so far (all of them in the final report)."""
+
+
+class ExtendedReport(_ReportFields):
+    """Extension (site setting `grid.extensions: true`): the contract's report plus `signal`,
+    `ts`, `final`, `details` and the intervals' `ratio`, `shortfall_kw`, `missing`."""
+
+    intervals: list[ExtendedReportInterval]
+    """The intervals ended so far (all of them in the final report)."""
+    signal: Signal
+    """Extension: the event's signal."""
     ts: Time
-    """When the report was made."""
+    """Extension: when the report was made."""
     final: bool | None = None
     """Extension: true for the report after the event's end (then `completed` follows)."""
     details: ReportDetails | None = None
@@ -331,11 +351,18 @@ class Report(WireModel):
 
 
 class Status(WireModel):
-    """The retained site status; the MQTT last will is `{"v": 1, "online": false}`."""
+    """The retained site status, exactly the contract's fields: `{"v": 1, "online": ...}`;
+    also the MQTT last will (`{"v": 1, "online": false}`) in both modes."""
 
     _exclude_none: ClassVar[bool] = True
     v: Version = 1
     online: bool
+
+
+class ExtendedStatus(Status):
+    """Extension (site setting `grid.extensions: true`): the status with when, who, which
+    version and why."""
+
     ts: Time | None = None
     """When the agent came online (or went offline cleanly); absent in the last will."""
     site_id: Label | None = None
@@ -356,14 +383,13 @@ KIND_FIELDS: dict[str, frozenset[str]] = {
 
 
 class DeviceTelemetry(WireModel):
-    """One device in a telemetry message; kind-specific fields are absent when unknown."""
+    """One device in a telemetry message, exactly the contract's fields: `online`,
+    `power_kw` and the kind's own fields; a field is absent when unknown."""
 
     online: bool
     power_kw: Kw | None = None
     """kW, consumption positive (a discharging battery, a producing PV are negative);
     absent when the device is offline."""
-    kind: DeviceKind | None = None
-    """Extension: the device's kind, saying which of the fields below it has."""
     soc: Annotated[float, Field(allow_inf_nan=False, ge=0.0, le=100.0)] | None = None
     """Battery state of charge (%)."""
     plugged: bool | None = None
@@ -374,11 +400,19 @@ class DeviceTelemetry(WireModel):
     """Thermal zone: its temperature (°C)."""
     setpoint_c: Annotated[float, Field(allow_inf_nan=False)] | None = None
     """Thermal zone: its setpoint (°C)."""
+
+
+class ExtendedDeviceTelemetry(DeviceTelemetry):
+    """Extension (site setting `grid.extensions: true`): the device's `kind`, and `reason`
+    when it is offline or a reading was left out."""
+
+    kind: DeviceKind | None = None
+    """Extension: the device's kind, saying which of the kind fields it has."""
     reason: Text | None = None
     """Extension: why the device is offline or a reading was left out."""
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> DeviceTelemetry:
+    def _kind_fields(self) -> ExtendedDeviceTelemetry:
         if self.kind is not None:
             own = KIND_FIELDS.get(self.kind, frozenset())
             foreign = sorted(
@@ -390,18 +424,18 @@ class DeviceTelemetry(WireModel):
                 raise ValueError(f"a {self.kind} has no {', '.join(foreign)}")
         return self
 
+    def contract(self) -> DeviceTelemetry:
+        """The entry with exactly the contract's fields (`kind` and `reason` dropped)."""
+        return DeviceTelemetry(**self.model_dump(exclude={"kind", "reason"}))
 
-class Telemetry(WireModel):
-    """Site and device telemetry, every telemetry period."""
 
+class _TelemetryFields(WireModel):
     _exclude_none: ClassVar[bool] = True
     v: Version = 1
     ts: Time
     site_import_kw: Kw | None
     """Site import from the grid (kW; negative when exporting); null while the site meter is
-    offline (its device entry says why)."""
-    devices: dict[DeviceId, DeviceTelemetry]
-    """Per device id of the site file."""
+    offline."""
 
     def payload(self) -> dict[str, Any]:
         """The message as JSON data: unknown device fields left out, `site_import_kw` kept."""
@@ -412,6 +446,30 @@ class Telemetry(WireModel):
     def to_json(self) -> bytes:
         """The message as UTF-8 JSON bytes, ready to publish."""
         return json.dumps(self.payload(), separators=(",", ":")).encode()
+
+
+class Telemetry(_TelemetryFields):
+    """Site and device telemetry every telemetry period, exactly the contract's fields."""
+
+    devices: dict[DeviceId, DeviceTelemetry]
+    """Per device id of the site file."""
+
+
+class ExtendedTelemetry(_TelemetryFields):
+    """Extension (site setting `grid.extensions: true`): each device also has `kind` and,
+    when offline or a reading was left out, `reason`."""
+
+    devices: dict[DeviceId, ExtendedDeviceTelemetry]
+    """Per device id of the site file."""
+
+    def contract(self) -> Telemetry:
+        """The message with exactly the contract's fields."""
+        return Telemetry(
+            v=self.v,
+            ts=self.ts,
+            site_import_kw=self.site_import_kw,
+            devices={k: d.contract() for k, d in self.devices.items()},
+        )
 
 
 def model_context(now: datetime) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""Write the JSON Schemas of the contract's messages to docs/schemas/*.json.
+"""Write the JSON Schemas of the contract's messages to docs/schemas/*.json, and of this
+site's extended messages (site setting `grid.extensions: true`) to
+docs/schemas/extended/*.json.
 
 `python -m vpp.grid.schemas` (or `--check` to fail when the files are out of date).
 """
@@ -12,7 +14,16 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from vpp.grid.messages import Event, Report, Response, Status, Telemetry
+from vpp.grid.messages import (
+    Event,
+    ExtendedReport,
+    ExtendedStatus,
+    ExtendedTelemetry,
+    Report,
+    Response,
+    Status,
+    Telemetry,
+)
 
 MODELS: dict[str, type[BaseModel]] = {
     "event": Event,
@@ -21,18 +32,27 @@ MODELS: dict[str, type[BaseModel]] = {
     "status": Status,
     "telemetry": Telemetry,
 }
-"""File stem → model; `event` is what a site accepts, the others what it sends."""
+"""File stem → model; `event` is what a site accepts, the others what it sends: exactly the
+contract's fields (what a grid operator validates against)."""
+
+EXTENDED: dict[str, type[BaseModel]] = {
+    "extended/report": ExtendedReport,
+    "extended/status": ExtendedStatus,
+    "extended/telemetry": ExtendedTelemetry,
+}
+"""File stem → model of the messages a site with `grid.extensions: true` sends."""
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
 
 def generate() -> dict[str, str]:
-    """File name → JSON Schema text (draft 2020-12) of each message."""
+    """File name (relative to the schema directory) → JSON Schema text (draft 2020-12) of
+    each message."""
     out: dict[str, str] = {}
-    for stem, model in MODELS.items():
+    for stem, model in {**MODELS, **EXTENDED}.items():
         schema = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"urn:vpp:grid:v1:{stem}",
+            "$id": f"urn:vpp:grid:v1:{stem.replace('/', ':')}",
             **model.model_json_schema(mode="validation"),
         }
         out[f"{stem}.json"] = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
@@ -45,6 +65,7 @@ def write(out_dir: Path = DEFAULT_DIR) -> list[Path]:
     paths = []
     for name, text in generate().items():
         path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         paths.append(path)
     return paths

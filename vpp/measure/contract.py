@@ -15,12 +15,33 @@ if TYPE_CHECKING:
 CONTRACT_VERSION = 1
 DECIMALS = 3
 
+REPORT_FIELDS = (
+    "v",
+    "event_id",
+    "modification",
+    "program",
+    "baseline_method",
+    "intervals",
+    "delivered_ratio",
+    "comfort_violation_degC_h",
+)
+"""The contract's report fields (grid-interface.md §Report), exactly."""
+INTERVAL_FIELDS = (
+    "start",
+    "duration",
+    "requested_kw",
+    "baseline_kw",
+    "actual_kw",
+    "delivered_kw",
+)
+"""The contract's fields of one report interval, exactly."""
+
 
 def report_dict(
     rep: EventReport, *, details: bool = True, ts: datetime | None = None
 ) -> dict[str, Any]:
-    """`rep` as the contract's report message (vpp.grid.messages.Report); see
-    `EventReport.to_contract_dict`.
+    """`rep` as the extended report message (vpp.grid.messages.ExtendedReport); see
+    `EventReport.to_contract_dict`; `contract_report` cuts it to exactly the contract's.
 
     Always the contract's fields plus `signal`; `ts` (when the report was made, RFC 3339)
     when given. With `details`, also the extension: `final`, each interval's `ratio`,
@@ -42,6 +63,15 @@ def report_dict(
     if details:
         out["final"] = rep.final
         out["details"] = _details_dict(rep)
+    return out
+
+
+def contract_report(payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` (a report, possibly with our extension) cut to exactly the contract's fields
+    (vpp.grid.messages.Report): no `signal`, `ts`, `final`, `details`, and per interval no
+    `ratio`, `shortfall_kw`, `missing`."""
+    out = {k: payload[k] for k in REPORT_FIELDS if k != "intervals"}
+    out["intervals"] = [{k: iv[k] for k in INTERVAL_FIELDS} for iv in payload["intervals"]]
     return out
 
 
