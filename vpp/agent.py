@@ -62,6 +62,7 @@ class Agent:
             clock,
             subscriptions=[f"{self.broker.prefix}/{site.id}/events"],
             client_id=client_id,
+            extensions=site.config.grid.extensions,
         )
         self.hub = mqtt_hub_for(site, clock, self.broker, self.link.client_id)
         self.drivers: dict[str, Driver] = build_drivers(site, clock, self.hub)

@@ -204,8 +204,6 @@ async def run(
         agent = Agent(
             live, clock, broker=broker, store_path=spec.store_path, client_id=spec.client_id
         )
-        # The status follows the site's grid.extensions too (Agent builds its link without it).
-        agent.link.extensions = live.config.grid.extensions
         # A replay's store is an output, rewritten by the next run: one transaction per
         # 15 simulated minutes instead of one per command and per telemetry window.
         agent.store.begin_group_commit()
