@@ -7,6 +7,7 @@ stored telemetry (tests/replay/independent.py)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -61,4 +62,19 @@ async def test_bundled_scenario_through_the_agent(
             assert got[key] == pytest.approx(value, abs=2e-3), (ev.event_id, key)
         assert got["status"] == "completed"
         assert got["min_interval_ratio"] >= 0.95, (ev.event_id, got)
+        # Not by shedding far more than asked: the agent's own baseline describes the site
+        # without the event (within 10 % of the counterfactual in every interval).
+        cf_kw = independent.meter(cf, sc)
+        for iv in ev.intervals:
+            a, b = iv.start.timestamp(), iv.end.timestamp()
+            window = [v for t, v in cf_kw.items() if a <= t < b]
+            with sqlite3.connect(run) as db:
+                (base,) = db.execute(
+                    "SELECT AVG(kw) FROM baselines WHERE event_id=? AND ts>=? AND ts<?",
+                    (ev.event_id, a, b),
+                ).fetchone()
+            truth = sum(window) / len(window)
+            assert abs(base - truth) <= 0.10 * truth, (ev.event_id, iv.start, base, truth)
+        if ev.signal == "curtail_kw":
+            assert got["delivered_ratio"] <= 1.5, got
     assert len(measured) == (0 if name == "office-week" else 1)

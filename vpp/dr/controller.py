@@ -89,7 +89,7 @@ class DrController:
         # cycle's stand-in (the import at one instant) for an event not yet planned.
         self._baselined: set[str] = set()
         self._free_plan: Plan | None = None  # the latest plan made without events
-        self._free_excluded: frozenset[str] = frozenset()  # devices left out of that plan
+        self._free_devices: frozenset[str] = frozenset()  # the devices that plan was made for
         self.recovery: Recovery | None = None
         self.last_target: Target | None = None
         self._replan = asyncio.Event()
@@ -160,31 +160,35 @@ class DrController:
             self._answer_without_plan(new)
             return
         # A control cycle asked for by the same event runs first (see _plan_loop).
+        # The plan made without events serves again only for the same step and the same
+        # devices: one made before every device was first read would leave them out.
+        planned_for = frozenset(d for d, v in snap.devices.items() if v.usable) - frozenset(
+            self.agent.dispatcher.excluded
+        )
+        free = self._free_plan
+        free_holds = (
+            free is not None
+            and floor_step(free.made_at) == floor_step(snap.ts)
+            and planned_for == self._free_devices
+        )
         if new:
-            # The site without events: its predicted import is the forecast baseline. A plan
-            # made without events in this planning step serves; else one is solved.
-            base_plan = self._free_plan
-            if base_plan is None or floor_step(base_plan.made_at) != floor_step(snap.ts):
+            # The site without events: its predicted import is the forecast baseline.
+            base_plan = free if free is not None and free_holds else None
+            if base_plan is None:
                 base_plan = await self._solve(snap, [])
+                self._free_plan, self._free_devices = base_plan, planned_for
             for s in new:
                 self.baselines[s.event_id] = self.reporter.make_baseline(s.event, base_plan)
                 self._baselined.add(s.event_id)
-        excluded = frozenset(self.agent.dispatcher.excluded)
-        free = self._free_plan
-        if (
-            not plan_events
-            and free is not None
-            and floor_step(free.made_at) == floor_step(snap.ts)
-            and excluded == self._free_excluded
-        ):
-            # The last event went (a cancel): the plan made without events in this step, for
-            # the same devices, still holds; no solve, so the next event is not kept waiting.
+        if not plan_events and free is not None and free_holds:
+            # The last event went (a cancel): the plan without events of this step still
+            # holds; no solve, so the next event is not kept waiting.
             self.plan = free
         else:
             self.plan = await self._solve(snap, plan_events)
         self.plans += 1
         if not plan_events:
-            self._free_plan, self._free_excluded = self.plan, excluded
+            self._free_plan, self._free_devices = self.plan, planned_for
         sched = self.plan.schedule
         log.info(
             "planned",
