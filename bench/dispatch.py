@@ -290,10 +290,16 @@ async def measure_events(
         async with asyncio.TaskGroup() as tg:
             agent_task = tg.create_task(agent.run(stop))
             t0 = time.perf_counter()
-            for _ in range(600):  # at most 60 s for the first readings and the first plan
-                if dr.plans >= 1 and agent.cycles >= 2:
+            # Ready as a site in service is: every device read at least once (the 60-s ones
+            # too), planned, cycling. Events sent earlier would meet devices still coming
+            # online, each of which makes the agent re-solve its baseline plan.
+            for _ in range(900):  # at most 90 s
+                snap = agent.snapshot()
+                polled = all(v.reason != "not polled yet" for v in snap.devices.values())
+                if polled and dr.plans >= 1 and agent.cycles >= 2:
                     break
                 await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)  # the re-plan those first readings asked for
             _log(
                 f"n={n}: agent ready after {time.perf_counter() - t0:.1f} s "
                 f"({agent.cycles} cycles, {dr.plans} plans)"

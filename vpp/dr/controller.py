@@ -160,8 +160,9 @@ class DrController:
             self._answer_without_plan(new)
             return
         # A control cycle asked for by the same event runs first (see _plan_loop).
-        # The plan made without events serves again only for the same step and the same
-        # devices: one made before every device was first read would leave them out.
+        # The plan made without events serves again only in the same step and if it covers
+        # every device usable now: one made before every device was first read (at start-up)
+        # would leave them out of the baseline. A device gone since is left out at dispatch.
         planned_for = frozenset(d for d, v in snap.devices.items() if v.usable) - frozenset(
             self.agent.dispatcher.excluded
         )
@@ -169,7 +170,7 @@ class DrController:
         free_holds = (
             free is not None
             and floor_step(free.made_at) == floor_step(snap.ts)
-            and planned_for == self._free_devices
+            and planned_for <= self._free_devices
         )
         if new:
             # The site without events: its predicted import is the forecast baseline.
