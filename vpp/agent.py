@@ -29,7 +29,7 @@ from vpp.drivers import build_drivers, mqtt_hub_for
 from vpp.mqtt_link import MqttLink
 from vpp.site import BrokerConfig, Site
 from vpp.store.store import Store
-from vpp.telemetry import telemetry_message
+from vpp.telemetry import TelemetryBuilder
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +78,7 @@ class Agent:
             },
         )
         self.dispatcher = Dispatcher(site)
+        self._telemetry = TelemetryBuilder(site)
         self.writer = CommandWriter(self.drivers, clock, self.store, watchdog_s=self._watchdog_s)
         self.plan_source: PlanSource = lambda _snap: PlanStep()
         self.target_source: TargetSource = self._site_limit_target
@@ -146,7 +147,7 @@ class Agent:
             for dev_id, view in snap.devices.items():
                 if view.usable and view.values:
                     self.store.add_telemetry(snap.ts, dev_id, dict(view.values))
-            msg = telemetry_message(self.site, snap)
+            msg = self._telemetry.message(snap)
             self.link.publish_nowait(self.link.topics.telemetry, msg, qos=0)
 
     async def _health_loop(self) -> None:

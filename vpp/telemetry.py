@@ -100,3 +100,34 @@ def telemetry_message(site: Site, snap: Snapshot) -> dict[str, Any]:
     """`{v, ts, site_import_kw, devices: {id: {online, power_kw, ...}}}` as JSON data (with
     each device's `kind` and `reason` when the site's grid extensions are on)."""
     return telemetry(site, snap).payload()
+
+
+class TelemetryBuilder:
+    """`telemetry_message` for one agent, every telemetry period, without rebuilding what did
+    not change: a device's entry is made (through the models) once per reading and reused
+    until the next one. Most devices are polled every minute and published every 5 s."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self._entries: dict[str, tuple[tuple[object, ...], dict[str, Any]]] = {}
+
+    def _entry(self, kind: Kind, device_id: str, view: DeviceView | None) -> dict[str, Any]:
+        key = (None,) if view is None else (view.read_ts, view.usable, view.reason)
+        cached = self._entries.get(device_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        ext = device_telemetry(kind, view)
+        entry = ext if self.site.config.grid.extensions else ext.contract()
+        data = entry.model_dump(mode="json", exclude_none=True)
+        self._entries[device_id] = (key, data)
+        return data
+
+    def message(self, snap: Snapshot) -> dict[str, Any]:
+        """The same JSON data as `telemetry_message(site, snap)`."""
+        site_import = None if snap.site_import_kw is None else _number(snap.site_import_kw)
+        model = ExtendedTelemetry if self.site.config.grid.extensions else Telemetry
+        out = model(ts=snap.ts, site_import_kw=site_import, devices={}).payload()
+        out["devices"] = {
+            d.id: self._entry(d.kind, d.id, snap.devices.get(d.id)) for d in self.site.devices
+        }
+        return out
