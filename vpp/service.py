@@ -35,13 +35,14 @@ def site_agent(
     store_path: Path | None = None,
     strategy: str = "optimiser",
     client_id: str | None = None,
+    forecast: TwinForecast | None = None,
 ) -> Agent:
     """An agent for `site` with its DR controller attached (`strategy`: optimiser, rules or
-    none, as in replay)."""
+    none); `forecast` defaults to the site's own twin (a replay gives its scenario's)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
     agent = Agent(site, clock, broker=broker, store_path=store_path, client_id=client_id)
-    DrController(agent, site_forecast(site), strategy=strategy)
+    DrController(agent, forecast or site_forecast(site), strategy=strategy)
     if strategy == "none":
         agent.control_enabled = False
     return agent

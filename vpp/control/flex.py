@@ -350,7 +350,6 @@ class LoadFlex(Flex):
     order: int = 3
     divisible: bool = False
     ceiling: bool = True  # shed: at most what it draws when shed (0 kW for the simulators)
-    shed: bool = False
     shed_power_kw: float = 0.0
 
     def follow_plan(self, view: DeviceView, plan: PlanStep, now: datetime) -> list[Command]:
@@ -359,8 +358,12 @@ class LoadFlex(Flex):
         self._set_shed(want_shed)
         return [Command(self.id, "shed", 1.0 if want_shed else 0.0, "plan")]
 
+    @property
+    def shed(self) -> bool:
+        """Told to shed: its ceiling is then what it may draw shed (0 kW)."""
+        return self.command_kw is not None
+
     def _set_shed(self, shed: bool) -> None:
-        self.shed = shed
         self.command_kw = 0.0 if shed else None  # what it may draw; None: no ceiling
 
     def room_down_kw(self, view: DeviceView, now: datetime) -> float:

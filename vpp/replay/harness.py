@@ -27,10 +27,9 @@ from devices.clock import VirtualClock
 from simulators.environment import Environment
 from simulators.faults import Faults
 from simulators.params import BaseLoadParams
-from vpp.agent import Agent
-from vpp.dr.controller import DrController
 from vpp.dr.forecast import PriceSource, TwinForecast
 from vpp.mqtt_link import encode, message_key
+from vpp.service import site_agent
 from vpp.simsite import environment, rebind, simulated_site
 from vpp.site import BrokerConfig, Device, Site, Tariff
 
@@ -201,17 +200,20 @@ async def run(
     site_import: list[tuple[datetime, float]] = []
     async with sim:
         live = rebind(site, sim.endpoints())
-        agent = Agent(
-            live, clock, broker=broker, store_path=spec.store_path, client_id=spec.client_id
+        base = spec.base_load or BaseLoadParams.model_validate(site.config.sim.base_load)
+        # The agent a site runs (vpp run), with the scenario's weather and prices as forecast.
+        agent = site_agent(
+            live,
+            clock,
+            broker=broker,
+            store_path=spec.store_path,
+            strategy=spec.strategy,
+            client_id=spec.client_id,
+            forecast=TwinForecast(live, env, base, spec.tariff, prices=spec.prices),
         )
         # A replay's store is an output, rewritten by the next run: one transaction per
         # 15 simulated minutes instead of one per command and per telemetry window.
         agent.store.begin_group_commit()
-        base = spec.base_load or BaseLoadParams.model_validate(site.config.sim.base_load)
-        forecast = TwinForecast(live, env, base, spec.tariff, prices=spec.prices)
-        DrController(agent, forecast, strategy=spec.strategy)
-        if spec.strategy == "none":
-            agent.control_enabled = False
         stop = asyncio.Event()
         ready = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
