@@ -229,10 +229,16 @@ class Agent:
                     tasks += [tg.create_task(t()) for t in self.extra_tasks]
                     await stop.wait()
                     log.info("agent_stopping", site_id=self.site.id)
+                    # No control cycle, telemetry or plan once stopping: only the link stays,
+                    # to send what is queued and the offline status (on the virtual clock,
+                    # that wait may let time move on to the next cycle's tick).
+                    link, rest = tasks[0], tasks[1:]
+                    for t in rest:
+                        t.cancel()
+                    await asyncio.gather(*rest, return_exceptions=True)
                     with contextlib.suppress(Exception):
                         await self.link.close()
-                    for t in tasks:
-                        t.cancel()
+                    link.cancel()
         finally:
             self.store.close()
             log.info("agent_stopped", site_id=self.site.id)
