@@ -27,11 +27,11 @@ system-deps:
 	fi
 
 lint:
-	$(BIN)/ruff check vpp devices optimiser simulators tests bench
-	$(BIN)/ruff format --check vpp devices optimiser simulators tests bench
+	$(BIN)/ruff check vpp devices optimiser simulators building tests bench
+	$(BIN)/ruff format --check vpp devices optimiser simulators building tests bench
 
 typecheck:
-	$(BIN)/mypy vpp devices optimiser simulators
+	$(BIN)/mypy vpp devices optimiser simulators building
 
 imports:
 	$(BIN)/lint-imports

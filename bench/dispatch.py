@@ -44,9 +44,9 @@ sys.path.insert(0, str(_ROOT))
 import aiomqtt  # noqa: E402
 from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
 
+from building.params import BaseLoadParams  # noqa: E402
 from devices.clock import WallClock  # noqa: E402
 from devices.profile import ModbusProfile, Table  # noqa: E402
-from simulators.params import BaseLoadParams  # noqa: E402
 from vpp.agent import Agent  # noqa: E402
 from vpp.dr.controller import DrController  # noqa: E402
 from vpp.dr.forecast import TwinForecast  # noqa: E402

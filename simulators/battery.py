@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from building.params import BatteryParams
 from devices.profile import Kind
 from simulators.model import DeviceModel, clamp
-from simulators.params import BatteryParams
 
 # SunSpec ChaSt values served in the `state` point.
 STATE_DISCHARGING, STATE_CHARGING, STATE_FULL, STATE_HOLDING = 3, 4, 5, 6

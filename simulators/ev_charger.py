@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from building.params import EvChargerParams
 from devices.profile import Kind
 from simulators.model import DeviceModel
-from simulators.params import EvChargerParams
 
 # IEC 61851-flavoured status served in `state`.
 STATE_NO_CAR, STATE_CONNECTED, STATE_CHARGING = 0, 1, 2

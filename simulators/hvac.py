@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from building.params import HvacZoneParams
+from building.weather import Environment
 from devices.profile import Kind
-from simulators.environment import Environment
 from simulators.model import DeviceModel, clamp
-from simulators.params import HvacZoneParams
 
 MODE_AUTO, MODE_HEAT, MODE_DRY, MODE_FAN, MODE_COOL = 0, 1, 2, 3, 4
 

@@ -6,10 +6,10 @@ import random
 from collections.abc import Callable
 from datetime import datetime
 
+from building.params import BaseLoadParams, CurtailableLoadParams, MeterParams, PvParams
+from building.weather import Environment
 from devices.profile import Kind
-from simulators.environment import Environment
 from simulators.model import DeviceModel, clamp
-from simulators.params import BaseLoadParams, CurtailableLoadParams, MeterParams, PvParams
 
 
 class PvSim(DeviceModel):

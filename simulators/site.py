@@ -18,19 +18,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel
 
-from devices.clock import Clock
-from devices.profile import Kind, ModbusProfile, MqttProfile
-from simulators.battery import BatterySim
-from simulators.device import ServedDevice
-from simulators.environment import Environment
-from simulators.ev_charger import EvChargerSim
-from simulators.faults import Faults
-from simulators.hvac import HvacZoneSim
-from simulators.loads import BaseLoad, CurtailableLoadSim, MeterSim, PvSim
-from simulators.modbus_server import ModbusDeviceServer
-from simulators.model import DeviceModel
-from simulators.mqtt_server import MqttDeviceServer
-from simulators.params import (
+from building.params import (
     PARAMS,
     BaseLoadParams,
     BatteryParams,
@@ -40,6 +28,18 @@ from simulators.params import (
     MeterParams,
     PvParams,
 )
+from building.weather import Environment
+from devices.clock import Clock
+from devices.profile import Kind, ModbusProfile, MqttProfile
+from simulators.battery import BatterySim
+from simulators.device import ServedDevice
+from simulators.ev_charger import EvChargerSim
+from simulators.faults import Faults
+from simulators.hvac import HvacZoneSim
+from simulators.loads import BaseLoad, CurtailableLoadSim, MeterSim, PvSim
+from simulators.modbus_server import ModbusDeviceServer
+from simulators.model import DeviceModel
+from simulators.mqtt_server import MqttDeviceServer
 from simulators.registers import RegisterStore
 
 

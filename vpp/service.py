@@ -11,20 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from devices.clock import Clock
-from simulators.params import BaseLoadParams
 from vpp.agent import Agent
 from vpp.dr.controller import DrController
 from vpp.dr.forecast import TwinForecast
-from vpp.simsite import environment
 from vpp.site import BrokerConfig, Site
+from vpp.site_model import base_load, environment
 
 STRATEGIES = ("optimiser", "rules", "none")
 
 
 def site_forecast(site: Site) -> TwinForecast:
     """The site's forecast twin (building model, weather shape, base load, tariff)."""
-    base = BaseLoadParams.model_validate(site.config.sim.base_load)
-    return TwinForecast(site, environment(site), base, site.config.tariff)
+    return TwinForecast(site, environment(site), base_load(site), site.config.tariff)
 
 
 def site_agent(

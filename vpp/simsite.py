@@ -3,24 +3,17 @@ the OS gives), with the physics of each device's `sim:` block."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import ValidationError
-
+from building.params import PARAMS, BaseLoadParams
+from building.weather import Environment
 from devices.clock import Clock
-from devices.profile import format_validation_error
-from simulators.environment import Environment, EnvironmentParams
 from simulators.faults import Faults
-from simulators.params import PARAMS, BaseLoadParams
 from simulators.site import Endpoint, SimDeviceSpec, SimulatedSite
-from vpp.site import Device, DeviceConfig, Site, SiteError
+from vpp.site import Device, DeviceConfig, Site
+from vpp.site_model import base_load as site_base_load
+from vpp.site_model import environment
+from vpp.site_model import validated as _validate
 
-
-def _validate(model: Any, data: dict[str, Any] | None, where: str) -> Any:
-    try:
-        return model.model_validate(data or {})
-    except ValidationError as e:
-        raise SiteError(format_validation_error(where, e)) from e
+__all__ = ["environment", "rebind", "sim_specs", "simulated_site"]
 
 
 def sim_specs(site: Site, *, any_port: bool = False) -> list[SimDeviceSpec]:
@@ -44,12 +37,6 @@ def sim_specs(site: Site, *, any_port: bool = False) -> list[SimDeviceSpec]:
     return specs
 
 
-def environment(site: Site, overrides: dict[str, Any] | None = None) -> Environment:
-    """The site's simulated weather (its `sim.environment`, time zone from the site)."""
-    data = {"timezone": site.config.timezone, **site.config.sim.environment, **(overrides or {})}
-    return Environment(_validate(EnvironmentParams, data, f"{site.source}: sim.environment"))
-
-
 def simulated_site(
     site: Site,
     clock: Clock,
@@ -63,9 +50,7 @@ def simulated_site(
     telemetry_period_s: float | None = None,
 ) -> SimulatedSite:
     """Build (not start) the simulated site of a site file."""
-    base = base_load or _validate(
-        BaseLoadParams, site.config.sim.base_load, f"{site.source}: sim.base_load"
-    )
+    base = base_load or site_base_load(site)
     return SimulatedSite(
         clock,
         sim_specs(site, any_port=any_port),

@@ -19,8 +19,8 @@ from typing import Any
 
 import aiomqtt
 
+from building.params import BaseLoadParams
 from devices.clock import Clock, VirtualClock
-from simulators.params import BaseLoadParams
 from simulators.site import SimulatedSite
 from vpp.agent import Agent
 from vpp.dr.controller import DrController

@@ -7,9 +7,9 @@ import time
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
+from building.params import BatteryParams, EvChargerParams, HvacZoneParams
 from devices.clock import VirtualClock
 from simulators.faults import Faults
-from simulators.params import BatteryParams, EvChargerParams, HvacZoneParams
 from simulators.site import SimDeviceSpec, SimulatedSite
 from tests.simulators.conftest import profile
 

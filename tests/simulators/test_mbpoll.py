@@ -8,8 +8,8 @@ import re
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
+from building.params import BatteryParams
 from devices.clock import VirtualClock
-from simulators.params import BatteryParams
 from simulators.site import SimDeviceSpec, SimulatedSite
 from tests.simulators.conftest import profile
 

@@ -8,10 +8,10 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ModbusPDU
 
+from building.params import BatteryParams, EvChargerParams, EvSessionSpec
 from devices.clock import VirtualClock
 from devices.codec import decode, encode, scale_of
 from devices.profile import ModbusPoint, ModbusProfile, PointType, Table
-from simulators.params import BatteryParams, EvChargerParams, EvSessionSpec
 from simulators.site import SimDeviceSpec, SimulatedSite
 from tests.simulators.conftest import modbus_profiles, profile
 

@@ -10,9 +10,9 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from building.params import EvChargerParams, EvSessionSpec
 from devices.clock import VirtualClock
 from simulators.faults import Faults
-from simulators.params import EvChargerParams, EvSessionSpec
 from simulators.site import SimDeviceSpec, SimulatedSite
 from tests.conftest import Broker
 from tests.simulators.conftest import profile

@@ -11,13 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from devices.profile import Kind
-from simulators.battery import BatterySim
-from simulators.environment import Environment, EnvironmentParams
-from simulators.ev_charger import EvChargerSim
-from simulators.hvac import MODE_HEAT, HvacZoneSim
-from simulators.loads import CurtailableLoadSim, PvSim
-from simulators.params import (
+from building.params import (
     BatteryParams,
     CurtailableLoadParams,
     EvChargerParams,
@@ -26,6 +20,12 @@ from simulators.params import (
     PvParams,
     parse_params,
 )
+from building.weather import Environment, EnvironmentParams
+from devices.profile import Kind
+from simulators.battery import BatterySim
+from simulators.ev_charger import EvChargerSim
+from simulators.hvac import MODE_HEAT, HvacZoneSim
+from simulators.loads import CurtailableLoadSim, PvSim
 
 T0 = datetime(2026, 7, 15, 0, 0, tzinfo=UTC)
 

@@ -7,10 +7,7 @@ import time
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from devices.clock import VirtualClock
-from devices.codec import decode
-from devices.profile import ModbusProfile
-from simulators.params import (
+from building.params import (
     BaseLoadParams,
     BatteryParams,
     EvChargerParams,
@@ -18,6 +15,9 @@ from simulators.params import (
     HvacZoneParams,
     PvParams,
 )
+from devices.clock import VirtualClock
+from devices.codec import decode
+from devices.profile import ModbusProfile
 from simulators.site import SimDeviceSpec, SimulatedSite
 from tests.simulators.conftest import profile
 

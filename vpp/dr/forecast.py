@@ -11,16 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from devices.profile import Kind
-from optimiser import TimeGrid
-from simulators.environment import Environment
-from simulators.params import (
+from building.params import (
     PARAMS,
     BaseLoadParams,
     CurtailableLoadParams,
     HvacZoneParams,
     PvParams,
 )
+from building.weather import Environment
+from devices.profile import Kind
+from optimiser import TimeGrid
 from vpp.site import Site, Tariff
 
 PriceSource = Callable[[list[datetime]], tuple[list[float], list[float], list[float]]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from building.params import BatteryParams, HvacZoneParams
 from devices.profile import Kind
 from optimiser import (
     BatteryAsset,
@@ -25,7 +26,6 @@ from optimiser import (
     TimeGrid,
 )
 from optimiser.inputs import Asset
-from simulators.params import BatteryParams, HvacZoneParams
 from vpp.control.flex import EvFlex
 from vpp.control.types import PlanStep, Snapshot
 from vpp.dr.forecast import SiteSeries, TwinForecast

@@ -23,10 +23,10 @@ from typing import Any
 import aiomqtt
 import structlog
 
+from building.params import BaseLoadParams
+from building.weather import Environment
 from devices.clock import VirtualClock
-from simulators.environment import Environment
 from simulators.faults import Faults
-from simulators.params import BaseLoadParams
 from vpp.dr.forecast import PriceSource, TwinForecast
 from vpp.mqtt_link import encode, message_key
 from vpp.service import site_agent

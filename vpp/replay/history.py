@@ -19,14 +19,14 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from devices.profile import Kind
-from simulators.environment import Environment
-from simulators.params import (
+from building.params import (
     CurtailableLoadParams,
     EvChargerParams,
     HvacZoneParams,
     PvParams,
 )
+from building.weather import Environment
+from devices.profile import Kind
 from vpp.replay.evdraw import draw_sessions
 from vpp.replay.scenario import Scenario
 from vpp.store.store import Store

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import ValidationError
 
+from building.params import BaseLoadParams, EvSessionSpec
+from building.weather import Environment
 from devices.profile import Kind, format_validation_error, read_yaml
-from simulators.environment import Environment
 from simulators.faults import Faults
-from simulators.params import BaseLoadParams, EvSessionSpec
 from vpp.grid.messages import Event
 from vpp.replay.evdraw import draw_sessions
 from vpp.replay.scenario_file import (

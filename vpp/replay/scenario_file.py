@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from building.params import BaseLoadParams
 from simulators.faults import Faults
-from simulators.params import BaseLoadParams
 from vpp.grid.messages import Event
 from vpp.grid.types import format_duration, parse_duration, parse_time
 from vpp.replay.evdraw import EvRandom

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from simulators.params import SeriesPoint, Shape
+from building.params import SeriesPoint, Shape
 
 
 class EnvironmentParams(BaseModel):
@@ -110,10 +110,10 @@ class Environment:
             return 0.0
         first = shape[0]
         if isinstance(first, tuple):
-            return interpolate(shape, t)  # type: ignore[arg-type]
+            return interpolate(shape, t)
         n = len(shape)
         pos = self.local_hour(t) / 24 * n
         i = int(pos) % n
         frac = pos - int(pos)
-        v0 = float(shape[i])  # type: ignore[arg-type]
-        return v0 + (float(shape[(i + 1) % n]) - v0) * frac  # type: ignore[arg-type]
+        v0 = float(shape[i])
+        return v0 + (float(shape[(i + 1) % n]) - v0) * frac

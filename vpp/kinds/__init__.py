@@ -1,0 +1,1 @@
+"""Device kinds as plugins."""
