@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-
-from devices.profile import Kind
 
 SeriesPoint = tuple[AwareDatetime, float]
 Shape = float | Annotated[list[float], Field(min_length=1)] | list[SeriesPoint]
@@ -163,18 +161,3 @@ class MeterParams(_Params):
 
     initial_import_kwh: float = Field(default=0.0, ge=0)
     initial_export_kwh: float = Field(default=0.0, ge=0)
-
-
-PARAMS: dict[Kind, type[BaseModel]] = {
-    Kind.battery: BatteryParams,
-    Kind.ev_charger: EvChargerParams,
-    Kind.hvac: HvacZoneParams,
-    Kind.pv: PvParams,
-    Kind.curtailable_load: CurtailableLoadParams,
-    Kind.meter: MeterParams,
-}
-
-
-def parse_params(kind: Kind, raw: dict[str, Any] | None) -> BaseModel:
-    """Validate a device's `sim:` block for its kind (None or {} gives the defaults)."""
-    return PARAMS[kind].model_validate(raw or {})

@@ -7,6 +7,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -110,10 +111,11 @@ class Environment:
             return 0.0
         first = shape[0]
         if isinstance(first, tuple):
-            return interpolate(shape, t)
-        n = len(shape)
+            return interpolate(cast(list[SeriesPoint], shape), t)
+        values = cast(list[float], shape)
+        n = len(values)
         pos = self.local_hour(t) / 24 * n
         i = int(pos) % n
         frac = pos - int(pos)
-        v0 = float(shape[i])
-        return v0 + (float(shape[(i + 1) % n]) - v0) * frac
+        v0 = float(values[i])
+        return v0 + (float(values[(i + 1) % n]) - v0) * frac

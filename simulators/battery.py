@@ -7,6 +7,7 @@ from datetime import datetime
 from building.params import BatteryParams
 from devices.profile import Kind
 from simulators.model import DeviceModel, clamp
+from simulators.models import ModelSpec, register
 
 # SunSpec ChaSt values served in the `state` point.
 STATE_DISCHARGING, STATE_CHARGING, STATE_FULL, STATE_HOLDING = 3, 4, 5, 6
@@ -93,3 +94,6 @@ class BatterySim(DeviceModel):
         else:
             return False
         return True
+
+
+register(ModelSpec(Kind.battery, BatteryParams, lambda p, ctx: BatterySim(p)))

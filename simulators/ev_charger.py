@@ -7,6 +7,7 @@ from datetime import datetime
 from building.params import EvChargerParams
 from devices.profile import Kind
 from simulators.model import DeviceModel
+from simulators.models import ModelSpec, register
 
 # IEC 61851-flavoured status served in `state`.
 STATE_NO_CAR, STATE_CONNECTED, STATE_CHARGING = 0, 1, 2
@@ -115,3 +116,6 @@ class EvChargerSim(DeviceModel):
         else:
             return False
         return True
+
+
+register(ModelSpec(Kind.ev_charger, EvChargerParams, lambda p, ctx: EvChargerSim(p, ctx.start)))

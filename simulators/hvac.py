@@ -10,6 +10,7 @@ from building.params import HvacZoneParams
 from building.weather import Environment
 from devices.profile import Kind
 from simulators.model import DeviceModel, clamp
+from simulators.models import ModelSpec, register
 
 MODE_AUTO, MODE_HEAT, MODE_DRY, MODE_FAN, MODE_COOL = 0, 1, 2, 3, 4
 
@@ -91,3 +92,6 @@ class HvacZoneSim(DeviceModel):
         else:
             return False
         return True
+
+
+register(ModelSpec(Kind.hvac, HvacZoneParams, lambda p, ctx: HvacZoneSim(p, ctx.env)))

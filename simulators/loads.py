@@ -10,6 +10,7 @@ from building.params import BaseLoadParams, CurtailableLoadParams, MeterParams, 
 from building.weather import Environment
 from devices.profile import Kind
 from simulators.model import DeviceModel, clamp
+from simulators.models import ModelSpec, register
 
 
 class PvSim(DeviceModel):
@@ -122,3 +123,12 @@ class MeterSim(DeviceModel):
 
     def _apply(self, point: str, value: float) -> bool:
         return False
+
+
+register(ModelSpec(Kind.pv, PvParams, lambda p, ctx: PvSim(p, ctx.env)))
+register(
+    ModelSpec(
+        Kind.curtailable_load, CurtailableLoadParams, lambda p, ctx: CurtailableLoadSim(p, ctx.env)
+    )
+)
+register(ModelSpec(Kind.meter, MeterParams, lambda p, ctx: MeterSim(p, ctx.total_kw)))

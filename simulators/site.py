@@ -19,26 +19,18 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel
 
 from building.params import (
-    PARAMS,
     BaseLoadParams,
-    BatteryParams,
-    CurtailableLoadParams,
-    EvChargerParams,
-    HvacZoneParams,
     MeterParams,
-    PvParams,
 )
 from building.weather import Environment
 from devices.clock import Clock
 from devices.profile import Kind, ModbusProfile, MqttProfile
-from simulators.battery import BatterySim
 from simulators.device import ServedDevice
-from simulators.ev_charger import EvChargerSim
 from simulators.faults import Faults
-from simulators.hvac import HvacZoneSim
-from simulators.loads import BaseLoad, CurtailableLoadSim, MeterSim, PvSim
+from simulators.loads import BaseLoad, MeterSim
 from simulators.modbus_server import ModbusDeviceServer
 from simulators.model import DeviceModel
+from simulators.models import BuildContext, model_spec
 from simulators.mqtt_server import MqttDeviceServer
 from simulators.registers import RegisterStore
 
@@ -77,22 +69,12 @@ def build_model(
     start: datetime,
     total_kw: Callable[[], float] | None = None,
 ) -> DeviceModel:
-    """The physics model of a kind (`params` checked against `PARAMS[kind]`)."""
-    p = params if params is not None else PARAMS[kind]()
-    if not isinstance(p, PARAMS[kind]):
-        raise TypeError(f"a {kind} device needs {PARAMS[kind].__name__}, not {type(p).__name__}")
-    if isinstance(p, BatteryParams):
-        return BatterySim(p)
-    if isinstance(p, EvChargerParams):
-        return EvChargerSim(p, start)
-    if isinstance(p, HvacZoneParams):
-        return HvacZoneSim(p, env)
-    if isinstance(p, PvParams):
-        return PvSim(p, env)
-    if isinstance(p, CurtailableLoadParams):
-        return CurtailableLoadSim(p, env)
-    assert isinstance(p, MeterParams)
-    return MeterSim(p, total_kw or (lambda: 0.0))
+    """The physics model of a kind (`params` checked against its registered parameters)."""
+    spec = model_spec(kind)
+    p = params if params is not None else spec.params()
+    if not isinstance(p, spec.params):
+        raise TypeError(f"a {kind} device needs {spec.params.__name__}, not {type(p).__name__}")
+    return spec.build(p, BuildContext(env, start, total_kw or (lambda: 0.0)))
 
 
 class SimulatedSite:

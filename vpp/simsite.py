@@ -3,10 +3,11 @@ the OS gives), with the physics of each device's `sim:` block."""
 
 from __future__ import annotations
 
-from building.params import PARAMS, BaseLoadParams
+from building.params import BaseLoadParams
 from building.weather import Environment
 from devices.clock import Clock
 from simulators.faults import Faults
+from simulators.models import params_for
 from simulators.site import Endpoint, SimDeviceSpec, SimulatedSite
 from vpp.site import Device, DeviceConfig, Site
 from vpp.site_model import base_load as site_base_load
@@ -21,7 +22,7 @@ def sim_specs(site: Site, *, any_port: bool = False) -> list[SimDeviceSpec]:
     specs = []
     for i, d in enumerate(site.devices):
         where = f"{site.source}: devices[{i}]"
-        params = _validate(PARAMS[d.kind], d.config.sim, f"{where}.sim")
+        params = _validate(params_for(d.kind), d.config.sim, f"{where}.sim")
         faults = _validate(Faults, d.config.faults, f"{where}.faults")
         specs.append(
             SimDeviceSpec(

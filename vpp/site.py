@@ -301,6 +301,20 @@ def _resolve_profile(name: str, base: Path) -> Path:
     raise FileNotFoundError(name)
 
 
+def kind_checks(kind: Kind, dc: DeviceConfig) -> list[tuple[str, str]]:
+    """The kind plugin's checks of a device (vpp.kinds): a section that only other kinds may
+    carry (`comfort` on a battery), and the kind's own checks, as (field, message)."""
+    from vpp.kinds import plugin_for, plugins  # the plugins import this module
+
+    own = plugin_for(kind)
+    out: list[tuple[str, str]] = []
+    for p in plugins():
+        for section, what in p.sections.items():
+            if section not in own.sections and getattr(dc, section, None) is not None:
+                out.append((section, f"only {p.wire_kind} devices have {what}"))
+    return out + own.check(dc)
+
+
 def parse_site(raw: Any, source: Path) -> Site:
     """Validate site data (already parsed from YAML); raise SiteError naming the field."""
     if not isinstance(raw, dict):
@@ -331,12 +345,7 @@ def parse_site(raw: Any, source: Path) -> Site:
         for point in dc.limits:
             if point not in profile.points:
                 errors.append(f"{where}.limits.{point}: profile {profile.name!r} has no such point")
-        if dc.comfort is not None and profile.kind is not Kind.hvac:
-            errors.append(f"{where}.comfort: only hvac devices have a comfort band")
-        if dc.soc_reserve_pct is not None and profile.kind is not Kind.battery:
-            errors.append(f"{where}.soc_reserve_pct: only batteries have a SoC reserve")
-        if dc.ev is not None and profile.kind is not Kind.ev_charger:
-            errors.append(f"{where}.ev: only EV chargers have EV defaults")
+        errors += [f"{where}.{f}: {msg}" for f, msg in kind_checks(profile.kind, dc)]
         devices.append(Device(config=dc, profile=profile))
     if errors:
         raise SiteError("\n".join(errors))

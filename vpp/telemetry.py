@@ -19,26 +19,12 @@ from pydantic import ValidationError
 from devices.profile import Kind
 from vpp.control.types import DeviceView, Snapshot
 from vpp.grid.messages import ExtendedDeviceTelemetry, ExtendedTelemetry, Telemetry
+from vpp.kinds import plugin_for
 from vpp.site import Site
 
 log = structlog.get_logger(__name__)
 
 DECIMALS = 4
-
-# Contract field ← canonical point name, per kind (booleans are points ≥ 0.5).
-_FIELDS: dict[Kind, dict[str, str]] = {
-    Kind.battery: {"power_kw": "power_kw", "soc": "soc_pct"},
-    Kind.ev_charger: {
-        "power_kw": "power_kw",
-        "plugged": "plugged",
-        "energy_kwh": "session_energy_kwh",
-    },
-    Kind.hvac: {"power_kw": "power_kw", "zone_temp_c": "zone_temp_c", "setpoint_c": "setpoint_c"},
-    Kind.meter: {"power_kw": "import_power_kw"},
-    Kind.pv: {"power_kw": "power_kw"},
-    Kind.curtailable_load: {"power_kw": "power_kw"},
-}
-_BOOLEAN = frozenset({"plugged"})
 
 
 def _number(value: float) -> float | None:
@@ -53,29 +39,31 @@ def device_telemetry(kind: Kind, view: DeviceView | None) -> ExtendedDeviceTelem
     A value the contract's ranges refuse (e.g. a SoC of 140 %) is left out and named in
     `reason`; the message itself never fails.
     """
+    plugin = plugin_for(kind)
+    wire = plugin.wire_kind
     if view is None or not view.usable:
         why = (view.reason if view is not None else "")[:1000] or "no reading"
-        return ExtendedDeviceTelemetry(online=False, kind=kind.value, reason=why)
+        return ExtendedDeviceTelemetry(online=False, kind=wire, reason=why)
     fields: dict[str, Any] = {}
-    for name, point in _FIELDS.get(kind, {}).items():
+    for name, point in plugin.telemetry_fields.items():
         if point not in view.values:
             continue
         raw = view.values[point]
-        fields[name] = raw >= 0.5 if name in _BOOLEAN else _number(raw)
+        fields[name] = raw >= 0.5 if name in plugin.boolean_fields else _number(raw)
     fields = {k: v for k, v in fields.items() if v is not None}
     reason = view.reason[:1000] or None
     try:
-        return ExtendedDeviceTelemetry(online=True, kind=kind.value, reason=reason, **fields)
+        return ExtendedDeviceTelemetry(online=True, kind=wire, reason=reason, **fields)
     except ValidationError as exc:
         bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
         text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        log.warning("telemetry_reading_left_out", device_kind=kind.value, errors=text)
+        log.warning("telemetry_reading_left_out", device_kind=wire, errors=text)
         kept = {k: v for k, v in fields.items() if k not in bad}
         note = f"implausible reading left out: {text}"[:1000]
         try:
-            return ExtendedDeviceTelemetry(online=True, kind=kind.value, reason=note, **kept)
+            return ExtendedDeviceTelemetry(online=True, kind=wire, reason=note, **kept)
         except ValidationError:
-            return ExtendedDeviceTelemetry(online=True, kind=kind.value, reason=note)
+            return ExtendedDeviceTelemetry(online=True, kind=wire, reason=note)
 
 
 def extended_telemetry(site: Site, snap: Snapshot) -> ExtendedTelemetry:

@@ -14,6 +14,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,14 @@ SITE_ID = "live-1"
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
-def small_site() -> Site:
+def night_timezone(now: datetime, local_hour: int = 3) -> str:
+    """A fixed-offset IANA zone in which `now` (aware) is `local_hour` o'clock or just after:
+    a live test on the wall clock then plans the same part of the day whenever it runs."""
+    offset = (local_hour - now.astimezone(UTC).hour + 12) % 24 - 12  # hours east of UTC
+    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def small_site(timezone: str = "Asia/Shanghai") -> Site:
     """Meter, battery (100 kW, 200 kWh at 60 %) and two curtailable loads of 20 kW."""
     devices: list[dict[str, Any]] = [
         {"id": "meter", "type": "meter", "profile": "site-meter"},
@@ -70,7 +78,7 @@ def small_site() -> Site:
     data = {
         "site_id": SITE_ID,
         "name": "grid live test site",
-        "timezone": "Asia/Shanghai",
+        "timezone": timezone,
         "periods": {"poll_s": 5, "telemetry_s": 5, "plan_s": 900, "control_s": 5},
         "store": {"telemetry_resolution_s": 60},
         "limits": {"import_kw": 400.0, "export_kw": 0, "recovery_ramp_kw_per_min": 1000},

@@ -18,7 +18,6 @@ from building.params import (
     EvSessionSpec,
     HvacZoneParams,
     PvParams,
-    parse_params,
 )
 from building.weather import Environment, EnvironmentParams
 from devices.profile import Kind
@@ -26,6 +25,7 @@ from simulators.battery import BatterySim
 from simulators.ev_charger import EvChargerSim
 from simulators.hvac import MODE_HEAT, HvacZoneSim
 from simulators.loads import CurtailableLoadSim, PvSim
+from simulators.models import parse_params
 
 T0 = datetime(2026, 7, 15, 0, 0, tzinfo=UTC)
 

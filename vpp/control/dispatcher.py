@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from vpp.control.flex import Flex, ZoneFlex, adapter_for
+from vpp.control.flex import Flex
 from vpp.control.types import Command, CycleResult, DeviceView, PlanStep, Snapshot, Target
+from vpp.kinds import adapter_for
 from vpp.site import Site
 
 log = structlog.get_logger(__name__)
@@ -56,13 +57,24 @@ class Dispatcher:
         """Devices left out of control, with the reason."""
         return dict(self._excluded)
 
-    def zones(self) -> list[ZoneFlex]:
-        return [a for a in self.adapters if isinstance(a, ZoneFlex)]
-
     def stagger_release(self, start: datetime, stagger_s: float) -> None:
-        """After an event, give zones their power back one at a time, `stagger_s` apart."""
-        for i, zone in enumerate(self.zones()):
-            zone.released_at = start + timedelta(seconds=i * stagger_s)
+        """After an event, give the devices that release in turn (the zones) their power back
+        one at a time, `stagger_s` apart, in adapter order."""
+        staggered = [a for a in self.adapters if a.staggered_release]
+        for i, a in enumerate(staggered):
+            a.release_at(start + timedelta(seconds=i * stagger_s))
+
+    def plan_inputs(self, snap: Snapshot) -> dict[str, object]:
+        """Per device in control, what the planner needs of its live state (plain data)."""
+        out: dict[str, object] = {}
+        for a in self.adapters:
+            view = snap.devices.get(a.id)
+            if view is None or not view.usable or a.id in self._excluded:
+                continue
+            value = a.plan_input(view, snap.ts)
+            if value is not None:
+                out[a.id] = value
+        return out
 
     def _usable(self, snap: Snapshot) -> tuple[list[tuple[Flex, DeviceView]], list[str], bool]:
         usable: list[tuple[Flex, DeviceView]] = []
@@ -126,8 +138,7 @@ class Dispatcher:
         now = snap.ts
         commands: list[Command] = []
         for a, view in usable:
-            if isinstance(a, ZoneFlex):
-                commands += a.comfort_guard(view)
+            commands += a.guard(view)
         measured = snap.site_import_kw
         binding = target is not None and (
             target.source != "site_limit"

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from devices.clock import VirtualClock
-from vpp.control.flex import EvFlex
 from vpp.control.types import PlanStep, Snapshot, Target
 from vpp.dr.events import EventManager
 from vpp.dr.forecast import TwinForecast
@@ -125,18 +124,16 @@ class DrController:
 
     # -- planning -------------------------------------------------------------------------
 
-    def _ev_flex(self) -> dict[str, EvFlex]:
-        return {a.id: a for a in self.agent.dispatcher.adapters if isinstance(a, EvFlex)}
-
     async def _solve(self, snap: Snapshot, events: list[Event]) -> Plan:
         excluded = set(self.agent.dispatcher.excluded)
         baselines: dict[datetime, float] = {}
         for ev in events:
             baselines.update(self.baselines.get(ev.event_id, {}))
-        ev_flex = self._ev_flex()
+        # Taken here, on the loop: the solve may run in a worker thread, and sees plain data.
+        plan_inputs = self.agent.dispatcher.plan_inputs(snap)
 
         def solve() -> Plan:
-            problem = self.planner.problem(snap, events, baselines, ev_flex, excluded)
+            problem = self.planner.problem(snap, events, baselines, plan_inputs, excluded)
             return self.planner.plan(problem, snap.ts)
 
         if not self.solve_in_thread:

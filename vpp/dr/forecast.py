@@ -11,16 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from building.params import (
-    PARAMS,
-    BaseLoadParams,
-    CurtailableLoadParams,
-    HvacZoneParams,
-    PvParams,
-)
+from building.params import BaseLoadParams
 from building.weather import Environment
-from devices.profile import Kind
 from optimiser import TimeGrid
+from vpp.kinds import plugin_for
 from vpp.site import Site, Tariff
 
 PriceSource = Callable[[list[datetime]], tuple[list[float], list[float], list[float]]]
@@ -37,8 +31,8 @@ class SiteSeries:
     import_price: list[float]
     export_price: list[float]
     carbon_kg_per_kwh: list[float]
-    zone_gain_kw: dict[str, list[float]]
-    load_kw: dict[str, list[float]]
+    device_series: dict[str, list[float]]
+    """Per device, its kind's own series (a zone's internal gain, a load group's draw)."""
 
 
 class TwinForecast:
@@ -65,7 +59,7 @@ class TwinForecast:
         if device_id in self.params:
             return self.params[device_id]
         d = self.site.device(device_id)
-        return PARAMS[d.kind].model_validate(d.config.sim or {})
+        return plugin_for(d.kind).model(d)
 
     def _price(self, series: object, t: datetime) -> float:
         hour = t.astimezone(self.env.tz).hour
@@ -74,25 +68,14 @@ class TwinForecast:
     def series(self, grid: TimeGrid) -> SiteSeries:
         mids = [grid.start + grid.step * (k + 0.5) for k in range(grid.steps)]
         env = self.env
-        pv_rated = []
-        for d in self.site.by_kind(Kind.pv):
-            p = self.device_params(d.id)
-            assert isinstance(p, PvParams)
-            pv_rated.append(p.rated_kw * p.derate)
-        zones: dict[str, list[float]] = {}
-        for d in self.site.by_kind(Kind.hvac):
-            z = self.device_params(d.id)
-            assert isinstance(z, HvacZoneParams)
-            zones[d.id] = [
-                env.shape(z.internal_gains_kw, t)
-                + z.solar_gain_factor * env.irradiance_w_m2(t) / 1000
-                for t in mids
-            ]
-        loads: dict[str, list[float]] = {}
-        for d in self.site.by_kind(Kind.curtailable_load):
-            lp = self.device_params(d.id)
-            assert isinstance(lp, CurtailableLoadParams)
-            loads[d.id] = [max(0.0, env.shape(lp.power_kw, t)) for t in mids]
+        generation: list[list[float]] = []
+        own: dict[str, list[float]] = {}
+        for d in self.site.devices:
+            fc = plugin_for(d.kind).forecast(d, self.device_params(d.id), env, mids)
+            if fc.generation_kw is not None:
+                generation.append(list(fc.generation_kw))
+            if fc.own_kw is not None:
+                own[d.id] = list(fc.own_kw)
         tf = self.tariff
         if self.prices is not None:
             imp, exp, co2 = self.prices(mids)
@@ -104,11 +87,10 @@ class TwinForecast:
             base_load_kw=[
                 max(0.0, self.base_load.peak_kw * env.shape(self.base_load.shape, t)) for t in mids
             ],
-            pv_kw=[sum(pv_rated) * env.irradiance_w_m2(t) / 1000 for t in mids],
+            pv_kw=[sum((g[k] for g in generation), 0.0) for k in range(len(mids))],
             outdoor_temp_c=[env.outdoor_temp_c(t) for t in mids],
             import_price=imp,
             export_price=exp,
             carbon_kg_per_kwh=co2,
-            zone_gain_kw=zones,
-            load_kw=loads,
+            device_series=own,
         )

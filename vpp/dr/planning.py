@@ -1,35 +1,31 @@
 """Planning glue: the site, its live readings, forecasts and DR events → an optimiser
 Problem; the Schedule → the current step's plan and the opt-in figures.
 
-Adapters here turn devices into the optimiser's assets (batteries, EV sessions, zones,
-curtailable loads); the optimiser itself never sees a device.
+Each device's kind plugin (vpp.kinds) turns it into the optimiser's assets; the optimiser
+itself never sees a device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from building.params import BatteryParams, HvacZoneParams
-from devices.profile import Kind
 from optimiser import (
-    BatteryAsset,
-    CurtailableLoadAsset,
     DrEvent,
-    EvSession,
     Planner,
     Problem,
     Schedule,
     SiteForecast,
     SolverOptions,
-    ThermalZoneAsset,
     TimeGrid,
 )
 from optimiser.inputs import Asset
-from vpp.control.flex import EvFlex
 from vpp.control.types import PlanStep, Snapshot
 from vpp.dr.forecast import SiteSeries, TwinForecast
 from vpp.grid.messages import Event
+from vpp.kinds import plugin_for
+from vpp.kinds.base import AssetCosts, PlanContext
 from vpp.site import Site
 
 STEP = timedelta(minutes=15)
@@ -106,90 +102,28 @@ class SitePlanner:
         snap: Snapshot,
         grid: TimeGrid,
         series: SiteSeries,
-        ev_flex: dict[str, EvFlex],
+        plan_inputs: Mapping[str, object],
         excluded: set[str],
     ) -> list[Asset]:
+        ctx = PlanContext(
+            ts=snap.ts,
+            grid=grid,
+            import_price=series.import_price,
+            device_series=series.device_series,
+            costs=AssetCosts(
+                battery_cycle_cost=self.battery_cycle_cost,
+                load_shed_cost=self.load_shed_cost,
+                load_max_shed_h=self.load_max_shed_h,
+            ),
+        )
         assets: list[Asset] = []
-        dt_h = grid.dt_h
         for d in self.site.devices:
             view = snap.devices.get(d.id)
             if view is None or not view.usable or d.id in excluded:
                 continue  # an offline device is left out of the plan
-            v = view.values
-            if d.kind is Kind.battery:
-                p = self.forecast.device_params(d.id)
-                assert isinstance(p, BatteryParams)
-                cap = v.get("capacity_kwh") or p.capacity_kwh
-                reserve = (d.config.soc_reserve_pct or p.soc_min_pct) / 100 * cap
-                soc = v.get("soc_pct", p.initial_soc_pct) / 100 * cap
-                lo, hi = d.config.limits.get("power_setpoint_kw", (-1e9, 1e9))
-                assets.append(
-                    BatteryAsset(
-                        id=d.id,
-                        capacity_kwh=cap,
-                        charge_max_kw=min(v.get("max_charge_kw", p.max_charge_kw), hi),
-                        discharge_max_kw=min(v.get("max_discharge_kw", p.max_discharge_kw), -lo),
-                        charge_efficiency=p.charge_efficiency,
-                        discharge_efficiency=p.discharge_efficiency,
-                        soc_min_kwh=min(reserve, soc),
-                        soc_max_kwh=p.soc_max_pct / 100 * cap,
-                        soc_kwh=min(soc, cap),
-                        terminal_value=0.5 * max(series.import_price),
-                        # Degradation (about 0.25 CNY per kWh through the battery, each way, for
-                        # a C&I lithium-iron system): the battery cycles valley to peak, not flat
-                        # to peak, which also keeps the site's load (and any baseline) calm.
-                        throughput_cost=self.battery_cycle_cost,
-                    )
-                )
-            elif d.kind is Kind.ev_charger:
-                flex = ev_flex.get(d.id)
-                if flex is None or v.get("plugged", 0.0) < 0.5:
-                    continue
-                need, left_h = flex.session_estimate(view, snap.ts)
-                if need <= 0:
-                    continue
-                max_kw = flex.max_kw(view)
-                assets.append(
-                    EvSession(
-                        id=d.id,
-                        arrival_step=0,
-                        departure_step=max(1, int(left_h / dt_h)),
-                        energy_kwh=need,
-                        max_kw=max_kw,
-                        efficiency=1.0,
-                    )
-                )
-            elif d.kind is Kind.hvac:
-                z = self.forecast.device_params(d.id)
-                assert isinstance(z, HvacZoneParams)
-                band = d.config.comfort
-                lo_c, hi_c = (band.min_c, band.max_c) if band else (22.0, 26.0)
-                margin = 0.5  # plan inside the band: the loop needs room to correct
-                max_kw = min(z.max_power_kw, d.config.limits.get("power_limit_kw", (0, 1e9))[1])
-                assets.append(
-                    ThermalZoneAsset(
-                        id=d.id,
-                        r_k_per_kw=z.r_k_per_kw,
-                        c_kwh_per_k=z.c_kwh_per_k,
-                        cop=z.cop,
-                        max_kw=max_kw,
-                        temp_c=v.get("zone_temp_c", z.initial_temp_c),
-                        comfort_min_c=[lo_c + margin] * grid.steps,
-                        comfort_max_c=[hi_c - margin] * grid.steps,
-                        internal_gain_kw=series.zone_gain_kw[d.id],
-                    )
-                )
-            elif d.kind is Kind.curtailable_load:
-                load = series.load_kw[d.id]
-                assets.append(
-                    CurtailableLoadAsset(
-                        id=d.id,
-                        load_kw=load,
-                        max_shed_kw=max(load),
-                        max_duration_h=self.load_max_shed_h,
-                        cost=self.load_shed_cost,
-                    )
-                )
+            plugin = plugin_for(d.kind)
+            model = self.forecast.device_params(d.id)
+            assets += plugin.assets(d, view, model, ctx, plan_inputs.get(d.id))
         return assets
 
     def problem(
@@ -197,7 +131,7 @@ class SitePlanner:
         snap: Snapshot,
         events: list[Event],
         baseline_kw: dict[datetime, float],
-        ev_flex: dict[str, EvFlex],
+        plan_inputs: Mapping[str, object],
         excluded: set[str],
     ) -> Problem:
         """The optimiser's input for a plan made now."""
@@ -249,7 +183,7 @@ class SitePlanner:
                 carbon_kg_per_kwh=series.carbon_kg_per_kwh,
                 carbon_price=tariff.carbon_price_per_kg,
             ),
-            assets=self._assets(snap, grid, series, ev_flex, excluded),
+            assets=self._assets(snap, grid, series, plan_inputs, excluded),
             events=dr,
             baseline_kw=baseline,
             solver=SolverOptions(time_limit_s=self.time_limit_s),

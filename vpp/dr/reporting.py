@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from devices.profile import Kind
 from vpp.control.types import CycleResult
 from vpp.dr.events import EventManager
 from vpp.dr.planning import STEP, Plan, floor_step
 from vpp.grid.messages import Event
+from vpp.kinds import ReportRole, plugin_for
 from vpp.measure.baseline import BaselineResult, XofYConfig, x_of_y_baseline
 from vpp.measure.comfort import ZoneComfortInput
 from vpp.measure.contract import contract_report, report_dict
@@ -82,7 +82,9 @@ class Reporter:
         self._reported: dict[str, int] = {}
         self.tallies: dict[tuple[str, datetime], FlexTally] = {}
         self._tallied: datetime | None = None
-        meters = [d.id for d in agent.site.devices if d.kind is Kind.meter]
+        meters = [
+            d.id for d in agent.site.devices if plugin_for(d.kind).report_role is ReportRole.meter
+        ]
         self.meter = meters[0] if meters else None
 
     # -- baselines ------------------------------------------------------------------------
@@ -226,7 +228,8 @@ class Reporter:
         devices = []
         hold = timedelta(seconds=self.agent.site.config.store.telemetry_resolution_s * 2)
         for d in self.agent.site.devices:
-            if d.kind is Kind.hvac:
+            role = plugin_for(d.kind).report_role
+            if role is ReportRole.zone:
                 band = d.config.comfort
                 temps = self.store.telemetry(d.id, "zone_temp_c", spec.start, as_of)
                 zones.append(
@@ -238,7 +241,7 @@ class Reporter:
                         max_gap=hold,
                     )
                 )
-            elif d.kind in (Kind.battery, Kind.ev_charger, Kind.hvac, Kind.curtailable_load):
+            elif role is ReportRole.device:
                 power = self.store.telemetry(d.id, "power_kw", start, as_of)
                 devices.append(
                     DeviceInput(d.id, StepSeries(power, max_hold=hold, name=f"{d.id}.power_kw"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -371,15 +372,38 @@ class ExtendedStatus(Status):
     """Why the site went offline, on a clean shutdown."""
 
 
-DeviceKind = Literal["battery", "ev_charger", "hvac", "meter", "pv", "curtailable_load"]
-"""The device kinds a site reports (`hvac` is a thermal zone)."""
+DeviceKind = Label
+"""A device kind as a site reports it (`hvac` is a thermal zone): one registered in
+vpp.kinds (each kind's plugin names its wire kind and telemetry fields)."""
 
-KIND_FIELDS: dict[str, frozenset[str]] = {
-    "battery": frozenset({"soc"}),
-    "ev_charger": frozenset({"plugged", "energy_kwh"}),
-    "hvac": frozenset({"zone_temp_c", "setpoint_c"}),
-}
-"""The contract's kind-specific telemetry fields; other kinds have none."""
+
+class _KindFields(Mapping[str, frozenset[str]]):
+    """Per wire kind, its own telemetry fields, read from the kinds registry when first used
+    (the registry imports the control code; the wire models are imported without it)."""
+
+    def _table(self) -> dict[str, frozenset[str]]:
+        from vpp.kinds import wire_kind_fields
+
+        return {k: v for k, v in wire_kind_fields().items() if v}
+
+    def __getitem__(self, kind: str) -> frozenset[str]:
+        return self._table()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def known(self, kind: str) -> bool:
+        """Whether `kind` is a registered wire kind (with or without fields of its own)."""
+        from vpp.kinds import wire_kind_fields
+
+        return kind in wire_kind_fields()
+
+
+KIND_FIELDS = _KindFields()
+"""The kind-specific telemetry fields of each kind that has any; other kinds have none."""
 
 
 class DeviceTelemetry(WireModel):
@@ -414,6 +438,8 @@ class ExtendedDeviceTelemetry(DeviceTelemetry):
     @model_validator(mode="after")
     def _kind_fields(self) -> ExtendedDeviceTelemetry:
         if self.kind is not None:
+            if not KIND_FIELDS.known(self.kind):
+                raise ValueError(f"kind: {self.kind!r} is not a known device kind")
             own = KIND_FIELDS.get(self.kind, frozenset())
             foreign = sorted(
                 f
