@@ -24,6 +24,7 @@ class Kind(StrEnum):
     meter = "meter"
     pv = "pv"
     curtailable_load = "curtailable_load"
+    ev_charger_v2g = "ev_charger_v2g"
 
 
 class Table(StrEnum):
@@ -82,6 +83,20 @@ REQUIRED_POINTS: dict[Kind, frozenset[str]] = {
     Kind.meter: frozenset({"import_power_kw", "import_energy_kwh", "export_energy_kwh"}),
     Kind.pv: frozenset({"power_kw", "limit_pct"}),
     Kind.curtailable_load: frozenset({"power_kw", "shed", "watchdog_s"}),
+    Kind.ev_charger_v2g: frozenset(
+        {
+            "plugged",
+            "power_kw",
+            "session_net_energy_kwh",
+            "vehicle_soc_pct",
+            "vehicle_capacity_kwh",
+            "departure_soc_pct",
+            "max_charge_kw",
+            "max_discharge_kw",
+            "power_setpoint_kw",
+            "watchdog_s",
+        }
+    ),
 }
 
 

@@ -99,11 +99,16 @@ class Block:
 
 
 def _battery(a: BatteryAsset, n: int, dt: float, pen_final: float) -> Block:
+    charge_ub, discharge_ub = np.full(n, a.charge_max_kw), np.full(n, a.discharge_max_kw)
+    window = a.available_steps is not None
+    if a.available_steps is not None:
+        charge_ub[min(a.available_steps, n) :] = 0.0  # a vehicle's: gone once it leaves
+        discharge_ub[min(a.available_steps, n) :] = 0.0
     ports = [
         Port("charge", 1.0, dt * a.charge_efficiency, a.throughput_cost,
-             np.full(n, a.charge_max_kw), a.charge_max_kw),
+             charge_ub, a.charge_max_kw, ub_varies=window),
         Port("discharge", -1.0, -dt / a.discharge_efficiency, a.throughput_cost,
-             np.full(n, a.discharge_max_kw), a.discharge_max_kw),
+             discharge_ub, a.discharge_max_kw, ub_varies=window),
     ]  # fmt: skip
     lo_set = a.soc_min_kwh
     hi_set = a.capacity_kwh if a.soc_max_kwh is None else a.soc_max_kwh
@@ -111,6 +116,17 @@ def _battery(a: BatteryAsset, n: int, dt: float, pen_final: float) -> Block:
     # (the site may be unable to absorb a forced discharge or to supply a forced charge).
     lo = np.full(n, min(lo_set, a.soc_kwh))
     hi = np.full(n, max(hi_set, a.soc_kwh))
+    if a.available_steps is not None and a.departure_soc_kwh is not None:
+        # The SoC it must leave with, from its departure on (or, past the horizon, what it
+        # must hold at the horizon's end to still reach it charging at full power after).
+        dep = a.available_steps
+        per_step = dt * a.charge_max_kw * a.charge_efficiency
+        k = min(dep, n) - 1
+        need = a.departure_soc_kwh - max(0, dep - n) * per_step
+        reachable = a.soc_kwh + (k + 1) * per_step
+        floor = min(need, reachable, hi[k])
+        if k >= 0 and floor > lo[k]:
+            lo[k:] = np.maximum(lo[k:], floor)
     storage = Storage(
         unit="kWh", decay=1.0, x0=a.soc_kwh, drive=np.zeros(n), lo=lo, hi=hi,
         terminal_value=a.terminal_value,

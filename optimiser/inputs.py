@@ -70,11 +70,17 @@ class SiteForecast(_Plain):
 
 
 class BatteryAsset(_Plain):
-    """A stationary battery. SoC in kWh; power limits in kW on the AC side.
+    """A battery: stationary, or a vehicle's while it is plugged in. SoC in kWh; power limits
+    in kW on the AC side.
 
     `final_soc_kwh` is a soft minimum at the horizon end (penalised per kWh missing);
     `terminal_value` credits each kWh left at the end (currency/kWh). `throughput_cost` is a
     degradation cost per kWh charged plus per kWh discharged.
+
+    A vehicle's battery (a bidirectional charger) is connected for the first
+    `available_steps` steps only (no power after; may lie beyond the horizon) and must hold
+    at least `departure_soc_kwh` when it leaves (hard; lowered to what charging at full
+    power from `soc_kwh` can reach).
     """
 
     kind: Literal["battery"] = "battery"
@@ -90,6 +96,8 @@ class BatteryAsset(_Plain):
     final_soc_kwh: NonNeg | None = None
     terminal_value: NonNeg = 0.0
     throughput_cost: NonNeg = 0.001
+    available_steps: int | None = Field(default=None, ge=0)
+    departure_soc_kwh: NonNeg | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
