@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from vpp.grid.messages import CONTRACT_ERROR, Event, FieldError, Response
-from vpp.grid.types import ID_PATTERN, MAX_MESSAGE_BYTES, json_kind
+from vpp.grid.types import ID_PATTERN, MAX_INT, MAX_MESSAGE_BYTES, json_kind
 
 ROOT = "$"
 """`loc` of an error about the whole message rather than one field."""
@@ -193,7 +193,7 @@ def _echo(obj: dict[str, Any]) -> tuple[str | None, int | None]:
     eid = obj.get("event_id")
     event_id = eid if isinstance(eid, str) and _ID.match(eid) else None
     mod = obj.get("modification")
-    modification = mod if type(mod) is int and 0 <= mod < 2**63 else None
+    modification = mod if type(mod) is int and 0 <= mod <= MAX_INT else None
     return event_id, modification
 
 

@@ -168,10 +168,18 @@ def json_kind(value: Any) -> str:
     return type(value).__name__
 
 
+MAX_INT = 2**53 - 1
+"""The largest integer of the contract: the largest a JavaScript client holds exactly (and
+well inside SQLite's 64-bit range)."""
+
+
 def _strict_int(value: Any) -> Any:
-    """Reject booleans where an integer is expected (JSON `true` is not 1)."""
+    """Reject booleans and floats where an integer is expected (JSON `true` is not 1, and
+    `1.0` is not an integer)."""
     if isinstance(value, bool):
         raise ValueError("must be an integer, got a boolean")
+    if isinstance(value, float):
+        raise ValueError("must be an integer, got a number with a fraction part or exponent")
     return value
 
 
@@ -207,8 +215,8 @@ Duration = Annotated[
 Version = Annotated[Literal[1], BeforeValidator(_strict_int)]
 """The contract version field `v`: exactly the integer 1."""
 
-Count = Annotated[int, Field(ge=0), BeforeValidator(_strict_int)]
-"""A non-negative integer (modification, priority)."""
+Count = Annotated[int, Field(ge=0, le=MAX_INT), BeforeValidator(_strict_int)]
+"""A non-negative integer up to 2^53 − 1 (modification, priority, gaps)."""
 
 EventId = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
 """A stable event id: 1–64 of A-Za-z0-9._-"""
