@@ -150,7 +150,12 @@ class BatteryFlex(Flex):
     def _set(self, kw: float, reason: str) -> list[Command]:
         self.command_kw = kw
         return [
-            Command(self.id, "control_mode", 1, reason),
+            Command(
+                self.id,
+                "control_mode",
+                self.device.profile.enum_value("control_mode", "remote"),
+                reason,
+            ),
             Command(self.id, "power_setpoint_kw", round(kw, 3), reason),
         ]
 
