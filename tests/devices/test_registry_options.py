@@ -22,7 +22,7 @@ async def test_static_meter_needs_no_profile_and_reads_its_options() -> None:
     await d.start()
     assert (await d.read()).values == METER
     assert d.health.state == "online"
-    with pytest.raises(PointError, match="m.import_power_kw: a static device takes no commands"):
+    with pytest.raises(PointError, match=r"m\.import_power_kw: a static device takes no commands"):
         await d.write("import_power_kw", 0)
     await d.close()
 
