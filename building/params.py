@@ -1,6 +1,7 @@
 """Physics parameters of each simulated device kind: strict, with defaults for every field.
 
-A site file's `sim:` block of a device is validated with `PARAMS[kind]`. Units are in the
+A site file's `sim:` block of a device is validated with its kind's model (the agent's
+kind plugin, `vpp.kinds`; the simulator's registry, `simulators.models`). Units are in the
 field names; power is consumption positive (+kW drawn from the grid).
 
 Time-varying inputs (`Shape`) are either a constant, a list of N values spread evenly over

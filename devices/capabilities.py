@@ -320,15 +320,26 @@ class _Adapter:
 
 
 class Battery(_Adapter):
-    """A battery's commands: signed power setpoint (puts it in remote mode first)."""
+    """A battery's commands: signed power setpoint (puts it in remote mode first).
+
+    The modes are the profile's `control_mode` values `remote` / `local` (SunSpec's 1 / 0
+    when the profile names none).
+    """
+
+    def _mode(self, name: str, default: int) -> float:
+        p = self.driver.profile
+        point = p.points.get("control_mode") if p is not None else None
+        if p is None or point is None or point.values is None:
+            return default
+        return p.enum_value("control_mode", name)
 
     async def set_power_kw(self, power_kw: float) -> WriteResult:
-        await self.driver.write("control_mode", 1)
+        await self.driver.write("control_mode", self._mode("remote", 1))
         return await self.driver.write("power_setpoint_kw", power_kw)
 
     async def release(self) -> WriteResult:
         """Hand control back to the device (local mode)."""
-        return await self.driver.write("control_mode", 0)
+        return await self.driver.write("control_mode", self._mode("local", 0))
 
 
 class EvCharger(_Adapter):

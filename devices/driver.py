@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 import structlog
 
 from devices.health import Health
-from devices.profile import Kind, ModbusProfile, MqttProfile
+from devices.profile import EnumError, Kind, ModbusProfile, MqttProfile
 
 log = structlog.get_logger("devices")
 
@@ -153,3 +153,33 @@ def clamp_setpoint(
             max=hi,
         )
     return written, clamped
+
+
+def _enum_profile(driver: Driver) -> ModbusProfile | MqttProfile:
+    if driver.profile is None:
+        raise PointError(f"{driver.id}: runs no profile, so its points have no named values")
+    return driver.profile
+
+
+async def write_enum(driver: Driver, point: str, name: str) -> WriteResult:
+    """Write `point` by the name of one of its profile `values` (`"remote"` → 1).
+
+    PointError (nothing sent) when the driver runs no profile or the point has no such name.
+    """
+    try:
+        raw = _enum_profile(driver).enum_value(point, name)
+    except EnumError as e:
+        raise PointError(f"{driver.id}: {e}") from e
+    return await driver.write(point, raw)
+
+
+def enum_name(driver: Driver, reading: Reading, point: str) -> str:
+    """The profile name of `point`'s value in `reading` (1 → `"remote"`); PointError when the
+    reading lacks the point or its value has no name."""
+    profile = _enum_profile(driver)
+    if point not in reading.values:
+        raise PointError(f"{driver.id}: reading has no point {point}")
+    try:
+        return profile.enum_name(point, reading.values[point])
+    except EnumError as e:
+        raise PointError(f"{driver.id}: {e}") from e

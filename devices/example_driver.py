@@ -2,16 +2,20 @@
 
 Think of a lighting circuit behind a contactor the agent cannot read: it reports a nominal
 power from the site file, and "shedding" it is trusted to save that power. To add a driver:
-copy this file, change the type string and the class, and add the module to
-`devices.registry._PLUGINS` (or import it from your own plugin package).
+copy this file, change the type string, the class and the options model, and add the module
+to `devices.registry._PLUGINS` (or import it from your own plugin package).
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
 from devices.driver import PointError, Reading, WriteResult
 from devices.health import Health
 from devices.profile import Kind
-from devices.registry import DeviceSpec, DriverContext, RegistryError, register_driver
+from devices.registry import DeviceSpec, DriverContext, register_driver
 
 
 class ConstantLoadDriver:
@@ -64,10 +68,22 @@ class ConstantLoadDriver:
         return WriteResult(point, float(value), written, clamped=False, verified=True)
 
 
-@register_driver("constant_load")
+class ConstantLoadOptions(BaseModel):
+    """`options` of a constant_load device; unknown keys are refused (extra="forbid")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nominal_kw: Annotated[float, Field(ge=0)]  # kW drawn while not shed
+
+
+@register_driver(
+    "constant_load",
+    needs_profile=False,  # it knows its device itself
+    options=ConstantLoadOptions,  # the registry refuses bad options before this runs
+    kinds=[Kind.curtailable_load],
+)
 def constant_load(spec: DeviceSpec, ctx: DriverContext) -> ConstantLoadDriver:
-    """Site file: `{id: lights, type: constant_load, options: {nominal_kw: 12}}`."""
-    nominal = spec.options.get("nominal_kw")
-    if not isinstance(nominal, int | float) or nominal < 0:
-        raise RegistryError(f"devices.{spec.id}.options.nominal_kw: a number ≥ 0 is required")
-    return ConstantLoadDriver(spec.id, float(nominal), ctx)
+    """Site file: `{id: lights, type: curtailable_load, driver: constant_load,
+    options: {nominal_kw: 12}}`."""
+    options = ConstantLoadOptions.model_validate(spec.options)
+    return ConstantLoadDriver(spec.id, options.nominal_kw, ctx)

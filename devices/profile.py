@@ -7,6 +7,8 @@ the name and consumption positive; vendor or SunSpec names go in `label`.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -104,6 +106,43 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class EnumError(ValueError):
+    """A point without an enumeration, or a name (value) it does not have; names the profile,
+    the point and the names it knows."""
+
+
+# Raw ranges of the integer register types (bool: 0/1); f32 takes any finite number.
+_RAW_RANGE: dict[str, tuple[int, int]] = {
+    "u16": (0, 0xFFFF),
+    "s16": (-0x8000, 0x7FFF),
+    "u32": (0, 0xFFFFFFFF),
+    "s32": (-0x80000000, 0x7FFFFFFF),
+    "bool": (0, 1),
+}
+
+EnumValues = dict[str, int | float]
+"""A point's value map: name → raw value (`values: {remote: 1, local: 0}`)."""
+
+
+def _check_values(values: EnumValues, type_: str, lo: float | None, hi: float | None) -> None:
+    """Unique values that fit the point's type and its min/max (so a write by name is never
+    clamped into another value)."""
+    seen: dict[float, str] = {}
+    for name, v in values.items():
+        if not math.isfinite(v):
+            raise ValueError(f"values.{name}: {v} is not a finite number")
+        if type_ != "f32" and type_ != "float" and v != int(v):
+            raise ValueError(f"values.{name}: {v} is not an integer ({type_})")
+        rng = _RAW_RANGE.get(type_)
+        if rng is not None and not rng[0] <= v <= rng[1]:
+            raise ValueError(f"values.{name}: {v:g} does not fit {type_} ({rng[0]}..{rng[1]})")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ValueError(f"values.{name}: {v:g} is outside the point's min..max ({lo}..{hi})")
+        if v in seen:
+            raise ValueError(f"values.{name}: {v:g} is also values.{seen[v]}")
+        seen[v] = name
+
+
 class ModbusPoint(_Strict):
     """One value in a Modbus register map.
 
@@ -123,6 +162,7 @@ class ModbusPoint(_Strict):
     max: float | None = None
     verify: bool = False
     default: float | None = None
+    values: EnumValues | None = None
     label: str | None = None
     description: str | None = None
 
@@ -140,6 +180,11 @@ class ModbusPoint(_Strict):
                 raise ValueError("min is above max")
         if self.scale == 0:
             raise ValueError("scale must not be 0")
+        if self.values is not None:
+            # Raw = engineering only without scaling: a name then means one register value.
+            if self.scale != 1 or self.scale_factor is not None:
+                raise ValueError("a point with values has scale 1 and no scale_factor")
+            _check_values(self.values, self.type.value, self.min, self.max)
         return self
 
     @property
@@ -158,6 +203,7 @@ class MqttPoint(_Strict):
     min: float | None = None
     max: float | None = None
     default: float | None = None
+    values: EnumValues | None = None
     label: str | None = None
     description: str | None = None
 
@@ -165,6 +211,8 @@ class MqttPoint(_Strict):
     def _check(self) -> MqttPoint:
         if self.access == "rw" and self.type != "bool" and (self.min is None or self.max is None):
             raise ValueError("a writable point needs min and max")
+        if self.values is not None:
+            _check_values(self.values, self.type, self.min, self.max)
         return self
 
 
@@ -186,6 +234,31 @@ class _ProfileBase(_Strict):
         missing = sorted(REQUIRED_POINTS[self.kind] - points.keys())
         if missing:
             raise ValueError(f"a {self.kind} profile needs the points {', '.join(missing)}")
+
+    def _values_of(self, point: str) -> Mapping[str, int | float] | None:
+        raise NotImplementedError
+
+    def _enum(self, point: str) -> Mapping[str, int | float]:
+        values = self._values_of(point)
+        if values is None:
+            raise EnumError(f"profile {self.name}: point {point} has no values (enumeration)")
+        return values
+
+    def enum_value(self, point: str, name: str) -> float:
+        """The raw value `name` stands for in `point`'s `values` (an int for integer points,
+        so `control_mode` "remote" is 1, not 1.0); EnumError if the point or name has none."""
+        values = self._enum(point)
+        if name not in values:
+            known = ", ".join(sorted(values))
+            raise EnumError(f"profile {self.name}: {point} has no value {name!r} (known: {known})")
+        return values[name]
+
+    def enum_name(self, point: str, value: float) -> str:
+        """The name of `value` in `point`'s `values`; EnumError when no name has that value."""
+        for name, v in self._enum(point).items():
+            if v == value:
+                return name
+        raise EnumError(f"profile {self.name}: {point} = {value:g} has no name in its values")
 
 
 class ModbusProfile(_ProfileBase):
@@ -221,6 +294,12 @@ class ModbusProfile(_ProfileBase):
     def word_order_of(self, point: ModbusPoint) -> Literal["big", "little"]:
         return point.word_order or self.word_order
 
+    def _values_of(self, point: str) -> Mapping[str, int | float] | None:
+        p = self.points.get(point)
+        if p is None:
+            raise EnumError(f"profile {self.name} has no point {point}")
+        return p.values
+
 
 class MqttProfile(_ProfileBase):
     """An MQTT device: JSON telemetry on a topic, commands as JSON on another."""
@@ -234,6 +313,12 @@ class MqttProfile(_ProfileBase):
         self._check_required(self.points)
         return self
 
+    def _values_of(self, point: str) -> Mapping[str, int | float] | None:
+        p = self.points.get(point)
+        if p is None:
+            raise EnumError(f"profile {self.name} has no point {point}")
+        return p.values
+
 
 Profile = Annotated[ModbusProfile | MqttProfile, Field(discriminator="transport")]
 
@@ -244,13 +329,18 @@ class ProfileError(ValueError):
 
 def format_validation_error(source: str, err: ValidationError) -> str:
     """One line per error: `source: a.b[3].c: message`."""
-    lines = []
+    return "\n".join(f"{source}: {loc or '(top)'}: {msg}" for loc, msg in error_paths(err))
+
+
+def error_paths(err: ValidationError) -> list[tuple[str, str]]:
+    """(field path, message) of each error: `devices[3].port`, "Input should be ..."."""
+    out = []
     for e in err.errors():
         loc = ""
         for part in e["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        lines.append(f"{source}: {loc or '(top)'}: {e['msg']}")
-    return "\n".join(lines)
+        out.append((loc, e["msg"]))
+    return out
 
 
 class _ProfileDoc(BaseModel):

@@ -1,24 +1,28 @@
-"""The driver registry, keyed by the `type` string of a device in the site file.
+"""The driver registry, keyed by the driver type (a site device's `driver`).
 
-Built in: one type per device kind ("battery", "ev_charger", "hvac", "meter", "pv",
-"curtailable_load") run by the generic Modbus or MQTT driver as the profile's `transport`
-says, "modbus" / "mqtt" for any kind, and "constant_load" (devices/example_driver.py). A new
-driver registers itself with `@register_driver("my_type")` on a factory.
+Built in: "modbus" / "mqtt" (the generic drivers, any kind; a site device without `driver`
+gets its profile's transport), one type per device kind ("battery", ..., run by the generic
+driver as the profile's `transport` says), "constant_load" (devices/example_driver.py) and
+"static" (devices/static_driver.py). A new driver registers itself with
+`@register_driver("my_type", options=MyOptions)` on a factory; the registry validates a
+device's `options` with that model and whether it needs a profile before the factory runs.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from devices.clock import Clock
 from devices.driver import Driver
 from devices.modbus_driver import ModbusDriver
 from devices.mqtt_driver import MqttDriver
 from devices.mqtt_hub import MqttHub
-from devices.profile import Kind, ModbusProfile, MqttProfile
+from devices.profile import Kind, ModbusProfile, MqttProfile, error_paths
 
 
 class RegistryError(ValueError):
@@ -29,8 +33,11 @@ class RegistryError(ValueError):
 class DeviceSpec:
     """One device as the site file gives it.
 
-    `limits` are the site's per-point (min, max) bounds (see capabilities.*Limits.point_limits);
-    `options` carries settings only a particular driver type understands.
+    `type` is the driver type (registry key); `kind` the device kind, which a driver that
+    runs no profile takes from here (None: the profile's kind, or `type` when it names a
+    kind). `limits` are the site's per-point (min, max) bounds (see
+    capabilities.*Limits.point_limits); `options` carries settings only that driver type
+    understands, validated by its options model.
     """
 
     id: str
@@ -43,6 +50,7 @@ class DeviceSpec:
     stale_after_s: float = 10.0
     limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    kind: Kind | None = None
 
 
 @dataclass(frozen=True)
@@ -57,17 +65,79 @@ class DriverContext:
 
 DriverFactory = Callable[[DeviceSpec, DriverContext], Driver]
 
-_FACTORIES: dict[str, DriverFactory] = {}
-_PLUGINS = ("devices.example_driver",)
+
+class NoOptions(BaseModel):
+    """The options model of a driver that takes none: any key is an unknown option."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def register_driver(type_: str) -> Callable[[DriverFactory], DriverFactory]:
-    """Decorator: register `factory(spec, ctx) -> Driver` under the site-file type `type_`."""
+@dataclass(frozen=True)
+class DriverType:
+    """A registered driver type: its factory and what a device of that type must give.
+
+    `needs_profile`: a device must name a profile (else the kind comes from the site file's
+    `type`); `options`: the pydantic model (extra="forbid") its `options` must validate
+    against; `kinds`: the device kinds it can run (None: any); `transport`: the only profile
+    transport it runs (None: any).
+    """
+
+    name: str
+    factory: DriverFactory
+    needs_profile: bool = True
+    options: type[BaseModel] = NoOptions
+    kinds: frozenset[Kind] | None = None
+    transport: str | None = None
+
+    def check(
+        self, kind: Kind | None, profile: ModbusProfile | MqttProfile | None, options: Any
+    ) -> list[str]:
+        """Problems of a device of this type, each `field: message` relative to the device
+        (`options.foo: Extra inputs are not permitted`); empty when it can be built."""
+        problems: list[str] = []
+        if profile is None and self.needs_profile:
+            problems.append(f"profile: the {self.name} driver needs a profile")
+        if self.kinds is not None and kind is not None and kind not in self.kinds:
+            runs = ", ".join(sorted(self.kinds))
+            problems.append(f"type: the {self.name} driver runs {runs} devices, not {kind}")
+        if profile is not None and self.transport not in (None, profile.transport):
+            problems.append(
+                f"driver: the {self.name} driver cannot run profile {profile.name!r} "
+                f"({profile.transport})"
+            )
+        try:
+            self.options.model_validate(options)
+        except ValidationError as e:
+            for loc, msg in error_paths(e):
+                problems.append(f"options.{loc}: {msg}" if loc else f"options: {msg}")
+        return problems
+
+
+_TYPES: dict[str, DriverType] = {}
+_PLUGINS = ("devices.example_driver", "devices.static_driver")
+
+
+def register_driver(
+    type_: str,
+    *,
+    needs_profile: bool = True,
+    options: type[BaseModel] = NoOptions,
+    kinds: Collection[Kind] | None = None,
+    transport: str | None = None,
+) -> Callable[[DriverFactory], DriverFactory]:
+    """Decorator: register `factory(spec, ctx) -> Driver` under the driver type `type_`.
+
+    `options` validates a device's `options` (unknown keys refused), `needs_profile=False`
+    lets a device name no profile, `kinds` limits the device kinds it runs, `transport` the
+    profiles it runs.
+    """
 
     def deco(factory: DriverFactory) -> DriverFactory:
-        if type_ in _FACTORIES and _FACTORIES[type_] is not factory:
+        known = _TYPES.get(type_)
+        if known is not None and known.factory is not factory:
             raise RegistryError(f"driver type {type_!r} is registered twice")
-        _FACTORIES[type_] = factory
+        frozen = frozenset(kinds) if kinds is not None else None
+        _TYPES[type_] = DriverType(type_, factory, needs_profile, options, frozen, transport)
         return factory
 
     return deco
@@ -81,17 +151,35 @@ def _load_plugins() -> None:
 def driver_types() -> list[str]:
     """Every registered type, sorted."""
     _load_plugins()
-    return sorted(_FACTORIES)
+    return sorted(_TYPES)
+
+
+def driver_type(type_: str) -> DriverType | None:
+    """The registered driver type `type_`, or None when there is none."""
+    _load_plugins()
+    return _TYPES.get(type_)
 
 
 def create_driver(spec: DeviceSpec, ctx: DriverContext) -> Driver:
-    """Build the driver for `spec.type`; RegistryError names the device and what is wrong."""
-    _load_plugins()
-    factory = _FACTORIES.get(spec.type)
-    if factory is None:
-        known = ", ".join(sorted(_FACTORIES))
+    """Build the driver for `spec.type`; RegistryError names the device and what is wrong
+    (unknown type, bad options, a missing profile, a kind the driver cannot run)."""
+    t = driver_type(spec.type)
+    if t is None:
+        known = ", ".join(driver_types())
         raise RegistryError(f"devices.{spec.id}.type: unknown type {spec.type!r} (known: {known})")
-    return factory(spec, ctx)
+    problems = t.check(spec_kind(spec), spec.profile, dict(spec.options))
+    if problems:
+        raise RegistryError("\n".join(f"devices.{spec.id}.{p}" for p in problems))
+    return t.factory(spec, ctx)
+
+
+def spec_kind(spec: DeviceSpec) -> Kind | None:
+    """The device's kind: `spec.kind`, else `type` when it names a kind, else its profile's."""
+    if spec.kind is not None:
+        return spec.kind
+    if spec.type in Kind.__members__:
+        return Kind(spec.type)
+    return spec.profile.kind if spec.profile is not None else None
 
 
 def generic_driver(spec: DeviceSpec, ctx: DriverContext) -> Driver:
@@ -100,8 +188,9 @@ def generic_driver(spec: DeviceSpec, ctx: DriverContext) -> Driver:
     p = spec.profile
     if p is None:
         raise RegistryError(f"{where}.profile: a {spec.type} device needs a profile")
-    if spec.type in Kind.__members__ and p.kind != spec.type:
-        raise RegistryError(f"{where}.profile: {p.name} is a {p.kind} profile, not {spec.type}")
+    kind = spec_kind(spec)
+    if kind is not None and p.kind != kind:
+        raise RegistryError(f"{where}.profile: {p.name} is a {p.kind} profile, not {kind}")
     if isinstance(p, ModbusProfile):
         if spec.host is None or spec.port is None:
             raise RegistryError(f"{where}: a Modbus device needs host and port")
@@ -129,5 +218,7 @@ def generic_driver(spec: DeviceSpec, ctx: DriverContext) -> Driver:
     )
 
 
-for _type in [*Kind.__members__, "modbus", "mqtt"]:
-    register_driver(_type)(generic_driver)
+for _type in Kind.__members__:
+    register_driver(_type)(generic_driver)  # the profile's kind must match: generic_driver
+register_driver("modbus", transport="modbus")(generic_driver)
+register_driver("mqtt", transport="mqtt")(generic_driver)

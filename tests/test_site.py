@@ -7,6 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devices.clock import VirtualClock
+from devices.example_driver import ConstantLoadDriver
+from devices.modbus_driver import ModbusDriver
+from devices.static_driver import StaticDriver
+from vpp.drivers import build_drivers, mqtt_hub_for
+from vpp.simsite import sim_specs
 from vpp.site import BrokerConfig, SiteError, load_site
 
 OFFICE = Path(__file__).resolve().parent.parent / "config" / "sites" / "office.yaml"
@@ -21,6 +27,14 @@ def test_office_loads_with_twenty_devices_of_every_kind() -> None:
     assert {d.profile.transport for d in site.devices} == {"modbus", "mqtt"}
     ports = [d.config.port for d in site.devices if d.profile.transport == "modbus"]
     assert len(ports) == len(set(ports)), "fixed ports must not collide"
+
+
+_STATIC = {
+    "id": "meter",
+    "type": "meter",
+    "driver": "static",
+    "options": {"values": {"import_power_kw": 300, "import_energy_kwh": 0, "export_energy_kwh": 0}},
+}
 
 
 def _write(tmp_path: Path, mutate: object) -> Path:
@@ -52,6 +66,43 @@ def _write(tmp_path: Path, mutate: object) -> Path:
         (lambda d: d["broker"].update(port="x"), "broker.port: Input should be a valid integer"),
         (lambda d: d["grid"].update(extensions="yes"), "grid.extensions: Input should be a valid"),
         (lambda d: d["grid"].update(extras=True), "grid.extras: Extra inputs are not permitted"),
+        # driver, options, devices without a profile
+        (lambda d: d["devices"][1].update(options={"foo": 1}), "devices[1].options.foo: Extra"),
+        (lambda d: d["devices"][1].update(driver="toaster"), "devices[1].driver: no driver named"),
+        (lambda d: d["devices"][1].update(driver="mqtt"), "devices[1].driver: the mqtt driver"),
+        (lambda d: d["devices"][0].update(**_STATIC, foo=1), "devices[0].foo: Extra inputs"),
+        (
+            lambda d: d["devices"].__setitem__(0, {**_STATIC, "options": {"values": {}, "x": 1}}),
+            "devices[0].options.x: Extra inputs are not permitted",
+        ),
+        (
+            lambda d: d["devices"].__setitem__(0, {**_STATIC, "options": {"values": {}}}),
+            "devices[0].options.values: Value error, the meter points",
+        ),
+        (
+            lambda d: d["devices"].__setitem__(0, {"id": "m", "type": "meter", "driver": "modbus"}),
+            "devices[0].profile: the modbus driver needs a profile",
+        ),
+        (
+            lambda d: d["devices"].__setitem__(0, {"id": "m", "type": "meter"}),
+            "devices[0].profile: a device needs a profile, or a driver that needs none",
+        ),
+        (
+            lambda d: d["devices"].__setitem__(0, {**_STATIC, "type": "battery"}),
+            "devices[0].type: the static driver runs meter devices, not battery",
+        ),
+        (
+            lambda d: d["devices"].__setitem__(0, {**_STATIC, "type": "toaster"}),
+            "devices[0].type: 'toaster' is not a device kind",
+        ),
+        (
+            lambda d: d["devices"].__setitem__(0, {**_STATIC, "limits": {"x": [0, 1]}}),
+            "devices[0].limits: a device without a profile has no points to limit",
+        ),
+        (
+            lambda d: d["devices"].__setitem__(0, {**_STATIC, "soc_reserve_pct": 10}),
+            "devices[0].soc_reserve_pct: only batteries",
+        ),
     ],
 )
 def test_mistake_names_file_and_field(tmp_path: Path, mutate: object, expected: str) -> None:
@@ -86,3 +137,35 @@ def test_grid_extensions_default_off_and_on_in_the_example(tmp_path: Path) -> No
     assert load_site(OFFICE).config.grid.extensions is True
     path = _write(tmp_path, lambda d: d.pop("grid"))
     assert load_site(path).config.grid.extensions is False
+
+
+def test_driver_and_options_from_the_site_file(tmp_path: Path) -> None:
+    """A meter run by the static driver (no profile), a load by constant_load with options,
+    and a battery naming its default driver explicitly; each is built by the registry."""
+
+    def mutate(d: dict) -> None:
+        d["devices"][0] = _STATIC
+        d["devices"][1]["driver"] = "modbus"
+        d["devices"].append(
+            {
+                "id": "lights",
+                "type": "curtailable_load",
+                "driver": "constant_load",
+                "options": {"nominal_kw": 12},
+                "priority": 90,
+            }
+        )
+
+    site = load_site(_write(tmp_path, mutate))
+    meter, lights = site.device("meter"), site.device("lights")
+    assert (meter.kind.value, meter.driver, meter.profile_or_none) == ("meter", "static", None)
+    assert lights.kind.value == "curtailable_load" and lights.unit_id == 0
+    with pytest.raises(SiteError, match=r"devices\.meter: the static driver runs no profile"):
+        _ = meter.profile
+    clock = VirtualClock()
+    assert site.config.broker is not None
+    drivers = build_drivers(site, clock, mqtt_hub_for(site, clock, site.config.broker, "t"))
+    assert isinstance(drivers["meter"], StaticDriver)
+    assert isinstance(drivers["lights"], ConstantLoadDriver)
+    assert isinstance(drivers["bat1"], ModbusDriver)
+    assert {s.id for s in sim_specs(site)} == {d.id for d in site.devices} - {"meter", "lights"}

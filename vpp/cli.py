@@ -107,7 +107,10 @@ def sim(
     site = _load_site_or_exit(site_file)
     try:
         b = BrokerConfig.from_url(broker, site.config.broker) if broker else site.config.broker
-        needs_broker = any(d.profile.transport == "mqtt" for d in site.devices)
+        needs_broker = any(
+            d.profile_or_none is not None and d.profile_or_none.transport == "mqtt"
+            for d in site.devices
+        )
         sim_site = simulated_site(
             site,
             WallClock(),

@@ -1,5 +1,6 @@
 """Builds one driver per device of the site file through the driver registry (keyed by the
-device's `type`); MQTT devices share one connection (an MqttHub the agent runs)."""
+device's `driver`, default its profile's transport); MQTT devices share one connection (an
+MqttHub the agent runs)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from vpp.site import BrokerConfig, Site
 
 def mqtt_hub_for(site: Site, clock: Clock, broker: BrokerConfig, client_id: str) -> MqttHub | None:
     """The shared MQTT connection for the site's MQTT devices (None when it has none)."""
-    if not any(isinstance(d.profile, MqttProfile) for d in site.devices):
+    if not any(isinstance(d.profile_or_none, MqttProfile) for d in site.devices):
         return None
     settings = MqttSettings(
         host=broker.host,
@@ -36,8 +37,9 @@ def build_drivers(
     for d in site.devices:
         spec = DeviceSpec(
             id=d.id,
-            type=d.config.type,
-            profile=d.profile,
+            type=d.driver,
+            kind=d.kind,
+            profile=d.profile_or_none,
             host=d.config.host,
             port=d.config.port,
             unit_id=d.config.unit_id,
@@ -49,6 +51,7 @@ def build_drivers(
                 1.5 * (d.config.poll_s or site.config.periods.poll_s),
             ),
             limits=d.config.limits,
+            options=d.config.options,
         )
         drivers[d.id] = create_driver(spec, ctx)
     return drivers

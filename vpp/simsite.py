@@ -21,6 +21,8 @@ def sim_specs(site: Site, *, any_port: bool = False) -> list[SimDeviceSpec]:
     """One simulator spec per device; `any_port` lets the OS choose every Modbus port."""
     specs = []
     for i, d in enumerate(site.devices):
+        if d.profile_or_none is None:
+            continue  # its driver knows the device itself (e.g. static): nothing to serve
         where = f"{site.source}: devices[{i}]"
         params = _validate(params_for(d.kind), d.config.sim, f"{where}.sim")
         faults = _validate(Faults, d.config.faults, f"{where}.faults")
@@ -75,6 +77,6 @@ def rebind(site: Site, endpoints: list[Endpoint]) -> Site:
         cfg: DeviceConfig = d.config
         if e is not None and e.transport == "modbus":
             cfg = cfg.model_copy(update={"host": e.host, "port": e.port})
-        devices.append(Device(config=cfg, profile=d.profile))
+        devices.append(Device(config=cfg, profile=d.profile_or_none))
     config = site.config.model_copy(update={"devices": [d.config for d in devices]})
     return Site(config=config, devices=devices, source=site.source)

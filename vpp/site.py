@@ -32,6 +32,7 @@ from devices.profile import (
     profile_dir,
     read_yaml,
 )
+from devices.registry import driver_type, driver_types
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -132,11 +133,18 @@ class SiteLimits(_Strict):
 
 
 class DeviceConfig(_Strict):
-    """One device: how to reach it, its profile, its limits and user constraints."""
+    """One device: how to reach it, its profile, its limits and user constraints.
+
+    `type` is the device kind; `driver` the registered driver type that runs it (default:
+    the profile's transport, `modbus` or `mqtt`) and `options` that driver's settings;
+    `profile` may be left out when the driver needs none.
+    """
 
     id: DeviceId
     type: str
-    profile: str
+    profile: str | None = None
+    driver: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
     transport: Literal["modbus", "mqtt"] | None = None
     host: str = "127.0.0.1"
     port: Port = 502
@@ -244,26 +252,46 @@ class SiteError(ValueError):
 
 
 class Device(BaseModel):
-    """A device of a loaded site: its configuration with the profile resolved."""
+    """A device of a loaded site: its configuration with the profile resolved.
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    Built as `Device(config=..., profile=...)`; `profile` is None for a device whose driver
+    needs none (`profile_or_none` says which).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, populate_by_name=True)
 
     config: DeviceConfig
-    profile: ModbusProfile | MqttProfile
+    profile_or_none: ModbusProfile | MqttProfile | None = Field(default=None, alias="profile")
 
     @property
     def id(self) -> str:
         return self.config.id
 
     @property
+    def profile(self) -> ModbusProfile | MqttProfile:
+        """The device's profile; SiteError for a device whose driver runs none."""
+        if self.profile_or_none is None:
+            raise SiteError(f"devices.{self.id}: the {self.driver} driver runs no profile")
+        return self.profile_or_none
+
+    @property
+    def driver(self) -> str:
+        """The registered driver type that runs it: `driver`, else the profile's transport."""
+        if self.config.driver is not None:
+            return self.config.driver
+        return self.profile_or_none.transport if self.profile_or_none else "modbus"
+
+    @property
     def kind(self) -> Kind:
-        return self.profile.kind
+        p = self.profile_or_none
+        return p.kind if p is not None else Kind(self.config.type)
 
     @property
     def unit_id(self) -> int:
         if self.config.unit_id is not None:
             return self.config.unit_id
-        return self.profile.unit_id if isinstance(self.profile, ModbusProfile) else 0
+        p = self.profile_or_none
+        return p.unit_id if isinstance(p, ModbusProfile) else 0
 
 
 class Site(BaseModel):
@@ -308,10 +336,12 @@ def kind_checks(kind: Kind, dc: DeviceConfig) -> list[tuple[str, str]]:
 
     own = plugin_for(kind)
     out: list[tuple[str, str]] = []
+    seen: set[str] = set(own.sections)
     for p in plugins():
-        for section, what in p.sections.items():
-            if section not in own.sections and getattr(dc, section, None) is not None:
-                out.append((section, f"only {p.wire_kind} devices have {what}"))
+        for section, message in p.sections.items():
+            if section not in seen and getattr(dc, section, None) is not None:
+                out.append((section, message))
+            seen.add(section)
     return out + own.check(dc)
 
 
@@ -327,29 +357,71 @@ def parse_site(raw: Any, source: Path) -> Site:
     devices: list[Device] = []
     for i, dc in enumerate(config.devices):
         where = f"{source}: devices[{i}]"
-        try:
-            profile = load_profile(_resolve_profile(dc.profile, source.parent))
-        except FileNotFoundError:
-            errors.append(f"{where}.profile: no profile named {dc.profile!r}")
+        profile: ModbusProfile | MqttProfile | None = None
+        if dc.profile is not None:
+            try:
+                profile = load_profile(_resolve_profile(dc.profile, source.parent))
+            except FileNotFoundError:
+                errors.append(f"{where}.profile: no profile named {dc.profile!r}")
+                continue
+            except ProfileError as e:
+                errors.append(f"{where}.profile: {e}")
+                continue
+        kind = _device_kind(dc, profile, where, errors)
+        if kind is None:
             continue
-        except ProfileError as e:
-            errors.append(f"{where}.profile: {e}")
-            continue
-        if dc.transport is not None and dc.transport != profile.transport:
-            errors.append(
-                f"{where}.transport: {dc.transport} does not match profile "
-                f"{profile.name!r} ({profile.transport})"
-            )
-        if dc.type != profile.kind.value:
-            errors.append(f"{where}.type: {dc.type!r} does not match profile kind {profile.kind}")
-        for point in dc.limits:
-            if point not in profile.points:
-                errors.append(f"{where}.limits.{point}: profile {profile.name!r} has no such point")
-        errors += [f"{where}.{f}: {msg}" for f, msg in kind_checks(profile.kind, dc)]
+        if profile is not None:
+            if dc.transport is not None and dc.transport != profile.transport:
+                errors.append(
+                    f"{where}.transport: {dc.transport} does not match profile "
+                    f"{profile.name!r} ({profile.transport})"
+                )
+            for point in dc.limits:
+                if point not in profile.points:
+                    errors.append(
+                        f"{where}.limits.{point}: profile {profile.name!r} has no such point"
+                    )
+        if kind is not None:
+            errors += [f"{where}.{f}: {msg}" for f, msg in kind_checks(kind, dc)]
         devices.append(Device(config=dc, profile=profile))
     if errors:
         raise SiteError("\n".join(errors))
     return Site(config=config, devices=devices, source=source)
+
+
+def _device_kind(
+    dc: DeviceConfig,
+    profile: ModbusProfile | MqttProfile | None,
+    where: str,
+    errors: list[str],
+) -> Kind | None:
+    """The device's kind after checking its `type`, `driver` and `options` against the profile
+    and the driver registry; None (with the errors appended) when the device cannot be built."""
+    before = len(errors)
+    if profile is not None:
+        kind: Kind | None = profile.kind
+        if dc.type != profile.kind.value:
+            errors.append(f"{where}.type: {dc.type!r} does not match profile kind {profile.kind}")
+    else:
+        kind = Kind(dc.type) if dc.type in Kind.__members__ else None
+        if kind is None:
+            kinds = ", ".join(k.value for k in Kind)
+            errors.append(f"{where}.type: {dc.type!r} is not a device kind ({kinds})")
+        if dc.driver is None:
+            errors.append(f"{where}.profile: a device needs a profile, or a driver that needs none")
+        if dc.transport is not None:
+            errors.append(f"{where}.transport: a device without a profile has no transport")
+        if dc.limits:
+            errors.append(f"{where}.limits: a device without a profile has no points to limit")
+    name = dc.driver or (profile.transport if profile is not None else None)
+    if name is not None:
+        t = driver_type(name)
+        if t is None:
+            known = ", ".join(driver_types())
+            errors.append(f"{where}.driver: no driver named {name!r} (known: {known})")
+        else:
+            errors.extend(f"{where}.{p}" for p in t.check(kind, profile, dc.options))
+    return kind if len(errors) == before else None
 
 
 def load_site(path: str | Path) -> Site:

@@ -79,8 +79,9 @@ class KindPlugin:
     """Telemetry fields that are booleans (the point ≥ 0.5)."""
     report_role: ClassVar[ReportRole] = ReportRole.none
     sections: ClassVar[Mapping[str, str]] = {}
-    """Device sections of the site file that only this kind may carry, with what each is
-    (e.g. `comfort`: "a comfort band")."""
+    """Device sections of the site file that only this kind (and others that claim them too)
+    may carry, each with the error another kind's device gets for it (e.g. `comfort`: "only
+    hvac devices have a comfort band")."""
 
     def model(self, device: Device) -> BaseModel | None:
         """The device's building model (its `sim:` block validated, or the defaults)."""

@@ -57,7 +57,12 @@ class BatteryFlex(Flex):
     def _set(self, kw: float, reason: str) -> list[Command]:
         self.command_kw = kw
         return [
-            Command(self.id, "control_mode", 1, reason),
+            Command(
+                self.id,
+                "control_mode",
+                self.device.profile.enum_value("control_mode", "remote"),
+                reason,
+            ),
             Command(self.id, "power_setpoint_kw", round(kw, 3), reason),
         ]
 
@@ -103,7 +108,7 @@ class BatteryKind(KindPlugin):
     params = BatteryParams
     telemetry_fields: ClassVar[Mapping[str, str]] = {"power_kw": "power_kw", "soc": "soc_pct"}
     report_role = ReportRole.device
-    sections: ClassVar[Mapping[str, str]] = {"soc_reserve_pct": "a SoC reserve"}
+    sections: ClassVar[Mapping[str, str]] = {"soc_reserve_pct": "only batteries have a SoC reserve"}
 
     def adapter(self, device: Device) -> Flex | None:
         model = self.model(device)

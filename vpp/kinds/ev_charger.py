@@ -114,7 +114,7 @@ class EvChargerKind(KindPlugin):
     }
     boolean_fields = frozenset({"plugged"})
     report_role = ReportRole.device
-    sections: ClassVar[Mapping[str, str]] = {"ev": "EV defaults"}
+    sections: ClassVar[Mapping[str, str]] = {"ev": "only EV chargers have EV defaults"}
 
     def adapter(self, device: Device) -> Flex | None:
         return EvFlex(device)

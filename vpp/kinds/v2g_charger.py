@@ -139,7 +139,7 @@ class V2gChargerKind(KindPlugin):
     }
     boolean_fields = frozenset({"plugged"})
     report_role = ReportRole.device
-    sections: ClassVar[Mapping[str, str]] = {"ev": "EV defaults"}
+    sections: ClassVar[Mapping[str, str]] = {"ev": "only EV chargers have EV defaults"}
 
     def adapter(self, device: Device) -> Flex | None:
         return V2gFlex(device)

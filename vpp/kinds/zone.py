@@ -120,7 +120,7 @@ class ZoneKind(KindPlugin):
         "setpoint_c": "setpoint_c",
     }
     report_role = ReportRole.zone
-    sections: ClassVar[Mapping[str, str]] = {"comfort": "a comfort band"}
+    sections: ClassVar[Mapping[str, str]] = {"comfort": "only hvac devices have a comfort band"}
 
     def adapter(self, device: Device) -> Flex | None:
         return ZoneFlex(device)

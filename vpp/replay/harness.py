@@ -156,7 +156,7 @@ def with_sim_params(site: Site, overrides: dict[str, dict[str, Any]]) -> Site:
         cfg = d.config
         if d.id in overrides:
             cfg = cfg.model_copy(update={"sim": {**(cfg.sim or {}), **overrides[d.id]}})
-        devices.append(Device(config=cfg, profile=d.profile))
+        devices.append(Device(config=cfg, profile=d.profile_or_none))
     config = site.config.model_copy(update={"devices": [d.config for d in devices]})
     return Site(config=config, devices=devices, source=site.source)
 
