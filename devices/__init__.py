@@ -1,1 +1,1 @@
-"""Device capabilities, profiles (register maps), codecs, transports and the clock."""
+"""Device profiles (register maps), codecs, drivers and transports, and the clock."""

@@ -35,9 +35,9 @@ class DeviceSpec:
 
     `type` is the driver type (registry key); `kind` the device kind, which a driver that
     runs no profile takes from here (None: the profile's kind, or `type` when it names a
-    kind). `limits` are the site's per-point (min, max) bounds (see
-    capabilities.*Limits.point_limits); `options` carries settings only that driver type
-    understands, validated by its options model.
+    kind). `limits` are the site's per-point (min, max) bounds (the site file's `limits`);
+    `options` carries settings only that driver type understands, validated by its options
+    model.
     """
 
     id: str

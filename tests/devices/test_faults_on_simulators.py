@@ -11,7 +11,6 @@ import uuid
 import aiomqtt
 from structlog.testing import capture_logs
 
-from devices.capabilities import Battery, BatteryLimits, BatteryTelemetry, telemetry
 from devices.clock import VirtualClock
 from devices.health import HealthState
 from devices.mqtt_hub import MqttHub, MqttSettings
@@ -41,7 +40,7 @@ def drivers_for(sim: SimulatedSite, clock: VirtualClock, timeout_s: float = 0.5)
     for ep in sim.endpoints():
         limits = {}
         if ep.id == "bat":
-            limits = BatteryLimits(max_charge_kw=30, max_discharge_kw=30).point_limits()
+            limits = {"power_setpoint_kw": (-30.0, 30.0)}
         spec = DeviceSpec(
             ep.id,
             str(ep.kind),
@@ -125,14 +124,14 @@ async def test_out_of_range_command_to_simulator_is_clamped() -> None:
     async with site(clock) as sim:
         bat = next(d for d in drivers_for(sim, clock) if d.id == "bat")
         with capture_logs() as logs:
-            res = await Battery(bat).set_power_kw(500.0)  # site limit 30 kW, profile 250 kW
+            await bat.write("control_mode", 1)
+            res = await bat.write("power_setpoint_kw", 500.0)  # site limit 30 kW, profile 250 kW
         assert (res.written, res.clamped, res.verified) == (30.0, True, True)
         assert [e["written"] for e in logs if e["event"] == "setpoint_clamped"] == [30.0]
         await clock.sleep(5)
-        t = telemetry(bat.kind, await bat.read())
-        assert isinstance(t, BatteryTelemetry)
-        assert t.power_setpoint_kw == 30.0
-        assert 0 < t.power_kw <= 30.0  # the simulated battery charges at no more than the cap
+        v = (await bat.read()).values
+        assert v["power_setpoint_kw"] == 30.0
+        assert 0 < v["power_kw"] <= 30.0  # the simulated battery charges at no more than the cap
         await bat.close()
 
 
