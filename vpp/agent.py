@@ -60,7 +60,6 @@ class Agent:
             self.broker,
             site.id,
             clock,
-            subscriptions=[f"{self.broker.prefix}/{site.id}/events"],
             client_id=client_id,
             extensions=site.config.grid.extensions,
         )
@@ -147,8 +146,7 @@ class Agent:
             for dev_id, view in snap.devices.items():
                 if view.usable and view.values:
                     self.store.add_telemetry(snap.ts, dev_id, dict(view.values))
-            msg = self._telemetry.message(snap)
-            self.link.publish_nowait(self.link.topics.telemetry, msg, qos=0)
+            self.link.send_telemetry(self._telemetry.message(snap))
 
     async def _health_loop(self) -> None:
         changes = self.poller.subscribe()

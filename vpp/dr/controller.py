@@ -117,11 +117,9 @@ class DrController:
         self.agent.request_cycle()
 
     async def _inbox_loop(self) -> None:
-        topic = self.agent.link.topics.events
         while True:
-            msg = await self.agent.link.inbox.get()
-            if msg.topic == topic:
-                self.events.handle(msg.payload)
+            msg = await self.agent.link.receive()
+            self.events.handle(msg.payload)
 
     # -- planning -------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from vpp.dr.planning import STEP, Plan, floor_step
 from vpp.grid.messages import Event
 from vpp.measure.baseline import BaselineResult, XofYConfig, x_of_y_baseline
 from vpp.measure.comfort import ZoneComfortInput
-from vpp.measure.contract import contract_report, report_dict
+from vpp.measure.contract import report_dict
 from vpp.measure.contribution import DeviceInput
 from vpp.measure.report import EventInterval, EventSpec, build_report
 from vpp.measure.series import IntervalAverage, StepSeries
@@ -215,8 +215,9 @@ class Reporter:
         """The report of `event` as of `as_of` (partial before the end), with our extension
         (vpp.grid.messages.ExtendedReport): `signal`, `ts`, `final`, per-interval `ratio`,
         `shortfall_kw` and `missing` (offline devices, notes on a shortfall), `details`.
-        This full form is what the store keeps; `tick` publishes it, or only the contract's
-        fields (`contract_report`) unless the site's `grid.extensions` is on."""
+        This full form is what the store keeps and `tick` gives the grid link (which sends
+        what its protocol carries: on MQTT, only the contract's fields unless the site's
+        `grid.extensions` is on)."""
         spec = event_spec(event)
         profile = tuple(IntervalAverage(t, STEP, kw) for t, kw in sorted(baseline.items()))
         result = BaselineResult(self.methods.get(event.event_id, "forecast"), profile, profile)
@@ -273,10 +274,7 @@ class Reporter:
             payload["ts"] = now.isoformat()
             payload["final"] = final
             self.store.add_report(now, ev.event_id, ev.modification, payload, final)
-            link = self.agent.link
-            extended = self.agent.site.config.grid.extensions
-            message = payload if extended else contract_report(payload)
-            link.publish_nowait(link.topics.reports, message, qos=1)
+            self.agent.link.send_report(payload)  # the link sends what its protocol carries
             self._reported[ev.event_id] = ended
             log.info(
                 "report_published",
