@@ -47,11 +47,11 @@ from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
 from building.params import BaseLoadParams  # noqa: E402
 from devices.clock import WallClock  # noqa: E402
 from devices.profile import ModbusProfile, Table  # noqa: E402
-from vpp.agent import Agent  # noqa: E402
 from vpp.dr.controller import DrController  # noqa: E402
 from vpp.dr.forecast import TwinForecast  # noqa: E402
 from vpp.grid.client import build_event  # noqa: E402
 from vpp.log import configure_logging  # noqa: E402
+from vpp.service import site_agent  # noqa: E402
 from vpp.simsite import environment, rebind, simulated_site  # noqa: E402
 from vpp.site import BrokerConfig, Site, parse_site  # noqa: E402
 
@@ -266,15 +266,17 @@ async def measure_events(
     rows: list[dict[str, Any]] = []
     async with sim:
         live = rebind(site, sim.endpoints())
-        agent = Agent(
+        base = BaseLoadParams.model_validate(live.config.sim.base_load)
+        agent = site_agent(
             live,
             clock,
             broker=broker,
             store_path=workdir / f"{site_id}.sqlite",
             client_id=f"agent-{site_id}",
+            forecast=TwinForecast(live, environment(live), base),
         )
-        base = BaseLoadParams.model_validate(live.config.sim.base_load)
-        dr = DrController(agent, TwinForecast(live, environment(live), base))
+        dr = agent.controller
+        assert isinstance(dr, DrController)
         first_write: dict[str, float] = {}
         orig_write = agent.writer.write
 

@@ -13,7 +13,7 @@ from devices.clock import VirtualClock
 from devices.codec import decode, encode
 from devices.profile import ModbusProfile
 from tests.conftest import Broker
-from vpp.agent import Agent
+from vpp.service import site_agent
 from vpp.simsite import rebind, simulated_site
 from vpp.site import BrokerConfig, Site, load_site
 
@@ -43,10 +43,15 @@ async def test_agent_view_matches_simulator_for_every_point(
     async with sim:
         live = rebind(site, sim.endpoints())
         broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
-        agent = Agent(
-            live, clock, broker=broker, store_path=tmp_path / "s.sqlite", client_id="t-view"
+        agent = site_agent(  # no DR, no control: devices only read (and re-asserted)
+            live,
+            clock,
+            broker=broker,
+            store_path=tmp_path / "s.sqlite",
+            client_id="t-view",
+            strategy="none",
+            demand_response=False,
         )
-        agent.control_enabled = False
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
         await clock.sleep(70)  # every device polled at least once (slowest period 60 s)
@@ -83,10 +88,15 @@ async def test_setpoint_through_driver_changes_physics_and_agent_publishes(
         await watcher.subscribe("vpp/office-1/#", qos=1)
         live = rebind(site, sim.endpoints())
         broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
-        agent = Agent(
-            live, clock, broker=broker, store_path=tmp_path / "s.sqlite", client_id="t-sp"
+        agent = site_agent(  # no DR, no control: devices only read (and re-asserted)
+            live,
+            clock,
+            broker=broker,
+            store_path=tmp_path / "s.sqlite",
+            client_id="t-sp",
+            strategy="none",
+            demand_response=False,
         )
-        agent.control_enabled = False
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
         await clock.sleep(3)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from devices.clock import VirtualClock
 from vpp.control.dispatcher import Dispatcher
-from vpp.control.types import Command, DeviceView, PlanStep, Snapshot, Target
+from vpp.control.types import Command, DeviceView, PlanStep, Snapshot, Target, TargetSource
 from vpp.control.writer import CommandWriter
 from vpp.site import load_site
 from vpp.store.store import Store
@@ -53,7 +53,7 @@ def test_follows_plan_without_target() -> None:
 
 def test_event_error_is_shed_by_the_battery_first() -> None:
     d = Dispatcher(load_site(OFFICE))
-    target = Target(400.0, "event:e1", "e1")
+    target = Target(400.0, TargetSource.EVENT, "e1")
     res = d.cycle(_snap(500, _views()), PlanStep(power_kw={"bat1": 0.0}), target)
     aim = 400 - max(3.0, 0.03 * 400)
     assert res.error_kw == 500 - aim
@@ -68,7 +68,7 @@ def test_battery_at_reserve_passes_the_error_to_evs_zones_and_loads() -> None:
     d = Dispatcher(load_site(OFFICE))
     views = _views(bat1={"soc_pct": 20.5})
     res = d.cycle(
-        _snap(700, views), PlanStep(power_kw={"bat1": 0.0}), Target(400.0, "event:e", "e")
+        _snap(700, views), PlanStep(power_kw={"bat1": 0.0}), Target(400.0, TargetSource.EVENT, "e")
     )
     assert [c.value for c in res.commands if c.point == "power_setpoint_kw"][-1] == 0.0
     ev_limits = _setpoints([c for c in res.commands if c.reason == "closed_loop"], "power_limit_kw")
@@ -80,7 +80,7 @@ def test_offline_device_is_left_out_and_a_replan_asked() -> None:
     d = Dispatcher(load_site(OFFICE))
     views = _views()
     views["bat1"] = DeviceView("bat1", False, {}, reason="timeout")
-    res = d.cycle(_snap(500, views), PlanStep(), Target(400.0, "event:e", "e"))
+    res = d.cycle(_snap(500, views), PlanStep(), Target(400.0, TargetSource.EVENT, "e"))
     assert res.replan and res.not_following == ["bat1"]
     assert "bat1" in d.excluded
     assert not any(c.device_id == "bat1" for c in res.commands)
@@ -88,7 +88,7 @@ def test_offline_device_is_left_out_and_a_replan_asked() -> None:
 
 def test_battery_that_ignores_its_setpoint_is_detected_in_two_cycles() -> None:
     d = Dispatcher(load_site(OFFICE))
-    target = Target(400.0, "event:e", "e")
+    target = Target(400.0, TargetSource.EVENT, "e")
     plan = PlanStep(power_kw={"bat1": 0.0})
     first = d.cycle(_snap(500, _views(), 0), plan, target)
     assert not first.replan
@@ -103,7 +103,7 @@ def test_battery_that_ignores_its_setpoint_is_detected_in_two_cycles() -> None:
 def test_warm_zone_gets_power_back_and_is_not_shed() -> None:
     d = Dispatcher(load_site(OFFICE))
     views = _views(**{"zone-north": {"zone_temp_c": 25.9, "power_kw": 40}})
-    res = d.cycle(_snap(900, views), PlanStep(), Target(400.0, "event:e", "e"))
+    res = d.cycle(_snap(900, views), PlanStep(), Target(400.0, TargetSource.EVENT, "e"))
     north = [c for c in res.commands if c.device_id == "zone-north" and c.point == "power_limit_kw"]
     assert all(c.reason == "plan" for c in north)
 
@@ -112,7 +112,7 @@ def test_battery_spreads_its_energy_over_the_rest_of_the_event() -> None:
     d = Dispatcher(load_site(OFFICE))
     # 40 % of 500 kWh with a 20 % reserve (+1 % margin): 95 kWh left for one hour.
     views = _views(bat1={"soc_pct": 40.0, "capacity_kwh": 500.0})
-    target = Target(400.0, "event:e", "e", until=NOW + timedelta(hours=1))
+    target = Target(400.0, TargetSource.EVENT, "e", until=NOW + timedelta(hours=1))
     res = d.cycle(_snap(700, views), PlanStep(power_kw={"bat1": 0.0}), target)
     battery = [c.value for c in res.commands if c.point == "power_setpoint_kw"][-1]
     assert battery == -95.0
@@ -120,14 +120,16 @@ def test_battery_spreads_its_energy_over_the_rest_of_the_event() -> None:
     assert any(c.point == "shed" and c.value == 1.0 for c in res.commands)
     # Without an end to spread over (site limit), the battery gives what it has at once.
     d2 = Dispatcher(load_site(OFFICE))
-    res2 = d2.cycle(_snap(700, views), PlanStep(power_kw={"bat1": 0.0}), Target(400.0, "x"))
+    res2 = d2.cycle(
+        _snap(700, views), PlanStep(power_kw={"bat1": 0.0}), Target(400.0, TargetSource.RECOVERY)
+    )
     assert [c.value for c in res2.commands if c.point == "power_setpoint_kw"][-1] < -95.0
 
 
 def test_an_all_or_nothing_load_comes_back_only_with_room_to_spare() -> None:
     d = Dispatcher(load_site(OFFICE))
     views = _views(bat1={"soc_pct": 20.5})  # at its reserve: the loads are next
-    target = Target(400.0, "event:e", "e")
+    target = Target(400.0, TargetSource.EVENT, "e")
     plan = PlanStep(power_kw={"bat1": 0.0})
     d.cycle(_snap(420, views, 0), plan, target)  # sheds a 20 kW load for ~32 kW of error
     shed = [a for a in d.adapters if getattr(a, "shed", False)]
@@ -157,7 +159,7 @@ def _only_zones_left(d: Dispatcher) -> dict[str, DeviceView]:
 def test_a_zone_that_draws_less_than_its_limit_has_nothing_to_give_back() -> None:
     d = Dispatcher(load_site(OFFICE))
     views = _only_zones_left(d)
-    target = Target(400.0, "event:e", "e")
+    target = Target(400.0, TargetSource.EVENT, "e")
     plan = PlanStep(power_kw={"bat1": 0.0})
     d.cycle(_snap(430, views, 0), plan, target)
     limits = {c.device_id: c.value for c in d.cycle(_snap(430, views, 5), plan, target).commands}
@@ -174,7 +176,7 @@ def test_a_zone_that_draws_less_than_its_limit_has_nothing_to_give_back() -> Non
 def test_a_zone_at_the_top_of_its_band_is_held_there_not_cooled_back() -> None:
     d = Dispatcher(load_site(OFFICE))
     views = _only_zones_left(d)
-    target = Target(300.0, "event:e", "e")
+    target = Target(300.0, TargetSource.EVENT, "e")
     first = d.cycle(_snap(900, views, 0), PlanStep(), target)
     cut = {c.device_id for c in first.commands if c.reason == "closed_loop"}
     assert "zone-east" in cut  # the first zone in the order took the error
@@ -199,7 +201,7 @@ def test_a_watchdog_reassertion_never_replaces_a_new_command() -> None:
 def test_a_charger_or_load_that_ignores_its_ceiling_is_left_out_in_two_readings() -> None:
     d = Dispatcher(load_site(OFFICE))
     views = _views(bat1={"soc_pct": 20.5})  # at its reserve: loads and chargers are next
-    target = Target(400.0, "event:e", "e")
+    target = Target(400.0, TargetSource.EVENT, "e")
     plan = PlanStep(power_kw={"bat1": 0.0})
     first = d.cycle(_snap(600, views, 0), plan, target)
     told = {c.device_id for c in first.commands if c.reason == "closed_loop"}

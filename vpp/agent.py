@@ -1,40 +1,59 @@
 """The agent: one building's controller. It owns its tasks (an async context manager per
 part) and runs them until asked to stop:
 
-- the Poller reads every device on its period (devices.poller);
-- the MQTT link keeps status (retained, last will), sends telemetry, responses, reports;
-- the control cycle (fixed phase, `periods.control_s`) snapshots, dispatches, writes;
-- the grid handler and DR controller (vpp.grid, vpp.dr) turn events into plans;
+- the Poller reads every device on its period (devices.poller, through vpp.drivers);
+- the grid link (vpp.grid.link) keeps status, brings events, sends telemetry, responses and
+  reports;
+- the control cycle (fixed phase, `periods.control_s`) snapshots, asks the controller (the
+  DR controller, vpp.dr) for its plan step and proposals, lets the arbiter decide the
+  target, dispatches and writes;
 - health changes, commands and down-sampled telemetry go to the store.
+
+Its parts come through the constructor: vpp.service.site_agent puts them together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
-from typing import Any
 
 import structlog
 
 from devices.clock import Clock
-from devices.driver import Driver
-from devices.poller import Poller
-from devices.profile import Kind
+from vpp.control.arbiter import Arbiter
+from vpp.control.controller import Controller
 from vpp.control.dispatcher import Dispatcher
-from vpp.control.types import DeviceView, PlanStep, Snapshot, Target
+from vpp.control.strategy import Strategy
+from vpp.control.types import Snapshot
 from vpp.control.writer import CommandWriter
-from vpp.drivers import build_drivers, mqtt_hub_for
-from vpp.mqtt_link import MqttLink
-from vpp.site import BrokerConfig, Site
+from vpp.drivers import SiteDevices
+from vpp.grid.link import GridLink
+from vpp.site import Site
 from vpp.store.store import Store
 from vpp.telemetry import TelemetryBuilder
 
 log = structlog.get_logger(__name__)
 
-PlanSource = Callable[[Snapshot], PlanStep]
-TargetSource = Callable[[Snapshot], Target | None]
+
+class CycleRequests:
+    """Asks for a control cycle out of phase (an event that starts at once must not wait a
+    period), and tells when none is waiting or running."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.wanted = asyncio.Event()
+        self.running = False
+
+    def request(self) -> None:
+        """Run a control cycle now."""
+        self.wanted.set()
+
+    async def idle(self) -> None:
+        """Return once no requested control cycle is waiting to run."""
+        for _ in range(100):
+            if not self.wanted.is_set() and not self.running:
+                return
+            await self.clock.sleep(0)
 
 
 class Agent:
@@ -45,95 +64,35 @@ class Agent:
         site: Site,
         clock: Clock,
         *,
-        broker: BrokerConfig | None = None,
-        store_path: Path | None = None,
-        client_id: str | None = None,
+        store: Store,
+        link: GridLink,
+        devices: SiteDevices,
+        dispatcher: Dispatcher,
+        arbiter: Arbiter,
+        controller: Controller,
+        strategy: Strategy,
+        cycles: CycleRequests,
     ) -> None:
         self.site = site
         self.clock = clock
-        self.broker = broker or site.config.broker or BrokerConfig()
-        self.store = Store(
-            store_path or site.config.store.file(site.id),
-            telemetry_resolution_s=site.config.store.telemetry_resolution_s,
-        )
-        self.link = MqttLink(
-            self.broker,
-            site.id,
-            clock,
-            subscriptions=[f"{self.broker.prefix}/{site.id}/events"],
-            client_id=client_id,
-            extensions=site.config.grid.extensions,
-        )
-        self.hub = mqtt_hub_for(site, clock, self.broker, self.link.client_id)
-        self.drivers: dict[str, Driver] = build_drivers(site, clock, self.hub)
-        periods = site.config.periods
-        self.poller = Poller(
-            self.drivers.values(),
-            clock=clock,
-            period_s=periods.poll_s,
-            periods={
-                d.id: d.config.poll_s
-                for d in site.devices
-                if d.config.poll_s and d.id in self.drivers
-            },
-        )
-        self.dispatcher = Dispatcher(site)
+        self.store = store
+        self.link = link
+        self.devices = devices
+        self.hub = devices.hub
+        self.drivers = devices.drivers
+        self.poller = devices.poller
+        self.dispatcher = dispatcher
+        self.arbiter = arbiter
+        self.controller = controller
+        self.strategy = strategy
+        self._cycles = cycles
         self._telemetry = TelemetryBuilder(site)
-        self.writer = CommandWriter(self.drivers, clock, self.store, watchdog_s=self._watchdog_s)
-        self.plan_source: PlanSource = lambda _snap: PlanStep()
-        self.target_source: TargetSource = self._site_limit_target
-        self.cycle_hooks: list[Callable[[Snapshot], Awaitable[None]]] = []
-        self.extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        self.replan_hooks: list[Callable[[list[str]], None]] = []
-        self.control_enabled = True
+        self.writer = CommandWriter(self.drivers, clock, store, watchdog_s=devices.watchdog_s)
         self.cycles = 0
-        self._cycle_now = asyncio.Event()
-        self._in_cycle = False
-        self._meter = next((d.id for d in site.devices if d.kind is Kind.meter), None)
-
-    # -- views ----------------------------------------------------------------------------
-
-    def _watchdog_s(self, device_id: str) -> float:
-        r = self.poller.latest(device_id)
-        if r is not None and "watchdog_s" in r.values:
-            return float(r.values["watchdog_s"])
-        return 60.0
-
-    def _site_limit_target(self, snap: Snapshot) -> Target | None:
-        return Target(self.site.config.limits.import_kw, "site_limit")
 
     def snapshot(self) -> Snapshot:
         """Every device's last reading and health, taken at once."""
-        views: dict[str, DeviceView] = {}
-        for d in self.site.devices:
-            if d.id not in self.drivers:
-                views[d.id] = DeviceView(d.id, False, {}, None, "no driver")
-                continue
-            r = self.poller.latest(d.id)
-            h = self.poller.health(d.id)
-            views[d.id] = DeviceView(
-                d.id,
-                h.usable and r is not None,
-                dict(r.values) if r else {},
-                r.ts if r else None,
-                h.reason,
-            )
-        meter = views.get(self._meter) if self._meter else None
-        site_import = (
-            meter.values.get("import_power_kw") if meter is not None and meter.usable else None
-        )
-        return Snapshot(self.clock.now(), self.clock.monotonic(), site_import, views)
-
-    def request_cycle(self) -> None:
-        """Run a control cycle now (an event that starts at once must not wait a period)."""
-        self._cycle_now.set()
-
-    async def cycle_idle(self) -> None:
-        """Return once no requested control cycle is waiting to run."""
-        for _ in range(100):
-            if not self._cycle_now.is_set() and not self._in_cycle:
-                return
-            await self.clock.sleep(0)
+        return self.devices.snapshot()
 
     # -- loops ----------------------------------------------------------------------------
 
@@ -147,8 +106,7 @@ class Agent:
             for dev_id, view in snap.devices.items():
                 if view.usable and view.values:
                     self.store.add_telemetry(snap.ts, dev_id, dict(view.values))
-            msg = self._telemetry.message(snap)
-            self.link.publish_nowait(self.link.topics.telemetry, msg, qos=0)
+            self.link.send_telemetry(self._telemetry.message(snap))
 
     async def _health_loop(self) -> None:
         changes = self.poller.subscribe()
@@ -163,14 +121,14 @@ class Agent:
         while True:
             tick += period
             sleeper = asyncio.ensure_future(self.clock.sleep_until(tick))
-            woken = asyncio.ensure_future(self._cycle_now.wait())
+            woken = asyncio.ensure_future(self._cycles.wanted.wait())
             try:
                 await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 sleeper.cancel()
                 woken.cancel()
-            if self._cycle_now.is_set():
-                self._cycle_now.clear()
+            if self._cycles.wanted.is_set():
+                self._cycles.wanted.clear()
                 tick -= period  # an extra cycle; the fixed phase is kept
             await self.run_cycle()
             # A missed tick (a cycle that overran) is skipped, not run late.
@@ -179,35 +137,34 @@ class Agent:
                 tick += period
 
     async def run_cycle(self) -> None:
-        """One fixed-phase cycle: snapshot → controllers → writes."""
-        self._in_cycle = True
+        """One fixed-phase cycle: snapshot → controller → arbiter → dispatch → writes."""
+        self._cycles.running = True
         try:
             await self._run_cycle()
         finally:
-            self._in_cycle = False
+            self._cycles.running = False
 
     async def _run_cycle(self) -> None:
         snap = self.snapshot()
         self.cycles += 1
-        for hook in self.cycle_hooks:
-            await hook(snap)
+        self.controller.after_snapshot(snap)
 
         def offline(device_id: str) -> bool:
             view = snap.devices.get(device_id)
             return view is not None and not view.usable
 
-        if not self.control_enabled:
+        if not self.strategy.dispatches:
             await self.writer.write(self.writer.reassert(offline))
             return
-        plan = self.plan_source(snap)
-        target = self.target_source(snap)
+        plan = self.controller.plan_step(snap)
+        target = self.arbiter.decide(self.controller.proposals(snap))
+        self.controller.on_target(target)
         result = self.dispatcher.cycle(snap, plan, target)
         # Re-assertions first: the last command for a point wins, and a new one must not be
         # replaced by the old value re-asserted in the same cycle.
         await self.writer.write(self.writer.reassert(offline) + result.commands)
         if result.replan:
-            for replan in self.replan_hooks:
-                replan(result.not_following)
+            self.controller.on_not_following(result.not_following)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -221,12 +178,12 @@ class Agent:
                 await stack.enter_async_context(self.poller)
                 async with asyncio.TaskGroup() as tg:
                     tasks = [
-                        tg.create_task(self.link.run(), name="mqtt"),
+                        tg.create_task(self.link.run(), name="link"),
                         tg.create_task(self._telemetry_loop(), name="telemetry"),
                         tg.create_task(self._health_loop(), name="health"),
                         tg.create_task(self._control_loop(), name="control"),
                     ]
-                    tasks += [tg.create_task(t()) for t in self.extra_tasks]
+                    tasks += [tg.create_task(t) for t in self.controller.tasks()]
                     await stop.wait()
                     log.info("agent_stopping", site_id=self.site.id)
                     # No control cycle, telemetry or plan once stopping: only the link stays,

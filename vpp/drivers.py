@@ -1,14 +1,18 @@
 """Builds one driver per device of the site file through the driver registry (keyed by the
 device's `driver`, default its profile's transport); MQTT devices share one connection (an
-MqttHub the agent runs)."""
+MqttHub the agent runs). The site's devices as the agent sees them (drivers, poller,
+snapshots) are `SiteDevices`."""
 
 from __future__ import annotations
 
 from devices.clock import Clock
 from devices.driver import Driver
 from devices.mqtt_hub import MqttHub, MqttSettings
+from devices.poller import Poller
 from devices.profile import MqttProfile
 from devices.registry import DeviceSpec, DriverContext, create_driver
+from vpp.control.types import DeviceView, Snapshot
+from vpp.kinds import ReportRole, plugin_for
 from vpp.site import BrokerConfig, Site
 
 
@@ -55,3 +59,58 @@ def build_drivers(
         )
         drivers[d.id] = create_driver(spec, ctx)
     return drivers
+
+
+class SiteDevices:
+    """The site's devices as the agent reads them: one driver each, the MQTT hub they share
+    (None without MQTT devices), the poller that reads them on their periods, and the
+    snapshot every consumer takes of them."""
+
+    def __init__(self, site: Site, clock: Clock, hub: MqttHub | None) -> None:
+        self.site = site
+        self.clock = clock
+        self.hub = hub
+        self.drivers: dict[str, Driver] = build_drivers(site, clock, hub)
+        periods = site.config.periods
+        self.poller = Poller(
+            self.drivers.values(),
+            clock=clock,
+            period_s=periods.poll_s,
+            periods={
+                d.id: d.config.poll_s
+                for d in site.devices
+                if d.config.poll_s and d.id in self.drivers
+            },
+        )
+        self._meter = next(
+            (d.id for d in site.devices if plugin_for(d.kind).report_role is ReportRole.meter), None
+        )
+
+    def watchdog_s(self, device_id: str) -> float:
+        """The device's own fail-safe timeout (s), as it reports it; 60 s if it does not."""
+        r = self.poller.latest(device_id)
+        if r is not None and "watchdog_s" in r.values:
+            return float(r.values["watchdog_s"])
+        return 60.0
+
+    def snapshot(self) -> Snapshot:
+        """Every device's last reading and health, taken at once."""
+        views: dict[str, DeviceView] = {}
+        for d in self.site.devices:
+            if d.id not in self.drivers:
+                views[d.id] = DeviceView(d.id, False, {}, None, "no driver")
+                continue
+            r = self.poller.latest(d.id)
+            h = self.poller.health(d.id)
+            views[d.id] = DeviceView(
+                d.id,
+                h.usable and r is not None,
+                dict(r.values) if r else {},
+                r.ts if r else None,
+                h.reason,
+            )
+        meter = views.get(self._meter) if self._meter else None
+        site_import = (
+            meter.values.get("import_power_kw") if meter is not None and meter.usable else None
+        )
+        return Snapshot(self.clock.now(), self.clock.monotonic(), site_import, views)

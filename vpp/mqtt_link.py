@@ -1,5 +1,6 @@
-"""The agent's connection to the MQTT broker: status with a last will, a persistent QoS 1
-session, an outbox that survives reconnects, and inbound messages on a queue.
+"""The agent's grid link over our MQTT contract (a vpp.grid.link.GridLink): status with a
+last will, a persistent QoS 1 session, an outbox that survives reconnects, and inbound
+messages on a queue. The topics, their QoS and retain flags are vpp.grid.topics.SiteTopics.
 
 Nothing is lost across a broker restart: a message leaves the outbox only after the broker
 acknowledged it (QoS 1), and the session (fixed client id, clean_session=False) keeps the
@@ -22,7 +23,10 @@ import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
-from vpp.grid.messages import ExtendedStatus, Status
+from vpp.grid.link import InboundGridMessage, response_payload
+from vpp.grid.messages import ExtendedStatus, Response, Status
+from vpp.grid.topics import SiteTopics, Topic
+from vpp.measure.contract import contract_report
 from vpp.site import BrokerConfig
 
 log = structlog.get_logger(__name__)
@@ -65,20 +69,10 @@ def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
-class Topics:
-    """The contract's topics for one site (`PREFIX/SITE/...`)."""
-
-    def __init__(self, prefix: str, site_id: str) -> None:
-        base = f"{prefix}/{site_id}"
-        self.events = f"{base}/events"
-        self.responses = f"{base}/responses"
-        self.status = f"{base}/status"
-        self.telemetry = f"{base}/telemetry"
-        self.reports = f"{base}/reports"
-
-
 class MqttLink:
-    """Owns one aiomqtt client for the agent; reconnects with backoff on the clock."""
+    """Owns one aiomqtt client for the agent; reconnects with backoff on the clock.
+
+    Subscribes to the site's events topic unless told `subscriptions`."""
 
     def __init__(
         self,
@@ -86,7 +80,7 @@ class MqttLink:
         site_id: str,
         clock: Clock,
         *,
-        subscriptions: list[str],
+        subscriptions: list[str] | None = None,
         client_id: str | None = None,
         reconnect_max_s: float = 30.0,
         extensions: bool = False,
@@ -94,11 +88,11 @@ class MqttLink:
         self.broker = broker
         self.clock = clock
         self.site_id = site_id
-        self.topics = Topics(broker.prefix, site_id)
+        self.topics = SiteTopics(broker.prefix, site_id)
         self.client_id = client_id or broker.client_id or f"vpp-{site_id}"
-        self.inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._inbox: asyncio.Queue[Inbound] = asyncio.Queue()
         self.connected = asyncio.Event()
-        self._subscriptions = subscriptions
+        self._subscriptions = [self.topics.events.name] if subscriptions is None else subscriptions
         self._outbox: asyncio.Queue[_Outbound] = asyncio.Queue()
         self._reconnect_max_s = reconnect_max_s
         self._client: aiomqtt.Client | None = None
@@ -113,6 +107,30 @@ class MqttLink:
         """Queue a message; it is sent (and re-sent after a reconnect) in order."""
         data = payload if isinstance(payload, bytes) else encode(payload)
         self._outbox.put_nowait(_Outbound(topic, data, qos, retain))
+
+    def _send(self, topic: Topic, payload: dict[str, Any]) -> None:
+        self.publish_nowait(topic.name, payload, qos=topic.qos, retain=topic.retain)
+
+    # -- GridLink -------------------------------------------------------------------------
+
+    async def receive(self) -> InboundGridMessage:
+        """The next message on the events topic (others, if subscribed, are dropped)."""
+        while True:
+            msg = await self._inbox.get()
+            if msg.topic == self.topics.events.name:
+                return InboundGridMessage(msg.payload, msg.topic)
+
+    def send_response(self, response: Response) -> None:
+        """On `PREFIX/SITE/responses` (QoS 1)."""
+        self._send(self.topics.responses, response_payload(response))
+
+    def send_report(self, report: dict[str, Any]) -> None:
+        """On `PREFIX/SITE/reports` (QoS 1): only the contract's fields unless `extensions`."""
+        self._send(self.topics.reports, report if self.extensions else contract_report(report))
+
+    def send_telemetry(self, telemetry: dict[str, Any]) -> None:
+        """On `PREFIX/SITE/telemetry` (QoS 0)."""
+        self._send(self.topics.telemetry, telemetry)
 
     def status_payload(self, online: bool, *, will: bool = False) -> bytes:
         """The retained status: online, or offline on a clean shutdown. Exactly the
@@ -135,8 +153,9 @@ class MqttLink:
 
     def _client_for(self) -> aiomqtt.Client:
         tls_context = ssl.create_default_context() if self.broker.tls else None
+        status = self.topics.status
         will = aiomqtt.Will(
-            self.topics.status, self.status_payload(False, will=True), qos=1, retain=True
+            status.name, self.status_payload(False, will=True), qos=status.qos, retain=status.retain
         )
         return aiomqtt.Client(
             self.broker.host,
@@ -163,9 +182,13 @@ class MqttLink:
                     self._client = client
                     self.connects += 1
                     # cancellable: aiomqtt's waits can swallow a stop (devices/cancel.py).
+                    status = self.topics.status
                     await cancellable(
                         client.publish(
-                            self.topics.status, self.status_payload(True), qos=1, retain=True
+                            status.name,
+                            self.status_payload(True),
+                            qos=status.qos,
+                            retain=status.retain,
                         )
                     )
                     for topic in self._subscriptions:
@@ -196,7 +219,7 @@ class MqttLink:
             payload = message.payload
             data = payload if isinstance(payload, bytes) else str(payload or "").encode()
             topic = str(message.topic)
-            await self.inbox.put(Inbound(topic, data))
+            await self._inbox.put(Inbound(topic, data))
             self.clock.arrived(message_key(topic, data))
 
     async def _write(self, client: aiomqtt.Client) -> None:
@@ -245,10 +268,15 @@ class MqttLink:
         """Publish status offline (retained) and disconnect cleanly."""
         await self.drain()
         client = self._client
+        status = self.topics.status
         if client is not None and self.connected.is_set():
             try:
                 await client.publish(
-                    self.topics.status, self.status_payload(False), qos=1, retain=True, timeout=5
+                    status.name,
+                    self.status_payload(False),
+                    qos=status.qos,
+                    retain=status.retain,
+                    timeout=5,
                 )
             except aiomqtt.MqttError as e:
                 log.warning("mqtt_offline_status_failed", error=str(e))

@@ -1,5 +1,7 @@
 """The agent a site runs: devices, control and demand response put together (`vpp run`).
 
+The composition root: every part gets its collaborators here, through its constructor.
+
 The DR controller plans with a forecast of the building from the site file's own model (each
 device's `sim:` block, or its kind's defaults), the built-in weather shape of
 `sim.environment`, the base load of `sim.base_load` and the site's tariff: the same twin the
@@ -11,13 +13,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from devices.clock import Clock
-from vpp.agent import Agent
+from vpp.agent import Agent, CycleRequests
+from vpp.control.arbiter import Arbiter
+from vpp.control.controller import Controller, NoController
+from vpp.control.dispatcher import Dispatcher
+from vpp.control.strategy import REGISTRY, strategy_named
 from vpp.dr.controller import DrController
 from vpp.dr.forecast import TwinForecast
+from vpp.drivers import SiteDevices, mqtt_hub_for
+from vpp.mqtt_link import MqttLink
 from vpp.site import BrokerConfig, Site
 from vpp.site_model import base_load, environment
+from vpp.store.store import Store
 
-STRATEGIES = ("optimiser", "rules", "none")
+STRATEGIES = tuple(REGISTRY)
+"""The strategies' names (vpp.control.strategy.REGISTRY): optimiser, rules, none."""
 
 
 def site_forecast(site: Site) -> TwinForecast:
@@ -34,13 +44,47 @@ def site_agent(
     strategy: str = "optimiser",
     client_id: str | None = None,
     forecast: TwinForecast | None = None,
+    demand_response: bool = True,
 ) -> Agent:
-    """An agent for `site` with its DR controller attached (`strategy`: optimiser, rules or
-    none); `forecast` defaults to the site's own twin (a replay gives its scenario's)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    agent = Agent(site, clock, broker=broker, store_path=store_path, client_id=client_id)
-    DrController(agent, forecast or site_forecast(site), strategy=strategy)
-    if strategy == "none":
-        agent.control_enabled = False
-    return agent
+    """An agent for `site` with its DR controller (`strategy`: optimiser, rules or none);
+    `forecast` defaults to the site's own twin (a replay gives its scenario's). Without
+    `demand_response` the agent has no controller: the site limit alone governs."""
+    strat = strategy_named(strategy)
+    broker = broker or site.config.broker or BrokerConfig()
+    store = Store(
+        store_path or site.config.store.file(site.id),
+        telemetry_resolution_s=site.config.store.telemetry_resolution_s,
+    )
+    # Our MQTT contract is the grid link; the site's MQTT devices share its broker.
+    link = MqttLink(
+        broker, site.id, clock, client_id=client_id, extensions=site.config.grid.extensions
+    )
+    devices = SiteDevices(site, clock, mqtt_hub_for(site, clock, broker, link.client_id))
+    dispatcher = Dispatcher(site)
+    cycles = CycleRequests(clock)
+    controller: Controller = NoController()
+    if demand_response:
+        controller = DrController(
+            site,
+            clock,
+            forecast or site_forecast(site),
+            store=store,
+            link=link,
+            dispatcher=dispatcher,
+            snapshot=devices.snapshot,
+            request_cycle=cycles.request,
+            cycle_idle=cycles.idle,
+            strategy=strat,
+        )
+    return Agent(
+        site,
+        clock,
+        store=store,
+        link=link,
+        devices=devices,
+        dispatcher=dispatcher,
+        arbiter=Arbiter(site.config.limits.import_kw),
+        controller=controller,
+        strategy=strat,
+        cycles=cycles,
+    )

@@ -27,6 +27,7 @@ from vpp.agent import Agent
 from vpp.dr.controller import DrController
 from vpp.dr.forecast import TwinForecast
 from vpp.mqtt_link import message_key
+from vpp.service import site_agent
 from vpp.simsite import environment, rebind, simulated_site
 from vpp.site import BrokerConfig, Site, parse_site
 
@@ -162,10 +163,17 @@ def agent_for(
 ) -> tuple[Agent, DrController]:
     """The real agent and its DrController (optimiser strategy) on the started `sim`."""
     live = rebind(site, sim.endpoints())
-    agent = Agent(live, clock, broker=broker, store_path=store, client_id="grid-live-agent")
     base = BaseLoadParams.model_validate(live.config.sim.base_load)
-    dr = DrController(agent, TwinForecast(live, environment(live), base))
-    return agent, dr
+    agent = site_agent(
+        live,
+        clock,
+        broker=broker,
+        store_path=store,
+        client_id="grid-live-agent",
+        forecast=TwinForecast(live, environment(live), base),
+    )
+    assert isinstance(agent.controller, DrController)
+    return agent, agent.controller
 
 
 async def advance_until(

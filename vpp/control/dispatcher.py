@@ -12,17 +12,42 @@ re-plan is asked for.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
 from vpp.control.flex import Flex
-from vpp.control.types import Command, CycleResult, DeviceView, PlanStep, Snapshot, Target
+from vpp.control.types import (
+    Command,
+    CycleResult,
+    DeviceView,
+    PlanStep,
+    Snapshot,
+    Target,
+    TargetSource,
+)
 from vpp.kinds import adapter_for
 from vpp.site import Site
 
 log = structlog.get_logger(__name__)
 
 NOT_FOLLOWING = "not following its setpoint"
+
+
+class DispatchView(Protocol):
+    """What controllers see of the dispatcher: who is left out, the latest cycle's outcome,
+    the live state the planner needs (plain data); and the one action they take on it
+    (devices released one by one after an event)."""
+
+    @property
+    def excluded(self) -> dict[str, str]: ...
+
+    @property
+    def last(self) -> tuple[datetime, CycleResult] | None: ...
+
+    def stagger_release(self, start: datetime, stagger_s: float) -> None: ...
+
+    def plan_inputs(self, snap: Snapshot) -> dict[str, object]: ...
 
 
 class Dispatcher:
@@ -141,7 +166,7 @@ class Dispatcher:
             commands += a.guard(view)
         measured = snap.site_import_kw
         binding = target is not None and (
-            target.source != "site_limit"
+            target.source is not TargetSource.SITE_LIMIT
             or (measured is not None and measured > target.import_max_kw - self.margin_kw)
         )
         if target is None or not binding or measured is None:
@@ -154,7 +179,7 @@ class Dispatcher:
 
         if not self._closed_loop:
             # Entering: start from the plan (which already accounts for the event).
-            log.info("closed_loop_on", target_kw=target.import_max_kw, source=target.source)
+            log.info("closed_loop_on", target_kw=target.import_max_kw, source=target.label)
             self._closed_loop = True
             for a, view in usable:
                 commands += a.follow_plan(view, plan, now)

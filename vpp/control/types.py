@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,32 @@ class Command:
     reason: str
 
 
+class TargetSource(StrEnum):
+    """Why the site import is capped: the site's own limit, a DR event, the recovery ramp
+    after one."""
+
+    SITE_LIMIT = "site_limit"
+    EVENT = "event"
+    RECOVERY = "recovery"
+
+
 @dataclass(frozen=True)
 class Target:
     """The site import the closed loop must stay at or under (kW), and why."""
 
     import_max_kw: float
-    source: str  # "event:<id>", "recovery", "site_limit"
-    event_id: str | None = None
+    source: TargetSource
+    event_id: str | None = None  # the event's, when `source` is EVENT
     # End of the event the target belongs to: energy-limited devices (the battery) spread
     # what they have left over the time to it.
     until: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        """The source as logs name it: "site_limit", "recovery" or "event:<id>"."""
+        if self.source is TargetSource.EVENT:
+            return f"event:{self.event_id}"
+        return self.source.value
 
 
 @dataclass(frozen=True)

@@ -7,72 +7,75 @@ targets → recovery → reports → completed.
 - A new event's baseline is fixed when it is first planned: X-of-Y from stored history when
   enough like days exist, else the forecast of the site without events (a plan made
   without them). It is kept in the store with the event.
-- The dispatcher's target: baseline − value (curtail) or the cap; after the event a ramp
-  from the last target, with HVAC zones released one by one.
+- Its proposals to the arbiter (vpp.control.arbiter): baseline − value (curtail) or the
+  cap; after the event the recovery ramp from the last target, with HVAC zones released one
+  by one.
+- It is a vpp.control.controller.Controller: the composition root (vpp.service) builds it
+  with its collaborators and hands it to the agent.
 - Partial reports at each interval end; the final report, then `completed`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 import structlog
 
-from devices.clock import VirtualClock
-from vpp.control.types import PlanStep, Snapshot, Target
+from devices.clock import Clock, VirtualClock
+from vpp.control.arbiter import Proposal
+from vpp.control.dispatcher import DispatchView
+from vpp.control.recovery import Recovery
+from vpp.control.strategy import OptIn, OptOut, Strategy
+from vpp.control.types import PlanStep, Snapshot, Target, TargetSource
 from vpp.dr.events import EventManager
 from vpp.dr.forecast import TwinForecast
 from vpp.dr.planning import STEP, Plan, SitePlanner, expected_delivery, floor_step
 from vpp.dr.reporting import Reporter
 from vpp.grid.ledger import EventState
+from vpp.grid.link import GridLink
 from vpp.grid.messages import Event
 from vpp.grid.targets import step_target
-
-if TYPE_CHECKING:
-    from vpp.agent import Agent
+from vpp.site import Site
+from vpp.store.store import Store
 
 log = structlog.get_logger(__name__)
 
 
-class Recovery:
-    """After an event: the import ceiling rises from `level_kw` by `ramp` kW per minute."""
-
-    def __init__(self, start: datetime, level_kw: float, ramp_kw_per_min: float, end_kw: float):
-        self.start = start
-        self.level_kw = level_kw
-        self.ramp = ramp_kw_per_min
-        self.end_kw = end_kw
-
-    def ceiling(self, now: datetime) -> float:
-        minutes = (now - self.start).total_seconds() / 60
-        return self.level_kw + self.ramp * max(0.0, minutes)
-
-    def over(self, now: datetime) -> bool:
-        return self.ceiling(now) >= self.end_kw
-
-
 class DrController:
-    """Attaches DR to an agent: plan loop, targets, reports."""
+    """Demand response for one site: grid inbox, plan loop, target proposals, reports.
+
+    `snapshot` reads the site now; `request_cycle` asks the agent for a control cycle at
+    once and `cycle_idle` waits until none is waiting (vpp.agent.CycleRequests)."""
 
     def __init__(
         self,
-        agent: Agent,
+        site: Site,
+        clock: Clock,
         forecast: TwinForecast,
         *,
-        opt_out_below: float = 0.5,
-        strategy: str = "optimiser",
+        store: Store,
+        link: GridLink,
+        dispatcher: DispatchView,
+        snapshot: Callable[[], Snapshot],
+        request_cycle: Callable[[], None],
+        cycle_idle: Callable[[], Awaitable[None]],
+        strategy: Strategy,
         solve_in_thread: bool | None = None,
     ) -> None:
-        self.agent = agent
-        self.site = agent.site
-        self.clock = agent.clock
+        self.site = site
+        self.clock = clock
+        self.link = link
+        self.dispatcher = dispatcher
         self.strategy = strategy
+        self._snapshot = snapshot
+        self._request_cycle = request_cycle
+        self._cycle_idle = cycle_idle
         self.planner = SitePlanner(self.site, forecast)
-        self.events = EventManager(agent.clock, agent.store, agent.link, self._on_event_change)
-        self.reporter = Reporter(agent, self.events)
-        self.opt_out_below = opt_out_below
+        self.events = EventManager(clock, store, link, self._on_event_change)
+        self.reporter = Reporter(site, clock, store, link, self.events, dispatcher)
         # Live, the solver runs in a worker thread so that the loop keeps answering the grid.
         # Pyomo's HiGHS interface swaps sys.stdout/sys.stderr for a temporary file while
         # HiGHS runs and closes it after: a logger that picked up the swapped stream would
@@ -81,7 +84,7 @@ class DrController:
         # structlog is configured. Never on the virtual clock (time must not move meanwhile).
         if solve_in_thread is None:
             solve_in_thread = structlog.is_configured()
-        self.solve_in_thread = solve_in_thread and not isinstance(agent.clock, VirtualClock)
+        self.solve_in_thread = solve_in_thread and not isinstance(clock, VirtualClock)
         self.plan: Plan | None = None
         self.baselines: dict[str, dict[datetime, float]] = {}
         # Events whose baseline is made (or loaded): `baselines` may also hold the control
@@ -99,11 +102,13 @@ class DrController:
             if self.baselines[state.event_id]:
                 self._baselined.add(state.event_id)
             self.reporter.resume(state.event)
-        agent.plan_source = self.plan_step
-        agent.target_source = self.target
-        agent.replan_hooks.append(lambda _ids: self._replan.set())
-        agent.cycle_hooks.append(self._after_snapshot)
-        agent.extra_tasks += [self._inbox_loop, self._plan_loop]
+
+    def tasks(self) -> Sequence[Coroutine[Any, Any, None]]:
+        """The grid inbox and the plan loop."""
+        return [self._inbox_loop(), self._plan_loop()]
+
+    def on_not_following(self, device_ids: list[str]) -> None:
+        self._replan.set()
 
     # -- events ---------------------------------------------------------------------------
 
@@ -113,24 +118,22 @@ class DrController:
         if state is not None and not state.dispatchable and self.last_target is not None:
             if self.last_target.event_id == event_id:
                 self._start_recovery(self.clock.now())
-        self.agent.request_cycle()
+        self._request_cycle()
 
     async def _inbox_loop(self) -> None:
-        topic = self.agent.link.topics.events
         while True:
-            msg = await self.agent.link.inbox.get()
-            if msg.topic == topic:
-                self.events.handle(msg.payload)
+            msg = await self.link.receive()
+            self.events.handle(msg.payload)
 
     # -- planning -------------------------------------------------------------------------
 
     async def _solve(self, snap: Snapshot, events: list[Event]) -> Plan:
-        excluded = set(self.agent.dispatcher.excluded)
+        excluded = set(self.dispatcher.excluded)
         baselines: dict[datetime, float] = {}
         for ev in events:
             baselines.update(self.baselines.get(ev.event_id, {}))
         # Taken here, on the loop: the solve may run in a worker thread, and sees plain data.
-        plan_inputs = self.agent.dispatcher.plan_inputs(snap)
+        plan_inputs = self.dispatcher.plan_inputs(snap)
 
         def solve() -> Plan:
             problem = self.planner.problem(snap, events, baselines, plan_inputs, excluded)
@@ -146,14 +149,14 @@ class DrController:
 
     async def replan(self) -> None:
         """Plan now and answer the events it planned (see `_solve` for where it runs)."""
-        snap = self.agent.snapshot()
+        snap = self._snapshot()
         if snap.site_import_kw is None and not any(v.usable for v in snap.devices.values()):
             return  # nothing read yet: a plan would be blind
         live = [s for s in self.events.states.values() if s.live and not s.event.cancelled]
         plan_events = [s.event for s in live if s.status != "opt_out"]
         planned = {(s.event_id, s.modification) for s in live}
         new = [s for s in live if s.event_id not in self._baselined]
-        if self.strategy != "optimiser":
+        if not self.strategy.plans:
             self._answer_without_plan(new)
             return
         # A control cycle asked for by the same event runs first (see _plan_loop).
@@ -161,7 +164,7 @@ class DrController:
         # every device usable now: one made before every device was first read (at start-up)
         # would leave them out of the baseline. A device gone since is left out at dispatch.
         planned_for = frozenset(d for d, v in snap.devices.items() if v.usable) - frozenset(
-            self.agent.dispatcher.excluded
+            self.dispatcher.excluded
         )
         free = self._free_plan
         free_holds = (
@@ -200,31 +203,23 @@ class DrController:
                 continue  # arrived while solving: the next plan (already asked for) answers
             baseline = self.baselines.get(s.event_id, {})
             expected = expected_delivery(self.plan, s.event, baseline)
-            asked = [iv.value for iv in s.event.intervals]
-            if s.event.signal == "curtail_kw" and sum(expected) < self.opt_out_below * sum(asked):
-                reason = (
-                    f"the plan expects {sum(expected) / len(expected):.0f} kW of the "
-                    f"{sum(asked) / len(asked):.0f} kW asked: not enough flexibility"
-                )
-                self.events.opt_out(s.event_id, reason, s.modification)
-            else:
-                self.events.opt_in(s.event_id, expected, s.modification)
+            self._answer(s, self.strategy.answer(s.event, expected))
             self.reporter.save_baseline(s.event_id, self.baselines.get(s.event_id, {}))
 
     def _answer_without_plan(self, new: list[EventState]) -> None:
-        """`rules`: baseline from history, opt in to what is asked; `none`: opt out."""
+        """A strategy that does not plan: baseline from history, the strategy's answer."""
         for s in new:
             self.baselines[s.event_id] = self.reporter.make_baseline(s.event, None)
             self._baselined.add(s.event_id)
         for s in self.events.awaiting_plan():
-            if self.strategy == "none":
-                self.events.opt_out(
-                    s.event_id, "this site does not respond (strategy none)", s.modification
-                )
-            else:
-                asked = [iv.value if s.event.signal != "price" else 0.0 for iv in s.event.intervals]
-                self.events.opt_in(s.event_id, asked, s.modification)
+            self._answer(s, self.strategy.answer(s.event, None))
             self.reporter.save_baseline(s.event_id, self.baselines.get(s.event_id, {}))
+
+    def _answer(self, s: EventState, answer: OptIn | OptOut) -> None:
+        if isinstance(answer, OptOut):
+            self.events.opt_out(s.event_id, answer.reason, s.modification)
+        else:
+            self.events.opt_in(s.event_id, list(answer.expected_kw), s.modification)
 
     async def _plan_loop(self) -> None:
         period = self.site.config.periods.plan_s
@@ -243,29 +238,28 @@ class DrController:
             self._replan.clear()
             # Let a control cycle requested by the same event run, and the answers leave,
             # before the solver blocks the loop.
-            await self.agent.cycle_idle()
-            await self.agent.link.flush()
+            await self._cycle_idle()
+            await self.link.flush()
             await self.replan()
 
     async def _first_readings(self) -> None:
         for _ in range(30):
-            if self.agent.snapshot().site_import_kw is not None:
+            if self._snapshot().site_import_kw is not None:
                 return
             await self.clock.sleep(self.site.config.periods.poll_s)
 
     def plan_step(self, snap: Snapshot) -> PlanStep:
-        if self.strategy != "optimiser" or self.plan is None:
+        """The plan's step at `snap.ts` (empty without a plan or a planning strategy)."""
+        if not self.strategy.plans or self.plan is None:
             return PlanStep()
         return self.plan.step(snap.ts)
 
     # -- targets --------------------------------------------------------------------------
 
-    def target(self, snap: Snapshot) -> Target | None:
+    def proposals(self, snap: Snapshot) -> Sequence[Proposal]:
+        """The event's target while one is dispatched (baseline − value for a curtailment,
+        else the cap), then the recovery ramp until it is over; nothing otherwise."""
         now = snap.ts
-        limits = self.site.config.limits
-        site_limit = Target(limits.import_kw, "site_limit")
-        if self.strategy == "none":
-            return site_limit
         period = timedelta(seconds=self.site.config.periods.control_s)
         st = step_target(self.events.dispatchable(), now, period)
         if st.signal is not None and st.value_kw is not None and st.event_id is not None:
@@ -279,11 +273,7 @@ class DrController:
                 value = st.value_kw
             self.recovery = None
             ev = self.events.states[st.event_id].event
-            target = Target(
-                min(value, limits.import_kw), f"event:{st.event_id}", st.event_id, until=ev.end
-            )
-            self.last_target = target
-            return target
+            return [Proposal(value, TargetSource.EVENT, st.event_id, until=ev.end)]
         if self.last_target is not None and self.recovery is None:
             self._start_recovery(now)
         if self.recovery is not None:
@@ -291,23 +281,29 @@ class DrController:
                 log.info("recovery_over")
                 self.recovery = None
             else:
-                return Target(min(self.recovery.ceiling(now), limits.import_kw), "recovery")
-        return site_limit
+                return [self.recovery.proposal(now)]
+        return []
+
+    def on_target(self, target: Target) -> None:
+        """The arbiter's decision: an event's target is where recovery will ramp from."""
+        if target.source is TargetSource.EVENT:
+            self.last_target = target
 
     def _start_recovery(self, now: datetime) -> None:
         limits = self.site.config.limits
         level = self.last_target.import_max_kw if self.last_target else limits.import_kw
         end = limits.rebound_cap_kw or limits.import_kw
         self.recovery = Recovery(now, level, limits.recovery_ramp_kw_per_min, end)
-        self.agent.dispatcher.stagger_release(now, limits.zone_release_stagger_s)
+        self.dispatcher.stagger_release(now, limits.zone_release_stagger_s)
         self.last_target = None
         log.info("recovery_started", level_kw=round(level, 1), ramp=limits.recovery_ramp_kw_per_min)
 
     # -- per cycle ------------------------------------------------------------------------
 
-    async def _after_snapshot(self, snap: Snapshot) -> None:
-        if self.agent.dispatcher.last is not None:
-            self.reporter.note_cycle(*self.agent.dispatcher.last)
+    def after_snapshot(self, snap: Snapshot) -> None:
+        """Count the last cycle for the reports, publish reports due, keep the plan fresh."""
+        if self.dispatcher.last is not None:
+            self.reporter.note_cycle(*self.dispatcher.last)
         self.reporter.tick(snap.ts, self.baselines)
         if self.plan is not None and snap.ts - self.plan.made_at > 2 * STEP:
             self._replan.set()  # a missed planning period must not leave a stale plan

@@ -1,6 +1,6 @@
 """Grid events in the agent: validate, store, answer; resume after a restart.
 
-Every message on `PREFIX/SITE/events` gets its answers per the contract (vpp.grid.ledger):
+Every event message from the grid link gets its answers per the contract (vpp.grid.ledger):
 the new state is committed to SQLite before the first answer is published, and every
 answer is stored too. A malformed message gets exactly one `rejected` and changes nothing.
 """
@@ -22,9 +22,9 @@ from vpp.grid.ledger import (
     opted_in,
     opted_out,
 )
+from vpp.grid.link import GridLink, response_payload
 from vpp.grid.messages import Event, Response
 from vpp.grid.parse import Rejection, parse_event
-from vpp.mqtt_link import MqttLink
 from vpp.store.store import Store
 
 log = structlog.get_logger(__name__)
@@ -56,7 +56,7 @@ class EventManager:
         self,
         clock: Clock,
         store: Store,
-        link: MqttLink,
+        link: GridLink,
         on_change: Callable[[str], None] = lambda _id: None,
     ) -> None:
         self.clock = clock
@@ -78,11 +78,8 @@ class EventManager:
     # -- answers --------------------------------------------------------------------------
 
     def _answer(self, response: Response) -> None:
-        payload = response.model_dump(mode="json", exclude_none=True)
-        if "event_id" not in payload:
-            payload["event_id"] = None
-        self.store.add_response(self.clock.now(), payload)
-        self.link.publish_nowait(self.link.topics.responses, payload, qos=1)
+        self.store.add_response(self.clock.now(), response_payload(response))
+        self.link.send_response(response)
 
     def _save(self, state: EventState, now: datetime) -> None:
         self.store.save_event(
@@ -93,7 +90,8 @@ class EventManager:
     # -- inbound --------------------------------------------------------------------------
 
     def handle(self, payload: bytes) -> None:
-        """One message from the events topic. Never raises for anything the grid sends."""
+        """One event message from the grid (its raw payload). Never raises for anything the
+        grid sends."""
         now = self.clock.now()
         parsed = parse_event(payload, now)
         if isinstance(parsed, Rejection):

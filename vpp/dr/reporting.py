@@ -10,24 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from devices.clock import Clock
+from vpp.control.dispatcher import DispatchView
 from vpp.control.types import CycleResult
 from vpp.dr.events import EventManager
 from vpp.dr.planning import STEP, Plan, floor_step
+from vpp.grid.link import GridLink
 from vpp.grid.messages import Event
 from vpp.kinds import ReportRole, plugin_for
 from vpp.measure.baseline import BaselineResult, XofYConfig, x_of_y_baseline
 from vpp.measure.comfort import ZoneComfortInput
-from vpp.measure.contract import contract_report, report_dict
+from vpp.measure.contract import report_dict
 from vpp.measure.contribution import DeviceInput
 from vpp.measure.report import EventInterval, EventSpec, build_report
 from vpp.measure.series import IntervalAverage, StepSeries
-
-if TYPE_CHECKING:
-    from vpp.agent import Agent
+from vpp.site import Site
+from vpp.store.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -71,20 +73,31 @@ class FlexTally:
 
 
 class Reporter:
-    """Makes baselines and reports for the agent's events."""
+    """Makes baselines and reports for the agent's events; sends reports on the grid link."""
 
-    def __init__(self, agent: Agent, events: EventManager, *, min_like_days: int = 5) -> None:
-        self.agent = agent
+    def __init__(
+        self,
+        site: Site,
+        clock: Clock,
+        store: Store,
+        link: GridLink,
+        events: EventManager,
+        dispatcher: DispatchView,
+        *,
+        min_like_days: int = 5,
+    ) -> None:
+        self.site = site
+        self.clock = clock
+        self.store = store
+        self.link = link
         self.events = events
-        self.store = agent.store
+        self.dispatcher = dispatcher
         self.min_like_days = min_like_days
         self.methods: dict[str, str] = {}
         self._reported: dict[str, int] = {}
         self.tallies: dict[tuple[str, datetime], FlexTally] = {}
         self._tallied: datetime | None = None
-        meters = [
-            d.id for d in agent.site.devices if plugin_for(d.kind).report_role is ReportRole.meter
-        ]
+        meters = [d.id for d in site.devices if plugin_for(d.kind).report_role is ReportRole.meter]
         self.meter = meters[0] if meters else None
 
     # -- baselines ------------------------------------------------------------------------
@@ -92,7 +105,7 @@ class Reporter:
     def meter_series(self, start: datetime, end: datetime) -> StepSeries:
         """Site import (kW) from the store's telemetry windows, step-held per window."""
         rows = self.store.telemetry(self.meter, "import_power_kw", start, end) if self.meter else []
-        hold = timedelta(seconds=self.agent.site.config.store.telemetry_resolution_s)
+        hold = timedelta(seconds=self.site.config.store.telemetry_resolution_s)
         return StepSeries(rows, max_hold=hold, name="site_import_kw")
 
     def make_baseline(self, event: Event, forecast_plan: Plan | None) -> dict[datetime, float]:
@@ -119,7 +132,7 @@ class Reporter:
                 profile[t] = min(known)
         methods = [m for m, p in (("x_of_y:10/10", xofy), ("forecast", forecast)) if p]
         if not profile:
-            now = self.agent.clock.now()
+            now = self.clock.now()
             recent = self.meter_series(now - timedelta(hours=1), now).average(
                 now - timedelta(hours=1), now, min_coverage=0.0
             )
@@ -139,14 +152,14 @@ class Reporter:
         )
         if not rows or rows[0][0] > start - timedelta(days=self.min_like_days):
             return {}  # too short a history for enough like days (and gridding it is costly)
-        hold = timedelta(seconds=self.agent.site.config.store.telemetry_resolution_s)
+        hold = timedelta(seconds=self.site.config.store.telemetry_resolution_s)
         history = StepSeries(rows, max_hold=hold, name="site_import_kw")
         hist = history.on_grid(
             floor_step(start - timedelta(days=HISTORY_DAYS)), start, min_coverage=0.9
         )
         result = x_of_y_baseline(
             [h for h in hist if h.kw is not None],
-            tz=self.agent.site.tz,
+            tz=self.site.tz,
             event_start=event.start,
             event_end=event.end,
             config=XofYConfig(),
@@ -178,7 +191,7 @@ class Reporter:
         if result.unmet_kw > 0:
             tally.exhausted += 1
             tally.max_unmet_kw = max(tally.max_unmet_kw, result.unmet_kw)
-            excluded = self.agent.dispatcher.excluded
+            excluded = self.dispatcher.excluded
             tally.left_out.update({d: excluded.get(d, "left out") for d in result.left_out})
 
     def _add_notes(self, event: Event, payload: dict[str, Any]) -> None:
@@ -197,7 +210,7 @@ class Reporter:
 
     def _lag(self) -> timedelta:
         """How long after an interval's end its report waits (its telemetry to be stored)."""
-        return timedelta(seconds=2 * self.agent.site.config.periods.telemetry_s)
+        return timedelta(seconds=2 * self.site.config.periods.telemetry_s)
 
     def resume(self, event: Event) -> None:
         """After a restart: intervals already reported (per the store) are not reported again."""
@@ -217,8 +230,9 @@ class Reporter:
         """The report of `event` as of `as_of` (partial before the end), with our extension
         (vpp.grid.messages.ExtendedReport): `signal`, `ts`, `final`, per-interval `ratio`,
         `shortfall_kw` and `missing` (offline devices, notes on a shortfall), `details`.
-        This full form is what the store keeps; `tick` publishes it, or only the contract's
-        fields (`contract_report`) unless the site's `grid.extensions` is on."""
+        This full form is what the store keeps and `tick` gives the grid link (which sends
+        what its protocol carries: on MQTT, only the contract's fields unless the site's
+        `grid.extensions` is on)."""
         spec = event_spec(event)
         profile = tuple(IntervalAverage(t, STEP, kw) for t, kw in sorted(baseline.items()))
         result = BaselineResult(self.methods.get(event.event_id, "forecast"), profile, profile)
@@ -226,8 +240,8 @@ class Reporter:
         site = self.meter_series(start, as_of)
         zones = []
         devices = []
-        hold = timedelta(seconds=self.agent.site.config.store.telemetry_resolution_s * 2)
-        for d in self.agent.site.devices:
+        hold = timedelta(seconds=self.site.config.store.telemetry_resolution_s * 2)
+        for d in self.site.devices:
             role = plugin_for(d.kind).report_role
             if role is ReportRole.zone:
                 band = d.config.comfort
@@ -249,7 +263,7 @@ class Reporter:
         rep = build_report(
             spec, baseline=result, site=site, as_of=as_of, zones=zones, devices=devices
         )
-        payload = report_dict(rep, ts=self.agent.clock.now())
+        payload = report_dict(rep, ts=self.clock.now())
         self._add_notes(event, payload)
         return payload
 
@@ -276,10 +290,7 @@ class Reporter:
             payload["ts"] = now.isoformat()
             payload["final"] = final
             self.store.add_report(now, ev.event_id, ev.modification, payload, final)
-            link = self.agent.link
-            extended = self.agent.site.config.grid.extensions
-            message = payload if extended else contract_report(payload)
-            link.publish_nowait(link.topics.reports, message, qos=1)
+            self.link.send_report(payload)  # the link sends what its protocol carries
             self._reported[ev.event_id] = ended
             log.info(
                 "report_published",
