@@ -27,6 +27,8 @@ class Health:
     reason: str
     since: datetime
     exception_code: int | None = None
+    polled: bool = True
+    """False until the device's first poll has ended (answered or failed)."""
 
     @property
     def usable(self) -> bool:
@@ -41,4 +43,4 @@ class Health:
     @classmethod
     def starting(cls, since: datetime) -> Health:
         """A device not polled yet: offline until its first answer."""
-        return cls(HealthState.offline, "not polled yet", since)
+        return cls(HealthState.offline, "not polled yet", since, polled=False)

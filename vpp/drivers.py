@@ -108,6 +108,7 @@ class SiteDevices:
                 dict(r.values) if r else {},
                 r.ts if r else None,
                 h.reason,
+                h,
             )
         meter = views.get(self._meter) if self._meter else None
         site_import = (

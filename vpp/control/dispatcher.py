@@ -107,7 +107,7 @@ class Dispatcher:
         for a in self.adapters:
             view = snap.devices.get(a.id)
             reason = ""
-            if view is not None and not view.usable and view.reason == "not polled yet":
+            if view is not None and not view.usable and view.starting:
                 continue  # starting up: nothing known yet, nothing to report
             if a.id in self._excluded and self._excluded[a.id] == NOT_FOLLOWING:
                 since = self._excluded_at.get(a.id, snap.ts)

@@ -7,16 +7,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from devices.health import Health
+
 
 @dataclass(frozen=True)
 class DeviceView:
-    """One device as the cycle sees it: last reading (canonical names), usable or not."""
+    """One device as the cycle sees it: last reading (canonical names), usable or not, and
+    its health (None: the device has no driver)."""
 
     id: str
     usable: bool
     values: Mapping[str, float]
     read_ts: datetime | None = None
     reason: str = ""
+    health: Health | None = None
+
+    @property
+    def starting(self) -> bool:
+        """Not polled yet: nothing is known about the device, nor anything wrong with it."""
+        return self.health is not None and not self.health.polled
 
 
 @dataclass(frozen=True)
