@@ -123,7 +123,10 @@ class DrController:
     async def _inbox_loop(self) -> None:
         while True:
             msg = await self.link.receive()
-            self.events.handle(msg.payload)
+            try:
+                self.events.handle(msg.payload)
+            except Exception:  # handle() answers every message; nothing may end this loop
+                log.exception("grid_message_failed", origin=msg.origin)
 
     # -- planning -------------------------------------------------------------------------
 

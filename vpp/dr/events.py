@@ -24,7 +24,7 @@ from vpp.grid.ledger import (
 )
 from vpp.grid.link import GridLink, response_payload
 from vpp.grid.messages import Event, Response
-from vpp.grid.parse import Rejection, parse_event
+from vpp.grid.parse import Rejection, failed_handling, parse_event
 from vpp.store.store import Store
 
 log = structlog.get_logger(__name__)
@@ -90,8 +90,9 @@ class EventManager:
     # -- inbound --------------------------------------------------------------------------
 
     def handle(self, payload: bytes) -> None:
-        """One event message from the grid (its raw payload). Never raises for anything the
-        grid sends."""
+        """One event message from the grid (its raw payload). Never raises: a message that
+        fails validation gets one `rejected` naming the field; one whose handling fails (a
+        store error, a bug) is logged and gets one `rejected`, and the agent goes on."""
         now = self.clock.now()
         parsed = parse_event(payload, now)
         if isinstance(parsed, Rejection):
@@ -103,6 +104,19 @@ class EventManager:
             )
             self._answer(parsed.response)
             return
+        try:
+            self._accept(parsed, now)
+        except Exception as exc:
+            self.rejected += 1
+            log.exception("event_handling_failed", event_id=parsed.event_id)
+            response = failed_handling(parsed, exc, now).response
+            try:
+                self._answer(response)
+            except Exception:  # the store itself failed: the grid still hears
+                log.exception("event_answer_not_stored", event_id=parsed.event_id)
+                self.link.send_response(response)
+
+    def _accept(self, parsed: Event, now: datetime) -> None:
         decision = decide(self.states, parsed, now)
         if decision.action is Action.STALE:
             self.rejected += 1

@@ -70,6 +70,17 @@ def parse_event(payload: bytes, now: datetime) -> Event | Rejection:
         )
 
 
+def failed_handling(event: Event, exc: Exception, now: datetime) -> Rejection:
+    """The one `rejected` for a valid event the site could not handle (a fault of ours, not
+    of the message): the grid learns it was not carried out, the agent goes on."""
+    return _rejection(
+        event.event_id,
+        event.modification,
+        [_err(ROOT, f"the site could not handle this event ({type(exc).__name__})")],
+        now,
+    )
+
+
 def _parse_event(payload: bytes, now: datetime) -> Event | Rejection:
     try:
         obj = load_json_object(payload, EVENT_MAX_DEPTH, what="an event")
