@@ -40,9 +40,18 @@ def adapter_for(device: Device) -> Flex | None:
     return plugin_for(device.kind).adapter(device)
 
 
+_wire_fields: tuple[int, dict[str, frozenset[str]]] = (-1, {})
+
+
 def wire_kind_fields() -> dict[str, frozenset[str]]:
-    """Per wire kind, its own telemetry fields (beyond `online` and `power_kw`)."""
-    return {p.wire_kind: frozenset(p.telemetry_fields) - {"power_kw"} for p in plugins()}
+    """Per wire kind, its own telemetry fields (beyond `online` and `power_kw`); made again
+    only when a plugin was registered since (every telemetry entry's validation asks)."""
+    global _wire_fields
+    count, table = _wire_fields
+    if count != len(REGISTRY.by_kind):
+        table = {p.wire_kind: frozenset(p.telemetry_fields) - {"power_kw"} for p in plugins()}
+        _wire_fields = (len(REGISTRY.by_kind), table)
+    return table
 
 
 __all__ = ["KindPlugin", "ReportRole", "adapter_for", "plugin_for", "plugins", "wire_kind_fields"]
