@@ -44,6 +44,11 @@ class BatteryParams(_Params):
     initial_soc_pct: float = Field(default=50.0, ge=0, le=100)
     soc_reserve_pct: float = Field(default=10.0, ge=0, le=100)
     default_watchdog_s: float = Field(default=60.0, gt=0)
+    final_soc_pct: float | None = Field(default=None, ge=0, le=100)
+    """The SoC the plan keeps at its horizon's end (soft: a penalty per kWh missing)."""
+    final_soc_hard: bool = False
+    """True: `final_soc_pct` is a hard constraint (a plan that cannot meet it is the
+    fallback's)."""
 
     @model_validator(mode="after")
     def _check(self) -> BatteryParams:

@@ -133,7 +133,8 @@ def _battery(a: BatteryAsset, n: int, dt: float, pen_final: float) -> Block:
     )  # fmt: skip
     reqs = []
     if a.final_soc_kwh is not None:
-        reqs.append(Requirement("final_soc_kwh", {}, 1.0, a.final_soc_kwh, pen_final))
+        penalty = None if a.final_soc_hard else pen_final
+        reqs.append(Requirement("final_soc_kwh", {}, 1.0, a.final_soc_kwh, penalty))
     return Block(a.id, ports, storage, reqs, complementary=(0, 1))
 
 

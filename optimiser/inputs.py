@@ -63,6 +63,9 @@ class SiteForecast(_Plain):
     export_price: list[Finite]
     import_limit_kw: NonNeg
     export_limit_kw: NonNeg
+    import_limit_hard: bool = False
+    """True: import beyond `import_limit_kw` is infeasible, not a penalised slack (a plan
+    that cannot keep it is then the fallback's, which reports the excess)."""
     demand_charge: NonNeg = 0.0
     peak_so_far_kw: NonNeg = 0.0
     carbon_kg_per_kwh: list[NonNeg] | None = None
@@ -94,6 +97,9 @@ class BatteryAsset(_Plain):
     soc_max_kwh: NonNeg | None = None
     soc_kwh: NonNeg
     final_soc_kwh: NonNeg | None = None
+    final_soc_hard: bool = False
+    """True: `final_soc_kwh` must be met (no penalised slack: a plan that cannot meet it is
+    the fallback's); False (default): a soft minimum."""
     terminal_value: NonNeg = 0.0
     throughput_cost: NonNeg = 0.001
     available_steps: int | None = Field(default=None, ge=0)

@@ -46,6 +46,7 @@ class Layout:
     pen_over: float
     pen_dr: float
     signature: tuple[object, ...]
+    hard_import: bool = False  # no import beyond the limit (column `over` fixed at 0)
 
     @property
     def n_soft(self) -> int:
@@ -103,12 +104,13 @@ def make_layout(problem: Problem, blocks: list[Block]) -> Layout:
         problem.grid.dt_h,
         pen.import_over_limit_per_kwh,
         pen.dr_shortfall_per_kwh,
+        problem.site.import_limit_hard,
         tuple(b.signature() for b in blocks),
     )
     return Layout(
         problem.grid.steps, problem.grid.dt_h, blocks, ports, port_block, storage_block,
         block_storage, soft, reqs, soft_req, pen.import_over_limit_per_kwh,
-        pen.dr_shortfall_per_kwh, signature,
+        pen.dr_shortfall_per_kwh, signature, problem.site.import_limit_hard,
     )  # fmt: skip
 
 

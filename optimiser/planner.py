@@ -3,7 +3,8 @@
 `Planner.plan(problem)` rebuilds only when the structure changes (asset set, ratings, grid
 length, penalties); otherwise it writes the new numbers into the model's mutable Params and
 re-solves warm. It never raises for a valid Problem: any failure (build error, solver error,
-time-out without a solution) returns the fallback heuristic, marked `fallback=True`.
+time-out, a solution that is not optimal or fails its validity check, optimiser.validate)
+returns the fallback heuristic, marked `fallback=True` with the reason.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from optimiser.layout import Data, Layout, make_data, make_layout
 from optimiser.pyomo_model import PyomoLp
 from optimiser.schedule import CostBreakdown, Schedule, Timings, assemble
 from optimiser.solve import HighsSession, Solution
+from optimiser.validate import violations
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,12 @@ class Planner:
             self._session = None
             return _timed(fallback_schedule(layout, data, f"error: {exc}"), tm, t0)
         if not sol.ok:
-            log.warning("optimiser: no solution (%s); using the fallback", sol.status)
+            log.warning("optimiser: no optimum (%s); using the fallback", sol.status)
             return _timed(fallback_schedule(layout, data, f"solver: {sol.status}"), tm, t0)
+        bad = violations(layout, data, sol.arrays)
+        if bad:
+            log.error("optimiser: the optimum fails its check (%s); using the fallback", bad[0])
+            return _timed(fallback_schedule(layout, data, f"invalid plan: {bad[0]}"), tm, t0)
         sched = assemble(layout, data, sol.arrays, status=sol.status)
         tm.extract_s = time.perf_counter() - t2
         sched.timings = tm

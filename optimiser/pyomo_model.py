@@ -57,7 +57,7 @@ class PyomoLp:
         m.L = pyo.Var(range(nsoft * n), domain=pyo.NonNegativeReals)
         m.R = pyo.Var(range(layout.n_slack), domain=pyo.NonNegativeReals)
         m.imp = pyo.Var(flat, bounds=(0.0, data.imp_lim))
-        m.over = pyo.Var(flat, domain=pyo.NonNegativeReals)
+        m.over = pyo.Var(flat, bounds=(0.0, 0.0 if layout.hard_import else None))
         m.exp = pyo.Var(flat, bounds=(0.0, data.exp_lim))
         m.curt = pyo.Var(flat, bounds=lambda _m, t: (0.0, pv[t]))
         m.short = pyo.Var(flat, domain=pyo.NonNegativeReals)

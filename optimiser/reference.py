@@ -71,6 +71,8 @@ class RawHighsLp:
         hi[c.Y : c.Y + ns] = d.y_hi.ravel()
         hi[c.imp : c.imp + n] = d.imp_lim
         hi[c.exp : c.exp + n] = d.exp_lim
+        if lay.hard_import:
+            hi[c.over : c.over + n] = 0.0
         hi[c.curt : c.curt + n] = d.pv
         lo[c.peak] = d.peak_lb
         return lo, hi

@@ -74,6 +74,11 @@ class Schedule:
     objective: float
     timings: Timings = field(default_factory=Timings)
     reason: str = ""
+    charge_kw: dict[str, list[float]] = field(default_factory=dict)
+    """Per storage asset with a charge/discharge pair (batteries, V2G): the charging flow
+    (kW, ≥ 0) per step; `power_kw` is charge − discharge."""
+    discharge_kw: dict[str, list[float]] = field(default_factory=dict)
+    """The discharging flow (kW, ≥ 0) per step of the same assets."""
 
 
 def assemble(layout: Layout, data: Data, a: dict[str, np.ndarray], status: str) -> Schedule:
@@ -87,6 +92,15 @@ def assemble(layout: Layout, data: Data, a: dict[str, np.ndarray], status: str) 
         if base is None:
             base = np.zeros(n) if blk.offset_kw is None else blk.offset_kw.astype(float).copy()
         power[blk.asset_id] = base + layout.ports[i].site_sign * P[i]
+    charge: dict[str, list[float]] = {}
+    discharge: dict[str, list[float]] = {}
+    first: dict[int, int] = {}
+    for i, b in enumerate(layout.port_block):
+        first.setdefault(b, i)
+    for b, blk in enumerate(layout.blocks):
+        if blk.complementary is not None:
+            charge[blk.asset_id] = P[first[b] + blk.complementary[0]].tolist()
+            discharge[blk.asset_id] = P[first[b] + blk.complementary[1]].tolist()
     soc: dict[str, list[float]] = {}
     temp: dict[str, list[float]] = {}
     slacks: dict[str, float] = {}
@@ -147,4 +161,6 @@ def assemble(layout: Layout, data: Data, a: dict[str, np.ndarray], status: str) 
         cost=cost,
         slacks=slacks,
         objective=cost.total,
+        charge_kw=charge,
+        discharge_kw=discharge,
     )

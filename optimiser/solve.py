@@ -216,7 +216,6 @@ class HighsSession:
     def solve(self, options: SolverOptions) -> Solution:
         """Solve (first call attaches, later ones update Params and re-solve warm)."""
         opt = self.opt
-        opt.config.time_limit = options.time_limit_s
         opt.config.mip_gap = options.mip_rel_gap
         opt.highs_options = dict(options.highs)
         timer = HierarchicalTimer()
@@ -224,19 +223,25 @@ class HighsSession:
             self.attach()
         else:
             self.push()
-        before = float(opt._solver_model.getRunTime())
+        before = self._limit(options)
         res = opt.solve(self.lp.model, timer=timer)
         return self._read(res, before)
+
+    def _limit(self, options: SolverOptions) -> float:
+        """Set this solve's time limit and return HiGHS's run clock now. HiGHS compares
+        `time_limit` with a run clock that accumulates over the Highs object's lifetime, so
+        a per-solve limit is the clock's reading plus the limit."""
+        before = float(self.opt._solver_model.getRunTime())
+        self.opt.config.time_limit = before + options.time_limit_s
+        return before
 
     def _read(self, res: Any, before: float = 0.0) -> Solution:
         tc = res.termination_condition
         h = self.opt._solver_model
         run_s = float(h.getRunTime()) - before  # HiGHS's run clock accumulates
-        feasible = tc == TerminationCondition.optimal or (
-            tc in (TerminationCondition.maxTimeLimit, TerminationCondition.maxIterations)
-            and res.best_feasible_objective is not None
-        )
-        if not feasible:
+        # Only an optimum is a plan: a solve stopped by its time or iteration limit holds an
+        # unfinished point (in a probe 180 kW over power limits), whatever HiGHS calls it.
+        if tc != TerminationCondition.optimal:
             return Solution(False, str(tc.name), float("nan"), {}, run_s)
         assert self._cols is not None
         x = np.asarray(h.getSolution().col_value)
@@ -293,11 +298,10 @@ class HighsSession:
         blk.rows = pyo.Constraint(range(len(rows)), rule=lambda _b, r: rows[r])
         self.opt.add_block(blk)
         try:
-            self.opt.config.time_limit = options.time_limit_s
             # HiGHS's MIP default (1e-6) lets a binary sit at 1e-6 and both flows trickle:
             # keep the answer as exact as the LP's.
             self.opt.highs_options = {**options.highs, "mip_feasibility_tolerance": 1e-9}
-            before = float(self.opt._solver_model.getRunTime())
+            before = self._limit(options)
             res = self.opt.solve(m)
             sol = self._read(res, before)
             sol.mip = True

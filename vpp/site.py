@@ -127,6 +127,9 @@ class SiteLimits(_Strict):
 
     import_kw: Annotated[float, Field(gt=0)] = 1000.0
     export_kw: Annotated[float, Field(ge=0)] = 0.0
+    import_hard: bool = False
+    """True: the optimiser may not plan import past `import_kw` at all (a plan that cannot
+    keep it is the fallback's); False (default): passing it is a heavily penalised slack."""
     rebound_cap_kw: Annotated[float, Field(gt=0)] | None = None
     recovery_ramp_kw_per_min: Annotated[float, Field(gt=0)] = 50.0
     zone_release_stagger_s: Annotated[float, Field(ge=0)] = 180.0

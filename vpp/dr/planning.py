@@ -178,6 +178,7 @@ class SitePlanner:
                 # Planned under the limit by the closed loop's margin: a plan at the limit would
                 # switch the site-limit loop on and off around it every few cycles.
                 import_limit_kw=max(0.0, limits.import_kw - self.import_headroom_kw),
+                import_limit_hard=limits.import_hard,
                 export_limit_kw=max(limits.export_kw, 1e-6),
                 demand_charge=tariff.demand_charge_per_kw,
                 carbon_kg_per_kwh=series.carbon_kg_per_kwh,

@@ -141,6 +141,8 @@ class BatteryKind(KindPlugin):
                 soc_min_kwh=min(reserve, soc),
                 soc_max_kwh=p.soc_max_pct / 100 * cap,
                 soc_kwh=min(soc, cap),
+                final_soc_kwh=None if p.final_soc_pct is None else p.final_soc_pct / 100 * cap,
+                final_soc_hard=p.final_soc_hard,
                 terminal_value=0.5 * max(ctx.import_price),
                 # Degradation (about 0.25 CNY per kWh through the battery, each way, for a
                 # C&I lithium-iron system): the battery cycles valley to peak, not flat to
