@@ -58,3 +58,26 @@ async def test_a_broker_given_by_url_cannot_be_restarted_and_says_so(tmp_path: P
             sc, tmp_path / "run", strategy="optimiser", broker_url="mqtt://127.0.0.1:1",
             counterfactual=False,
         )  # fmt: skip
+
+
+async def test_an_agent_killed_mid_event_is_restarted_on_its_store_and_completes_it(
+    tmp_path: Path,
+) -> None:
+    data = yaml.safe_load((SCENARIOS / "office-summer-day.yaml").read_text())
+    del data["site"]
+    data["events"][0].update(send_at="PT1M", start="PT5M", duration="PT30M")
+    data["agent_kill_at"] = "PT17M30S"
+    sc = load_scenario(write_scenario(tmp_path, data, "kill.yaml")).with_duration("PT40M")
+    await replay(sc, tmp_path / "run", strategy="optimiser", counterfactual=False)
+    messages = _lines(tmp_path / "run" / "messages.jsonl")
+    kills = [m for m in messages if m["dir"] == "agent"]
+    assert [m["ts"] for m in kills] == [(sc.start + timedelta(minutes=17.5)).isoformat()]
+    answers = [
+        m["msg"]["status"] for m in messages if m["dir"] == "site->grid" and "status" in m["msg"]
+    ]
+    assert answers.count("received") == 1 and answers.count("completed") == 1, answers
+    reports = _lines(tmp_path / "run" / "reports.jsonl")
+    finals = [r for r in reports if r.get("final")]
+    assert len(finals) == 1, [r.get("final") for r in reports]
+    # The report covers the whole event: intervals before the kill came from the store.
+    assert len(finals[0]["intervals"]) == 2

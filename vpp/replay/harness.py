@@ -27,6 +27,7 @@ from building.params import BaseLoadParams
 from building.weather import Environment
 from devices.clock import VirtualClock
 from simulators.faults import Faults
+from vpp.agent import Agent
 from vpp.dr.forecast import PriceSource, TwinForecast
 from vpp.mqtt_link import encode, message_key
 from vpp.replay.broker import ExternalBroker, ReplayBroker
@@ -79,6 +80,7 @@ class RunSpec:
     client_id: str = "vpp-replay"
     mqtt_telemetry_s: float | None = None
     broker_restarts: list[datetime] = field(default_factory=list)
+    agent_kills: list[datetime] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +143,10 @@ class Operator:
     def record_restart(self, n: int) -> None:
         """The harness restarted the broker (shown in the messages, for engineers)."""
         self._record("broker", "", {"broker_restart": n})
+
+    def record_kill(self, n: int) -> None:
+        """The harness killed the agent and started a new one on its store."""
+        self._record("agent", "", {"agent_kill": n})
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for m in client.messages:
@@ -217,6 +223,42 @@ async def _restarts_task(
             await asyncio.sleep(RESTART_SETTLE_WALL_S)
 
 
+class _Running:
+    """The agent the replay runs now, and its task (a kill replaces both)."""
+
+    def __init__(self, agent: Agent, stop: asyncio.Event, tg: asyncio.TaskGroup) -> None:
+        self.agent, self.stop, self.tg = agent, stop, tg
+        self.task = tg.create_task(agent.run(stop), name="agent")
+
+    async def kill_and_restart(self, new_agent: Callable[[], Agent]) -> None:
+        """What SIGKILL does, as far as one process can: the store keeps only what was
+        committed (its open transaction is rolled back), the agent's tasks end without
+        their clean stop (no offline status, no final flush); then a new agent starts on
+        the same store, as a supervisor would restart `vpp run`."""
+        self.agent.store.abandon()
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.agent = new_agent()
+        self.task = self.tg.create_task(self.agent.run(self.stop), name="agent")
+
+
+async def _kills_task(
+    running: _Running,
+    new_agent: Callable[[], Agent],
+    clock: VirtualClock,
+    operator: Operator,
+    times: list[datetime],
+) -> None:
+    for n, at in enumerate(sorted(times), start=1):
+        delay = (at - clock.now()).total_seconds()
+        if delay > 0:
+            await clock.sleep(delay)
+        operator.record_kill(n)
+        log.warning("agent_kill", n=n, at=at.isoformat())
+        await running.kill_and_restart(new_agent)
+
+
 async def run(
     spec: RunSpec,
     broker: BrokerConfig | ReplayBroker,
@@ -249,28 +291,36 @@ async def run(
     async with sim:
         live = rebind(site, sim.endpoints())
         base = spec.base_load or BaseLoadParams.model_validate(site.config.sim.base_load)
-        # The agent a site runs (vpp run), with the scenario's weather and prices as forecast.
-        agent = site_agent(
-            live,
-            clock,
-            broker=broker,
-            store_path=spec.store_path,
-            strategy=spec.strategy,
-            client_id=spec.client_id,
-            forecast=TwinForecast(live, env, base, spec.tariff, prices=spec.prices),
-        )
-        # A replay's store is an output, rewritten by the next run: one transaction per
-        # 15 simulated minutes instead of one per command and per telemetry window.
-        agent.store.begin_group_commit()
+
+        def new_agent() -> Agent:
+            # The agent a site runs (vpp run), with the scenario's weather and prices as
+            # forecast.
+            agent = site_agent(
+                live,
+                clock,
+                broker=broker,
+                store_path=spec.store_path,
+                strategy=spec.strategy,
+                client_id=spec.client_id,
+                forecast=TwinForecast(live, env, base, spec.tariff, prices=spec.prices),
+            )
+            # A replay's store is an output, rewritten by the next run: one transaction per
+            # 15 simulated minutes instead of one per command and per telemetry window.
+            agent.store.begin_group_commit()
+            return agent
+
         stop = asyncio.Event()
         ready = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             op = tg.create_task(operator.run(spec.events, ready))
             await ready.wait()
-            agent_task = tg.create_task(agent.run(stop))
+            current = _Running(new_agent(), stop, tg)
             fault_task = tg.create_task(_faults_task(sim, clock, spec.faults))
             restart_task = tg.create_task(
                 _restarts_task(replay_broker, clock, operator, spec.broker_restarts)
+            )
+            kill_task = tg.create_task(
+                _kills_task(current, new_agent, clock, operator, spec.agent_kills)
             )
             step = 60.0
             t = 0.0
@@ -279,7 +329,7 @@ async def run(
                 await clock.sleep_until(t)
                 site_import.append((clock.now(), sim.meter_kw()))
                 if t % COMMIT_EVERY_S == 0:
-                    agent.store.commit()
+                    current.agent.store.commit()
                 if progress is not None:
                     r = progress(t, spec.duration_s)
                     if r is not None:
@@ -290,7 +340,8 @@ async def run(
             # how many loop iterations it takes, not on virtual time.
             await clock.sleep_until(spec.duration_s + AFTER_END_S)
             stop.set()
-            await agent_task
+            kill_task.cancel()
+            await current.task
             fault_task.cancel()
             restart_task.cancel()
             op.cancel()

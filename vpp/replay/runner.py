@@ -65,6 +65,7 @@ def spec_for(
         mqtt_telemetry_s=30.0,
         client_id=f"vpp-replay-{site.id}",
         broker_restarts=sc.broker_restarts(),
+        agent_kills=sc.agent_kills(),
     )
 
 
