@@ -35,6 +35,17 @@ from simulators.device import ServedDevice
 log = logging.getLogger(__name__)
 
 
+def _mqtt_error(group: BaseExceptionGroup[BaseException]) -> aiomqtt.MqttError | None:
+    """The MQTT error of a task group's failure, if it is only that (a dropped broker)."""
+    match, rest = group.split(aiomqtt.MqttError)
+    if match is None or rest is not None:
+        return None
+    first = match.exceptions[0]
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first if isinstance(first, aiomqtt.MqttError) else None
+
+
 class CommandError(ValueError):
     """A command that cannot be applied; the message names the field."""
 
@@ -159,11 +170,13 @@ class MqttDeviceServer:
             try:
                 await self._serve()
                 return
-            except aiomqtt.MqttError as e:
-                if not self.served_once:
+            except (aiomqtt.MqttError, ExceptionGroup) as e:
+                # _serve's task group wraps the error: a dropped broker ends both its loops.
+                lost = e if isinstance(e, aiomqtt.MqttError) else _mqtt_error(e)
+                if lost is None or not self.served_once:
                     raise
-                log.warning("device %s lost the broker (%s); reconnecting", self.device.id, e)
-                await self.clock.sleep(self.reconnect_s)
+                log.warning("device %s lost the broker (%s); reconnecting", self.device.id, lost)
+            await self.clock.sleep(self.reconnect_s)
 
     async def _serve(self) -> None:
         will = aiomqtt.Will(self.state_topic, json.dumps({"online": False}), qos=1, retain=True)

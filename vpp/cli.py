@@ -313,7 +313,11 @@ def replay_cmd(
     out: Path = typer.Option(Path("out/replay"), "--out", help="Output folder."),
     strategy: str | None = typer.Option(None, help="optimiser (default), rules or none."),
     compare: str | None = typer.Option(None, help="Also replay this strategy; print both."),
-    broker: str | None = typer.Option(None, help="mqtt://HOST:PORT (default: embedded broker)."),
+    broker: str | None = typer.Option(
+        None,
+        help="mqtt://HOST:PORT, or 'mosquitto' to start a Mosquitto of the replay's own "
+        "(default: embedded broker). broker_restart_at needs the embedded one or 'mosquitto'.",
+    ),
     duration: str | None = typer.Option(None, help="Replay only this long (ISO 8601)."),
     counterfactual: bool = typer.Option(True, help="Also run the site without the events."),
     events: bool = typer.Option(True, help="Send the scenario's events."),

@@ -27,8 +27,10 @@ from building.params import BaseLoadParams
 from building.weather import Environment
 from devices.clock import VirtualClock
 from simulators.faults import Faults
+from vpp.agent import Agent
 from vpp.dr.forecast import PriceSource, TwinForecast
 from vpp.mqtt_link import encode, message_key
+from vpp.replay.broker import ExternalBroker, ReplayBroker
 from vpp.service import site_agent
 from vpp.simsite import environment, rebind, simulated_site
 from vpp.site import BrokerConfig, Device, Site, Tariff
@@ -37,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 AFTER_END_S = 1e-6  # the run stops this long after its end (see `run`)
 COMMIT_EVERY_S = 900.0  # the agent's store commits every 15 simulated minutes
+RESTART_SETTLE_WALL_S = 0.3  # wall time after a broker restart for clients to see the drop
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class RunSpec:
     sim_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     client_id: str = "vpp-replay"
     mqtt_telemetry_s: float | None = None
+    broker_restarts: list[datetime] = field(default_factory=list)
+    agent_kills: list[datetime] = field(default_factory=list)
 
 
 @dataclass
@@ -109,19 +114,39 @@ class Operator:
         )
 
     async def run(self, events: list[TimedEvent], ready: asyncio.Event) -> None:
-        client = aiomqtt.Client(
-            self.broker.host,
-            self.broker.port,
-            identifier=f"vpp-replay-operator-{self.site_id}",
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        )
-        async with client:
-            for t in self.watch:
-                await client.subscribe(t, qos=1)
-            ready.set()
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._listen(client))
-                tg.create_task(self._send(client, events))
+        """Send `events` on time and record what comes back; reconnects (after a broker
+        restart) and sends what it had not yet sent."""
+        pending = sorted(events, key=lambda e: e.send_at)
+        announced: set[int] = set()
+        while True:
+            client = aiomqtt.Client(
+                self.broker.host,
+                self.broker.port,
+                identifier=f"vpp-replay-operator-{self.site_id}",
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+                clean_session=False,  # what the site answers while we reconnect waits for us
+            )
+            try:
+                async with client:
+                    for t in self.watch:
+                        await client.subscribe(t, qos=1)
+                    ready.set()
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._listen(client))
+                        tg.create_task(self._send(client, pending, announced))
+                return
+            except* aiomqtt.MqttError:
+                if not ready.is_set():
+                    raise
+                await self.clock.sleep(1.0)
+
+    def record_restart(self, n: int) -> None:
+        """The harness restarted the broker (shown in the messages, for engineers)."""
+        self._record("broker", "", {"broker_restart": n})
+
+    def record_kill(self, n: int) -> None:
+        """The harness killed the agent and started a new one on its store."""
+        self._record("agent", "", {"agent_kill": n})
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for m in client.messages:
@@ -133,15 +158,23 @@ class Operator:
             self._record("site->grid", topic, payload)
             (self.reports if topic.endswith("/reports") else self.responses).append(payload)
 
-    async def _send(self, client: aiomqtt.Client, events: list[TimedEvent]) -> None:
-        for ev in sorted(events, key=lambda e: e.send_at):
+    async def _send(
+        self, client: aiomqtt.Client, pending: list[TimedEvent], announced: set[int]
+    ) -> None:
+        """Send `pending` in order, removing each once the broker has it (a send cut by a
+        restart is sent again after the reconnect, announced and recorded once)."""
+        while pending:
+            ev = pending[0]
             delay = (ev.send_at - self.clock.now()).total_seconds()
             if delay > 0:
                 await self.clock.sleep(delay)
             data = encode(ev.message)
-            self.clock.expect(message_key(self.events_topic, data))
-            self._record("grid->site", self.events_topic, ev.message)
+            if id(ev) not in announced:
+                announced.add(id(ev))
+                self.clock.expect(message_key(self.events_topic, data))
+                self._record("grid->site", self.events_topic, ev.message)
             await client.publish(self.events_topic, data, qos=1)
+            pending.pop(0)
 
 
 def with_sim_params(site: Site, overrides: dict[str, dict[str, Any]]) -> Site:
@@ -174,13 +207,70 @@ async def _faults_task(sim: Any, clock: VirtualClock, faults: list[TimedFault]) 
         await sim.set_fault(device, fl)
 
 
+async def _restarts_task(
+    broker: ReplayBroker, clock: VirtualClock, operator: Operator, times: list[datetime]
+) -> None:
+    for n, at in enumerate(sorted(times), start=1):
+        delay = (at - clock.now()).total_seconds()
+        if delay > 0:
+            await clock.sleep(delay)
+        operator.record_restart(n)
+        log.warning("broker_restart", n=n, at=at.isoformat())
+        # Simulated time stands still while the broker is away and every client notices
+        # the dropped connection; the clients' reconnect back-offs then run on the clock.
+        async with clock.hold():
+            await broker.restart()
+            await asyncio.sleep(RESTART_SETTLE_WALL_S)
+
+
+class _Running:
+    """The agent the replay runs now, and its task (a kill replaces both)."""
+
+    def __init__(self, agent: Agent, stop: asyncio.Event, tg: asyncio.TaskGroup) -> None:
+        self.agent, self.stop, self.tg = agent, stop, tg
+        self.task = tg.create_task(agent.run(stop), name="agent")
+
+    async def kill_and_restart(self, new_agent: Callable[[], Agent]) -> None:
+        """What SIGKILL does, as far as one process can: the store keeps only what was
+        committed (its open transaction is rolled back), the agent's tasks end without
+        their clean stop (no offline status, no final flush); then a new agent starts on
+        the same store, as a supervisor would restart `vpp run`."""
+        self.agent.store.abandon()
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.agent = new_agent()
+        self.task = self.tg.create_task(self.agent.run(self.stop), name="agent")
+
+
+async def _kills_task(
+    running: _Running,
+    new_agent: Callable[[], Agent],
+    clock: VirtualClock,
+    operator: Operator,
+    times: list[datetime],
+) -> None:
+    for n, at in enumerate(sorted(times), start=1):
+        delay = (at - clock.now()).total_seconds()
+        if delay > 0:
+            await clock.sleep(delay)
+        operator.record_kill(n)
+        log.warning("agent_kill", n=n, at=at.isoformat())
+        await running.kill_and_restart(new_agent)
+
+
 async def run(
     spec: RunSpec,
-    broker: BrokerConfig,
+    broker: BrokerConfig | ReplayBroker,
     *,
     progress: Callable[[float, float], Awaitable[None] | None] | None = None,
 ) -> RunResult:
-    """Run one replay to its end; returns where the results are."""
+    """Run one replay to its end; returns where the results are. `broker` is the broker's
+    settings, or a replay broker (vpp.replay.broker), which `spec.broker_restarts` needs."""
+    replay_broker = ExternalBroker(broker) if isinstance(broker, BrokerConfig) else broker
+    if spec.broker_restarts and not replay_broker.restartable:
+        await replay_broker.restart()  # raises the one-line error naming broker_restart_at
+    broker = replay_broker.config
     clock = VirtualClock(spec.start)
     site = with_sim_params(spec.site, spec.sim_params)
     env = spec.env or environment(site)
@@ -201,26 +291,37 @@ async def run(
     async with sim:
         live = rebind(site, sim.endpoints())
         base = spec.base_load or BaseLoadParams.model_validate(site.config.sim.base_load)
-        # The agent a site runs (vpp run), with the scenario's weather and prices as forecast.
-        agent = site_agent(
-            live,
-            clock,
-            broker=broker,
-            store_path=spec.store_path,
-            strategy=spec.strategy,
-            client_id=spec.client_id,
-            forecast=TwinForecast(live, env, base, spec.tariff, prices=spec.prices),
-        )
-        # A replay's store is an output, rewritten by the next run: one transaction per
-        # 15 simulated minutes instead of one per command and per telemetry window.
-        agent.store.begin_group_commit()
+
+        def new_agent() -> Agent:
+            # The agent a site runs (vpp run), with the scenario's weather and prices as
+            # forecast.
+            agent = site_agent(
+                live,
+                clock,
+                broker=broker,
+                store_path=spec.store_path,
+                strategy=spec.strategy,
+                client_id=spec.client_id,
+                forecast=TwinForecast(live, env, base, spec.tariff, prices=spec.prices),
+            )
+            # A replay's store is an output, rewritten by the next run: one transaction per
+            # 15 simulated minutes instead of one per command and per telemetry window.
+            agent.store.begin_group_commit()
+            return agent
+
         stop = asyncio.Event()
         ready = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             op = tg.create_task(operator.run(spec.events, ready))
             await ready.wait()
-            agent_task = tg.create_task(agent.run(stop))
+            current = _Running(new_agent(), stop, tg)
             fault_task = tg.create_task(_faults_task(sim, clock, spec.faults))
+            restart_task = tg.create_task(
+                _restarts_task(replay_broker, clock, operator, spec.broker_restarts)
+            )
+            kill_task = tg.create_task(
+                _kills_task(current, new_agent, clock, operator, spec.agent_kills)
+            )
             step = 60.0
             t = 0.0
             while t < spec.duration_s:
@@ -228,7 +329,7 @@ async def run(
                 await clock.sleep_until(t)
                 site_import.append((clock.now(), sim.meter_kw()))
                 if t % COMMIT_EVERY_S == 0:
-                    agent.store.commit()
+                    current.agent.store.commit()
                 if progress is not None:
                     r = progress(t, spec.duration_s)
                     if r is not None:
@@ -239,8 +340,10 @@ async def run(
             # how many loop iterations it takes, not on virtual time.
             await clock.sleep_until(spec.duration_s + AFTER_END_S)
             stop.set()
-            await agent_task
+            kill_task.cancel()
+            await current.task
             fault_task.cancel()
+            restart_task.cancel()
             op.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await op

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from vpp.grid.types import format_duration
-from vpp.replay.broker import embedded_broker
+from vpp.replay.broker import replay_broker
 from vpp.replay.harness import RunResult, RunSpec, TimedEvent, TimedFault, run
 from vpp.replay.history import generate_history
 from vpp.replay.scenario import Scenario
-from vpp.site import BrokerConfig, Site
+from vpp.site import Site
 from vpp.store.store import Store
 
 STORE = "store.sqlite"
@@ -64,6 +64,8 @@ def spec_for(
         prices=prices,
         mqtt_telemetry_s=30.0,
         client_id=f"vpp-replay-{site.id}",
+        broker_restarts=sc.broker_restarts(),
+        agent_kills=sc.agent_kills(),
     )
 
 
@@ -99,9 +101,7 @@ async def run_one(
     """One run into `out/store.sqlite` (history generated first, for like-day baselines)."""
     store_path = fresh_store(out, sc)
     spec = spec_for(sc, store_path, strategy=strategy, events=events)
-    if broker_url:
-        return await run(spec, BrokerConfig.from_url(broker_url), progress=progress)
-    async with embedded_broker() as broker:
+    async with replay_broker(broker_url) as broker:
         return await run(spec, broker, progress=progress)
 
 

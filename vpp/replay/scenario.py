@@ -303,6 +303,10 @@ class Scenario:
         """When the broker is restarted, in order."""
         return sorted(self.at(t) for t in self.config.broker_restart_at)
 
+    def agent_kills(self) -> list[datetime]:
+        """When the agent is killed (and started again on its store), in order."""
+        return sorted(self.at(t) for t in self.config.agent_kill_at)
+
     # -- money and carbon --------------------------------------------------------------------
 
     def import_prices(self, times: list[datetime]) -> list[float]:

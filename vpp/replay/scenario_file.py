@@ -235,6 +235,9 @@ class ScenarioConfig(_Strict):
     broker_restart_at: Annotated[list[When], BeforeValidator(_one_or_many)] = Field(
         default_factory=list
     )
+    agent_kill_at: Annotated[list[When], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list
+    )
 
     @field_validator("timezone")
     @classmethod

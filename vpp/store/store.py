@@ -74,6 +74,7 @@ class Store:
         self._closed_due = float("inf")
         self._batch_depth = 0
         self._grouped = False
+        self._abandoned = False
         self.migrate()
 
     # -- schema ---------------------------------------------------------------------------
@@ -101,8 +102,22 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def abandon(self) -> None:
+        """Close the file as a killed process leaves it: what was committed stays; the open
+        group transaction and the telemetry windows not yet written are lost (a replay's
+        `agent_kill_at`). Later calls to `close()` do nothing."""
+        if self._abandoned:
+            return
+        self._abandoned = True
+        if self._grouped:
+            self._grouped = False
+            self._db.execute("ROLLBACK")
+        self._db.close()
+
     def close(self) -> None:
         """Flush telemetry and close the file."""
+        if self._abandoned:
+            return
         self.flush()
         if self._grouped:
             self._grouped = False
