@@ -13,8 +13,8 @@ Lanes, highest first; order is kept within a lane (the grid needs `received` bef
 
 A message leaves the store when its send completed (QoS 1: the broker's PUBACK). One is in
 flight at a time, so at most one message per lost connection or kill may reach the grid
-twice (sent, PUBACK not seen): delivery is at least once, and the grid deduplicates (see
-docs/grid-link.md).
+twice (sent, PUBACK not seen): delivery is at least once, and the grid deduplicates
+(docs/grid-messages.md, Delivery).
 """
 
 from __future__ import annotations
