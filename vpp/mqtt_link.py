@@ -95,8 +95,8 @@ class MqttLink:
         self.connected = asyncio.Event()
         self._subscriptions = [self.topics.events.name] if subscriptions is None else subscriptions
         self.outbox = Outbox(clock, store)
-        # Short and capped: the broker back is the broker used at once (a retry to a
-        # refused port costs nothing); the grid wants us within seconds of its return.
+        # Short and capped: a retry against a refused port costs nothing, and the grid wants
+        # the site back within seconds of the broker's return (a 30 s cap: 21 s late).
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._client: aiomqtt.Client | None = None
