@@ -42,14 +42,18 @@ def _wait_listening(port: int, deadline_s: float = 10.0) -> None:
     raise RuntimeError(f"mosquitto did not listen on {port} within {deadline_s} s")
 
 
-def start_mosquitto(workdir: Path, port: int | None = None) -> Broker:
-    """Start a Mosquitto process bound to 127.0.0.1 (persistence off, anonymous allowed)."""
+def start_mosquitto(workdir: Path, port: int | None = None, *, persistence: bool = False) -> Broker:
+    """Start a Mosquitto process bound to 127.0.0.1 (anonymous allowed). With `persistence`,
+    retained messages and sessions are saved in `workdir` when it stops and read again when
+    it starts on the same port (a broker restart as in production)."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = port or free_port()
     conf = workdir / f"mosquitto-{port}.conf"
+    persist = f"persistence true\npersistence_location {workdir}/\n" if persistence else ""
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 100000\nlog_type error\nset_tcp_nodelay true\n"
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        + (persist or "persistence false\n")
+        + "max_queued_messages 100000\nlog_type error\nset_tcp_nodelay true\n"
     )
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL)
     _wait_listening(port)

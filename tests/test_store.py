@@ -73,3 +73,29 @@ def test_commands_responses_reports_and_health_are_kept_in_order(tmp_path: Path)
     assert store.health_changes("bat1")[0][2:] == ("offline", "timeout")
     with pytest.raises(ValueError, match="timezone-aware"):
         store.add_health(datetime(2026, 1, 1), "bat1", "online", "")
+
+
+def test_a_schema_2_file_gains_the_outbox_and_keeps_its_rows_until_sent(tmp_path: Path) -> None:
+    """A store written before the durable outbox (schema 2) is migrated on open; outgoing
+    rows come back in the order queued, bytes as given, and `outgoing_sent` removes one."""
+    from vpp.store.schema import MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    for version, script in enumerate(MIGRATIONS[:2], start=1):
+        db.executescript(script)
+        db.execute(f"PRAGMA user_version = {version}")
+    db.execute("INSERT INTO responses (ts, status, payload) VALUES (0, 'received', '{}')")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION >= 3
+    assert len(store.responses()) == 1
+    rows = [store.add_outgoing(T0, lane, f"t/{lane}", b"\x00{}", 1, False) for lane in (1, 0)]
+    assert [(o.topic, o.payload, o.lane) for o in store.outgoing()] == [
+        ("t/1", b"\x00{}", 1),
+        ("t/0", b"\x00{}", 0),
+    ]
+    store.outgoing_sent(rows[0])
+    store.close()
+    assert [o.row for o in Store(path).outgoing()] == [rows[1]]

@@ -1,10 +1,13 @@
 """The agent's grid link over our MQTT contract (a vpp.grid.link.GridLink): status with a
-last will, a persistent QoS 1 session, an outbox that survives reconnects, and inbound
-messages on a queue. The topics, their QoS and retain flags are vpp.grid.topics.SiteTopics.
+last will, a persistent QoS 1 session, an outbox (vpp.outbox) that survives reconnects and
+restarts, and inbound messages on a queue. The topics, their QoS and retain flags are
+vpp.grid.topics.SiteTopics.
 
-Nothing is lost across a broker restart: a message leaves the outbox only after the broker
-acknowledged it (QoS 1), and the session (fixed client id, clean_session=False) keeps the
-grid's events queued for us while we are away.
+Nothing is lost across a broker restart or a kill of the agent: a response or report leaves
+the outbox (and its store row) only after the broker acknowledged it (QoS 1), and the
+session (fixed client id, clean_session=False) keeps the grid's events queued for us while
+we are away. Answers to valid events and reports go first, then `rejected` answers, then the
+newest telemetry. A lost connection is retried within `reconnect_max_s` (2 s) on the clock.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from vpp.grid.link import InboundGridMessage, response_payload
 from vpp.grid.messages import ExtendedStatus, Response, Status
 from vpp.grid.topics import SiteTopics, Topic
 from vpp.measure.contract import contract_report
+from vpp.outbox import Lane, Outbox, Outgoing
 from vpp.site import BrokerConfig
+from vpp.store.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -51,14 +56,6 @@ class Inbound:
     payload: bytes
 
 
-@dataclass(frozen=True)
-class _Outbound:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-
-
 def message_key(topic: str, payload: bytes) -> str:
     """Key under which a replay harness `expect()`s a message on the clock."""
     return f"{topic}:{hashlib.sha1(payload).hexdigest()}"
@@ -72,7 +69,9 @@ def encode(payload: dict[str, Any]) -> bytes:
 class MqttLink:
     """Owns one aiomqtt client for the agent; reconnects with backoff on the clock.
 
-    Subscribes to the site's events topic unless told `subscriptions`."""
+    Subscribes to the site's events topic unless told `subscriptions`. With a `store`, the
+    outbox's responses and reports are rows of it until acknowledged, and the rows an
+    earlier run left are sent first."""
 
     def __init__(
         self,
@@ -82,8 +81,10 @@ class MqttLink:
         *,
         subscriptions: list[str] | None = None,
         client_id: str | None = None,
-        reconnect_max_s: float = 30.0,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 2.0,
         extensions: bool = False,
+        store: Store | None = None,
     ) -> None:
         self.broker = broker
         self.clock = clock
@@ -93,7 +94,10 @@ class MqttLink:
         self._inbox: asyncio.Queue[Inbound] = asyncio.Queue()
         self.connected = asyncio.Event()
         self._subscriptions = [self.topics.events.name] if subscriptions is None else subscriptions
-        self._outbox: asyncio.Queue[_Outbound] = asyncio.Queue()
+        self.outbox = Outbox(clock, store)
+        # Short and capped: a retry against a refused port costs nothing, and the grid wants
+        # the site back within seconds of the broker's return (a 30 s cap: 21 s late).
+        self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._client: aiomqtt.Client | None = None
         self.connects = 0
@@ -102,14 +106,21 @@ class MqttLink:
         True adds `ts`, `site_id`, `agent_version` and `reason`."""
 
     def publish_nowait(
-        self, topic: str, payload: dict[str, Any] | bytes, *, qos: int = 1, retain: bool = False
+        self,
+        topic: str,
+        payload: dict[str, Any] | bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        lane: Lane = Lane.ANSWER,
     ) -> None:
-        """Queue a message; it is sent (and re-sent after a reconnect) in order."""
+        """Queue a message in `lane`; it is sent (and re-sent after a reconnect) in order
+        with the others of its lane."""
         data = payload if isinstance(payload, bytes) else encode(payload)
-        self._outbox.put_nowait(_Outbound(topic, data, qos, retain))
+        self.outbox.put(Outgoing(topic, data, qos, retain, lane))
 
-    def _send(self, topic: Topic, payload: dict[str, Any]) -> None:
-        self.publish_nowait(topic.name, payload, qos=topic.qos, retain=topic.retain)
+    def _send(self, topic: Topic, payload: dict[str, Any], lane: Lane) -> None:
+        self.publish_nowait(topic.name, payload, qos=topic.qos, retain=topic.retain, lane=lane)
 
     # -- GridLink -------------------------------------------------------------------------
 
@@ -121,16 +132,18 @@ class MqttLink:
                 return InboundGridMessage(msg.payload, msg.topic)
 
     def send_response(self, response: Response) -> None:
-        """On `PREFIX/SITE/responses` (QoS 1)."""
-        self._send(self.topics.responses, response_payload(response))
+        """On `PREFIX/SITE/responses` (QoS 1); a `rejected` after every other answer."""
+        lane = Lane.REJECTED if response.status == "rejected" else Lane.ANSWER
+        self._send(self.topics.responses, response_payload(response), lane)
 
     def send_report(self, report: dict[str, Any]) -> None:
         """On `PREFIX/SITE/reports` (QoS 1): only the contract's fields unless `extensions`."""
-        self._send(self.topics.reports, report if self.extensions else contract_report(report))
+        payload = report if self.extensions else contract_report(report)
+        self._send(self.topics.reports, payload, Lane.ANSWER)
 
     def send_telemetry(self, telemetry: dict[str, Any]) -> None:
-        """On `PREFIX/SITE/telemetry` (QoS 0)."""
-        self._send(self.topics.telemetry, telemetry)
+        """On `PREFIX/SITE/telemetry` (QoS 0): the newest only, when nothing else waits."""
+        self._send(self.topics.telemetry, telemetry, Lane.LATEST)
 
     def status_payload(self, online: bool, *, will: bool = False) -> bytes:
         """The retained status: online, or offline on a clean shutdown. Exactly the
@@ -175,7 +188,7 @@ class MqttLink:
 
     async def run(self) -> None:
         """Connect, serve, reconnect: runs until cancelled."""
-        backoff = 1.0
+        backoff = self._reconnect_min_s
         while True:
             try:
                 async with self._client_for() as client:
@@ -198,7 +211,7 @@ class MqttLink:
                         log.info(
                             "mqtt_reconnected", broker=f"{self.broker.host}:{self.broker.port}"
                         )
-                    backoff = 1.0
+                    backoff = self._reconnect_min_s
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._read(client))
                         tg.create_task(self._write(client))
@@ -224,32 +237,23 @@ class MqttLink:
 
     async def _write(self, client: aiomqtt.Client) -> None:
         while True:
-            item = await self._outbox.get()
+            item = await self.outbox.take()
             try:
                 # Time stands still while the broker acknowledges (see MqttHub.publish).
                 async with self.clock.hold():
                     await cancellable(
                         client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
                     )
-            except aiomqtt.MqttError:
-                # Put it back at the front: order matters to the grid (received before opt_in).
-                self._requeue_front(item)
+            except BaseException:
+                # Back at the front of its lane: order matters (received before opt_in).
+                self.outbox.give_back(item)
                 raise
-            finally:
-                self._outbox.task_done()
-
-    def _requeue_front(self, item: _Outbound) -> None:
-        rest: list[_Outbound] = []
-        while not self._outbox.empty():
-            rest.append(self._outbox.get_nowait())
-            self._outbox.task_done()
-        for it in [item, *rest]:
-            self._outbox.put_nowait(it)
+            self.outbox.sent(item)
 
     async def flush(self, wall_timeout_s: float = 1.0) -> None:
         """Let queued messages leave before a long computation blocks the loop (the grid
         must get `received` before the agent starts planning). Time holds still meanwhile."""
-        if self._outbox.empty() or not self.connected.is_set():
+        if self.outbox.empty() or not self.connected.is_set():
             return
         async with self.clock.hold():
             await self.drain(wall_timeout_s)
@@ -257,9 +261,9 @@ class MqttLink:
     async def drain(self, wall_timeout_s: float = 5.0) -> bool:
         """Wait (wall time, bounded: used at shutdown) until the broker has every message."""
         if not self.connected.is_set():
-            return self._outbox.empty()
+            return self.outbox.empty()
         try:
-            await asyncio.wait_for(self._outbox.join(), wall_timeout_s)
+            await asyncio.wait_for(self.outbox.join(), wall_timeout_s)
         except TimeoutError:
             return False
         return True

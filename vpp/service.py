@@ -55,9 +55,15 @@ def site_agent(
         store_path or site.config.store.file(site.id),
         telemetry_resolution_s=site.config.store.telemetry_resolution_s,
     )
-    # Our MQTT contract is the grid link; the site's MQTT devices share its broker.
+    # Our MQTT contract is the grid link (its outbox of responses and reports in the store);
+    # the site's MQTT devices share its broker.
     link = MqttLink(
-        broker, site.id, clock, client_id=client_id, extensions=site.config.grid.extensions
+        broker,
+        site.id,
+        clock,
+        client_id=client_id,
+        extensions=site.config.grid.extensions,
+        store=store,
     )
     devices = SiteDevices(site, clock, mqtt_hub_for(site, clock, broker, link.client_id))
     dispatcher = Dispatcher(site)

@@ -44,6 +44,11 @@ def night_timezone(now: datetime, local_hour: int = 3) -> str:
 
 def small_site(timezone: str = "Asia/Shanghai") -> Site:
     """Meter, battery (100 kW, 200 kWh at 60 %) and two curtailable loads of 20 kW."""
+    return parse_site(small_site_data(timezone), Path("live-site.yaml"))
+
+
+def small_site_data(timezone: str = "Asia/Shanghai") -> dict[str, Any]:
+    """The small site's site file, as data (what `small_site` parses)."""
     devices: list[dict[str, Any]] = [
         {"id": "meter", "type": "meter", "profile": "site-meter"},
         {
@@ -76,7 +81,7 @@ def small_site(timezone: str = "Asia/Shanghai") -> Site:
         )
     for i, d in enumerate(devices):
         d["port"] = 21000 + i  # replaced by the ports the simulator gets from the OS
-    data = {
+    return {
         "site_id": SITE_ID,
         "name": "grid live test site",
         "timezone": timezone,
@@ -86,7 +91,6 @@ def small_site(timezone: str = "Asia/Shanghai") -> Site:
         "sim": {"step_s": 5, "seed": 3, "base_load": {"peak_kw": 150.0, "noise_kw": 0.5}},
         "devices": devices,
     }
-    return parse_site(data, Path("live-site.yaml"))
 
 
 @dataclass

@@ -71,4 +71,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (event_id, ts)
     );
     """,
+    # 3: the grid link's outbox: what must reach the grid, until the broker acknowledged it.
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,      -- the order of queuing (sent in this order per lane)
+        ts REAL NOT NULL,            -- when it was queued, unix seconds (UTC)
+        lane INTEGER NOT NULL,       -- vpp.outbox.Lane: 0 answers and reports, 1 rejected
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,       -- the bytes as they go on the wire
+        qos INTEGER NOT NULL,
+        retain INTEGER NOT NULL
+    );
+    """,
 ]

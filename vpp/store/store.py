@@ -52,6 +52,18 @@ class StoredEvent:
     updated: datetime
 
 
+@dataclass(frozen=True)
+class StoredOutgoing:
+    """A message for the grid the broker has not acknowledged yet (the link's outbox)."""
+
+    row: int
+    lane: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
 class StoreError(RuntimeError):
     """The database is unusable (newer schema than this code, or corrupt)."""
 
@@ -361,6 +373,30 @@ class Store:
             q += " AND final=1"
         return [json.loads(r[0]) for r in self._db.execute(q + " ORDER BY id", (event_id,))]
 
+    # -- the grid link's outbox -----------------------------------------------------------
+
+    def add_outgoing(
+        self, ts: datetime, lane: int, topic: str, payload: bytes, qos: int, retain: bool
+    ) -> int:
+        """Keep a message for the grid until `outgoing_sent(row)`; returns its row."""
+        cur = self._db.execute(
+            "INSERT INTO outbox (ts, lane, topic, payload, qos, retain) VALUES (?,?,?,?,?,?)",
+            (_ts(ts), lane, topic, payload, qos, int(retain)),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def outgoing_sent(self, row: int) -> None:
+        """The broker acknowledged the message of `row`: it is not sent again."""
+        self._db.execute("DELETE FROM outbox WHERE id=?", (row,))
+
+    def outgoing(self) -> list[StoredOutgoing]:
+        """Messages not yet acknowledged, in the order they were queued."""
+        rows = self._db.execute(
+            "SELECT id, lane, topic, payload, qos, retain FROM outbox ORDER BY id"
+        ).fetchall()
+        return [StoredOutgoing(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5])) for r in rows]
+
     def save_baseline(self, event_id: str, method: str, profile: dict[datetime, float]) -> None:
         """Replace an event's baseline profile (interval start → kW)."""
         self._db.execute("DELETE FROM baselines WHERE event_id=?", (event_id,))
@@ -380,7 +416,10 @@ class Store:
     def table_counts(self) -> dict[str, int]:
         """Rows per table (for tests and `vpp` status output)."""
         self.flush()
-        names = ["telemetry", "commands", "health", "events", "responses", "reports", "baselines"]
+        names = [
+            *("telemetry", "commands", "health", "events", "responses", "reports", "baselines"),
+            "outbox",
+        ]
         return {n: int(self._db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0]) for n in names}
 
     def rows(self, sql: str, args: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
