@@ -231,10 +231,10 @@ class _Running:
         self.task = tg.create_task(agent.run(stop), name="agent")
 
     async def kill_and_restart(self, new_agent: Callable[[], Agent]) -> None:
-        """What SIGKILL does, as far as one process can: the store keeps only what was
-        committed (its open transaction is rolled back), the agent's tasks end without
-        their clean stop (no offline status, no final flush); then a new agent starts on
-        the same store, as a supervisor would restart `vpp run`."""
+        """What SIGKILL does, as far as one process can: the store keeps what a live agent
+        would have committed (Store.abandon: in-memory telemetry windows are lost), the
+        agent's tasks end without their clean stop (no offline status, no final flush);
+        then a new agent starts on the same store, as a supervisor would restart `vpp run`."""
         self.agent.store.abandon()
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -115,15 +115,16 @@ class Store:
                 raise
 
     def abandon(self) -> None:
-        """Close the file as a killed process leaves it: what was committed stays; the open
-        group transaction and the telemetry windows not yet written are lost (a replay's
-        `agent_kill_at`). Later calls to `close()` do nothing."""
+        """Close the file as a killed live agent leaves it (a replay's `agent_kill_at`):
+        live, every statement commits on its own, so what was written stays (the group
+        transaction, a replay's speed-up only, is committed); the telemetry windows still in
+        memory are lost. Later calls to `close()` do nothing."""
         if self._abandoned:
             return
         self._abandoned = True
         if self._grouped:
             self._grouped = False
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
         self._db.close()
 
     def close(self) -> None:
