@@ -122,7 +122,8 @@ class SelfReporting(Protocol):
 
     @property
     def changed(self) -> asyncio.Event:
-        """Set when the device's own state changed (the Poller clears it and reads)."""
+        """Set when the device said something (the Poller clears it, reads, and asks
+        `next_check_s()` again)."""
         ...
 
     def next_check_s(self) -> float | None:

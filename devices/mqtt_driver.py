@@ -10,7 +10,8 @@ profile's fields is telemetry: `{}` or vendor-only fields refresh nothing.
 The telemetry period is the site's option, else the profile's `telemetry_period_s`, else
 learnt from the messages (the longest of the last intervals: extra messages after commands
 only shorten intervals); until then `stale_after_s` applies. The driver is `SelfReporting`:
-the Poller reads it again when its availability drops or its telemetry turns stale.
+the Poller reads it again when the device says something (telemetry, availability) or its
+telemetry turns stale.
 """
 
 from __future__ import annotations
@@ -163,9 +164,11 @@ class MqttDriver:
             doc = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             self._bad = f"telemetry is not JSON: {e}"
+            self.changed.set()
             return
         if not isinstance(doc, dict):
             self._bad = "telemetry is not a JSON object"
+            self.changed.set()
             return
         values: dict[str, float] = {}
         for key, v in doc.items():
@@ -176,6 +179,7 @@ class MqttDriver:
                 values[name] = float(v)
             else:
                 self._bad = f"telemetry field {key} is not a number: {v!r}"
+                self.changed.set()
                 return
         if not values:
             if not self._empty_logged:  # once until the next real telemetry
@@ -186,12 +190,14 @@ class MqttDriver:
             return  # no profile field: not telemetry, refreshes nothing
         self._empty_logged = False
         now = self._clock.monotonic()
-        if self._received_at is not None and now - self._received_at < self._stale_after():
-            self._intervals.append(now - self._received_at)  # gaps while stale are outages
+        gap = None if self._received_at is None else now - self._received_at
+        if gap is not None and gap < 2 * self._stale_after():  # a longer gap was an outage
+            self._intervals.append(gap)
         self._values.update(values)
         self._bad = None
         self._received_at = now
         self._received_ts = self._clock.now()
+        self.changed.set()  # the Poller moves its stale deadline now, not by waking for it
 
     def _stale_after(self) -> float:
         """Seconds without telemetry before the device is stale."""

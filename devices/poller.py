@@ -13,9 +13,9 @@ Timing rules (per device, on the injected clock):
   `offline_after` consecutive ones, or at once when its connection is lost (refused/reset).
   Before its first answer a device is `offline` ("not polled yet", then the failure reason).
   One log line when a device fails (leaves `online`), one when it recovers.
-- A `SelfReporting` driver (MQTT) is also read between ticks, when it says its state changed
-  (availability offline) or its telemetry turns stale: only a failure is taken from such a
-  read (the reading itself waits for the tick, so the readings keep their cadence).
+- A `SelfReporting` driver (MQTT) is also read between ticks, when its device says something
+  (telemetry, availability offline) or its telemetry turns stale: only a failure is taken
+  from such a read (the reading itself waits for the tick, so readings keep their cadence).
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ class Poller:
                 tick += skipped * st.period_s
 
     async def _watch_loop(self, st: _DeviceState, d: SelfReporting) -> None:
-        """Read `d` when it says its state changed or its telemetry turns stale, so that an
+        """Read `d` when its device says something or its telemetry turns stale, so that an
         MQTT device polled every minute still leaves the plan within a control cycle."""
         clock = self._clock
         while not self._stopping:

@@ -184,6 +184,7 @@ async def test_availability_offline_and_will_take_the_device_offline(mosquitto: 
         await publish(mosquitto, clock, d.state_topic, b'{"online": true}')
         await publish(mosquitto, clock, d.telemetry_topic, telemetry)
         assert (await d.read()).values["power_kw"] == 7.2
+        d.changed.clear()
         await publish(mosquitto, clock, d.state_topic, b'{"online": false}')
         assert d.changed.is_set()  # the Poller is told at once
         with pytest.raises(DeviceError, match="says it is offline") as offline:
@@ -239,6 +240,13 @@ async def test_stale_after_a_few_of_the_devices_own_telemetry_periods(mosquitto:
         await clock.sleep(1.2)
         with pytest.raises(DeviceError, match=r"stale after 2\.7 s"):
             await learnt.read()
+        # The device now publishes every 4 s: the period is learnt again, no flapping.
+        for _ in range(2):
+            await publish(mosquitto, clock, learnt.telemetry_topic, payload)
+            await clock.sleep(4.0)
+        await publish(mosquitto, clock, learnt.telemetry_topic, payload)
+        await clock.sleep(3.9)
+        await learnt.read()
 
 
 async def test_poller_takes_an_mqtt_device_offline_between_its_polls(mosquitto: Broker) -> None:
