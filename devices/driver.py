@@ -7,6 +7,7 @@ range and the site's limits before anything is sent.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -110,6 +111,24 @@ class Driver(Protocol):
 
     async def write(self, point: str, value: float) -> WriteResult:
         """Clamp `value` to the point's and the site's limits, write it, read back if asked."""
+        ...
+
+
+@runtime_checkable
+class SelfReporting(Protocol):
+    """A driver whose device tells its own state between polls (an MQTT device's
+    availability, its telemetry going stale): the Poller reads it again as soon as
+    `changed` is set or the clock reaches `next_check_s()`, not only on its period."""
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set when the device said something (the Poller clears it, reads, and asks
+        `next_check_s()` again)."""
+        ...
+
+    def next_check_s(self) -> float | None:
+        """Clock monotonic time at which `read()` would answer differently by itself (its
+        telemetry turns stale), or None when nothing is due."""
         ...
 
 

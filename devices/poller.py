@@ -13,6 +13,9 @@ Timing rules (per device, on the injected clock):
   `offline_after` consecutive ones, or at once when its connection is lost (refused/reset).
   Before its first answer a device is `offline` ("not polled yet", then the failure reason).
   One log line when a device fails (leaves `online`), one when it recovers.
+- A `SelfReporting` driver (MQTT) is also read between ticks, when its device says something
+  (telemetry, availability offline) or its telemetry turns stale: only a failure is taken
+  from such a read (the reading itself waits for the tick, so readings keep their cadence).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from types import TracebackType
 
 import structlog
 
-from devices.clock import Clock
-from devices.driver import DeviceError, Driver, Reading
+from devices.clock import Clock, timeout
+from devices.driver import DeviceError, Driver, Reading, SelfReporting
 from devices.health import Health, HealthState
 from devices.plausible import implausible
 
@@ -69,6 +72,9 @@ class _DeviceState:
     polls: int = 0
     missed: int = 0
     lateness: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+_WORSE = {HealthState.online: 0, HealthState.degraded: 1, HealthState.offline: 2}
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -168,6 +174,8 @@ class Poller:
         async with asyncio.TaskGroup() as tg:
             for st in self._states.values():
                 tg.create_task(self._poll_loop(st), name=f"poll-{st.driver.id}")
+                if isinstance(st.driver, SelfReporting):
+                    tg.create_task(self._watch_loop(st, st.driver), name=f"watch-{st.driver.id}")
 
     # -- queries -----------------------------------------------------------------------
 
@@ -256,6 +264,27 @@ class Poller:
                 st.missed += skipped
                 tick += skipped * st.period_s
 
+    async def _watch_loop(self, st: _DeviceState, d: SelfReporting) -> None:
+        """Read `d` when its device says something or its telemetry turns stale, so that an
+        MQTT device polled every minute still leaves the plan within a control cycle."""
+        clock = self._clock
+        while not self._stopping:
+            due = d.next_check_s()
+            if due is None:
+                await d.changed.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await timeout(clock, max(0.0, due - clock.monotonic()), d.changed.wait())
+            if self._stopping:
+                return
+            d.changed.clear()
+            try:
+                await st.driver.read()  # a good answer waits for the tick
+            except DeviceError as e:
+                self._noticed(st, e)
+            except Exception as e:  # never let one driver's bug stop the agent
+                self._noticed(st, DeviceError(f"driver error: {e!r}"))
+
     def _wait_periods(self, st: _DeviceState) -> int:
         if st.failures == 0:
             return 1
@@ -280,7 +309,17 @@ class Poller:
         st.failures += 1
         # A device that never answered stays offline: there is nothing usable to degrade.
         offline = e.connection_lost or st.failures >= self._offline_after or st.latest is None
+        self._fail_health(st, e, HealthState.offline if offline else HealthState.degraded)
+
+    def _noticed(self, st: _DeviceState, e: DeviceError) -> None:
+        """A failure found between ticks (a SelfReporting driver): it may make the health
+        worse, but is no failed poll (neither backoff nor `offline_after` count it)."""
+        offline = e.connection_lost or st.latest is None
         state = HealthState.offline if offline else HealthState.degraded
+        if _WORSE[state] >= _WORSE[st.health.state]:
+            self._fail_health(st, e, state)
+
+    def _fail_health(self, st: _DeviceState, e: DeviceError, state: HealthState) -> None:
         if not st.failed_logged:
             st.failed_logged = True
             log.warning(

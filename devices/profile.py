@@ -217,7 +217,12 @@ class MqttPoint(_Strict):
 
 
 class MqttTopics(_Strict):
-    """Topic templates; `{site}` and `{device}` are filled in from the site file."""
+    """Topic templates; `{site}` and `{device}` are filled in from the site file.
+
+    `state` is the device's availability topic: a retained JSON object whose
+    `availability_field` (profile, default `online`) is true while it is up, and false in
+    its last will and when it goes offline on purpose.
+    """
 
     telemetry: str = "vpp/{site}/{device}/telemetry"
     command: str = "vpp/{site}/{device}/cmd"
@@ -302,10 +307,17 @@ class ModbusProfile(_ProfileBase):
 
 
 class MqttProfile(_ProfileBase):
-    """An MQTT device: JSON telemetry on a topic, commands as JSON on another."""
+    """An MQTT device: JSON telemetry on a topic, commands as JSON on another.
+
+    `availability_field`: the field of the state topic's JSON object that says whether the
+    device is up. `telemetry_period_s`: how often the device publishes telemetry (None: the
+    driver learns it from the messages); the device is stale after a few such periods.
+    """
 
     transport: Literal["mqtt"] = "mqtt"
     topics: MqttTopics = MqttTopics()
+    availability_field: str = "online"
+    telemetry_period_s: Annotated[float, Field(gt=0, le=3600)] | None = None
     points: dict[str, MqttPoint]
 
     @model_validator(mode="after")

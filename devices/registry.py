@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from devices.clock import Clock
 from devices.driver import Driver
@@ -71,6 +71,22 @@ class NoOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def profile_problems(self, profile: ModbusProfile | MqttProfile) -> list[str]:
+        """Options that do not fit the device's profile, each `field: message`."""
+        return []
+
+
+class ProfileOptions(NoOptions):
+    """Options of the generic (profile) drivers: `telemetry_period_s`, how often an MQTT
+    device publishes (s; default its profile's, else learnt from its messages)."""
+
+    telemetry_period_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+
+    def profile_problems(self, profile: ModbusProfile | MqttProfile) -> list[str]:
+        if self.telemetry_period_s is not None and isinstance(profile, ModbusProfile):
+            return ["telemetry_period_s: only an MQTT device has a telemetry period"]
+        return []
+
 
 @dataclass(frozen=True)
 class DriverType:
@@ -106,10 +122,13 @@ class DriverType:
                 f"({profile.transport})"
             )
         try:
-            self.options.model_validate(options)
+            valid = self.options.model_validate(options)
         except ValidationError as e:
             for loc, msg in error_paths(e):
                 problems.append(f"options.{loc}: {msg}" if loc else f"options: {msg}")
+        else:
+            if profile is not None and isinstance(valid, NoOptions):
+                problems.extend(f"options.{p}" for p in valid.profile_problems(profile))
         return problems
 
 
@@ -191,6 +210,7 @@ def generic_driver(spec: DeviceSpec, ctx: DriverContext) -> Driver:
     kind = spec_kind(spec)
     if kind is not None and p.kind != kind:
         raise RegistryError(f"{where}.profile: {p.name} is a {p.kind} profile, not {kind}")
+    options = ProfileOptions.model_validate(dict(spec.options))
     if isinstance(p, ModbusProfile):
         if spec.host is None or spec.port is None:
             raise RegistryError(f"{where}: a Modbus device needs host and port")
@@ -213,12 +233,14 @@ def generic_driver(spec: DeviceSpec, ctx: DriverContext) -> Driver:
         clock=ctx.clock,
         site=ctx.site,
         stale_after_s=spec.stale_after_s,
+        telemetry_period_s=options.telemetry_period_s,
         limits=spec.limits,
         hold_commands=ctx.hold_mqtt_commands,
     )
 
 
 for _type in Kind.__members__:
-    register_driver(_type)(generic_driver)  # the profile's kind must match: generic_driver
+    # the profile's kind must match: generic_driver
+    register_driver(_type, options=ProfileOptions)(generic_driver)
 register_driver("modbus", transport="modbus")(generic_driver)
-register_driver("mqtt", transport="mqtt")(generic_driver)
+register_driver("mqtt", transport="mqtt", options=ProfileOptions)(generic_driver)

@@ -5,7 +5,9 @@ Telemetry: a JSON object of the profile's fields plus `ts` (ISO 8601, UTC), publ
 Commands: a JSON object of writable fields (optionally `cmd_id`) on the command topic; all
 fields are checked (known, writable, right type, within min/max) before any is applied.
 Each command is answered on `<command topic>/ack` with `{"cmd_id", "ok", "error"?, "ts"}`.
-State: retained `{"online": true}` on the state topic, `{"online": false}` as the Will.
+State (availability): retained `{"online": true}` on the state topic once connected,
+`{"online": false}` as the Will (a lost connection: `crash()`), on a clean disconnect
+(`stop()`) and from `say_online(False)` (out of service while still connected).
 
 Under a VirtualClock the server calls `clock.arrived(<command topic>)` on each command, so a
 controller that calls `clock.expect(<command topic>)` before publishing holds time still
@@ -124,6 +126,8 @@ class MqttDeviceServer:
         self.ack_topic = self.command_topic + "/ack"
         self.client_id = f"sim-{site_id}-{device.id}"
         self._task: asyncio.Task[None] | None = None
+        self._client: aiomqtt.Client | None = None
+        self._crashed = False
         self.connected = asyncio.Event()
         self.served_once = False
         self.reconnect_s = 1.0
@@ -162,7 +166,31 @@ class MqttDeviceServer:
 
     async def set_offline(self, offline: bool) -> None:
         """Disconnect or reconnect."""
+        if offline and self.announce and self.connected.is_set():
+            self.clock.expect(self.state_topic)  # the receiver runs in this process
         await (self.stop() if offline else self.start())
+
+    async def say_online(self, online: bool) -> None:
+        """Publish the availability (retained) and stay connected: a device taken out of
+        service, or back in service."""
+        client = self._client
+        if client is None:
+            raise ConnectionError(f"devices.{self.device.id}: not connected to the broker")
+        payload = json.dumps({"online": online})
+        await cancellable(client.publish(self.state_topic, payload, qos=1, retain=True))
+
+    async def crash(self) -> None:
+        """Lose the connection without a DISCONNECT (a crash, a cut cable): the broker then
+        publishes the Will (offline). The device stays down until `start()`."""
+        client = self._client
+        if client is not None:
+            self._crashed = True
+            sock = client._client.socket()  # paho's socket: aiomqtt has no abort
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        await self.stop()
+        self._crashed = False
 
     async def _run(self) -> None:
         """Serve; after a first successful connection, reconnect when the broker drops us."""
@@ -196,6 +224,7 @@ class MqttDeviceServer:
                 await cancellable(client.subscribe(self.command_topic, qos=1))
                 online = json.dumps({"online": True})
                 await cancellable(client.publish(self.state_topic, online, qos=1, retain=True))
+            self._client = client
             self.connected.set()
             self.served_once = True
             try:
@@ -205,10 +234,12 @@ class MqttDeviceServer:
             except asyncio.CancelledError:
                 # Told to go offline: a clean disconnect sends no Will, so say it ourselves.
                 offline = json.dumps({"online": False})
-                with contextlib.suppress(Exception):
-                    await client.publish(self.state_topic, offline, qos=1, retain=True)
+                if not self._crashed:
+                    with contextlib.suppress(Exception):
+                        await client.publish(self.state_topic, offline, qos=1, retain=True)
                 raise
             finally:
+                self._client = None
                 self.connected.clear()
 
     async def publish_telemetry(self, client: aiomqtt.Client) -> None:

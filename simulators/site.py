@@ -264,6 +264,13 @@ class SimulatedSite:
             out.append(Endpoint(spec.id, kind, "modbus", mb.host, mb.port, unit, name))
         return out
 
+    def mqtt_device(self, device_id: str) -> MqttDeviceServer:
+        """The MQTT side of an MQTT device (to crash it, or have it say it is offline)."""
+        try:
+            return self._mqtt[device_id]
+        except KeyError:
+            raise KeyError(f"no simulated MQTT device {device_id!r}") from None
+
     async def set_fault(self, device_id: str, faults: Faults) -> None:
         """Change a device's faults at run time (offline stops or restarts its server; a
         Modbus port shared by several unit ids goes offline as a whole)."""

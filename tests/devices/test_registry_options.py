@@ -6,10 +6,19 @@ import pytest
 
 from devices.clock import VirtualClock
 from devices.driver import PointError
-from devices.profile import Kind
+from devices.mqtt_driver import MqttDriver
+from devices.mqtt_hub import MqttHub, MqttSettings
+from devices.profile import Kind, MqttProfile, load_profile, profile_dir
 from devices.registry import DeviceSpec, DriverContext, RegistryError, create_driver, driver_type
 from devices.static_driver import StaticDriver
 from tests.devices.conftest import bundled
+
+
+def mqtt_charger() -> MqttProfile:
+    p = load_profile(profile_dir() / "ev-charger-mqtt.yaml")
+    assert isinstance(p, MqttProfile)
+    return p
+
 
 METER = {"import_power_kw": 300.0, "import_energy_kwh": 0.0, "export_energy_kwh": 0.0}
 
@@ -61,6 +70,21 @@ async def test_static_meter_needs_no_profile_and_reads_its_options() -> None:
             ),
             "devices.b.options.x: Extra inputs are not permitted",
         ),
+        (
+            DeviceSpec(
+                "b",
+                "battery",
+                bundled("sunspec-battery"),
+                host="h",
+                port=1,
+                options={"telemetry_period_s": 5},
+            ),
+            "devices.b.options.telemetry_period_s: only an MQTT device has a telemetry period",
+        ),
+        (
+            DeviceSpec("e", "ev_charger", mqtt_charger(), options={"telemetry_period_s": 0}),
+            "devices.e.options.telemetry_period_s: Input should be greater than 0",
+        ),
     ],
 )
 def test_bad_spec_names_the_field(spec: DeviceSpec, expected: str) -> None:
@@ -74,3 +98,12 @@ def test_driver_types_say_what_they_need() -> None:
     assert modbus is not None and modbus.needs_profile and modbus.transport == "modbus"
     assert static is not None and not static.needs_profile and static.kinds == {Kind.meter}
     assert driver_type("toaster") is None
+
+
+def test_an_mqtt_devices_telemetry_period_is_a_site_option() -> None:
+    clock = VirtualClock()
+    hub = MqttHub(MqttSettings("127.0.0.1", 1), clock=clock)  # never connected
+    spec = DeviceSpec("e", "ev_charger", mqtt_charger(), options={"telemetry_period_s": 7})
+    d = create_driver(spec, DriverContext(clock, mqtt_hub=hub))
+    assert isinstance(d, MqttDriver)
+    assert d._stale_after() == 21.0  # three of its periods, not the 10 s fallback
