@@ -5,24 +5,30 @@ messages on a queue. The topics, their QoS and retain flags are vpp.grid.topics.
 Nothing is lost across a broker restart: a message leaves the outbox only after the broker
 acknowledged it (QoS 1), and the session (fixed client id, clean_session=False) keeps the
 grid's events queued for us while we are away.
+
+Inbound messages go straight from aiomqtt into a bounded inbox (vpp.grid.inbox) that serves
+valid-looking events first: a flood of junk neither delays a valid event nor grows memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib.metadata
 import json
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiomqtt
 import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
+from vpp.grid.inbox import Inbox, InboxLimits
 from vpp.grid.link import InboundGridMessage, response_payload
 from vpp.grid.messages import ExtendedStatus, Response, Status
 from vpp.grid.topics import SiteTopics, Topic
@@ -43,12 +49,18 @@ AGENT_VERSION = _agent_version()
 """The `agent_version` of the status message: the installed `vpp` package's version."""
 
 
-@dataclass(frozen=True)
-class Inbound:
-    """A message received on a subscribed topic."""
+class _Arrivals(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue (its `queue_type`) that holds nothing: each message goes
+    straight to `arrive` (the link's bounded inbox). aiomqtt's own queue is one FIFO,
+    unbounded, or dropping the newest when bounded: a valid event would wait behind a
+    flood, or be lost. Iterating `client.messages` then only waits for a lost connection."""
 
-    topic: str
-    payload: bytes
+    def __init__(self, arrive: Callable[[aiomqtt.Message], None], maxsize: int = 0) -> None:
+        super().__init__()
+        self._arrive = arrive
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        self._arrive(item)
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class _Outbound:
     payload: bytes
     qos: int
     retain: bool
+    low: bool = False
+    """Rejections and telemetry: queued behind every other message (see _queue_ahead)."""
 
 
 def message_key(topic: str, payload: bytes) -> str:
@@ -84,13 +98,15 @@ class MqttLink:
         client_id: str | None = None,
         reconnect_max_s: float = 30.0,
         extensions: bool = False,
+        inbox: InboxLimits | None = None,
     ) -> None:
         self.broker = broker
         self.clock = clock
         self.site_id = site_id
         self.topics = SiteTopics(broker.prefix, site_id)
         self.client_id = client_id or broker.client_id or f"vpp-{site_id}"
-        self._inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._inbox = Inbox(inbox)
+        self._events_topic = self.topics.events.name
         self.connected = asyncio.Event()
         self._subscriptions = [self.topics.events.name] if subscriptions is None else subscriptions
         self._outbox: asyncio.Queue[_Outbound] = asyncio.Queue()
@@ -104,33 +120,55 @@ class MqttLink:
     def publish_nowait(
         self, topic: str, payload: dict[str, Any] | bytes, *, qos: int = 1, retain: bool = False
     ) -> None:
-        """Queue a message; it is sent (and re-sent after a reconnect) in order."""
+        """Queue a message; it is sent (and re-sent after a reconnect) in order, ahead of
+        queued rejections and telemetry."""
         data = payload if isinstance(payload, bytes) else encode(payload)
-        self._outbox.put_nowait(_Outbound(topic, data, qos, retain))
+        self._queue_ahead(_Outbound(topic, data, qos, retain))
 
-    def _send(self, topic: Topic, payload: dict[str, Any]) -> None:
-        self.publish_nowait(topic.name, payload, qos=topic.qos, retain=topic.retain)
+    def _send(self, topic: Topic, payload: dict[str, Any], *, low: bool = False) -> None:
+        item = _Outbound(topic.name, encode(payload), topic.qos, topic.retain, low=low)
+        if low:
+            self._outbox.put_nowait(item)
+        else:
+            self._queue_ahead(item)
+
+    def _queue_ahead(self, item: _Outbound) -> None:
+        """Queue `item` behind the other messages that are not `low` but ahead of the low
+        ones (a flood's rejections, telemetry): a valid event's `received` does not wait for
+        them. The order among messages of one kind is kept (received before opt_in, the
+        final report before completed)."""
+        queued: list[_Outbound] = []
+        while not self._outbox.empty():
+            queued.append(self._outbox.get_nowait())
+            self._outbox.task_done()
+        first_low = next((i for i, it in enumerate(queued) if it.low), len(queued))
+        queued.insert(first_low, item)
+        for it in queued:
+            self._outbox.put_nowait(it)
 
     # -- GridLink -------------------------------------------------------------------------
 
     async def receive(self) -> InboundGridMessage:
-        """The next message on the events topic (others, if subscribed, are dropped)."""
-        while True:
-            msg = await self._inbox.get()
-            if msg.topic == self.topics.events.name:
-                return InboundGridMessage(msg.payload, msg.topic)
+        """The next message on the events topic (others, if subscribed, are dropped), valid-
+        looking events first (vpp.grid.inbox)."""
+        return await self._inbox.get()
 
     def send_response(self, response: Response) -> None:
-        """On `PREFIX/SITE/responses` (QoS 1)."""
-        self._send(self.topics.responses, response_payload(response))
+        """On `PREFIX/SITE/responses` (QoS 1); a valid event's answers go ahead of queued
+        rejections and telemetry (_queue_ahead)."""
+        payload = response_payload(response)
+        if response.status == "rejected":
+            self._send(self.topics.responses, payload, low=True)
+        else:
+            self._send(self.topics.responses, payload)
 
     def send_report(self, report: dict[str, Any]) -> None:
         """On `PREFIX/SITE/reports` (QoS 1): only the contract's fields unless `extensions`."""
         self._send(self.topics.reports, report if self.extensions else contract_report(report))
 
     def send_telemetry(self, telemetry: dict[str, Any]) -> None:
-        """On `PREFIX/SITE/telemetry` (QoS 0)."""
-        self._send(self.topics.telemetry, telemetry)
+        """On `PREFIX/SITE/telemetry` (QoS 0), behind a valid event's answers."""
+        self._send(self.topics.telemetry, telemetry, low=True)
 
     def status_payload(self, online: bool, *, will: bool = False) -> bytes:
         """The retained status: online, or offline on a clean shutdown. Exactly the
@@ -171,6 +209,13 @@ class MqttLink:
             keepalive=self.broker.keepalive_s,
             tls_context=tls_context,
             timeout=10,
+            queue_type=self._arrivals_queue(),
+        )
+
+    def _arrivals_queue(self) -> type[asyncio.Queue[aiomqtt.Message]]:
+        """aiomqtt's `queue_type` (called with `maxsize=`): see _Arrivals."""
+        return cast(
+            "type[asyncio.Queue[aiomqtt.Message]]", functools.partial(_Arrivals, self._arrive)
         )
 
     async def run(self) -> None:
@@ -215,12 +260,19 @@ class MqttLink:
                 backoff = min(backoff * 2, self._reconnect_max_s)
 
     async def _read(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-            topic = str(message.topic)
-            await self._inbox.put(Inbound(topic, data))
-            self.clock.arrived(message_key(topic, data))
+        # Messages never reach this iterator (see _Arrivals): it ends on a lost connection.
+        async for _ in client.messages:
+            pass
+
+    def _arrive(self, message: aiomqtt.Message) -> None:
+        """One message as the socket delivers it (in aiomqtt's reader callback): into the
+        inbox if on the events topic, then tell the clock (a replay awaits its key)."""
+        payload = message.payload
+        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        topic = str(message.topic)
+        if topic == self._events_topic:
+            self._inbox.put(data, topic)
+        self.clock.arrived(message_key(topic, data))
 
     async def _write(self, client: aiomqtt.Client) -> None:
         while True:
