@@ -101,9 +101,9 @@ class EventManager:
         `rejections`, else it is counted); one whose handling fails (a store error, a bug)
         is logged and gets one `rejected`, and the agent goes on.
 
-        `likely_event` False (the link's triage, vpp.grid.inbox) lets a message over the
-        rate go uncounted without being parsed; `dropped` counts messages the link dropped
-        unread before this one."""
+        `likely_event` False (the link's triage, vpp.grid.inbox: it cannot be a valid
+        event) lets a message over the rate be counted without being parsed; `dropped`
+        counts messages the link dropped unread before this one."""
         if dropped:
             self.rejections.count_unanswered(dropped)
         if not likely_event and not self._may_reject():
