@@ -8,24 +8,29 @@ the outbox (and its store row) only after the broker acknowledged it (QoS 1), an
 session (fixed client id, clean_session=False) keeps the grid's events queued for us while
 we are away. Answers to valid events and reports go first, then `rejected` answers, then the
 newest telemetry. A lost connection is retried within `reconnect_max_s` (2 s) on the clock.
+
+Inbound messages go straight from aiomqtt into a bounded inbox (vpp.grid.inbox) that serves
+valid-looking events first: a flood of junk neither delays a valid event nor grows memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib.metadata
 import json
 import socket
 import ssl
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import aiomqtt
 import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
+from vpp.grid.inbox import Inbox, InboxLimits
 from vpp.grid.link import InboundGridMessage, response_payload
 from vpp.grid.messages import ExtendedStatus, Response, Status
 from vpp.grid.topics import SiteTopics, Topic
@@ -48,12 +53,18 @@ AGENT_VERSION = _agent_version()
 """The `agent_version` of the status message: the installed `vpp` package's version."""
 
 
-@dataclass(frozen=True)
-class Inbound:
-    """A message received on a subscribed topic."""
+class _Arrivals(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue (its `queue_type`) that holds nothing: each message goes
+    straight to `arrive` (the link's bounded inbox). aiomqtt's own queue is one FIFO,
+    unbounded, or dropping the newest when bounded: a valid event would wait behind a
+    flood, or be lost. Iterating `client.messages` then only waits for a lost connection."""
 
-    topic: str
-    payload: bytes
+    def __init__(self, arrive: Callable[[aiomqtt.Message], None], maxsize: int = 0) -> None:
+        super().__init__()
+        self._arrive = arrive
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        self._arrive(item)
 
 
 def message_key(topic: str, payload: bytes) -> str:
@@ -85,13 +96,15 @@ class MqttLink:
         reconnect_max_s: float = 2.0,
         extensions: bool = False,
         store: Store | None = None,
+        inbox: InboxLimits | None = None,
     ) -> None:
         self.broker = broker
         self.clock = clock
         self.site_id = site_id
         self.topics = SiteTopics(broker.prefix, site_id)
         self.client_id = client_id or broker.client_id or f"vpp-{site_id}"
-        self._inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._inbox = Inbox(inbox)
+        self._events_topic = self.topics.events.name
         self.connected = asyncio.Event()
         self._subscriptions = [self.topics.events.name] if subscriptions is None else subscriptions
         self.outbox = Outbox(clock, store)
@@ -125,11 +138,9 @@ class MqttLink:
     # -- GridLink -------------------------------------------------------------------------
 
     async def receive(self) -> InboundGridMessage:
-        """The next message on the events topic (others, if subscribed, are dropped)."""
-        while True:
-            msg = await self._inbox.get()
-            if msg.topic == self.topics.events.name:
-                return InboundGridMessage(msg.payload, msg.topic)
+        """The next message on the events topic (others, if subscribed, are dropped), valid-
+        looking events first (vpp.grid.inbox)."""
+        return await self._inbox.get()
 
     def send_response(self, response: Response) -> None:
         """On `PREFIX/SITE/responses` (QoS 1); a `rejected` after every other answer."""
@@ -184,6 +195,13 @@ class MqttLink:
             keepalive=self.broker.keepalive_s,
             tls_context=tls_context,
             timeout=10,
+            queue_type=self._arrivals_queue(),
+        )
+
+    def _arrivals_queue(self) -> type[asyncio.Queue[aiomqtt.Message]]:
+        """aiomqtt's `queue_type` (called with `maxsize=`): see _Arrivals."""
+        return cast(
+            "type[asyncio.Queue[aiomqtt.Message]]", functools.partial(_Arrivals, self._arrive)
         )
 
     async def run(self) -> None:
@@ -228,12 +246,19 @@ class MqttLink:
                 backoff = min(backoff * 2, self._reconnect_max_s)
 
     async def _read(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-            topic = str(message.topic)
-            await self._inbox.put(Inbound(topic, data))
-            self.clock.arrived(message_key(topic, data))
+        # Messages never reach this iterator (see _Arrivals): it ends on a lost connection.
+        async for _ in client.messages:
+            pass
+
+    def _arrive(self, message: aiomqtt.Message) -> None:
+        """One message as the socket delivers it (in aiomqtt's reader callback): into the
+        inbox if on the events topic, then tell the clock (a replay awaits its key)."""
+        payload = message.payload
+        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        topic = str(message.topic)
+        if topic == self._events_topic:
+            self._inbox.put(data, topic)
+        self.clock.arrived(message_key(topic, data))
 
     async def _write(self, client: aiomqtt.Client) -> None:
         while True:

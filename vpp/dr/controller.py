@@ -124,7 +124,7 @@ class DrController:
         while True:
             msg = await self.link.receive()
             try:
-                self.events.handle(msg.payload)
+                self.events.handle(msg.payload, likely_event=msg.likely_event, dropped=msg.dropped)
             except Exception:  # handle() answers every message; nothing may end this loop
                 log.exception("grid_message_failed", origin=msg.origin)
 

@@ -2,7 +2,9 @@
 
 Every event message from the grid link gets its answers per the contract (vpp.grid.ledger):
 the new state is committed to SQLite before the first answer is published, and every
-answer is stored too. A malformed message gets exactly one `rejected` and changes nothing.
+answer is stored too. A malformed message gets exactly one `rejected` and changes nothing,
+while they come at a capped rate; beyond it they go unanswered and the next `rejected` says
+how many (vpp.dr.rejections).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import structlog
 
 from devices.clock import Clock
+from vpp.dr.rejections import RejectionBudget
 from vpp.grid.ledger import (
     Action,
     EventState,
@@ -58,6 +61,7 @@ class EventManager:
         store: Store,
         link: GridLink,
         on_change: Callable[[str], None] = lambda _id: None,
+        rejections: RejectionBudget | None = None,
     ) -> None:
         self.clock = clock
         self.store = store
@@ -65,6 +69,8 @@ class EventManager:
         self.on_change = on_change
         self.states: dict[str, EventState] = {}
         self.rejected = 0
+        self.rejections = rejections or RejectionBudget()
+        self._capping = False
         for stored in store.events():
             try:
                 self.states[stored.event_id] = _state_from_payload(stored.payload, stored.status)
@@ -89,20 +95,38 @@ class EventManager:
 
     # -- inbound --------------------------------------------------------------------------
 
-    def handle(self, payload: bytes) -> None:
+    def handle(self, payload: bytes, *, likely_event: bool = True, dropped: int = 0) -> None:
         """One event message from the grid (its raw payload). Never raises: a message that
-        fails validation gets one `rejected` naming the field; one whose handling fails (a
-        store error, a bug) is logged and gets one `rejected`, and the agent goes on."""
+        fails validation gets one `rejected` naming the field (within the rate of
+        `rejections`, else it is counted); one whose handling fails (a store error, a bug)
+        is logged and gets one `rejected`, and the agent goes on.
+
+        `likely_event` False (the link's triage, vpp.grid.inbox: it cannot be a valid
+        event) lets a message over the rate be counted without being parsed; `dropped`
+        counts messages the link dropped unread before this one."""
+        if dropped:
+            self.rejections.count_unanswered(dropped)
+        if not likely_event and not self._may_reject():
+            return  # junk over the rate: not even parsed
         now = self.clock.now()
         parsed = parse_event(payload, now)
         if isinstance(parsed, Rejection):
+            if likely_event and not self._may_reject():
+                return
             self.rejected += 1
+            response = parsed.response
+            note = self.rejections.note()
+            self._capping = bool(note)
+            if note:
+                reason = (response.reason or "")[: 1000 - len(note)] + note
+                response = response.model_copy(update={"reason": reason})
             log.warning(
                 "event_rejected",
-                event_id=parsed.response.event_id,
+                event_id=response.event_id,
                 errors=[f"{e.loc}: {e.msg}" for e in parsed.errors],
+                unanswered=self.rejections.unanswered_total,
             )
-            self._answer(parsed.response)
+            self._answer(response)
             return
         try:
             self._accept(parsed, now)
@@ -115,6 +139,17 @@ class EventManager:
             except Exception:  # the store itself failed: the grid still hears
                 log.exception("event_answer_not_stored", event_id=parsed.event_id)
                 self.link.send_response(response)
+
+    def _may_reject(self) -> bool:
+        """Whether an invalid message now is answered (else it is counted; logged once as a
+        stretch of unanswered ones begins, then each answered `rejected` logs the count)."""
+        if self.rejections.allow(self.clock.monotonic()):
+            return True
+        self.rejected += 1
+        if not self._capping:
+            self._capping = True
+            log.warning("event_rejections_capped", rate_per_s=self.rejections.rate_per_s)
+        return False
 
     def _accept(self, parsed: Event, now: datetime) -> None:
         decision = decide(self.states, parsed, now)

@@ -23,6 +23,11 @@ class InboundGridMessage:
 
     payload: bytes
     origin: str
+    likely_event: bool = True
+    """False when the link's triage found it cannot be a valid event (vpp.grid.inbox): it
+    is still validated and answered, but at a capped rate."""
+    dropped: int = 0
+    """Messages the link dropped unread (its inbox full) since the one before this."""
 
 
 def response_payload(response: Response) -> dict[str, Any]:
