@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,9 @@ import structlog
 from building.params import BaseLoadParams
 from building.weather import Environment
 from devices.clock import VirtualClock
+from devices.mqtt_connect import mqtt_client
 from simulators.faults import Faults
+from vpp.broker import connection
 from vpp.dr.forecast import PriceSource, TwinForecast
 from vpp.mqtt_link import encode, message_key
 from vpp.service import site_agent
@@ -109,11 +110,8 @@ class Operator:
         )
 
     async def run(self, events: list[TimedEvent], ready: asyncio.Event) -> None:
-        client = aiomqtt.Client(
-            self.broker.host,
-            self.broker.port,
-            identifier=f"vpp-replay-operator-{self.site_id}",
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        client = mqtt_client(
+            connection(self.broker), identifier=f"vpp-replay-operator-{self.site_id}"
         )
         async with client:
             for t in self.watch:
@@ -187,7 +185,7 @@ async def run(
     sim = simulated_site(
         site,
         clock,
-        broker=(broker.host, broker.port),
+        broker=connection(broker),  # credentials and TLS too, for an external broker
         any_port=True,
         env=env,
         base_load=spec.base_load,
