@@ -250,17 +250,17 @@ def test_event_send_authenticates_against_a_password_protected_broker(tmp_path: 
             assert SECRET not in text
 
 
-@pytest.mark.parametrize("command", ["run", "event"])
+@pytest.mark.parametrize("command", ["run", "event", "replay"])
 def test_a_password_in_the_broker_url_is_refused_without_echoing_it(
     command: str, tmp_path: Path
 ) -> None:
     """argv is visible to every user: `--broker mqtt://u:PASS@...` is a one-line error naming
     the option and where the password goes instead; the password is not echoed."""
     url = f"mqtt://office:{SECRET}@127.0.0.1:1"
-    args = (
-        ["run", str(OFFICE), "--data-dir", str(tmp_path), "--broker", url]
-        if command == "run"
-        else [
+    scenario = ROOT / "config" / "scenarios" / "office-summer-day.yaml"
+    args = {
+        "run": ["run", str(OFFICE), "--data-dir", str(tmp_path), "--broker", url],
+        "event": [
             "event",
             "send",
             "--site",
@@ -271,8 +271,9 @@ def test_a_password_in_the_broker_url_is_refused_without_echoing_it(
             "PT15M",
             "--broker",
             url,
-        ]
-    )
+        ],
+        "replay": ["replay", str(scenario), "--out", str(tmp_path), "--quiet", "--broker", url],
+    }[command]
     done = subprocess.run(
         [sys.executable, "-m", "vpp", *args], env=_env(), capture_output=True, text=True, timeout=60
     )

@@ -309,12 +309,15 @@ def _replay(
     from vpp.replay.runner import replay, run_one
     from vpp.replay.scenario import ScenarioError, load_scenario
     from vpp.replay.table import render, summary_table
+    from vpp.site import BrokerConfig
 
     try:
         sc = load_scenario(scenario_file)
         if duration:
             sc = sc.with_duration(duration)
-    except ScenarioError as e:
+        if broker:
+            BrokerConfig.from_url(broker)  # a bad URL, or one with a password: one line
+    except (ScenarioError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
     strat = strategy or sc.strategy
