@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 
 import aiomqtt
@@ -21,23 +18,14 @@ import structlog
 from devices.cancel import cancellable
 from devices.clock import Clock
 from devices.driver import DeviceError
+from devices.mqtt_connect import MqttSettings, SessionWatch, mqtt_client, tls_context
 
 log = structlog.get_logger("devices.mqtt")
 
 MessageCallback = Callable[[bytes], None]
 
 
-@dataclass(frozen=True)
-class MqttSettings:
-    """Broker settings from the site file. `tls` uses the system's CA store."""
-
-    host: str
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    client_id: str | None = None
-    keepalive_s: int = 30
+__all__ = ["MessageCallback", "MqttHub", "MqttSettings"]
 
 
 class MqttHub:
@@ -52,6 +40,8 @@ class MqttHub:
         reconnect_max_s: float = 30.0,
     ) -> None:
         self.settings = settings
+        self._tls = tls_context(settings)  # once: a bad CA or key file fails here, not later
+        self._watch = SessionWatch(clock, settings.client_id) if settings.client_id else None
         self._clock = clock
         self._min_s, self._max_s = reconnect_min_s, reconnect_max_s
         self._callbacks: dict[str, list[MessageCallback]] = {}
@@ -109,19 +99,7 @@ class MqttHub:
             raise DeviceError(f"MQTT publish failed: {e}") from e
 
     def _make_client(self) -> aiomqtt.Client:
-        s = self.settings
-        return aiomqtt.Client(
-            s.host,
-            s.port,
-            socket_options=[
-                (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            ],  # no Nagle delay on small packets
-            username=s.username,
-            password=s.password,
-            identifier=s.client_id,
-            keepalive=s.keepalive_s,
-            tls_context=ssl.create_default_context() if s.tls else None,
-        )
+        return mqtt_client(self.settings, watch=self._watch, context=self._tls)
 
     async def _run(self) -> None:
         delay = self._min_s

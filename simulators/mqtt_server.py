@@ -25,12 +25,14 @@ import json
 import logging
 import math
 import socket
+from dataclasses import replace
 from typing import Any
 
 import aiomqtt
 
 from devices.cancel import cancellable
 from devices.clock import Clock
+from devices.mqtt_connect import MqttSettings, mqtt_client, tls_context
 from devices.profile import MqttPoint, MqttProfile
 from simulators.device import ServedDevice
 
@@ -112,8 +114,12 @@ class MqttDeviceServer:
         port: int,
         period_s: float = 5.0,
         announce: bool = False,
+        settings: MqttSettings | None = None,
     ) -> None:
         self.clock = clock
+        # Credentials and TLS files (the site file's broker): host and port are the above.
+        self.settings = replace(settings or MqttSettings(host), host=host, port=port)
+        self._tls = tls_context(self.settings)
         self.device = device
         self.profile = profile
         self.host, self.port = host, port
@@ -208,14 +214,7 @@ class MqttDeviceServer:
 
     async def _serve(self) -> None:
         will = aiomqtt.Will(self.state_topic, json.dumps({"online": False}), qos=1, retain=True)
-        # TCP_NODELAY: small MQTT packets must not wait out Nagle + delayed ACK (40 ms).
-        client = aiomqtt.Client(
-            self.host,
-            self.port,
-            identifier=self.client_id,
-            will=will,
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        )
+        client = mqtt_client(self.settings, identifier=self.client_id, context=self._tls, will=will)
         async with contextlib.AsyncExitStack() as stack:
             # The broker is another process: hold virtual time until we are subscribed.
             # `cancellable`: aiomqtt's waits can swallow the cancellation of `stop()`.

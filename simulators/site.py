@@ -24,6 +24,7 @@ from building.params import (
 )
 from building.weather import Environment
 from devices.clock import Clock
+from devices.mqtt_connect import MqttSettings
 from devices.profile import Kind, ModbusProfile, MqttProfile
 from simulators.device import ServedDevice
 from simulators.faults import Faults
@@ -93,7 +94,7 @@ class SimulatedSite:
         devices: list[SimDeviceSpec],
         environment: Environment | None = None,
         site_id: str = "site",
-        broker: tuple[str, int] | None = None,
+        broker: tuple[str, int] | MqttSettings | None = None,
         step_s: float = 1.0,
         base_load: BaseLoadParams | None = None,
         seed: int = 0,
@@ -109,7 +110,10 @@ class SimulatedSite:
         self.specs = {d.id: d for d in devices}
         self.env = environment or Environment()
         self.site_id = site_id
-        self.broker = broker
+        # Where MQTT devices connect; MqttSettings also carries credentials and TLS files.
+        settings = MqttSettings(*broker) if isinstance(broker, tuple) else broker
+        self.broker_settings = settings
+        self.broker = (settings.host, settings.port) if settings else None
         self.step_s = step_s
         self.telemetry_period_s = telemetry_period_s
         self.announce_mqtt = announce_mqtt
@@ -221,6 +225,7 @@ class SimulatedSite:
                     *self.broker,
                     period_s=self.telemetry_period_s,
                     announce=self.announce_mqtt,
+                    settings=self.broker_settings,
                 )
                 self._mqtt[spec.id] = server
                 if not device.faults.offline:

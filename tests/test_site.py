@@ -125,7 +125,8 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_broker_url_overrides_site_broker() -> None:
     base = load_site(OFFICE).config.broker
     b = BrokerConfig.from_url("mqtts://localhost:8884", base)
-    assert (b.host, b.port, b.tls, b.client_id) == ("localhost", 8884, True, "vpp-office-1")
+    # The site file's other settings stay (the office sets no client id: it is derived).
+    assert (b.host, b.port, b.tls, b.prefix) == ("localhost", 8884, True, "vpp")
     assert BrokerConfig.from_url("mqtt://127.0.0.1").port == 1883
     with pytest.raises(ValueError, match="--broker"):
         BrokerConfig.from_url("http://x:1")

@@ -7,10 +7,14 @@ import contextlib
 import signal
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from vpp.log import configure_logging
+
+if TYPE_CHECKING:  # vpp.site is imported lazily: the CLI starts fast
+    from vpp.site import BrokerConfig
 
 app = typer.Typer(
     help="Virtual power plant and demand-response controller for commercial buildings.",
@@ -53,7 +57,9 @@ async def _until_signalled(run, stop: asyncio.Event) -> None:  # type: ignore[no
 def run(
     site_file: Path = typer.Argument(..., help="The site file (YAML)."),
     broker: str | None = typer.Option(
-        None, help="mqtt://HOST:PORT or mqtts://HOST:PORT; overrides the site file's broker."
+        None,
+        help="mqtt://[USER@]HOST:PORT or mqtts://...; overrides the site file's broker (no "
+        "password here: broker.password_env, broker.password_file or VPP_MQTT_PASSWORD).",
     ),
     data_dir: Path | None = typer.Option(
         None, help="Where the SQLite store goes (overrides the site file)."
@@ -73,15 +79,15 @@ def run(
         raise typer.Exit(2)
 
     site = _load_site_or_exit(site_file)
+    store_path = data_dir / f"{site.id}.sqlite" if data_dir else None
     try:
         broker_cfg = BrokerConfig.from_url(broker, site.config.broker) if broker else None
-    except ValueError as e:
+        agent = site_agent(
+            site, WallClock(), broker=broker_cfg, store_path=store_path, strategy=strategy
+        )
+    except ValueError as e:  # the broker URL, credentials or TLS files: names the field
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
-    store_path = data_dir / f"{site.id}.sqlite" if data_dir else None
-    agent = site_agent(
-        site, WallClock(), broker=broker_cfg, store_path=store_path, strategy=strategy
-    )
     asyncio.run(_until_signalled(agent.run, asyncio.Event()))
 
 
@@ -90,7 +96,9 @@ def sim(
     site_file: Path = typer.Argument(..., help="The site file (YAML) naming the devices."),
     json_out: bool = typer.Option(False, "--json", help="Print the endpoints as one JSON line."),
     broker: str | None = typer.Option(
-        None, help="mqtt://HOST:PORT for MQTT devices (default: the site file's broker)."
+        None,
+        help="mqtt://[USER@]HOST:PORT or mqtts://... for MQTT devices (default: the site "
+        "file's broker, with its credentials and TLS files).",
     ),
     any_port: bool = typer.Option(False, help="Let the OS choose every Modbus port."),
     duration_s: float | None = typer.Option(
@@ -101,6 +109,7 @@ def sim(
     import json
 
     from devices.clock import WallClock
+    from vpp.broker import connection
     from vpp.simsite import simulated_site
     from vpp.site import BrokerConfig, SiteError
 
@@ -114,7 +123,7 @@ def sim(
         sim_site = simulated_site(
             site,
             WallClock(),
-            broker=(b.host, b.port) if b and needs_broker else None,
+            broker=connection(b) if b and needs_broker else None,
             any_port=any_port,
         )
     except (SiteError, ValueError) as e:
@@ -163,7 +172,14 @@ app.add_typer(event_app, name="event")
 
 @event_app.command("send")
 def event_send(
-    site: str = typer.Option(..., "--site", help="The site id (topic PREFIX/SITE/events)."),
+    site: str | None = typer.Option(
+        None, "--site", help="The site id (topic PREFIX/SITE/events; default: the site file's)."
+    ),
+    site_file: Path | None = typer.Option(
+        None,
+        "--site-file",
+        help="Take the broker (host, port, credentials, TLS files, prefix) from this site file.",
+    ),
     curtail_kw: float | None = typer.Option(None, help="Reduce site import by this many kW."),
     cap_kw: float | None = typer.Option(None, help="Keep site import at or under this many kW."),
     price: float | None = typer.Option(None, help="Energy price per kWh for the intervals."),
@@ -175,20 +191,37 @@ def event_send(
     modification: int = typer.Option(0, help="Modification number."),
     test: bool = typer.Option(False, "--test", help="A test event: answered, never dispatched."),
     file: Path | None = typer.Option(None, "--file", help="Send this JSON file as the event."),
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="mqtt://HOST:PORT or mqtts://..."),
-    prefix: str = typer.Option("vpp", help="Topic prefix."),
+    broker: str | None = typer.Option(
+        None,
+        help="mqtt://[USER@]HOST:PORT or mqtts://... (default: the site file's, else "
+        "mqtt://127.0.0.1:1883). No password here: VPP_MQTT_PASSWORD or the site file's.",
+    ),
+    ca_file: Path | None = typer.Option(None, help="TLS: the CA certificate(s) to trust."),
+    cert_file: Path | None = typer.Option(None, help="TLS: the client certificate (mTLS)."),
+    key_file: Path | None = typer.Option(None, help="TLS: the client certificate's key."),
+    prefix: str | None = typer.Option(None, help="Topic prefix (default: the site file's, vpp)."),
     wait_s: float = typer.Option(15.0, help="How long to wait for responses (s)."),
 ) -> None:
     """Send one event and print the responses the site gives."""
     import json
 
     from devices.clock import WallClock
+    from devices.mqtt_connect import tls_context
+    from vpp.broker import connection
     from vpp.grid.client import build_event, send_event
-    from vpp.site import BrokerConfig
 
     clock = WallClock()
+    loaded = _load_site_or_exit(site_file) if site_file is not None else None
+    site_id = site or (loaded.id if loaded else None)
+    if site_id is None:
+        typer.echo("error: --site: give the site id (or --site-file)", err=True)
+        raise typer.Exit(2)
     try:
-        b = BrokerConfig.from_url(broker)
+        b = _event_broker(
+            broker, loaded.config.broker if loaded else None, ca_file, cert_file, key_file, prefix
+        )
+        settings = connection(b)
+        context = tls_context(settings)  # a bad CA or key file: an error here, not "unreachable"
         if file is not None:
             message: object = json.loads(file.read_text())
         else:
@@ -213,12 +246,11 @@ def event_send(
         return list(
             await send_event(
                 message,  # type: ignore[arg-type]
-                site_id=site,
+                site_id=site_id,
                 clock=clock,
-                host=b.host,
-                port=b.port,
-                tls=b.tls,
-                prefix=prefix,
+                broker=settings,
+                tls=context or False,
+                prefix=b.prefix,
                 wait_s=wait_s,
             )
         )
@@ -226,13 +258,39 @@ def event_send(
     try:
         responses = asyncio.run(go())
     except Exception as e:
-        typer.echo(f"error: cannot reach the broker at {broker}: {e}", err=True)
+        typer.echo(f"error: cannot reach the broker at {settings.address}: {e}", err=True)
         raise typer.Exit(1) from e
     for r in responses:
         typer.echo(r.to_json() if hasattr(r, "to_json") else json.dumps(r))
     if not responses:
         typer.echo("no response (is the agent running and subscribed?)", err=True)
         raise typer.Exit(1)
+
+
+def _event_broker(
+    url: str | None,
+    base: BrokerConfig | None,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+    prefix: str | None,
+) -> BrokerConfig:
+    """The broker `vpp event send` uses: the site file's (or the defaults), then the URL,
+    then the TLS files and prefix given as options. ValueError names the field."""
+    from pydantic import ValidationError
+
+    from vpp.site import BrokerConfig, broker_error
+
+    b = BrokerConfig.from_url(url, base) if url else (base or BrokerConfig())
+    updates = {"ca_file": ca_file, "cert_file": cert_file, "key_file": key_file, "prefix": prefix}
+    given = {k: v for k, v in updates.items() if v is not None}
+    if not given:
+        return b
+    try:
+        return BrokerConfig.model_validate({**b.model_dump(), **given})
+    except ValidationError as e:
+        option, _, msg = broker_error(e, "--").partition(": ")
+        raise ValueError(f"{option.replace('_', '-')}: {msg}") from None
 
 
 def _replay(
@@ -251,12 +309,15 @@ def _replay(
     from vpp.replay.runner import replay, run_one
     from vpp.replay.scenario import ScenarioError, load_scenario
     from vpp.replay.table import render, summary_table
+    from vpp.site import BrokerConfig
 
     try:
         sc = load_scenario(scenario_file)
         if duration:
             sc = sc.with_duration(duration)
-    except ScenarioError as e:
+        if broker:
+            BrokerConfig.from_url(broker)  # a bad URL, or one with a password: one line
+    except (ScenarioError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
     strat = strategy or sc.strategy

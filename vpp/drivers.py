@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from devices.clock import Clock
 from devices.driver import Driver
-from devices.mqtt_hub import MqttHub, MqttSettings
+from devices.mqtt_hub import MqttHub
 from devices.poller import Poller
 from devices.profile import MqttProfile
 from devices.registry import DeviceSpec, DriverContext, create_driver
+from vpp.broker import connection, devices_client_id
 from vpp.control.types import DeviceView, Snapshot
 from vpp.kinds import ReportRole, plugin_for
 from vpp.site import BrokerConfig, Site
@@ -20,16 +21,7 @@ def mqtt_hub_for(site: Site, clock: Clock, broker: BrokerConfig, client_id: str)
     """The shared MQTT connection for the site's MQTT devices (None when it has none)."""
     if not any(isinstance(d.profile_or_none, MqttProfile) for d in site.devices):
         return None
-    settings = MqttSettings(
-        host=broker.host,
-        port=broker.port,
-        username=broker.username,
-        password=broker.password(),
-        tls=broker.tls,
-        client_id=f"{client_id}-devices",
-        keepalive_s=broker.keepalive_s,
-    )
-    return MqttHub(settings, clock=clock)
+    return MqttHub(connection(broker, devices_client_id(client_id)), clock=clock)
 
 
 def build_drivers(

@@ -20,8 +20,6 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-import socket
-import ssl
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -30,6 +28,8 @@ import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
+from devices.mqtt_connect import SessionWatch, mqtt_client, tls_context
+from vpp.broker import connection, default_client_id
 from vpp.grid.inbox import Inbox, InboxLimits
 from vpp.grid.link import InboundGridMessage, response_payload
 from vpp.grid.messages import ExtendedStatus, Response, Status
@@ -102,7 +102,11 @@ class MqttLink:
         self.clock = clock
         self.site_id = site_id
         self.topics = SiteTopics(broker.prefix, site_id)
-        self.client_id = client_id or broker.client_id or f"vpp-{site_id}"
+        self.client_id = client_id or broker.client_id or default_client_id(site_id)
+        # Credentials and TLS files are read once, here: a bad one is a start-up error.
+        self.settings = connection(broker, self.client_id)
+        self._tls = tls_context(self.settings)
+        self._session_watch = SessionWatch(clock, self.client_id)
         self._inbox = Inbox(inbox)
         self._events_topic = self.topics.events.name
         self.connected = asyncio.Event()
@@ -176,24 +180,16 @@ class MqttLink:
         return encode(status.model_dump(mode="json", exclude_none=True))
 
     def _client_for(self) -> aiomqtt.Client:
-        tls_context = ssl.create_default_context() if self.broker.tls else None
         status = self.topics.status
         will = aiomqtt.Will(
             status.name, self.status_payload(False, will=True), qos=status.qos, retain=status.retain
         )
-        return aiomqtt.Client(
-            self.broker.host,
-            self.broker.port,
-            socket_options=[
-                (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            ],  # no Nagle delay on small packets
-            identifier=self.client_id,
-            username=self.broker.username,
-            password=self.broker.password(),
+        return mqtt_client(
+            self.settings,
+            watch=self._session_watch,
+            context=self._tls,
             clean_session=False,
             will=will,
-            keepalive=self.broker.keepalive_s,
-            tls_context=tls_context,
             timeout=10,
             queue_type=self._arrivals_queue(),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from building.params import BaseLoadParams
 from building.weather import Environment
 from devices.clock import Clock
+from devices.mqtt_connect import MqttSettings
 from simulators.faults import Faults
 from simulators.models import params_for
 from simulators.site import Endpoint, SimDeviceSpec, SimulatedSite
@@ -44,7 +45,7 @@ def simulated_site(
     site: Site,
     clock: Clock,
     *,
-    broker: tuple[str, int] | None = None,
+    broker: tuple[str, int] | MqttSettings | None = None,
     any_port: bool = False,
     env: Environment | None = None,
     base_load: BaseLoadParams | None = None,

@@ -6,10 +6,9 @@ Strict (unknown keys rejected); every error names the file and the field path, e
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -33,6 +32,7 @@ from devices.profile import (
     read_yaml,
 )
 from devices.registry import driver_type, driver_types
+from vpp.grid.topics import topic_level_problem
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -43,11 +43,18 @@ class _Strict(BaseModel):
 
 
 class BrokerConfig(_Strict):
-    """The MQTT broker the agent talks to the grid (and MQTT devices) through."""
+    """The MQTT broker the agent talks to the grid (and MQTT devices) through. Credentials:
+    `username` and the password from `password_env` (a variable's name) or `password_file`;
+    what the site file leaves unset comes from VPP_MQTT_USERNAME / VPP_MQTT_PASSWORD
+    (vpp.broker). TLS: `ca_file` to trust (default: the system's CA store), `cert_file` and
+    `key_file` for a client certificate (mTLS)."""
 
     host: str = "127.0.0.1"
     port: Port = 1883
     tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
     username: str | None = None
     password_env: str | None = None
     password_file: Path | None = None
@@ -55,30 +62,74 @@ class BrokerConfig(_Strict):
     prefix: str = "vpp"
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
 
-    def password(self) -> str | None:
-        """The password from the environment variable or file named in the site file."""
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ValueError(f"broker.password_env: environment variable {self.password_env}")
-            return value
-        if self.password_file:
-            return self.password_file.read_text().strip()
-        return None
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if problem := topic_level_problem(v):
+            raise ValueError(problem)
+        return v
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, v: str | None) -> str | None:
+        if v is not None and (not v or len(v.encode()) > 65535 or "\0" in v):
+            raise ValueError("a client id is 1 to 65535 bytes without NUL")
+        return v
+
+    @field_validator("ca_file", "cert_file")
+    @classmethod
+    def _needs_tls(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is not None and not info.data.get("tls"):
+            raise ValueError("needs tls: true (or an mqtts:// broker URL)")
+        return v
+
+    @field_validator("key_file")
+    @classmethod
+    def _needs_cert(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is not None and info.data.get("cert_file") is None:
+            raise ValueError("needs cert_file (the client certificate)")
+        return v
+
+    @field_validator("password_file")
+    @classmethod
+    def _one_password(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is not None and info.data.get("password_env"):
+            raise ValueError("give password_env or password_file, not both")
+        return v
 
     @classmethod
     def from_url(cls, url: str, base: BrokerConfig | None = None) -> BrokerConfig:
-        """`mqtt://HOST:PORT` or `mqtts://HOST:PORT` over the site file's broker settings."""
+        """`mqtt://[USER@]HOST:PORT` or `mqtts://...` over the site file's broker settings.
+        A password in the URL is refused: argv is visible to every user of the machine."""
         parsed = urlparse(url)
-        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+        if "@" in parsed.netloc and ":" in parsed.netloc.rsplit("@", 1)[0]:
+            raise ValueError(
+                "--broker: a password in the URL is visible in the process list; give it "
+                "with broker.password_env, broker.password_file or VPP_MQTT_PASSWORD"
+            )
+        try:
+            hostname, port = parsed.hostname, parsed.port
+        except ValueError as e:
+            raise ValueError(f"--broker: {e} in {url}") from None
+        if parsed.scheme not in ("mqtt", "mqtts") or not hostname:
             raise ValueError(f"--broker: expected mqtt://HOST:PORT or mqtts://HOST:PORT, got {url}")
         tls = parsed.scheme == "mqtts"
-        port = parsed.port or (8883 if tls else 1883)
         data = (base or cls()).model_dump()
-        data.update(host=parsed.hostname, port=port, tls=tls)
+        data.update(host=hostname, port=port or (8883 if tls else 1883), tls=tls)
         if parsed.username:
-            data["username"] = parsed.username
-        return cls.model_validate(data)
+            data["username"] = unquote(parsed.username)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ValueError(f"--broker {url}: {broker_error(e)}") from None
+
+
+def broker_error(e: ValidationError, label: str = "broker.") -> str:
+    """The first error of a BrokerConfig's validation, as `broker.FIELD: message`."""
+    err = e.errors()[0]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    loc = ".".join(map(str, err["loc"]))
+    return f"{label}{loc}: {msg}" if loc else f"{label}{msg}"
 
 
 class Periods(_Strict):
@@ -357,6 +408,8 @@ def parse_site(raw: Any, source: Path) -> Site:
     except ValidationError as e:
         raise SiteError(format_validation_error(str(source), e)) from e
     errors: list[str] = []
+    if problem := _foreign_client_id(config):
+        errors.append(f"{source}: broker.client_id: {problem}")
     devices: list[Device] = []
     for i, dc in enumerate(config.devices):
         where = f"{source}: devices[{i}]"
@@ -390,6 +443,19 @@ def parse_site(raw: Any, source: Path) -> Site:
     if errors:
         raise SiteError("\n".join(errors))
     return Site(config=config, devices=devices, source=source)
+
+
+def _foreign_client_id(config: SiteConfig) -> str | None:
+    """`vpp-<site id>` is the default client id of the site of that id: a site file copied
+    from another that kept its id would take that site's MQTT session again and again."""
+    cid = config.broker.client_id if config.broker else None
+    if not cid or not cid.startswith("vpp-") or cid == f"vpp-{config.site_id}":
+        return None
+    return (
+        f"{cid!r} is the default client id of site {cid[4:]!r}, not of {config.site_id!r} "
+        "(two sites with one client id take each other's MQTT session); leave it unset "
+        f"(default vpp-{config.site_id}) or give this site an id of its own"
+    )
 
 
 def _device_kind(

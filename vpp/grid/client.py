@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ import structlog
 from pydantic import ValidationError
 
 from devices.clock import Clock, timeout
+from devices.mqtt_connect import MqttSettings, mqtt_client
 from vpp.grid.messages import Event, Response
 from vpp.grid.parse import MessageError, parse_message, validation_errors
 from vpp.grid.topics import DEFAULT_PREFIX, SiteTopics
@@ -157,27 +157,27 @@ async def send_event(
     prefix: str = DEFAULT_PREFIX,
     wait_s: float = 10.0,
     identifier: str | None = None,
+    broker: MqttSettings | None = None,
 ) -> list[Response]:
     """Publish one event message to a site and return its responses, in arrival order.
 
     `event` may be a validated Event, a dict (sent as given, even if invalid, so that a
     site's rejections can be tried) or raw bytes. Responses are those with this event's
     event_id and modification (and `rejected` ones without an event_id). Collection stops
-    after a final status or `wait_s` seconds of `clock` time. Broker errors raise
-    aiomqtt.MqttError.
+    after a final status or `wait_s` seconds of `clock` time. `broker` (credentials, TLS
+    files: vpp.broker.connection) replaces host, port, tls, username and password. Broker
+    errors raise aiomqtt.MqttError.
     """
     topics = SiteTopics(prefix, site_id)
     body, event_id, modification = _payload(event)
-    tls_context = ssl.create_default_context() if tls is True else (tls or None)
+    settings = broker or MqttSettings(
+        host, port, username=username, password=password, tls=tls is not False
+    )
     responses: list[Response] = []
-    async with aiomqtt.Client(
-        host,
-        port,
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        username=username,
-        password=password,
+    async with mqtt_client(
+        settings,
         identifier=identifier or f"vpp-operator-{secrets.token_hex(4)}",
-        tls_context=tls_context,
+        context=tls if isinstance(tls, ssl.SSLContext) else None,
     ) as client:
         async with clock.hold():
             await client.subscribe(topics.responses.name, qos=topics.responses.qos)

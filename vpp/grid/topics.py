@@ -7,6 +7,21 @@ from dataclasses import dataclass
 DEFAULT_PREFIX = "vpp"
 
 
+def topic_level_problem(part: str) -> str | None:
+    """Why `part` cannot go into a topic name we publish to (None if it can): MQTT
+    wildcards (`+`, `#`) and NUL are not allowed in a topic name, and an empty or leading
+    `/` level would make a topic another site could mistake for its own."""
+    if not part:
+        return "must not be empty"
+    bad = sorted({c for c in part if c in "+#\0"})
+    if bad:
+        shown = ", ".join("NUL" if c == "\0" else repr(c) for c in bad)
+        return f"{part!r} has {shown}: MQTT wildcards and NUL are not allowed in a topic"
+    if part.startswith("/"):
+        return f"{part!r} starts with '/'"
+    return None
+
+
 @dataclass(frozen=True)
 class Topic:
     """One contract topic: its name, QoS and whether messages are retained."""
@@ -24,9 +39,9 @@ class SiteTopics:
     site_id: str
 
     def __post_init__(self) -> None:
-        for part, label in ((self.prefix, "prefix"), (self.site_id, "site_id")):
-            if not part or any(c in part for c in "+#\0") or part.startswith("/"):
-                raise ValueError(f"{label} {part!r} is not a valid MQTT topic level")
+        for part, label in ((self.prefix, "broker.prefix"), (self.site_id, "site_id")):
+            if problem := topic_level_problem(part):
+                raise ValueError(f"{label}: {problem}")
 
     def _t(self, leaf: str, qos: int, retain: bool = False) -> Topic:
         return Topic(f"{self.prefix}/{self.site_id}/{leaf}", qos, retain)

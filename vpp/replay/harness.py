@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,8 +25,10 @@ import structlog
 from building.params import BaseLoadParams
 from building.weather import Environment
 from devices.clock import VirtualClock
+from devices.mqtt_connect import mqtt_client
 from simulators.faults import Faults
 from vpp.agent import Agent
+from vpp.broker import connection
 from vpp.dr.forecast import PriceSource, TwinForecast
 from vpp.mqtt_link import encode, message_key
 from vpp.replay.broker import ExternalBroker, ReplayBroker
@@ -119,11 +120,9 @@ class Operator:
         pending = sorted(events, key=lambda e: e.send_at)
         announced: set[int] = set()
         while True:
-            client = aiomqtt.Client(
-                self.broker.host,
-                self.broker.port,
+            client = mqtt_client(
+                connection(self.broker),
                 identifier=f"vpp-replay-operator-{self.site_id}",
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
                 clean_session=False,  # what the site answers while we reconnect waits for us
             )
             try:
@@ -277,7 +276,7 @@ async def run(
     sim = simulated_site(
         site,
         clock,
-        broker=(broker.host, broker.port),
+        broker=connection(broker),  # credentials and TLS too, for an external broker
         any_port=True,
         env=env,
         base_load=spec.base_load,
