@@ -13,6 +13,11 @@ Timing rules (per device, on the injected clock):
   `offline_after` consecutive ones, or at once when its connection is lost (refused/reset).
   Before its first answer a device is `offline` ("not polled yet", then the failure reason).
   One log line when a device fails (leaves `online`), one when it recovers.
+- Writes count too (`write_failed`, `write_succeeded`, told by whoever writes): a device that
+  answers reads but refuses writes is `degraded` after one refused write and `offline` after
+  `offline_after` in a row (the agent then leaves it out of control, as an unreachable one),
+  with the write's reason. It stays offline, whatever its reads, until a retry time on the
+  poll backoff has passed; then `degraded` again, so that the next write tries it.
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ class _DeviceState:
     polls: int = 0
     missed: int = 0
     lateness: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    write_failures: int = 0
+    write_error: DeviceError | None = None
+    write_retry_at: float | None = None  # clock monotonic s; None: not held offline
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -262,6 +270,51 @@ class Poller:
         cap = max(1, math.floor(self._max_backoff_s / st.period_s))
         return int(min(2 ** min(st.failures - 1, 30), cap))
 
+    # -- writes ----------------------------------------------------------------------------
+
+    def write_failed(self, device_id: str, e: DeviceError) -> None:
+        """A write the device refused or never answered: its health says so."""
+        st = self._state(device_id)
+        st.write_failures += 1
+        st.write_error = e
+        offline = st.write_failures >= self._offline_after
+        if offline:
+            st.write_retry_at = self._clock.monotonic() + st.period_s * min(
+                2 ** min(st.write_failures - self._offline_after + 1, 30),
+                max(1, math.floor(self._max_backoff_s / st.period_s)),
+            )
+        if st.write_failures == 1:
+            log.warning(
+                "device_write_failed",
+                device_id=device_id,
+                reason=e.reason,
+                exception_code=e.exception_code,
+            )
+        if st.failures:
+            return  # reads fail too: their health (offline, or degraded first) stands
+        self._write_health(st, HealthState.offline if offline else HealthState.degraded)
+
+    def write_succeeded(self, device_id: str) -> None:
+        """A write the device took: refused writes before it are forgotten."""
+        st = self._state(device_id)
+        if not st.write_failures:
+            return
+        log.info("device_writes_recovered", device_id=device_id, after_failures=st.write_failures)
+        st.write_failures = 0
+        st.write_error = None
+        st.write_retry_at = None
+        if st.failures == 0 and st.latest is not None:
+            self._set_health(st, Health.online(self._clock.now()))
+
+    def _write_health(self, st: _DeviceState, state: HealthState) -> None:
+        e = st.write_error
+        assert e is not None
+        reason = f"writes refused: {e.reason}"
+        h = st.health
+        if (h.state, h.reason, h.exception_code) != (state, reason, e.exception_code):
+            since = h.since if h.state is state else self._clock.now()
+            self._set_health(st, Health(state, reason, since, e.exception_code))
+
     def _answered(self, st: _DeviceState, reading: Reading) -> None:
         st.latest = reading
         if st.failures and st.failed_logged:
@@ -273,6 +326,12 @@ class Poller:
             )
         st.failures = 0
         st.failed_logged = False
+        if st.write_failures:
+            # Reads answer, writes do not: held offline until the retry time, then degraded
+            # (usable) so that the next write tries again.
+            held = st.write_retry_at is not None and self._clock.monotonic() < st.write_retry_at
+            self._write_health(st, HealthState.offline if held else HealthState.degraded)
+            return
         if st.health.state is not HealthState.online:
             self._set_health(st, Health.online(self._clock.now()))
 
