@@ -35,7 +35,7 @@ import structlog
 from devices.clock import Clock
 from devices.driver import DeviceError, Driver, Reading
 from devices.health import Health, HealthState
-from devices.plausible import implausible
+from devices.plausible import Bounds, implausible
 
 log = structlog.get_logger("devices.poller")
 
@@ -74,6 +74,7 @@ class _DeviceState:
     polls: int = 0
     missed: int = 0
     lateness: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    bounds: Bounds | None = None  # the device's own plausible ranges
     write_failures: int = 0
     write_error: DeviceError | None = None
     write_retry_at: float | None = None  # clock monotonic s; None: not held offline
@@ -91,6 +92,8 @@ class Poller:
 
     `period_s` is the default poll period; `periods` overrides it per device id. With
     `stagger`, devices sharing a period get phases spread over it in `stagger_slot_s` slots.
+    `bounds` are, per device id, the ranges its readings must stay in (its rating and direction:
+    devices.plausible); a reading outside them counts as a failed poll.
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class Poller:
         max_backoff_s: float = 30.0,
         stagger: bool = True,
         stagger_slot_s: float = 0.01,
+        bounds: Mapping[str, Bounds] | None = None,
     ) -> None:
         if period_s <= 0:
             raise ValueError(f"period_s must be positive, got {period_s}")
@@ -121,6 +125,10 @@ class Poller:
         unknown = sorted(set(periods) - set(ids))
         if unknown:
             raise ValueError(f"periods name unknown devices: {', '.join(unknown)}")
+        bounds = dict(bounds or {})
+        unknown = sorted(set(bounds) - set(ids))
+        if unknown:
+            raise ValueError(f"bounds name unknown devices: {', '.join(unknown)}")
         by_period: dict[float, list[Driver]] = {}
         for d in drivers:
             p = periods.get(d.id, period_s)
@@ -135,7 +143,9 @@ class Poller:
             slots = max(1, min(len(group), math.floor(p / stagger_slot_s)))
             for i, d in enumerate(group):
                 phase = p * math.floor(i * slots / len(group)) / slots if stagger else 0.0
-                self._states[d.id] = _DeviceState(d, p, phase, Health.starting(now))
+                self._states[d.id] = _DeviceState(
+                    d, p, phase, Health.starting(now), bounds=bounds.get(d.id)
+                )
         self._subscribers: list[asyncio.Queue[HealthChange]] = []
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
@@ -248,7 +258,7 @@ class Poller:
             st.polls += 1
             try:
                 reading = await d.read()
-                bad = implausible(reading.values)
+                bad = implausible(reading.values, st.bounds)
                 if bad is not None:
                     raise DeviceError(bad)
             except DeviceError as e:
