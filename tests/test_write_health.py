@@ -1,7 +1,8 @@
 """A device that answers every write with a Modbus exception (its reads still answer) is left
 out of control like an offline device, and its health says why (issue 13, point 6). The real
 agent and the small site's simulators over Modbus TCP, on the virtual clock; the battery starts
-refusing writes when a 0 kW import cap begins."""
+refusing writes when a 0 kW import cap begins. And the health's way there and back, with the
+command writer, the poller and the Modbus driver against a real pymodbus server."""
 
 from __future__ import annotations
 
@@ -12,9 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from devices.clock import VirtualClock
+from devices.health import HealthState
+from devices.modbus_driver import ModbusDriver
+from devices.poller import Poller
 from tests.conftest import Broker
+from tests.devices.conftest import bundled
+from tests.devices.profile_server import ProfileServer
 from tests.small_site import small_scenario
+from vpp.control.types import Command
+from vpp.control.writer import CommandWriter
 from vpp.replay.runner import STORE, replay
+from vpp.store.store import Store
 
 # Refused writes in a row that make a device offline (the poller's `offline_after`), and the
 # control cycles that may take: a write is due only when the loop moves the device.
@@ -73,3 +83,40 @@ async def test_a_device_refusing_writes_is_left_out_and_its_health_says_why(
     for iv in final["intervals"]:
         notes = " ".join(iv["missing"]["notes"])
         assert "out of control: bat1 (offline: writes refused: exception code 4" in notes, notes
+
+
+async def test_refused_writes_take_a_device_offline_until_one_is_taken(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    battery = bundled("sunspec-battery")
+    server = await ProfileServer(battery, clock).start()
+    driver = ModbusDriver("bat", battery, host="127.0.0.1", port=server.port, clock=clock)
+    store = Store(tmp_path / "store.sqlite")
+    async with Poller([driver], clock=clock, period_s=1.0, max_backoff_s=4.0) as poller:
+        writer = CommandWriter({"bat": driver}, clock, store, health=poller)
+
+        def offline(device_id: str) -> bool:
+            return not poller.health(device_id).usable
+
+        await clock.sleep_until(2.5)
+        assert poller.health("bat").state is HealthState.online
+        server.write_exception_code = 4
+        await writer.write([Command("bat", "power_setpoint_kw", -10.0, "test")])
+        h = poller.health("bat")
+        assert h.state is HealthState.degraded and h.reason.startswith("writes refused: ")
+        await writer.write(writer.reassert(offline))  # the refused command, again
+        h = poller.health("bat")
+        assert h.state is HealthState.offline and h.exception_code == 4, h
+        assert "exception code 4" in h.reason
+        # Its reads still answer; it stays out until the retry (2 periods here), then is usable
+        # again so that the next write tries it.
+        await clock.sleep(1.5)
+        assert poller.health("bat").state is HealthState.offline
+        assert writer.reassert(offline) == []
+        await clock.sleep(2.0)
+        assert poller.health("bat").state is HealthState.degraded
+        server.write_exception_code = None
+        await writer.write(writer.reassert(offline))
+        assert poller.health("bat").state is HealthState.online
+        assert server.get("power_setpoint_kw") == -10.0
+    store.close()
+    await server.stop()
