@@ -17,7 +17,8 @@ Timing rules (per device, on the injected clock):
   answers reads but refuses writes is `degraded` after one refused write and `offline` after
   `offline_after` in a row (the agent then leaves it out of control, as an unreachable one),
   with the write's reason. It stays offline, whatever its reads, until a retry time on the
-  poll backoff has passed; then `degraded` again, so that the next write tries it.
+  poll backoff has passed; then `degraded` again, so that the next write tries it. A write
+  that fails on a lost connection is left to the polls.
 """
 
 from __future__ import annotations
@@ -283,8 +284,11 @@ class Poller:
     # -- writes ----------------------------------------------------------------------------
 
     def write_failed(self, device_id: str, e: DeviceError) -> None:
-        """A write the device refused or never answered: its health says so."""
+        """A write the device refused or never answered: its health says so. A lost
+        connection is not a refusal: the next poll finds it (and its health says so)."""
         st = self._state(device_id)
+        if e.connection_lost:
+            return
         st.write_failures += 1
         st.write_error = e
         offline = st.write_failures >= self._offline_after

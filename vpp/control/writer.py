@@ -144,7 +144,8 @@ class CommandWriter:
                     reason=cmd.reason,
                 )
                 log.warning("command_failed", device_id=device_id, point=cmd.point, error=reason)
-                if isinstance(e, DeviceError):
+                if isinstance(e, DeviceError) and not e.connection_lost:
+                    # Refused, not unreachable (that one gets new commands once back).
                     for c in commands[i:]:  # this one and those that depend on it
                         self._refused[(device_id, c.point)] = c
                 break  # the rest of this device's commands depend on this one
