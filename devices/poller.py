@@ -16,6 +16,12 @@ Timing rules (per device, on the injected clock):
 - A `SelfReporting` driver (MQTT) is also read between ticks, when its device says something
   (telemetry, availability offline) or its telemetry turns stale: only a failure is taken
   from such a read (the reading itself waits for the tick, so readings keep their cadence).
+- Writes count too (`write_failed`, `write_succeeded`, told by whoever writes): a device that
+  answers reads but refuses writes is `degraded` after one refused write and `offline` after
+  `offline_after` in a row (the agent then leaves it out of control, as an unreachable one),
+  with the write's reason. It stays offline, whatever its reads, until a retry time on the
+  poll backoff has passed; then `degraded` again, so that the next write tries it. A write
+  that fails on a lost connection is left to the polls.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import structlog
 from devices.clock import Clock, timeout
 from devices.driver import DeviceError, Driver, Reading, SelfReporting
 from devices.health import Health, HealthState
-from devices.plausible import implausible
+from devices.plausible import Bounds, implausible
 
 log = structlog.get_logger("devices.poller")
 
@@ -72,6 +78,10 @@ class _DeviceState:
     polls: int = 0
     missed: int = 0
     lateness: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    bounds: Bounds | None = None  # the device's own plausible ranges
+    write_failures: int = 0
+    write_error: DeviceError | None = None
+    write_retry_at: float | None = None  # clock monotonic s; None: not held offline
 
 
 _WORSE = {HealthState.online: 0, HealthState.degraded: 1, HealthState.offline: 2}
@@ -89,6 +99,8 @@ class Poller:
 
     `period_s` is the default poll period; `periods` overrides it per device id. With
     `stagger`, devices sharing a period get phases spread over it in `stagger_slot_s` slots.
+    `bounds` are, per device id, the ranges its readings must stay in (its rating and direction:
+    devices.plausible); a reading outside them counts as a failed poll.
     """
 
     def __init__(
@@ -102,6 +114,7 @@ class Poller:
         max_backoff_s: float = 30.0,
         stagger: bool = True,
         stagger_slot_s: float = 0.01,
+        bounds: Mapping[str, Bounds] | None = None,
     ) -> None:
         if period_s <= 0:
             raise ValueError(f"period_s must be positive, got {period_s}")
@@ -119,6 +132,10 @@ class Poller:
         unknown = sorted(set(periods) - set(ids))
         if unknown:
             raise ValueError(f"periods name unknown devices: {', '.join(unknown)}")
+        bounds = dict(bounds or {})
+        unknown = sorted(set(bounds) - set(ids))
+        if unknown:
+            raise ValueError(f"bounds name unknown devices: {', '.join(unknown)}")
         by_period: dict[float, list[Driver]] = {}
         for d in drivers:
             p = periods.get(d.id, period_s)
@@ -133,7 +150,9 @@ class Poller:
             slots = max(1, min(len(group), math.floor(p / stagger_slot_s)))
             for i, d in enumerate(group):
                 phase = p * math.floor(i * slots / len(group)) / slots if stagger else 0.0
-                self._states[d.id] = _DeviceState(d, p, phase, Health.starting(now))
+                self._states[d.id] = _DeviceState(
+                    d, p, phase, Health.starting(now), bounds=bounds.get(d.id)
+                )
         self._subscribers: list[asyncio.Queue[HealthChange]] = []
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
@@ -248,7 +267,7 @@ class Poller:
             st.polls += 1
             try:
                 reading = await d.read()
-                bad = implausible(reading.values)
+                bad = implausible(reading.values, st.bounds)
                 if bad is not None:
                     raise DeviceError(bad)
             except DeviceError as e:
@@ -291,6 +310,54 @@ class Poller:
         cap = max(1, math.floor(self._max_backoff_s / st.period_s))
         return int(min(2 ** min(st.failures - 1, 30), cap))
 
+    # -- writes ----------------------------------------------------------------------------
+
+    def write_failed(self, device_id: str, e: DeviceError) -> None:
+        """A write the device refused or never answered: its health says so. A lost
+        connection is not a refusal: the next poll finds it (and its health says so)."""
+        st = self._state(device_id)
+        if e.connection_lost:
+            return
+        st.write_failures += 1
+        st.write_error = e
+        offline = st.write_failures >= self._offline_after
+        if offline:
+            st.write_retry_at = self._clock.monotonic() + st.period_s * min(
+                2 ** min(st.write_failures - self._offline_after + 1, 30),
+                max(1, math.floor(self._max_backoff_s / st.period_s)),
+            )
+        if st.write_failures == 1:
+            log.warning(
+                "device_write_failed",
+                device_id=device_id,
+                reason=e.reason,
+                exception_code=e.exception_code,
+            )
+        if st.failures:
+            return  # reads fail too: their health (offline, or degraded first) stands
+        self._write_health(st, HealthState.offline if offline else HealthState.degraded)
+
+    def write_succeeded(self, device_id: str) -> None:
+        """A write the device took: refused writes before it are forgotten."""
+        st = self._state(device_id)
+        if not st.write_failures:
+            return
+        log.info("device_writes_recovered", device_id=device_id, after_failures=st.write_failures)
+        st.write_failures = 0
+        st.write_error = None
+        st.write_retry_at = None
+        if st.failures == 0 and st.latest is not None:
+            self._set_health(st, Health.online(self._clock.now()))
+
+    def _write_health(self, st: _DeviceState, state: HealthState) -> None:
+        e = st.write_error
+        assert e is not None
+        reason = f"writes refused: {e.reason}"
+        h = st.health
+        if (h.state, h.reason, h.exception_code) != (state, reason, e.exception_code):
+            since = h.since if h.state is state else self._clock.now()
+            self._set_health(st, Health(state, reason, since, e.exception_code))
+
     def _answered(self, st: _DeviceState, reading: Reading) -> None:
         st.latest = reading
         if st.failures and st.failed_logged:
@@ -302,6 +369,12 @@ class Poller:
             )
         st.failures = 0
         st.failed_logged = False
+        if st.write_failures:
+            # Reads answer, writes do not: held offline until the retry time, then degraded
+            # (usable) so that the next write tries again.
+            held = st.write_retry_at is not None and self._clock.monotonic() < st.write_retry_at
+            self._write_health(st, HealthState.offline if held else HealthState.degraded)
+            return
         if st.health.state is not HealthState.online:
             self._set_health(st, Health.online(self._clock.now()))
 

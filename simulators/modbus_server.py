@@ -3,7 +3,7 @@
 One server listens on one (host, port) and answers for one or more unit ids, each a
 `RegisterStore`. Faults act here: `offline` closes the listener and its connections
 (connection refused), `delay_s` answers late on the injected clock, `exception_code`
-answers every request with that exception.
+answers every request with that exception, `write_exception_code` every write.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class _Datastore:
             return ExcCodes.ILLEGAL_FUNCTION
         if (early := await self._faults(store)) is not None:
             return early
+        if (code := store.device.faults.write_exception_code) is not None:
+            return ExcCodes(code)
         return store.write(func_code, address, list(values))
 
     async def _faults(self, store: RegisterStore) -> ExcCodes | None:

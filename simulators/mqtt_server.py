@@ -271,8 +271,9 @@ class MqttDeviceServer:
             cmd_id, values = parse_command(self.profile, payload)
             if faults.delay_s > 0:
                 await self.clock.sleep(faults.delay_s)
-            if faults.exception_code is not None:
-                raise CommandError(f"device failure (fault code {faults.exception_code})")
+            code = faults.exception_code or faults.write_exception_code
+            if code is not None:
+                raise CommandError(f"device failure (fault code {code})")
             self.device.command(values)
         except CommandError as e:
             log.warning("device %s refused a command: %s", self.device.id, e)

@@ -87,7 +87,9 @@ class Agent:
         self.strategy = strategy
         self._cycles = cycles
         self._telemetry = TelemetryBuilder(site)
-        self.writer = CommandWriter(self.drivers, clock, store, watchdog_s=devices.watchdog_s)
+        self.writer = CommandWriter(
+            self.drivers, clock, store, watchdog_s=devices.watchdog_s, health=self.poller
+        )
         self.cycles = 0
 
     def snapshot(self) -> Snapshot:

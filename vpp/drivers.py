@@ -73,6 +73,12 @@ class SiteDevices:
                 for d in site.devices
                 if d.config.poll_s and d.id in self.drivers
             },
+            # Readings outside a device's rating and direction are implausible.
+            bounds={
+                d.id: b
+                for d in site.devices
+                if d.id in self.drivers and (b := plugin_for(d.kind).reading_bounds(d))
+            },
         )
         self._meter = next(
             (d.id for d in site.devices if plugin_for(d.kind).report_role is ReportRole.meter), None

@@ -1,7 +1,8 @@
 """A real pymodbus server serving one profile's register map (no physics) for driver tests.
 
 Faults are injected the way a device shows them: `delay_s` answers late (on the test's clock),
-`exception_code` answers every request with that Modbus exception, `stop()` kills it.
+`exception_code` answers every request with that Modbus exception, `write_exception_code`
+every write, `stop()` kills it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class ProfileServer:
         self.values = initial_values(profile)
         self.delay_s = 0.0
         self.exception_code: int | None = None
+        self.write_exception_code: int | None = None
         self.requests = 0
         self.writes: list[tuple[int, int, list[Any]]] = []
         self._server: ModbusTcpServer | None = None
@@ -89,6 +91,8 @@ class ProfileServer:
             await self.clock.sleep(self.delay_s)
         if self.exception_code is not None:
             return ExcCodes(self.exception_code)
+        if values is not None and self.write_exception_code is not None:
+            return ExcCodes(self.write_exception_code)
         if values is not None:
             self.writes.append((fc, address, list(values)))
         return None

@@ -75,6 +75,17 @@ async def test_exception_fault_answers_every_request(code: int) -> None:
             assert site.state()["bat"]["control_mode"] == 0
 
 
+async def test_write_exception_fault_refuses_writes_and_answers_reads() -> None:
+    clock = VirtualClock()
+    async with _site(clock, Faults(write_exception_code=4)) as site:
+        async with _client(site.endpoints()[0].port) as c:
+            rr = await c.read_holding_registers(SOC, count=1, device_id=1)
+            assert not rr.isError()
+            rr = await c.write_register(MODE, 1, device_id=1)
+            assert rr.isError() and rr.exception_code == 4
+            assert site.state()["bat"]["control_mode"] == 0
+
+
 async def test_stuck_values_freeze_while_the_physics_moves() -> None:
     clock = VirtualClock()
     async with _site(clock) as site:

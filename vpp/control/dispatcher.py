@@ -7,6 +7,12 @@ the target (minus a safety margin) is shed in adapter order (battery, EV, HVAC, 
 given back in reverse order, each within its guardrails. A device that is offline or does not
 follow its setpoint is left out; the loop's error moves its share to the others at once, and a
 re-plan is asked for.
+
+The loop never aims below the site's export limit (`limits.export_kw`): a 0 kW cap, or a
+curtailment larger than the load, brings the import down to zero (or to the allowed export),
+not past it. The meter lags the commands by a cycle or two, so shedding is also bounded by what
+the commands already sent but not yet seen on the devices' readings will take off; and a site
+exporting past the limit gets power given back at once, whatever the deadband.
 """
 
 from __future__ import annotations
@@ -62,8 +68,12 @@ class Dispatcher:
         deadband_kw: float = 4.0,
         readmit_s: float = 300.0,
         gain: float = 0.6,
+        export_margin_kw: float = 1.0,
     ) -> None:
         self.site = site
+        # The most the site may export (kW ≥ 0), and how far above that floor the loop aims.
+        self.export_kw = site.config.limits.export_kw
+        self.export_margin_kw = export_margin_kw
         adapters = [a for d in site.devices if (a := adapter_for(d)) is not None]
         # The site file's `priority` decides (lower sheds first); the kind's order breaks ties.
         self.adapters: list[Flex] = sorted(adapters, key=lambda a: (a.priority, a.order, a.id))
@@ -185,22 +195,39 @@ class Dispatcher:
                 commands += a.follow_plan(view, plan, now)
         for a, _view in usable:
             a.until = target.until
-        aim = target.import_max_kw - max(self.margin_kw, self.margin_frac * target.import_max_kw)
+        floor = -self.export_kw + self.export_margin_kw
+        margin = max(self.margin_kw, self.margin_frac * target.import_max_kw)
+        aim = max(target.import_max_kw - margin, floor)
         error = measured - aim
         # Less than the whole error each cycle: device readings lag the meter, and a
         # deadbeat step on stale readings overshoots and rings.
         if error > 0:
-            shed, unmet = self._shed(self.gain * error, usable, now)
+            # Never past the export floor: what is left above it once the commands sent but
+            # not yet seen on the devices (the plan's, when entering) have taken effect.
+            headroom = max(0.0, measured + self._pending_kw(usable) - floor)
+            shed, unmet = self._shed(min(self.gain * error, headroom), usable, now)
             commands += shed
             if unmet > 1e-6:
                 # Nothing left to turn: the whole error (not just this cycle's share) is unmet.
                 return CycleResult(
                     commands, target, error, newly, replan, error, tuple(sorted(self._excluded))
                 )
-        elif error < -self.deadband_kw:
-            surplus = -error - self.deadband_kw / 2
+        elif error < -self.deadband_kw or measured < -self.export_kw:
+            # Exporting past the limit is corrected at once, inside the deadband too.
+            surplus = -error if error > -self.deadband_kw else -error - self.deadband_kw / 2
             commands += self._give_back(self.gain * surplus, surplus, usable, plan, now)
         return CycleResult(commands, target, error, newly, replan)
+
+    @staticmethod
+    def _pending_kw(usable: list[tuple[Flex, DeviceView]]) -> float:
+        """kW (≤ 0) that commands already sent will still take off the site's import: each
+        device told to draw less than its latest reading shows."""
+        pending = 0.0
+        for a, view in usable:
+            measured = a.measured_kw(view)
+            if a.command_kw is not None and measured is not None:
+                pending += min(0.0, a.command_kw - measured)
+        return pending
 
     def _shed(
         self, kw: float, usable: list[tuple[Flex, DeviceView]], now: datetime

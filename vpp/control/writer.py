@@ -2,13 +2,18 @@
 watchdog runs out; every write (and every failure) is stored.
 
 Devices are written concurrently; one device's commands are written in order (the battery's
-control mode before its setpoint). A device that fails a write never stops the others.
+control mode before its setpoint). A device that fails a write never stops the others. Each
+write's outcome goes to the devices' health (`WriteHealth`, the poller): a device that refuses
+its writes is left out of control like an offline one. A refused command is tried again at the
+next cycle (unless a newer one for the point replaces it), so that a device that refuses every
+write is found out within a few cycles, not at its next change of setpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import structlog
 
@@ -20,6 +25,14 @@ from vpp.store.store import Store
 log = structlog.get_logger(__name__)
 
 DEFAULT_WATCHDOG_S = 60.0
+
+
+class WriteHealth(Protocol):
+    """Who keeps the devices' health, told how each write went (devices.poller.Poller)."""
+
+    def write_failed(self, device_id: str, e: DeviceError) -> None: ...
+
+    def write_succeeded(self, device_id: str) -> None: ...
 
 
 def point_tolerance(point: str) -> float:
@@ -43,13 +56,16 @@ class CommandWriter:
         *,
         watchdog_s: Callable[[str], float] | None = None,
         tolerance: Callable[[str], float] | None = None,
+        health: WriteHealth | None = None,
     ) -> None:
         self._drivers = drivers
+        self._health = health
         self._clock = clock
         self._store = store
         self._watchdog_s = watchdog_s or (lambda _id: DEFAULT_WATCHDOG_S)
         self._tolerance = tolerance or point_tolerance
         self._last: dict[tuple[str, str], tuple[float, float]] = {}  # value, monotonic
+        self._refused: dict[tuple[str, str], Command] = {}  # to try again next cycle
         self.writes = 0
         self.failures = 0
 
@@ -76,13 +92,15 @@ class CommandWriter:
             if c.reason == "watchdog" and key in latest:
                 continue
             latest[key] = c
-        return [c for c in latest.values() if self._due(c, now)]
+        # A refused command is due again as it is (its point may still hold an older value).
+        return [c for k, c in latest.items() if self._refused.get(k) is c or self._due(c, now)]
 
     def reassert(self, skip: Callable[[str], bool] | None = None) -> list[Command]:
-        """Commands whose watchdog half-period has run out, for devices told nothing new;
-        none for devices `skip` names (offline ones: they get theirs once back)."""
+        """Commands refused last time, then those whose watchdog half-period has run out, for
+        devices told nothing new; none for devices `skip` names (offline ones: they get theirs
+        once back)."""
         now = self._clock.monotonic()
-        out = []
+        out = [c for (dev, _), c in self._refused.items() if skip is None or not skip(dev)]
         for (dev, point), (value, at) in self._last.items():
             if skip is not None and skip(dev):
                 continue
@@ -102,7 +120,7 @@ class CommandWriter:
     async def _write_device(self, device_id: str, commands: list[Command]) -> list[WriteResult]:
         driver = self._drivers.get(device_id)
         out: list[WriteResult] = []
-        for cmd in commands:
+        for i, cmd in enumerate(commands):
             ts = self._clock.now()
             if driver is None:
                 log.error("command_for_unknown_device", device_id=device_id, point=cmd.point)
@@ -111,6 +129,8 @@ class CommandWriter:
                 result = await driver.write(cmd.point, cmd.value)
             except (DeviceError, PointError) as e:
                 self.failures += 1
+                if isinstance(e, DeviceError) and self._health is not None:
+                    self._health.write_failed(device_id, e)  # a PointError is ours, not its
                 reason = getattr(e, "reason", str(e))
                 self._store.add_command(
                     ts,
@@ -124,8 +144,15 @@ class CommandWriter:
                     reason=cmd.reason,
                 )
                 log.warning("command_failed", device_id=device_id, point=cmd.point, error=reason)
+                if isinstance(e, DeviceError) and not e.connection_lost:
+                    # Refused, not unreachable (that one gets new commands once back).
+                    for c in commands[i:]:  # this one and those that depend on it
+                        self._refused[(device_id, c.point)] = c
                 break  # the rest of this device's commands depend on this one
             self.writes += 1
+            self._refused.pop((device_id, cmd.point), None)
+            if self._health is not None:
+                self._health.write_succeeded(device_id)
             self._last[(device_id, cmd.point)] = (cmd.value, self._clock.monotonic())
             self._store.add_command(
                 ts,

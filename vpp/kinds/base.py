@@ -17,12 +17,21 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from building.weather import Environment
+from devices.plausible import Bounds, power_bounds
 from devices.profile import Kind
 from optimiser import TimeGrid
 from optimiser.inputs import Asset
 from vpp.control.flex import Flex
 from vpp.control.types import DeviceView
 from vpp.site import Device, DeviceConfig
+
+
+class Direction(StrEnum):
+    """Which way a kind's power flows (consumption positive): what its readings may show."""
+
+    consumes = "consumes"  # ≥ 0: loads, zones, one-way chargers
+    produces = "produces"  # ≤ 0: PV
+    both = "both"  # batteries, V2G chargers, meters
 
 
 class ReportRole(StrEnum):
@@ -78,6 +87,11 @@ class KindPlugin:
     boolean_fields: ClassVar[frozenset[str]] = frozenset()
     """Telemetry fields that are booleans (the point ≥ 0.5)."""
     report_role: ClassVar[ReportRole] = ReportRole.none
+    direction: ClassVar[Direction] = Direction.both
+    """Which way the device's `power_kw` may read."""
+    rating_point: ClassVar[str | None] = None
+    """The kW point whose range (the site file's limits within the profile's) is the device's
+    rating (a charger's power limit, a battery's setpoint)."""
     sections: ClassVar[Mapping[str, str]] = {}
     """Device sections of the site file that only this kind (and others that claim them too)
     may carry, each with the error another kind's device gets for it (e.g. `comfort`: "only
@@ -90,6 +104,30 @@ class KindPlugin:
     def adapter(self, device: Device) -> Flex | None:
         """The dispatch adapter of a controllable device (None: not a knob)."""
         return None
+
+    def rating_kw(self, device: Device) -> float | None:
+        """The device's rated power (kW, ≥ 0) from `rating_point`'s range; None: unknown."""
+        if self.rating_point is None or device.profile_or_none is None:
+            return None
+        p = device.profile.points.get(self.rating_point)
+        lo, hi = getattr(p, "min", None), getattr(p, "max", None)
+        site = device.config.limits.get(self.rating_point)
+        if site is not None:
+            lo = site[0] if lo is None else max(lo, site[0])
+            hi = site[1] if hi is None else min(hi, site[1])
+        ends = [abs(v) for v in (lo, hi) if v is not None]
+        return max(ends) if ends else None
+
+    def reading_bounds(self, device: Device) -> Bounds:
+        """The ranges the device's readings must stay in beyond any device's (the poller
+        rejects others as implausible): `power_kw` within its rating and direction."""
+        d = self.direction
+        power = power_bounds(
+            self.rating_kw(device),
+            consumes=d is not Direction.produces,
+            produces=d is not Direction.consumes,
+        )
+        return {} if power is None else {"power_kw": power}
 
     def assets(
         self,

@@ -108,6 +108,7 @@ class BatteryKind(KindPlugin):
     params = BatteryParams
     telemetry_fields: ClassVar[Mapping[str, str]] = {"power_kw": "power_kw", "soc": "soc_pct"}
     report_role = ReportRole.device
+    rating_point = "power_setpoint_kw"
     sections: ClassVar[Mapping[str, str]] = {"soc_reserve_pct": "only batteries have a SoC reserve"}
 
     def adapter(self, device: Device) -> Flex | None:

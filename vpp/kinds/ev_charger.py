@@ -13,7 +13,7 @@ from optimiser import EvSession
 from optimiser.inputs import Asset
 from vpp.control.flex import Flex, draws_up_to
 from vpp.control.types import Command, DeviceView, PlanStep
-from vpp.kinds.base import KindPlugin, PlanContext, ReportRole
+from vpp.kinds.base import Direction, KindPlugin, PlanContext, ReportRole
 from vpp.kinds.registry import register
 from vpp.site import Device
 
@@ -114,6 +114,8 @@ class EvChargerKind(KindPlugin):
     }
     boolean_fields = frozenset({"plugged"})
     report_role = ReportRole.device
+    direction = Direction.consumes  # one-way: it only charges
+    rating_point = "power_limit_kw"
     sections: ClassVar[Mapping[str, str]] = {"ev": "only EV chargers have EV defaults"}
 
     def adapter(self, device: Device) -> Flex | None:

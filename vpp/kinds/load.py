@@ -13,7 +13,7 @@ from optimiser import CurtailableLoadAsset
 from optimiser.inputs import Asset
 from vpp.control.flex import Flex
 from vpp.control.types import Command, DeviceView, PlanStep
-from vpp.kinds.base import DeviceSeries, KindPlugin, PlanContext, ReportRole
+from vpp.kinds.base import DeviceSeries, Direction, KindPlugin, PlanContext, ReportRole
 from vpp.kinds.registry import register
 from vpp.site import Device
 
@@ -63,6 +63,7 @@ class LoadKind(KindPlugin):
     wire_kind = "curtailable_load"
     params = CurtailableLoadParams
     report_role = ReportRole.device
+    direction = Direction.consumes
 
     def adapter(self, device: Device) -> Flex | None:
         return LoadFlex(device)

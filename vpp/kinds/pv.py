@@ -8,7 +8,7 @@ from typing import Any
 from building.params import PvParams
 from building.weather import Environment
 from devices.profile import Kind
-from vpp.kinds.base import DeviceSeries, KindPlugin
+from vpp.kinds.base import DeviceSeries, Direction, KindPlugin
 from vpp.kinds.registry import register
 from vpp.site import Device
 
@@ -17,6 +17,11 @@ class PvKind(KindPlugin):
     kind = Kind.pv
     wire_kind = "pv"
     params = PvParams
+    direction = Direction.produces
+
+    def rating_kw(self, device: Device) -> float | None:
+        model = self.model(device)  # an inverter's profile has no kW range: its array's size
+        return model.rated_kw if isinstance(model, PvParams) else None
 
     def forecast(
         self, device: Device, model: Any, env: Environment, mids: list[datetime]

@@ -139,6 +139,7 @@ class V2gChargerKind(KindPlugin):
     }
     boolean_fields = frozenset({"plugged"})
     report_role = ReportRole.device
+    rating_point = "power_setpoint_kw"  # two-way: within its rating either way
     sections: ClassVar[Mapping[str, str]] = {"ev": "only EV chargers have EV defaults"}
 
     def adapter(self, device: Device) -> Flex | None:

@@ -14,7 +14,7 @@ from optimiser import ThermalZoneAsset
 from optimiser.inputs import Asset
 from vpp.control.flex import Flex, draws_up_to
 from vpp.control.types import Command, DeviceView, PlanStep
-from vpp.kinds.base import DeviceSeries, KindPlugin, PlanContext, ReportRole
+from vpp.kinds.base import DeviceSeries, Direction, KindPlugin, PlanContext, ReportRole
 from vpp.kinds.registry import register
 from vpp.site import Device
 
@@ -113,6 +113,8 @@ class ZoneFlex(Flex):
 class ZoneKind(KindPlugin):
     kind = Kind.hvac
     wire_kind = "hvac"
+    direction = Direction.consumes
+    rating_point = "power_limit_kw"
     params = HvacZoneParams
     telemetry_fields: ClassVar[Mapping[str, str]] = {
         "power_kw": "power_kw",

@@ -30,7 +30,7 @@ from simulators.faults import Faults
 from vpp.agent import Agent
 from vpp.broker import connection
 from vpp.dr.forecast import PriceSource, TwinForecast
-from vpp.mqtt_link import encode, message_key
+from vpp.mqtt_link import MqttLink, encode, message_key
 from vpp.replay.broker import ExternalBroker, ReplayBroker
 from vpp.service import site_agent
 from vpp.simsite import environment, rebind, simulated_site
@@ -107,6 +107,7 @@ class Operator:
         self.watch = [f"{prefix}/responses", f"{prefix}/reports"]
         self.messages: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
+        self._link_up: asyncio.Event | None = None
         self.reports: list[dict[str, Any]] = []
 
     def _record(self, direction: str, topic: str, payload: dict[str, Any]) -> None:
@@ -114,9 +115,14 @@ class Operator:
             {"ts": self.clock.now().isoformat(), "dir": direction, "topic": topic, "msg": payload}
         )
 
-    async def run(self, events: list[TimedEvent], ready: asyncio.Event) -> None:
+    async def run(
+        self, events: list[TimedEvent], ready: asyncio.Event, link_up: asyncio.Event | None = None
+    ) -> None:
         """Send `events` on time and record what comes back; reconnects (after a broker
-        restart) and sends what it had not yet sent."""
+        restart) and sends what it had not yet sent. No event leaves before `link_up` is
+        set (the agent's grid link subscribed, on its first connection only: after it, its
+        session keeps what it misses)."""
+        self._link_up = link_up
         pending = sorted(events, key=lambda e: e.send_at)
         announced: set[int] = set()
         while True:
@@ -167,6 +173,9 @@ class Operator:
             delay = (ev.send_at - self.clock.now()).total_seconds()
             if delay > 0:
                 await self.clock.sleep(delay)
+            if self._link_up is not None:
+                await self._link_up.wait()  # late (in virtual time) rather than lost
+                self._link_up = None
             data = encode(ev.message)
             if id(ev) not in announced:
                 announced.add(id(ev))
@@ -311,9 +320,13 @@ async def run(
         stop = asyncio.Event()
         ready = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
-            op = tg.create_task(operator.run(spec.events, ready))
+            # No event leaves before the agent's grid link has subscribed: on a small site the
+            # clock leapt past the first one's sending before it had, and the event was lost.
+            first = new_agent()
+            link_up = first.link.connected if isinstance(first.link, MqttLink) else None
+            op = tg.create_task(operator.run(spec.events, ready, link_up))
             await ready.wait()
-            current = _Running(new_agent(), stop, tg)
+            current = _Running(first, stop, tg)
             fault_task = tg.create_task(_faults_task(sim, clock, spec.faults))
             restart_task = tg.create_task(
                 _restarts_task(replay_broker, clock, operator, spec.broker_restarts)

@@ -189,6 +189,7 @@ class FaultWindow(_Strict):
     ignore_commands: bool = False
     stuck: bool = False
     exception_code: Literal[1, 2, 3, 4, 5, 6, 10, 11] | None = None
+    write_exception_code: Literal[1, 2, 3, 4, 5, 6, 10, 11] | None = None
 
     def faults(self) -> Faults:
         """The simulator fault set this window applies."""
@@ -198,13 +199,15 @@ class FaultWindow(_Strict):
             ignore_commands=self.ignore_commands,
             stuck=self.stuck,
             exception_code=self.exception_code,
+            write_exception_code=self.write_exception_code,
         )
 
     @model_validator(mode="after")
     def _some(self) -> FaultWindow:
         if self.faults() == Faults():
             raise ValueError(
-                "a fault needs one of offline, delay_s, ignore_commands, stuck, exception_code"
+                "a fault needs one of offline, delay_s, ignore_commands, stuck, exception_code,"
+                " write_exception_code"
             )
         return self
 
