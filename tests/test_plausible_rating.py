@@ -49,9 +49,11 @@ def _site(broker: Broker, site_id: str, v2g_port: int) -> Site:
 async def _publish(
     broker: Broker, clock: VirtualClock, topic: str, payload: dict[str, object]
 ) -> None:
+    # Retained: the device layer's subscription may still be on its way (the hub subscribes
+    # in its own task); it then gets the message when it arrives.
     async with clock.hold(), aiomqtt.Client(broker.host, broker.port) as c:
         clock.expect(topic)
-        await c.publish(topic, json.dumps(payload).encode(), qos=1)
+        await c.publish(topic, json.dumps(payload).encode(), qos=1, retain=True)
 
 
 async def test_readings_are_checked_against_the_devices_rating_and_direction(
