@@ -2,7 +2,9 @@
 
 `WallClock` runs live. `VirtualClock` runs replay and tests: time jumps to the next
 wake-up only when the event loop is quiet (no ready callbacks, no I/O announced as in
-flight), so a simulated day runs in seconds and every run is the same.
+flight), so a simulated day runs in seconds and every run is the same, however loaded the
+machine: work announced as in flight is waited for until it is done, not for a wall-time
+window.
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar, runtime_checkable
 
+import structlog
+
 T = TypeVar("T")
+
+log = structlog.get_logger("devices.clock")
+
+LOST_AFTER_WALL_S = 30.0
+"""The virtual clock's safety net: held work that made no progress for this long (wall
+time) is taken for lost and dropped, with an error naming it."""
 
 
 @runtime_checkable
@@ -51,18 +61,24 @@ class Clock(Protocol):
         """The message announced by `expect(key)` was received (unknown keys are ignored)."""
         ...
 
+    def release(self, topics: Iterable[str]) -> None:
+        """Messages expected on `topics` will not come (the receiver's connection dropped):
+        forget the keys that are a topic or start with `topic:`."""
+        ...
+
 
 class _Hold:
     """Async context manager counting in-flight work on a clock."""
 
-    def __init__(self, begin: Callable[[], None], end: Callable[[], None]) -> None:
+    def __init__(self, begin: Callable[[], int], end: Callable[[int], None]) -> None:
         self._begin, self._end = begin, end
+        self._token = 0
 
     async def __aenter__(self) -> None:
-        self._begin()
+        self._token = self._begin()
 
     async def __aexit__(self, *exc: object) -> None:
-        self._end()
+        self._end(self._token)
 
 
 async def timeout(clock: Clock, seconds: float, aw: Awaitable[T]) -> T:
@@ -108,7 +124,7 @@ class WallClock:
         await asyncio.sleep(max(0.0, monotonic_s - time.monotonic()))
 
     def hold(self) -> _Hold:
-        return _Hold(lambda: None, lambda: None)
+        return _Hold(lambda: 0, lambda token: None)
 
     def expect(self, key: str) -> None:
         pass
@@ -116,17 +132,28 @@ class WallClock:
     def arrived(self, key: str) -> None:
         pass
 
+    def release(self, topics: Iterable[str]) -> None:
+        pass
+
 
 class VirtualClock:
     """Simulated time that leaps from one wake-up to the next when the loop is quiet.
 
     Sleepers wake in (time, order of sleeping) order, so runs are deterministic. Time never
-    moves while a callback is ready to run or while a `hold()` is open; loopback traffic
-    between tasks of this process is drained by waiting for two quiet loop iterations in a
-    row (the selector is polled between them).
+    moves while a callback is ready to run, a `hold()` is open or an `expect()`ed message
+    has not arrived; loopback traffic between tasks of this process is drained by waiting
+    for two quiet loop iterations in a row (the selector is polled between them).
+
+    Held work is waited for as long as it makes progress, so a loaded machine makes a run
+    slower, never different. Only work with no progress (no hold ended, no message arrived)
+    for `max_hold_wall_s` of wall time is dropped, as lost (`hold_timeouts`, `lost`, and an
+    error in the log naming it); a receiver whose connection drops `release()`s what it
+    was expecting at once.
     """
 
-    def __init__(self, start: datetime | None = None, *, max_hold_wall_s: float = 1.0) -> None:
+    def __init__(
+        self, start: datetime | None = None, *, max_hold_wall_s: float = LOST_AFTER_WALL_S
+    ) -> None:
         start = start or datetime(2026, 7, 15, 0, 0, tzinfo=UTC)
         if start.tzinfo is None:
             raise ValueError("VirtualClock start must be timezone-aware")
@@ -134,8 +161,11 @@ class VirtualClock:
         self._t = 0.0
         self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
-        self._holds = 0
+        self._holds = 0  # open hold() contexts of the current generation
+        self._generation = 0  # bumped when held work is dropped: older holds no longer count
         self._expected: dict[str, int] = {}
+        self._pending = 0  # open holds + expected messages
+        self._progress_at = 0.0  # wall time of the last hold ended or message arrived
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._advancer: asyncio.Task[None] | None = None
@@ -205,7 +235,7 @@ class VirtualClock:
 
     def expect(self, key: str) -> None:
         self._expected[key] = self._expected.get(key, 0) + 1
-        self._begin()
+        self._more()
 
     def arrived(self, key: str) -> None:
         n = self._expected.get(key, 0)
@@ -214,16 +244,96 @@ class VirtualClock:
                 del self._expected[key]
             else:
                 self._expected[key] = n - 1
-            self._end()
+            self._less()
 
-    def _begin(self) -> None:
+    def release(self, topics: Iterable[str]) -> None:
+        names = tuple(topics)
+        prefixes = tuple(f"{t}:" for t in names)
+        gone = [k for k in self._expected if k in names or k.startswith(prefixes)]
+        for key in gone:
+            n = self._expected.pop(key)
+            self._pending -= n
+        if gone:
+            log.debug("clock_expectations_released", keys=sorted(gone))
+            self._progress_at = time.perf_counter()
+            if not self._pending:
+                self._quiet.set()
+
+    def _begin(self) -> int:
         self._holds += 1
+        self._more()
+        return self._generation
+
+    def _end(self, generation: int) -> None:
+        if generation == self._generation:  # a hold dropped as lost is no longer counted
+            self._holds -= 1
+            self._less()
+
+    def _more(self) -> None:
+        if not self._pending:
+            self._progress_at = time.perf_counter()
+        self._pending += 1
         self._quiet.clear()
 
-    def _end(self) -> None:
-        self._holds = max(0, self._holds - 1)
-        if self._holds == 0:
+    def _less(self) -> None:
+        self._pending -= 1
+        self._progress_at = time.perf_counter()
+        if not self._pending:
             self._quiet.set()
+
+    def _drop_held(self) -> None:
+        """Held work made no progress for `max_hold_wall_s`: take it for lost."""
+        self.hold_timeouts += 1
+        self.lost = sorted(self._expected)
+        log.error(
+            "clock_hold_lost",
+            keys=self.lost,
+            open_holds=self._holds,
+            wall_s=self._max_hold_wall_s,
+            simulated=self.now().isoformat(),
+        )
+        self._generation += 1
+        self._holds = 0
+        self._expected.clear()
+        self._pending = 0
+        self._quiet.set()
+
+    async def _wait_held(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until no work is held, however long it takes while it makes progress.
+
+        The guard ticks in wall time and counts only the ticks that saw no progress and came
+        on time: a tick that comes late found the loop blocked (a solve), so nothing could
+        have arrived meanwhile, and it does not count towards `max_hold_wall_s`.
+        """
+        t0 = time.perf_counter()
+        tick = min(1.0, self._max_hold_wall_s / 4)
+        idle = 0.0
+        seen = self._progress_at
+        due = t0 + tick
+        guard: asyncio.TimerHandle | None = None
+
+        def check() -> None:
+            nonlocal guard, idle, seen, due
+            if not self._pending:
+                return
+            now = time.perf_counter()
+            if self._progress_at != seen:
+                seen, idle = self._progress_at, 0.0
+            elif now - due < tick:
+                idle += tick
+            if idle >= self._max_hold_wall_s:
+                self._drop_held()
+                return
+            due = now + tick
+            guard = loop.call_at(loop.time() + tick, check)
+
+        guard = loop.call_at(loop.time() + tick, check)
+        try:
+            await self._quiet.wait()
+        finally:
+            guard.cancel()
+        self.hold_wait_s += time.perf_counter() - t0
+        self.hold_waits += 1
 
     def _ensure_advancer(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._advancer is None or self._advancer.done():
@@ -237,27 +347,15 @@ class VirtualClock:
             self._drop_cancelled()
             if not self._heap:
                 return  # nobody left to wake (only deadlines that were beaten)
-            if self._holds:
-                t0 = time.perf_counter()
-                try:
-                    await asyncio.wait_for(self._quiet.wait(), self._max_hold_wall_s)
-                except TimeoutError:
-                    # A message that never arrives (QoS 0 lost, broker gone) must not
-                    # freeze simulated time forever.
-                    self.hold_timeouts += 1
-                    self.lost = sorted(self._expected)
-                    self._holds = 0
-                    self._expected.clear()
-                    self._quiet.set()
-                self.hold_wait_s += time.perf_counter() - t0
-                self.hold_waits += 1
+            if self._pending:
+                await self._wait_held(loop)
                 quiet_rounds = 0
                 continue
             await asyncio.sleep(0)
             # asyncio keeps ready callbacks in BaseEventLoop._ready; with any of them pending
             # some task still has work to do at the current instant.
             ready = getattr(loop, "_ready", ())
-            quiet_rounds = quiet_rounds + 1 if not ready and not self._holds else 0
+            quiet_rounds = quiet_rounds + 1 if not ready and not self._pending else 0
 
     def _drop_cancelled(self) -> None:
         """Drop the next sleepers if they were cancelled (timeouts beaten by an answer)."""

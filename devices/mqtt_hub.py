@@ -84,6 +84,8 @@ class MqttHub:
                 await cancellable(self._client.subscribe(topic, qos=1))
             except aiomqtt.MqttError as e:  # re-subscribed on reconnect anyway
                 self.last_error = str(e)
+            else:
+                self._clock.release([topic])  # what was sent before is not for us
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
         """Publish, or raise DeviceError when the broker is not reachable now."""
@@ -112,6 +114,9 @@ class MqttHub:
                     self._client = client
                     for topic in self._callbacks:
                         await cancellable(client.subscribe(topic, qos=1))
+                    # Messages sent on these topics before we subscribed never reach us (a
+                    # simulated device's first telemetry): a virtual clock must not wait.
+                    self._clock.release(self._callbacks)
                     self._connected.set()
                     delay = self._min_s
                     if failed:
@@ -127,6 +132,9 @@ class MqttHub:
             finally:
                 self._connected.clear()
                 self._client = None
+                # What was on its way to us is lost with the connection (QoS 0 telemetry;
+                # acks of a session the broker did not keep): time need not wait for it.
+                self._clock.release(self._callbacks)
             await self._clock.sleep(delay)
             delay = min(self._max_s, delay * 2)
 

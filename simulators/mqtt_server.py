@@ -240,6 +240,8 @@ class MqttDeviceServer:
             finally:
                 self._client = None
                 self.connected.clear()
+                # Commands on their way to us are lost with the connection.
+                self.clock.release([self.command_topic])
 
     async def publish_telemetry(self, client: aiomqtt.Client) -> None:
         """Publish the device's values now."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+
+from structlog.testing import capture_logs
 
 from devices.clock import VirtualClock, WallClock, timeout
 
@@ -149,3 +152,109 @@ async def test_expected_message_holds_time_until_it_arrives() -> None:
     clock.expect("event")
     await asyncio.gather(outside_world(), receiver(), ticker())
     assert got == [0.0]
+
+
+def _outside_world_after(wall_s: float, inbox: asyncio.Queue[str]) -> asyncio.Future[None]:
+    """A broker in another process that answers after `wall_s` of wall time."""
+
+    async def answer() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, wall_s)
+        await inbox.put("event")
+
+    return asyncio.ensure_future(answer())
+
+
+async def test_a_message_slower_than_a_second_of_wall_time_still_holds_time() -> None:
+    """A loaded machine makes a message late in wall time, never in simulated time: the
+    clock waits for it (it used to give up after 1 s and let time move on)."""
+    clock = VirtualClock()
+    inbox: asyncio.Queue[str] = asyncio.Queue()
+    got: list[float] = []
+
+    async def receiver() -> None:
+        await inbox.get()
+        clock.arrived("event")
+        got.append(clock.monotonic())
+
+    async def ticker() -> None:
+        for _ in range(10):
+            await clock.sleep(1)
+
+    clock.expect("event")
+    await asyncio.gather(_outside_world_after(1.5, inbox), receiver(), ticker())
+    assert got == [0.0]
+    assert clock.hold_timeouts == 0 and clock.lost == []
+
+
+async def test_a_loop_blocked_past_the_guard_by_computation_loses_nothing_that_arrives() -> None:
+    """A long computation on the loop (a solve) while a hold is open: the hold ends once the
+    loop runs again, so nothing is taken for lost, even past `max_hold_wall_s`."""
+    clock = VirtualClock(max_hold_wall_s=1.0)
+    seen: list[float] = []
+
+    async def solve_then_answer() -> None:
+        async with clock.hold():
+            # Wait for the outside world first, so that the clock is already waiting.
+            await asyncio.get_running_loop().run_in_executor(None, time.sleep, 0.05)
+            time.sleep(1.5)  # noqa: ASYNC251 (the point: a solve blocks the loop, no progress)
+            for _ in range(3):  # the answer takes a few loop turns
+                await asyncio.sleep(0)
+            seen.append(clock.monotonic())
+
+    await asyncio.gather(solve_then_answer(), clock.sleep(5))
+    assert seen == [0.0] and clock.hold_timeouts == 0
+
+
+async def test_a_lost_message_is_dropped_after_the_guard_and_named_in_the_log() -> None:
+    clock = VirtualClock(max_hold_wall_s=0.2)
+    clock.expect("site/meter/telemetry")
+    t0 = time.monotonic()
+    with capture_logs() as logs:
+        await clock.sleep(60)
+    assert clock.monotonic() == 60
+    assert 0.2 <= time.monotonic() - t0 < 10
+    assert clock.hold_timeouts == 1 and clock.lost == ["site/meter/telemetry"]
+    lost = [e for e in logs if e["event"] == "clock_hold_lost"]
+    assert lost and lost[0]["log_level"] == "error"
+    assert lost[0]["keys"] == ["site/meter/telemetry"]
+
+
+async def test_a_hold_dropped_as_lost_does_not_end_a_later_one() -> None:
+    """After the guard dropped a stuck hold, its late end must not count against a hold
+    opened since (time would move while that one is still open)."""
+    clock = VirtualClock(max_hold_wall_s=0.5)
+    stuck, later = clock.hold(), clock.hold()
+    seen: list[float] = []
+    await stuck.__aenter__()
+    await clock.sleep(1)  # the guard drops `stuck`, time moves
+    assert clock.hold_timeouts == 1
+
+    async def held() -> None:
+        async with later:
+            await stuck.__aexit__(None, None, None)  # the lost one ends at last
+            # `later` waits for the outside world: time must not move meanwhile.
+            await asyncio.get_running_loop().run_in_executor(None, time.sleep, 0.05)
+            seen.append(clock.monotonic())
+
+    await asyncio.gather(held(), clock.sleep(10))
+    assert seen == [1.0]
+    assert clock.hold_timeouts == 1
+
+
+async def test_released_expectations_let_time_move_at_once() -> None:
+    """A receiver whose connection dropped releases what it expected on its topics."""
+    clock = VirtualClock()
+    clock.expect("site/events:abc")
+    clock.expect("site/meter/telemetry")
+    clock.expect("site/events2:abc")  # another topic: still expected
+    clock.arrived("site/events2:abc")
+
+    async def drop_later() -> None:
+        await asyncio.sleep(0.05)
+        clock.release(["site/events", "site/meter/telemetry"])
+
+    t0 = time.monotonic()
+    await asyncio.gather(drop_later(), clock.sleep(30))
+    assert clock.monotonic() == 30
+    assert time.monotonic() - t0 < 5  # not the 30-s guard
+    assert clock.hold_timeouts == 0

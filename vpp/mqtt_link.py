@@ -232,6 +232,8 @@ class MqttLink:
             except* aiomqtt.MqttError as eg:
                 self.connected.clear()
                 self._client = None
+                # A virtual clock must not wait for messages on their way to a lost link.
+                self.clock.release(self._subscriptions)
                 log.warning(
                     "mqtt_disconnected",
                     broker=f"{self.broker.host}:{self.broker.port}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import yaml
 
 from tests.conftest import Broker
 from tests.replay.helpers import SCENARIOS, write_scenario
-from vpp.replay.runner import COUNTERFACTUAL, STORE, counterfactual_args, replay
+from vpp.replay.runner import COUNTERFACTUAL, STORE, counterfactual_args, replay, run_one
 from vpp.replay.scenario import Scenario, load_scenario
 
 RUN = timedelta(minutes=40)
@@ -128,3 +129,25 @@ async def test_same_outputs_through_an_external_broker(
     assert _without_wall(a / "summary.json") == _without_wall(b / "summary.json")
     ca, cb = _commands(a / STORE), _commands(b / STORE)
     assert len(ca) > 100 and ca == cb
+
+
+async def test_a_loaded_machine_changes_nothing(tmp_path: Path) -> None:
+    """Four busy processes on the machine for the whole run: the run is slower in wall time,
+    never different (the clock waits for held work; it used to give up after 1 s of wall
+    time and let simulated time move on, logging a hold time-out)."""
+    sc = early_event_day(tmp_path)
+    quiet = await run_one(sc, tmp_path / "quiet", strategy=sc.strategy, broker_url=None)
+    busy = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
+        for _ in range(4)
+    ]
+    try:
+        loaded = await run_one(sc, tmp_path / "loaded", strategy=sc.strategy, broker_url=None)
+    finally:
+        for p in busy:
+            p.kill()
+            await p.wait()
+    assert (quiet.hold_timeouts, loaded.hold_timeouts) == (0, 0), loaded.lost
+    assert loaded.messages == quiet.messages
+    commands = _commands(loaded.store_path)
+    assert len(commands) > 100 and commands == _commands(quiet.store_path)

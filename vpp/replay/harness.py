@@ -93,6 +93,9 @@ class RunResult:
     simulated_s: float
     wall_s: float
     site_import: list[tuple[datetime, float]]
+    hold_timeouts: int = 0
+    """Held work the virtual clock gave up on (0 unless a message was lost)."""
+    lost: list[str] = field(default_factory=list)
 
 
 class Operator:
@@ -373,4 +376,6 @@ async def run(
         spec.duration_s,
         time.perf_counter() - wall0,
         site_import,
+        clock.hold_timeouts,
+        clock.lost,
     )

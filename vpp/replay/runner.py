@@ -150,8 +150,10 @@ async def replay(
     broker_url: str | None = None,
     counterfactual: bool = True,
     progress: Progress | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
 ) -> dict[str, Any]:
-    """Replay a scenario into `out`: store, messages, reports, summary.json, plots."""
+    """Replay a scenario into `out`: store, messages, reports, summary.json, plots.
+    `on_result` is given the main run's RunResult (the clock's hold time-outs: a bench)."""
     from vpp.replay.outputs import write_outputs
 
     wall0 = time.perf_counter()
@@ -168,6 +170,8 @@ async def replay(
     result = await run_one(
         scenario, out, strategy=strategy, broker_url=broker_url, progress=progress
     )
+    if on_result is not None:
+        on_result(result)
     cf_store = None
     if proc is not None:
         if await proc.wait() != 0:
