@@ -246,10 +246,12 @@ class _Running:
         would have committed (Store.abandon: in-memory telemetry windows are lost), the
         agent's tasks end without their clean stop (no offline status, no final flush);
         then a new agent starts on the same store, as a supervisor would restart `vpp run`."""
-        self.agent.store.abandon()
+        store = self.agent.store
+        store.abandon()
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        store.close()  # the agent's own close did it, unless it never got there
         self.agent = new_agent()
         self.task = self.tg.create_task(self.agent.run(self.stop), name="agent")
 

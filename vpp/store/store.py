@@ -87,6 +87,7 @@ class Store:
         self._batch_depth = 0
         self._grouped = False
         self._abandoned = False
+        self._closed_file = False
         self.migrate()
 
     # -- schema ---------------------------------------------------------------------------
@@ -115,21 +116,23 @@ class Store:
                 raise
 
     def abandon(self) -> None:
-        """Close the file as a killed live agent leaves it (a replay's `agent_kill_at`):
-        live, every statement commits on its own, so what was written stays (the group
-        transaction, a replay's speed-up only, is committed); the telemetry windows still in
-        memory are lost. Later calls to `close()` do nothing."""
-        if self._abandoned:
-            return
+        """From now on `close()` closes the file as a killed live agent leaves it (a replay's
+        `agent_kill_at`, whose agent tasks end while they may still write): live, every
+        statement commits on its own, so what was written stays (the group transaction, a
+        replay's speed-up only, is committed); the telemetry windows still in memory are
+        lost."""
         self._abandoned = True
-        if self._grouped:
-            self._grouped = False
-            self._db.execute("COMMIT")
-        self._db.close()
 
     def close(self) -> None:
-        """Flush telemetry and close the file."""
+        """Flush telemetry and close the file (once; after `abandon()`, without the flush)."""
+        if self._closed_file:
+            return
+        self._closed_file = True
         if self._abandoned:
+            if self._grouped:
+                self._grouped = False
+                self._db.execute("COMMIT")
+            self._db.close()
             return
         self.flush()
         if self._grouped:
