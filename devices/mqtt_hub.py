@@ -36,13 +36,14 @@ class MqttHub:
         settings: MqttSettings,
         *,
         clock: Clock,
-        reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 30.0,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 2.0,
     ) -> None:
         self.settings = settings
         self._tls = tls_context(settings)  # once: a bad CA or key file fails here, not later
         self._watch = SessionWatch(clock, settings.client_id) if settings.client_id else None
         self._clock = clock
+        # As the grid link's: the site's devices are back within seconds of the broker.
         self._min_s, self._max_s = reconnect_min_s, reconnect_max_s
         self._callbacks: dict[str, list[MessageCallback]] = {}
         self._client: aiomqtt.Client | None = None

@@ -84,8 +84,11 @@ class EventManager:
     # -- answers --------------------------------------------------------------------------
 
     def _answer(self, response: Response) -> None:
-        self.store.add_response(self.clock.now(), response_payload(response))
-        self.link.send_response(response)
+        # One transaction: the answer's row and its outbox row (a kill between two commits
+        # would keep the one and lose the other).
+        with self.store.batch():
+            self.store.add_response(self.clock.now(), response_payload(response))
+            self.link.send_response(response)
 
     def _save(self, state: EventState, now: datetime) -> None:
         self.store.save_event(
