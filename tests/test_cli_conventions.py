@@ -1,0 +1,108 @@
+"""CLI conventions (issue 16): --version, -h, choices from the registries, one-line errors,
+`vpp check` and `vpp schema`. Each command runs as a real `python -m vpp` process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vpp.control.strategy import REGISTRY
+from vpp.mqtt_link import AGENT_VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMER = ROOT / "config" / "scenarios" / "office-summer-day.yaml"
+
+
+def vpp(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "vpp", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def one_line_error(r: subprocess.CompletedProcess[str], *names: str) -> str:
+    """The process failed with one `error:` line naming each of `names`, no traceback."""
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: "), r.stderr
+    for n in names:
+        assert n in lines[0], r.stderr
+    return lines[0]
+
+
+def test_version_is_the_agents() -> None:
+    r = vpp("--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == AGENT_VERSION
+
+
+@pytest.mark.parametrize(
+    "command", [(), ("run",), ("sim",), ("replay",), ("demo",), ("event",), ("event", "send")]
+)
+def test_h_is_help(command: tuple[str, ...]) -> None:
+    short, long = vpp(*command, "-h"), vpp(*command, "--help")
+    assert short.returncode == 0, short.stderr
+    assert short.stdout == long.stdout
+    assert "Usage: vpp" in short.stdout
+
+
+def test_strategy_choices_are_the_registry() -> None:
+    r = vpp("replay", "-h")
+    assert "|".join(REGISTRY) in r.stdout.replace("\n", "").replace(" ", "").replace("│", "")
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (("replay", SUMMER, "--strategy", "greedy"), "--strategy"),
+        (("replay", SUMMER, "--compare", "greedy"), "--compare"),
+        (("run", ROOT / "config" / "sites" / "office.yaml", "--strategy", "greedy"), "--strategy"),
+    ],
+)
+def test_a_wrong_strategy_is_refused_before_any_work(
+    args: tuple[str | Path, ...], option: str, tmp_path: Path
+) -> None:
+    r = vpp(*args, "--out", tmp_path / "out") if args[0] == "replay" else vpp(*args)
+    assert r.returncode == 2
+    line = one_line_error(r, option, "greedy", *REGISTRY)
+    assert "see vpp" in line  # where to look
+    assert not (tmp_path / "out").exists()  # refused before the replay started
+
+
+def test_usage_errors_are_one_line() -> None:
+    assert vpp("replay").returncode == 2
+    one_line_error(vpp("replay"), "scenario_file")
+    r = vpp("run", "x.yaml", "--no-such-option")
+    assert r.returncode == 2
+    one_line_error(r, "--no-such-option")
+
+
+def test_event_send_needs_one_signal_before_connecting() -> None:
+    """The signal is which of --curtail-kw, --cap-kw, --price is given; two are refused
+    before any connection (no broker runs here: a connection attempt would say so)."""
+    r = vpp(
+        "event",
+        "send",
+        "--site",
+        "s",
+        "--curtail-kw",
+        "5",
+        "--price",
+        "1",
+        "--duration",
+        "PT1H",
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
+    assert r.returncode == 2
+    one_line_error(r, "curtail_kw", "price")
