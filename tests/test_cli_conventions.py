@@ -106,3 +106,74 @@ def test_event_send_needs_one_signal_before_connecting() -> None:
     )
     assert r.returncode == 2
     one_line_error(r, "curtail_kw", "price")
+
+
+BUNDLED = sorted(
+    p for sub in ("sites", "scenarios", "profiles") for p in (ROOT / "config" / sub).glob("*.yaml")
+)
+
+
+def test_check_passes_every_bundled_file() -> None:
+    r = vpp("check", *BUNDLED)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == len(BUNDLED)
+    assert lines[BUNDLED.index(ROOT / "config" / "sites" / "office.yaml")].endswith(
+        "office.yaml: site office-1, 20 devices (battery 1, curtailable_load 5, ev_charger 8, "
+        "hvac 4, meter 1, pv 1)"
+    )
+    summer = lines[BUNDLED.index(SUMMER)]
+    assert "scenario office-summer-day, site office-1" in summer and "1 event," in summer
+    battery = lines[BUNDLED.index(ROOT / "config" / "profiles" / "sunspec-battery.yaml")]
+    assert "profile sunspec-battery, battery over modbus" in battery
+
+
+def _broken(tmp_path: Path, src: Path, old: str, new: str) -> Path:
+    text = src.read_text()
+    assert old in text
+    out = tmp_path / src.name
+    out.write_text(text.replace(old, new, 1))
+    return out
+
+
+OFFICE = ROOT / "config" / "sites" / "office.yaml"
+BATTERY = ROOT / "config" / "profiles" / "sunspec-battery.yaml"
+
+
+@pytest.mark.parametrize(
+    "src, old, new, field",
+    [
+        (OFFICE, "site_id: office-1", "site_id: office-1\nbogus_field: 1", "bogus_field"),
+        (OFFICE, "timezone:", "timezone: Mars/Olympus\nx_timezone:", "timezone"),
+        (BATTERY, "kind: battery", "kind: toaster", "kind"),
+        (SUMMER, "start: 2026-07-15", "start: 2026-07-32", "start"),
+        (SUMMER, "duration:", "duration: soon\nx_duration:", "duration"),
+    ],
+)
+def test_check_names_file_and_field_of_a_broken_copy(
+    tmp_path: Path, src: Path, old: str, new: str, field: str
+) -> None:
+    broken = _broken(tmp_path, src, old, new)
+    if src == SUMMER:  # the copy's site: the bundled one
+        text = broken.read_text().replace("site: ../sites/", f"site: {OFFICE.parent}/")
+        broken.write_text(text)
+    r = vpp("check", OFFICE, broken)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.stdout.startswith(f"{OFFICE}: site office-1")  # the good file is still summarised
+    errors = r.stderr.strip().splitlines()
+    assert errors and all(e.startswith(f"error: {broken}: ") for e in errors), r.stderr
+    assert any(f"{field}:" in e for e in errors), r.stderr
+
+
+def test_check_refuses_what_is_no_config_file(tmp_path: Path) -> None:
+    (tmp_path / "other.yaml").write_text("foo: 1\n")
+    (tmp_path / "bad.yaml").write_text("a: [\n")
+    r = vpp("check", tmp_path / "other.yaml", tmp_path / "bad.yaml", tmp_path / "none.yaml")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr, r.stderr
+    errors = r.stderr.strip().splitlines()
+    assert len(errors) == 3, r.stderr
+    assert "other.yaml: (top): not a site file" in errors[0]
+    assert "bad.yaml: not valid YAML" in errors[1]
+    assert "none.yaml: cannot read" in errors[2]

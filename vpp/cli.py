@@ -488,6 +488,27 @@ def demo(
 
 
 @app.command()
+def check(
+    files: list[Path] = typer.Argument(
+        ..., help="Site files, scenario files or device profiles (YAML)."
+    ),
+) -> None:
+    """Validate site files, scenarios and device profiles: a one-line summary of each, or its
+    errors naming the file and the field (exit 1 on any error)."""
+    from vpp.check import CheckError, check_file
+
+    failed = False
+    for f in files:
+        try:
+            typer.echo(check_file(f))
+        except CheckError as e:
+            typer.echo(f"error: {e}".replace("\n", "\nerror: "), err=True)
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(_installed_version())
