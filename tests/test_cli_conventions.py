@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -177,3 +178,26 @@ def test_check_refuses_what_is_no_config_file(tmp_path: Path) -> None:
     assert "other.yaml: (top): not a site file" in errors[0]
     assert "bad.yaml: not valid YAML" in errors[1]
     assert "none.yaml: cannot read" in errors[2]
+
+
+@pytest.mark.parametrize("kind", ["site", "scenario", "profile"])
+def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
+    r = vpp("schema", kind)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no pydantic warnings on the way
+    path = ROOT / "docs" / "schemas" / f"{kind}.schema.json"
+    assert path.read_text(encoding="utf-8") == r.stdout, (
+        f"{path} is stale: run vpp schema {kind} > {path.relative_to(ROOT)}"
+    )
+    doc = json.loads(r.stdout)
+    required = {"site": "site_id", "scenario": "duration", "profile": None}[kind]
+    if required:
+        assert required in doc["required"]
+    else:
+        assert {"modbus", "mqtt"} == set(doc["discriminator"]["mapping"])
+
+
+def test_schema_refuses_an_unknown_kind() -> None:
+    r = vpp("schema", "tariff")
+    assert r.returncode == 2
+    one_line_error(r, "tariff", "site", "scenario", "profile")

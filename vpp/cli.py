@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from vpp.control.strategy import REGISTRY as STRATEGY_REGISTRY  # names only: no pydantic
+from vpp.file_schemas import ConfigFile
 from vpp.log import configure_logging
 
 if TYPE_CHECKING:  # vpp.site is imported lazily: the CLI starts fast
@@ -506,6 +507,17 @@ def check(
             failed = True
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def schema(
+    kind: ConfigFile = typer.Argument(..., help="Which file: site, scenario or profile."),
+) -> None:
+    """Print the JSON Schema of a site file, a scenario or a device profile (the same as
+    docs/schemas/KIND.schema.json)."""
+    from vpp.file_schemas import schema_text
+
+    sys.stdout.write(schema_text(kind))
 
 
 @app.command()
