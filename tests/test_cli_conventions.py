@@ -201,3 +201,31 @@ def test_schema_refuses_an_unknown_kind() -> None:
     r = vpp("schema", "tariff")
     assert r.returncode == 2
     one_line_error(r, "tariff", "site", "scenario", "profile")
+
+
+def test_replay_of_an_impossible_start_is_one_line(tmp_path: Path) -> None:
+    broken = _broken(tmp_path, SUMMER, "start: 2026-07-15", "start: 2026-07-32")
+    broken.write_text(broken.read_text().replace("site: ../sites/", f"site: {OFFICE.parent}/"))
+    r = vpp("replay", broken, "--out", tmp_path / "out")
+    assert r.returncode == 2
+    one_line_error(r, str(broken), "start:")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (("--data-dir", "/proc/nope"), "--data-dir"),
+        ((), "store.data_dir"),  # the site file's
+    ],
+)
+def test_run_with_an_unusable_store_folder_is_one_line(
+    tmp_path: Path, args: tuple[str, ...], field: str
+) -> None:
+    site = OFFICE
+    if not args:
+        site = _broken(tmp_path, OFFICE, "  data_dir: data\n", "  data_dir: /proc/nope\n")
+    # No broker runs on port 9: the store is opened before any connection.
+    r = vpp("run", site, "--broker", "mqtt://127.0.0.1:9", *args)
+    assert r.returncode == 2
+    one_line_error(r, field, "/proc/nope")

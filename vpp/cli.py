@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sqlite3
 import sys
 from datetime import timedelta
 from enum import StrEnum
@@ -145,6 +146,12 @@ def run(
         )
     except ValueError as e:  # the broker URL, credentials or TLS files: names the field
         typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    except (OSError, sqlite3.Error) as e:  # the store's folder or file
+        key = "store.path" if site.config.store.path else "store.data_dir"
+        field = "--data-dir" if data_dir else f"{site_file}: {key}"
+        path = store_path or site.config.store.file(site.id)
+        typer.echo(f"error: {field}: cannot open the store {path}: {e}", err=True)
         raise typer.Exit(2) from e
     asyncio.run(_until_signalled(agent.run, asyncio.Event()))
 
