@@ -48,7 +48,18 @@ def test_version_is_the_agents() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [(), ("run",), ("sim",), ("replay",), ("demo",), ("event",), ("event", "send")]
+    "command",
+    [
+        (),
+        ("run",),
+        ("sim",),
+        ("replay",),
+        ("demo",),
+        ("event",),
+        ("event", "send"),
+        ("check",),
+        ("schema",),
+    ],
 )
 def test_h_is_help(command: tuple[str, ...]) -> None:
     short, long = vpp(*command, "-h"), vpp(*command, "--help")

@@ -1,4 +1,4 @@
-"""The `vpp` command line: sim, run, event, replay, demo."""
+"""The `vpp` command line: sim, run, event, replay, demo, check, schema, version."""
 
 from __future__ import annotations
 
