@@ -359,14 +359,39 @@ class _ProfileDoc(BaseModel):
     profile: Profile
 
 
-def read_yaml(path: Path, error: type[ValueError]) -> Any:
-    """The parsed YAML of a config file; `error` (naming the file) if unreadable or invalid."""
+class _Loader(yaml.SafeLoader):
+    """Safe YAML in which an impossible timestamp (`start: 2026-07-32`) stays a string: the
+    model's validation then names the field, where PyYAML raises a bare ValueError."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+def read_yaml(path: Path, error: type[ValueError]) -> Any:
+    """The parsed YAML of a config file; `error` (naming the file, one line) if unreadable
+    or invalid."""
+    try:
+        return yaml.load(path.read_text(), Loader=_Loader)  # a SafeLoader subclass
     except OSError as e:
         raise error(f"{path}: cannot read: {e.strerror}") from e
     except yaml.YAMLError as e:
-        raise error(f"{path}: not valid YAML: {e}") from e
+        raise error(f"{path}: not valid YAML: {_yaml_problem(e)}") from e
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's message on one line: the problem and where (line, column)."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        m = e.problem_mark
+        what = ": ".join(x for x in (e.context, e.problem) if x)
+        return f"{what} (line {m.line + 1}, column {m.column + 1})"
+    return " ".join(str(e).split())
 
 
 def load_profile(path: str | Path) -> ModbusProfile | MqttProfile:

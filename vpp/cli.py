@@ -1,30 +1,92 @@
-"""The `vpp` command line: sim, run, event, replay, demo."""
+"""The `vpp` command line: sim, run, event, replay, demo, check, schema, version."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+import sqlite3
+import sys
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from vpp.control.strategy import REGISTRY as STRATEGY_REGISTRY  # names only: no pydantic
+from vpp.file_schemas import ConfigFile
 from vpp.log import configure_logging
 
 if TYPE_CHECKING:  # vpp.site is imported lazily: the CLI starts fast
     from vpp.site import BrokerConfig
 
-app = typer.Typer(
+HELP = {"help_option_names": ["-h", "--help"]}
+"""`-h` is `--help` on every command (sub-commands inherit their parent's context)."""
+
+
+class _OneLineErrors(typer.Typer):
+    """The `vpp` program: a usage error (an unknown option, a value not among the choices, a
+    missing argument) is one line on stderr naming the option, exit 2, as every other error
+    of ours; typer's default is a boxed, wrapped panel under the usage."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+        try:
+            rv = super().__call__(*args, **{**kwargs, "standalone_mode": False})
+        except NoArgsIsHelpError as e:  # the help is printed already
+            e.show()
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            msg = " ".join(e.format_message().replace("Value error, ", "").split())
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see {ctx.command_path} -h)" if ctx is not None else ""
+            typer.echo(f"error: {msg}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = _OneLineErrors(
     help="Virtual power plant and demand-response controller for commercial buildings.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings=HELP,
 )
+
+
+StrategyName = StrEnum("StrategyName", {name: name for name in STRATEGY_REGISTRY})  # type: ignore[misc]
+"""`--strategy`'s choices: the strategy registry's names (a wrong one: exit 2 before any work)."""
+
+
+def _installed_version() -> str:
+    """The installed `vpp` package's version (the status message's `agent_version`)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as v
+
+    try:
+        return v("vpp")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(_installed_version())
+        raise typer.Exit()
 
 
 @app.callback()
 def main(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the installed version and exit.",
+    ),
     log_level: str = typer.Option("INFO", help="Log level: DEBUG, INFO, WARNING, ERROR."),
     json_logs: bool | None = typer.Option(
         None,
@@ -64,29 +126,32 @@ def run(
     data_dir: Path | None = typer.Option(
         None, help="Where the SQLite store goes (overrides the site file)."
     ),
-    strategy: str = typer.Option(
-        "optimiser", help="How events are answered: optimiser (default), rules or none."
+    strategy: StrategyName = typer.Option(
+        StrategyName("optimiser"),
+        help="How events are answered (default: optimiser).",
     ),
 ) -> None:
     """Run the agent for a site on the wall clock until SIGINT or SIGTERM: devices, control,
     and demand response (events answered, planned, dispatched and reported)."""
     from devices.clock import WallClock
-    from vpp.service import STRATEGIES, site_agent
+    from vpp.service import site_agent
     from vpp.site import BrokerConfig
-
-    if strategy not in STRATEGIES:
-        typer.echo(f"error: --strategy: expected one of {', '.join(STRATEGIES)}", err=True)
-        raise typer.Exit(2)
 
     site = _load_site_or_exit(site_file)
     store_path = data_dir / f"{site.id}.sqlite" if data_dir else None
     try:
         broker_cfg = BrokerConfig.from_url(broker, site.config.broker) if broker else None
         agent = site_agent(
-            site, WallClock(), broker=broker_cfg, store_path=store_path, strategy=strategy
+            site, WallClock(), broker=broker_cfg, store_path=store_path, strategy=strategy.value
         )
     except ValueError as e:  # the broker URL, credentials or TLS files: names the field
         typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    except (OSError, sqlite3.Error) as e:  # the store's folder or file
+        key = "store.path" if site.config.store.path else "store.data_dir"
+        field = "--data-dir" if data_dir else f"{site_file}: {key}"
+        path = store_path or site.config.store.file(site.id)
+        typer.echo(f"error: {field}: cannot open the store {path}: {e}", err=True)
         raise typer.Exit(2) from e
     asyncio.run(_until_signalled(agent.run, asyncio.Event()))
 
@@ -165,7 +230,9 @@ def sim(
 
 
 event_app = typer.Typer(
-    help="Send grid events to a site (the operator's side).", no_args_is_help=True
+    help="Send grid events to a site (the operator's side).",
+    no_args_is_help=True,
+    context_settings=HELP,
 )
 app.add_typer(event_app, name="event")
 
@@ -320,10 +387,7 @@ def _replay(
     except (ScenarioError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
-    strat = strategy or sc.strategy
-    if strat not in ("optimiser", "rules", "none"):
-        typer.echo(f"error: --strategy: {strat!r} is not one of optimiser, rules, none", err=True)
-        raise typer.Exit(2)
+    strat = strategy or sc.strategy  # --strategy is a choice; the scenario's is validated
     console = Console(stderr=True)
     total = sc.duration.total_seconds()
     with Progress(
@@ -372,8 +436,14 @@ def _replay(
 def replay_cmd(
     scenario_file: Path = typer.Argument(..., help="The scenario file (YAML)."),
     out: Path = typer.Option(Path("out/replay"), "--out", help="Output folder."),
-    strategy: str | None = typer.Option(None, help="optimiser (default), rules or none."),
-    compare: str | None = typer.Option(None, help="Also replay this strategy; print both."),
+    strategy: StrategyName | None = typer.Option(
+        None,
+        help="How events are answered (default: the scenario's, else optimiser).",
+    ),
+    compare: StrategyName | None = typer.Option(
+        None,
+        help="Also replay this strategy; print both.",
+    ),
     broker: str | None = typer.Option(
         None,
         help="mqtt://HOST:PORT, or 'mosquitto' to start a Mosquitto of the replay's own "
@@ -385,7 +455,16 @@ def replay_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or table."),
 ) -> None:
     """Replay a scenario through the real agent on the virtual clock; write the outputs."""
-    first = _replay(scenario_file, out, strategy, broker, counterfactual, events, quiet, duration)
+    first = _replay(
+        scenario_file,
+        out,
+        strategy and strategy.value,
+        broker,
+        counterfactual,
+        events,
+        quiet,
+        duration,
+    )
     if compare:
         from rich.console import Console
 
@@ -393,8 +472,8 @@ def replay_cmd(
 
         other = _replay(
             scenario_file,
-            out.parent / f"{out.name}-{compare}",
-            compare,
+            out.parent / f"{out.name}-{compare.value}",
+            compare.value,
             broker,
             counterfactual,
             events,
@@ -417,11 +496,41 @@ def demo(
 
 
 @app.command()
+def check(
+    files: list[Path] = typer.Argument(
+        ..., help="Site files, scenario files or device profiles (YAML)."
+    ),
+) -> None:
+    """Validate site files, scenarios and device profiles: a one-line summary of each, or its
+    errors naming the file and the field (exit 1 on any error)."""
+    from vpp.check import CheckError, check_file
+
+    failed = False
+    for f in files:
+        try:
+            typer.echo(check_file(f))
+        except CheckError as e:
+            typer.echo(f"error: {e}".replace("\n", "\nerror: "), err=True)
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema(
+    kind: ConfigFile = typer.Argument(..., help="Which file: site, scenario or profile."),
+) -> None:
+    """Print the JSON Schema of a site file, a scenario or a device profile (the same as
+    docs/schemas/KIND.schema.json)."""
+    from vpp.file_schemas import schema_text
+
+    sys.stdout.write(schema_text(kind))
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
-    from importlib.metadata import version as v
-
-    typer.echo(v("vpp"))
+    typer.echo(_installed_version())
 
 
 if __name__ == "__main__":  # pragma: no cover

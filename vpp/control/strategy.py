@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from vpp.grid.messages import Event
+if TYPE_CHECKING:  # type only: the CLI reads REGISTRY at start, without pydantic
+    from vpp.grid.messages import Event
 
 
 @dataclass(frozen=True)
