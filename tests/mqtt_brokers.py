@@ -7,27 +7,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import Broker, free_port
-
-
-def _listening(port: int, deadline_s: float = 10.0) -> None:
-    # A TLS listener is up when it accepts TCP; the handshake is the test's business.
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"mosquitto did not listen on {port} within {deadline_s} s")
+from tests.conftest import Broker, _wait_listening, free_port
 
 
 @contextmanager
@@ -44,7 +30,7 @@ def mosquitto_with(workdir: Path, conf: str) -> Iterator[Broker]:
     )
     proc = subprocess.Popen([exe, "-c", str(path)], stdout=subprocess.DEVNULL)
     try:
-        _listening(port)
+        _wait_listening(port)
         yield Broker("127.0.0.1", port, proc)
     finally:
         proc.terminate()
