@@ -77,3 +77,10 @@ def site_link(ctx: LinkContext) -> GridLink:
     if len(links) == 1:
         return next(iter(links.values()))
     return FanoutLink(links)
+
+
+@register("openadr3")
+def _openadr3(ctx: LinkContext) -> GridLink:
+    from vpp.grid.oadr3.link import Oadr3Link
+
+    return Oadr3Link(ctx.site, ctx.clock, ctx.store)

@@ -83,4 +83,15 @@ MIGRATIONS: list[str] = [
         retain INTEGER NOT NULL
     );
     """,
+    # 4: a grid link's own state (an OpenADR VEN's id, its map of the VTN's events, what it
+    # reported), as JSON by link and key, so a restart neither loses nor repeats it.
+    """
+    CREATE TABLE link_state (
+        link TEXT NOT NULL,          -- the link's grid: key, e.g. openadr3
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,         -- JSON
+        updated_ts REAL NOT NULL,
+        PRIMARY KEY (link, key)
+    );
+    """,
 ]

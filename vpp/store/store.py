@@ -417,12 +417,29 @@ class Store:
         method = rows[0][2] if rows else ""
         return method, {datetime.fromtimestamp(ts, UTC): kw for ts, kw, _ in rows}
 
+    # -- a grid link's own state --------------------------------------------------------
+
+    def put_link_state(self, ts: datetime, link: str, key: str, value: Any) -> None:
+        """Keep `value` (JSON data) under the link's `key`, replacing what was there."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO link_state (link, key, value, updated_ts) VALUES (?,?,?,?)",
+            (link, key, json.dumps(value, sort_keys=True), _ts(ts)),
+        )
+
+    def link_state(self, link: str) -> dict[str, Any]:
+        """Every key the link kept, with its value."""
+        rows = self._db.execute(
+            "SELECT key, value FROM link_state WHERE link=? ORDER BY key", (link,)
+        ).fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
     def table_counts(self) -> dict[str, int]:
         """Rows per table (for tests and `vpp` status output)."""
         self.flush()
         names = [
             *("telemetry", "commands", "health", "events", "responses", "reports", "baselines"),
             "outbox",
+            "link_state",
         ]
         return {n: int(self._db.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0]) for n in names}
 

@@ -1,0 +1,87 @@
+"""The VEN's OAuth2 token (client credentials), found through `/auth/server` where the VTN
+offers it (else `auth/token` under the VTN's URL, the spec's default), cached and renewed
+before it expires: at 80 % of `expires_in`, or on a 401."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from devices.clock import Clock
+from vpp.grid.oadr3.wire import AuthServer, Token
+
+if TYPE_CHECKING:
+    from vpp.grid.oadr3.client import VtnClient
+
+
+class VtnError(RuntimeError):
+    """A request to the VTN failed; the message is one line naming the request."""
+
+
+RENEW_AT = 0.8
+"""Share of the token's lifetime after which a new one is fetched."""
+
+
+class TokenSource:
+    def __init__(self, client_id: str, client_secret: str, clock: Clock) -> None:
+        self.client_id = client_id
+        self._secret = client_secret
+        self.clock = clock
+        self._token: str | None = None
+        self._renew_at = float("inf")
+        self._token_url: str | None = None
+        self.fetched = 0
+        """Tokens fetched so far (tests: the cache works)."""
+
+    def invalidate(self) -> None:
+        """The VTN refused the token: fetch a new one next time."""
+        self._token = None
+
+    async def token(self, client: VtnClient) -> str:
+        if self._token is not None and self.clock.monotonic() < self._renew_at:
+            return self._token
+        url = await self._url(client)
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self._secret,
+        }
+        from vpp.grid.oadr3.client import decode
+
+        what = f"POST {url} (token)"
+        response = await client.send("POST", url, what, form=form)
+        data = decode(response, what)
+        try:
+            token = Token.model_validate(data)
+        except ValidationError as e:
+            raise VtnError(f"{what}: not a token response ({_first(e)})") from e
+        if token.token_type.lower() != "bearer":
+            raise VtnError(f"{what}: token_type {token.token_type!r} is not Bearer")
+        self._token = token.access_token
+        self.fetched += 1
+        lifetime = token.expires_in
+        self._renew_at = (
+            float("inf") if lifetime is None else self.clock.monotonic() + RENEW_AT * lifetime
+        )
+        return self._token
+
+    async def _url(self, client: VtnClient) -> str:
+        if self._token_url is not None:
+            return self._token_url
+        url = "/auth/token"
+        try:
+            from vpp.grid.oadr3.client import decode
+
+            data = decode(await client.send("GET", "/auth/server", "GET /auth/server"), "")
+            url = AuthServer.model_validate(data).tokenURL
+        except (VtnError, ValidationError):
+            pass  # not offered (it is optional): the spec's default path
+        self._token_url = url
+        return url
+
+
+def _first(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "$"
+    return f"{loc}: {err['msg']}"
