@@ -194,8 +194,9 @@ class Oadr3Link:
         self.state.save()
 
     def send_report(self, report: dict[str, Any]) -> None:
-        """The intervals ended since the last report, then all of them in a final one, as
-        the event's reportDescriptors ask."""
+        """The intervals ended since the last report (each interval once, after it ended),
+        and after the last one all of them again in a final report, as the event's
+        reportDescriptors ask."""
         event_id = report.get("event_id")
         found = self.state.by_native(event_id) if isinstance(event_id, str) else None
         if found is None:
@@ -207,30 +208,28 @@ class Oadr3Link:
         self._note_unreported(oadr_id, descriptors)
         mod = int(report.get("modification", 0))
         intervals: list[dict[str, Any]] = list(report.get("intervals", []))
-        final = bool(report.get("final"))
         done = tracked.reported.get(str(mod), 0)
+        posts: list[tuple[int, str]] = []
+        if len(intervals) > done:
+            posts.append((done, f"{oadr_id} intervals {done}-{len(intervals) - 1}"))
+        final = bool(report.get("final")) and mod not in tracked.final
         if final:
-            if mod in tracked.final:
-                return
-            first, name = 0, f"{oadr_id} final"
-        else:
-            if len(intervals) <= done:
-                return
-            first, name = done, f"{oadr_id} intervals {done}-{len(intervals) - 1}"
-        body = report_body(
-            event_id=oadr_id,
-            client_name=self.config.ven_name,
-            resource_name=self.resource_name,
-            report_name=name,
-            descriptors=descriptors,
-            intervals=intervals[first:],
-            interval_ids=tracked.interval_ids[first:],
-        )
+            posts.append((0, f"{oadr_id} final"))
+        for first, name in posts:
+            body = report_body(
+                event_id=oadr_id,
+                client_name=self.config.ven_name,
+                resource_name=self.resource_name,
+                report_name=name,
+                descriptors=descriptors,
+                intervals=intervals[first:],
+                interval_ids=tracked.interval_ids[first:],
+            )
+            if body is not None:
+                self._queue(body)
         tracked.reported[str(mod)] = max(done, len(intervals))
         if final:
             tracked.final.append(mod)
-        if body is not None:
-            self._queue(body)
         self.state.save()
 
     def send_telemetry(self, telemetry: dict[str, Any]) -> None:
@@ -330,7 +329,7 @@ class Oadr3Link:
                 ident = raw.get("id") if isinstance(raw, dict) else None
                 self._once(
                     f"bad:{_digest(raw) if isinstance(raw, dict) else ident}",
-                    ("openadr3_event_unreadable", {"event": ident, "error": _first(e)}),
+                    ("openadr3_event_unreadable", {"vtn_event": ident, "error": _first(e)}),
                 )
                 if isinstance(ident, str):
                     seen.add(ident)  # unreadable is not deleted
@@ -346,7 +345,7 @@ class Oadr3Link:
                 continue  # over already: nothing to cancel
             tracked.modification += 1
             self._deliver(oadr_id, cancel_of(tracked.native, tracked.modification))
-            log.info("openadr3_event_gone", event=oadr_id, native_id=tracked.native_id)
+            log.info("openadr3_event_gone", vtn_event=oadr_id, native_id=tracked.native_id)
         self.state.save()
 
     def _track(self, event: wire.Event, digest: str) -> None:
@@ -373,7 +372,7 @@ class Oadr3Link:
                 first_seen=first_seen,
             )
         except Unmappable as e:
-            log.warning("openadr3_event_ignored", event=event.id, reason=str(e))
+            log.warning("openadr3_event_ignored", vtn_event=event.id, reason=str(e))
             if tracked.native is not None and not tracked.cancelled:
                 # What we were doing is no longer asked: stop it.
                 tracked.modification = modification
@@ -381,7 +380,7 @@ class Oadr3Link:
                 self._deliver(event.id, cancel_of(tracked.native, modification))
             return
         for ignored in mapped.ignored_types:
-            log.warning("openadr3_payload_ignored", event=event.id, payload_type=ignored)
+            log.warning("openadr3_payload_ignored", vtn_event=event.id, payload_type=ignored)
         tracked.modification = modification
         tracked.native = mapped.native
         tracked.cancelled = False
@@ -392,7 +391,7 @@ class Oadr3Link:
         self._deliver(event.id, mapped.native)
         log.info(
             "openadr3_event",
-            event=event.id,
+            vtn_event=event.id,
             native_id=tracked.native_id,
             modification=modification,
             payload_type=mapped.payload_type,
@@ -428,7 +427,7 @@ class Oadr3Link:
             await client.request("POST", "/reports", body=body)
             self.state.pending.pop(0)
             self.state.save()
-            log.info("openadr3_report_posted", event=body["eventID"], name=body.get("reportName"))
+            log.info("openadr3_report_posted", vtn_event=body["eventID"], name=body.get("reportName"))
         self._reports_waiting.clear()
 
     def _note_unreported(self, oadr_id: str, descriptors: list[wire.ReportDescriptor]) -> None:
@@ -438,7 +437,7 @@ class Oadr3Link:
                     f"unreported:{oadr_id}:{d.payloadType}",
                     (
                         "openadr3_report_type_ignored",
-                        {"event": oadr_id, "payload_type": d.payloadType},
+                        {"vtn_event": oadr_id, "payload_type": d.payloadType},
                     ),
                 )
 

@@ -1,0 +1,78 @@
+"""The small live site (tests/grid/live.py) with an OpenADR 3.1 link to the test VTN beside
+the native MQTT contract, and what the tests create on the VTN."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.grid.live import small_site_data
+from tests.oadr3_vtn.app import Vtn
+from tests.oadr3_vtn.server import BL_CLIENT, VEN_CLIENT
+from vpp.site import Site, parse_site
+
+SECRET_ENV = "VPP_TEST_OADR3_SECRET"
+VEN_NAME = "office-1"
+
+
+def oadr3_site(vtn: Vtn, monkeypatch: pytest.MonkeyPatch, *, poll_s: float = 5.0) -> Site:
+    """The small site with `grid.openadr3` pointing at `vtn` (and the native MQTT link)."""
+    monkeypatch.setenv(SECRET_ENV, VEN_CLIENT[1])
+    data = small_site_data()
+    data["grid"] = {
+        "openadr3": {
+            "vtn_url": vtn.base_url,
+            "client_id": VEN_CLIENT[0],
+            "client_secret_env": SECRET_ENV,
+            "ven_name": VEN_NAME,
+            "poll_s": poll_s,
+        },
+        "simple_levels_kw": {1: 20, 2: 40, 3: 60},
+    }
+    return parse_site(data, Path("live-oadr3.yaml"))
+
+
+def program(vtn: Vtn, name: str = "summer-capacity") -> dict[str, Any]:
+    return vtn.create("programs", {"programName": name}, BL_CLIENT[0])
+
+
+def cap_event(
+    vtn: Vtn,
+    program_id: str,
+    start: datetime,
+    caps_kw: list[float],
+    *,
+    duration: timedelta = timedelta(minutes=15),
+    descriptors: tuple[tuple[str, str], ...] = (
+        ("USAGE", "KWH"),
+        ("DEMAND", "KW"),
+        ("BASELINE", "KW"),
+    ),
+) -> dict[str, Any]:
+    """An IMPORT_CAPACITY_LIMIT event: consecutive intervals of `duration` from `start`,
+    the first with the event's period, the others following on (no intervalPeriod)."""
+    minutes = int(duration.total_seconds() // 60)
+    body = {
+        "programID": program_id,
+        "eventName": "cap",
+        "intervalPeriod": {"start": start.isoformat(), "duration": f"PT{minutes}M"},
+        "payloadDescriptors": [
+            {
+                "objectType": "EVENT_PAYLOAD_DESCRIPTOR",
+                "payloadType": "IMPORT_CAPACITY_LIMIT",
+                "units": "KW",
+            }
+        ],
+        "reportDescriptors": [
+            {"payloadType": p, "units": u, "readingType": "DIRECT_READ"} for p, u in descriptors
+        ],
+        "targets": [VEN_NAME],
+        "intervals": [
+            {"id": 10 + i, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [cap]}]}
+            for i, cap in enumerate(caps_kw)
+        ],
+    }
+    return vtn.create("events", body, BL_CLIENT[0])
