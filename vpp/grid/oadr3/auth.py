@@ -50,8 +50,11 @@ class TokenSource:
         from vpp.grid.oadr3.client import decode
 
         what = f"POST {url} (token)"
-        response = await client.send("POST", url, what, form=form)
-        data = decode(response, what)
+        try:
+            data = decode(await client.send("POST", url, what, form=form), what)
+        except VtnError:
+            self._token_url = None  # look it up again: the VTN may have moved it
+            raise
         try:
             token = Token.model_validate(data)
         except ValidationError as e:
