@@ -246,7 +246,8 @@ def make_app(vtn: Vtn) -> Starlette:
         token = header[7:] if header.lower().startswith("bearer ") else ""
         client_id = vtn.tokens.get(token)
         if client_id is None:
-            return None, problem(401, "Unauthorized", "a valid bearer token is required")
+            refused = problem(401, "Unauthorized", "a valid bearer token is required")
+            return None, record(request, None, None, refused, None, [], [])
         return client_id, None
 
     async def auth_server(request: Request) -> Response:

@@ -1,0 +1,160 @@
+"""The OpenADR 3.1 VEN link alone against the test VTN, on the virtual clock: events changed
+or deleted on the VTN become modifications and cancels, a restart repeats nothing, the token
+is cached and renewed before it expires, targets filter what the VEN sees."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devices.clock import VirtualClock
+from tests.grid.helpers import NOW
+from tests.grid.live import advance_until
+from tests.oadr3.live import cap_event, oadr3_site, program
+from tests.oadr3_vtn.app import Vtn
+from tests.oadr3_vtn.server import BL_CLIENT, serve
+from vpp.grid.oadr3.link import Oadr3Link
+from vpp.store.store import Store
+
+
+@asynccontextmanager
+async def running(link: Oadr3Link) -> AsyncIterator[Oadr3Link]:
+    task = asyncio.create_task(link.run())
+    try:
+        yield link
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert not task.done() or task.cancelled()
+
+
+async def _next(link: Oadr3Link, clock: VirtualClock) -> dict[str, Any]:
+    got: list[dict[str, Any]] = []
+
+    async def take() -> None:
+        got.append(json.loads((await link.receive()).payload))
+
+    waiter = asyncio.create_task(take())
+    await advance_until(clock, lambda: bool(got), 60)
+    await waiter
+    return got[0]
+
+
+@pytest.mark.timeout(60)
+async def test_changed_and_deleted_events_are_modifications_and_cancels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = VirtualClock(NOW, max_hold_wall_s=30.0)
+    with serve() as vtn:
+        site = oadr3_site(vtn, monkeypatch, poll_s=2)
+        store = Store(tmp_path / "s.sqlite")
+        prog = program(vtn)
+        start = NOW + timedelta(hours=1)
+        ev = cap_event(vtn, prog["id"], start, [100.0, 90.0])
+        native = f"oadr3.{ev['id']}"
+        async with running(Oadr3Link(site, clock, store)) as link:
+            first = await _next(link, clock)
+            assert (first["event_id"], first["modification"]) == (native, 0)
+            assert [i["value"] for i in first["intervals"]] == [100.0, 90.0]
+            # A new modificationDateTime alone changes nothing; a new value is modification 1.
+            body = {
+                k: v
+                for k, v in ev.items()
+                if k not in ("id", "createdDateTime", "modificationDateTime", "objectType")
+            }
+            vtn.update("events", ev["id"], body)
+            await advance_until(clock, lambda: link.polls >= 3, 30)
+            assert link._inbox.empty()
+            body["intervals"][1]["payloads"][0]["values"] = [80.0]
+            vtn.update("events", ev["id"], body)
+            second = await _next(link, clock)
+            assert second["modification"] == 1
+            assert [i["value"] for i in second["intervals"]] == [100.0, 80.0]
+            vtn.delete("events", ev["id"])
+            third = await _next(link, clock)
+            assert third["modification"] == 2 and third["cancelled"] is True
+
+        # A restart on the same store repeats nothing and keeps its VEN.
+        ven_id = link.state.ven_id
+        ev2 = cap_event(vtn, prog["id"], start, [70.0])
+        async with running(Oadr3Link(site, clock, store)) as again:
+            msg = await _next(again, clock)
+            assert msg["event_id"] == f"oadr3.{ev2['id']}" and msg["modification"] == 0
+            await advance_until(clock, lambda: again.polls >= 3, 30)
+            assert again._inbox.empty()
+            assert again.state.ven_id == ven_id
+        assert len(vtn.objects["vens"]) == 1 and len(vtn.objects["resources"]) == 1
+        store.close()
+    assert vtn.bad_exchanges() == []
+
+
+@pytest.mark.timeout(60)
+async def test_token_is_cached_and_renewed_before_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = VirtualClock(NOW, max_hold_wall_s=30.0)
+    with serve(Vtn(token_lifetime_s=100)) as vtn:
+        site = oadr3_site(vtn, monkeypatch, poll_s=10)
+        async with running(Oadr3Link(site, clock, None)) as link:
+            await advance_until(clock, lambda: link.polls >= 8, 200, step_s=5)
+            # 8 polls over ~70 s on one token; renewed at 80 s (80 % of 100 s), never refused.
+            assert link.tokens.fetched == 1
+            await advance_until(clock, lambda: link.polls >= 12, 200, step_s=5)
+            assert link.tokens.fetched == 2
+        assert all(e.status != 401 for e in vtn.exchanges)
+        # Tokens forgotten by the VTN (a restart of it): a 401, a new token, the same request.
+        vtn.tokens.clear()
+        async with running(link) as same:
+            before = same.polls
+            await advance_until(clock, lambda: same.polls > before, 60)
+        assert [e.status for e in vtn.exchanges if e.status == 401]
+        assert link.tokens.fetched == 3
+
+
+@pytest.mark.timeout(60)
+async def test_targets_filter_events_and_unmappable_events_are_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = VirtualClock(NOW, max_hold_wall_s=30.0)
+    with serve() as vtn:
+        site = oadr3_site(vtn, monkeypatch, poll_s=2)
+        prog = program(vtn)
+        other = cap_event(vtn, prog["id"], NOW + timedelta(hours=1), [50.0])
+        vtn.update(
+            "events",
+            other["id"],
+            {
+                **{k: other[k] for k in ("programID", "intervalPeriod", "intervals")},
+                "targets": ["someone-else"],
+            },
+        )
+        export = vtn.create(
+            "events",
+            {
+                "programID": prog["id"],
+                "intervalPeriod": {
+                    "start": (NOW + timedelta(hours=1)).isoformat(),
+                    "duration": "PT1H",
+                },
+                "intervals": [
+                    {"id": 0, "payloads": [{"type": "EXPORT_CAPACITY_LIMIT", "values": [10]}]}
+                ],
+            },
+            BL_CLIENT[0],
+        )
+        mine = cap_event(vtn, prog["id"], NOW + timedelta(hours=2), [60.0])
+        async with running(Oadr3Link(site, clock, None)) as link:
+            msg = await _next(link, clock)
+            assert msg["event_id"] == f"oadr3.{mine['id']}"
+            await advance_until(clock, lambda: link.polls >= 3, 30)
+            assert link._inbox.empty()
+            assert other["id"] not in link.state.events
+            assert link.state.events[export["id"]].native is None
+    assert vtn.bad_exchanges() == []
