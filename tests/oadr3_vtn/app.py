@@ -373,7 +373,7 @@ def make_app(vtn: Vtn) -> Starlette:
                 request,
                 client_id,
                 body,
-                problem(404, "Not Found", f"no program {body['programID']}"),
+                problem(400, "Bad Request", f"programID: no program {body['programID']}"),
                 None,
                 [],
                 [],
@@ -386,11 +386,14 @@ def make_app(vtn: Vtn) -> Starlette:
                 if o[name_key] == body[name_key] and o["id"] != oid
             ]
             if clash:
+                # 409 where the yaml documents it (PUT; POST /programs); 400 for POST /vens,
+                # whose responses the yaml lists without 409 (Definition.md has 409).
+                status = 400 if kind == "vens" and oid is None else 409
                 return record(
                     request,
                     client_id,
                     body,
-                    problem(409, "Conflict", f"{name_key} exists"),
+                    problem(status, "Conflict", f"{name_key} exists"),
                     None,
                     [],
                     [],
