@@ -18,11 +18,11 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-from urllib.parse import parse_qsl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request

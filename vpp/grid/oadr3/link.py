@@ -427,7 +427,9 @@ class Oadr3Link:
             await client.request("POST", "/reports", body=body)
             self.state.pending.pop(0)
             self.state.save()
-            log.info("openadr3_report_posted", vtn_event=body["eventID"], name=body.get("reportName"))
+            log.info(
+                "openadr3_report_posted", vtn_event=body["eventID"], name=body.get("reportName")
+            )
         self._reports_waiting.clear()
 
     def _note_unreported(self, oadr_id: str, descriptors: list[wire.ReportDescriptor]) -> None:
