@@ -1,6 +1,7 @@
 """Issue 14's acceptance for OpenADR 3.1: the real agent on the small simulated site, on the
 virtual clock, with its OpenADR 3.1 VEN polling the spec-validated test VTN (and the native
-MQTT contract beside it, through a real Mosquitto). A cap event created on the VTN is found,
+MQTT contract beside it, through a real Mosquitto, which also carries the VTN's MQTT
+notifier). A cap event created on the VTN is found,
 carried out (the site's import under the cap in each interval) and reported as its
 descriptors ask, in every interval and finally; every body either way is valid against
 openadr3.yaml."""
@@ -20,7 +21,7 @@ from tests.conftest import Broker
 from tests.grid.helpers import NOW
 from tests.grid.live import advance_until, agent_for, sim_for, watcher
 from tests.oadr3.live import VEN_NAME, cap_event, oadr3_site, program
-from tests.oadr3_vtn.server import serve
+from tests.oadr3_vtn.server import mqtt_notifier, serve
 from vpp.grid.fanout import FanoutLink
 from vpp.grid.oadr3.link import Oadr3Link
 from vpp.site import BrokerConfig
@@ -45,7 +46,7 @@ async def test_cap_event_from_the_vtn_is_carried_out_and_reported(
 ) -> None:
     clock = VirtualClock(NOW, max_hold_wall_s=30.0)
     broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
-    with serve() as vtn:
+    with serve() as vtn, mqtt_notifier(vtn, mosquitto.host, mosquitto.port):
         site = oadr3_site(vtn, monkeypatch)
         sim = sim_for(site, clock, broker)
         async with sim, watcher(broker, clock) as grid:
@@ -136,6 +137,7 @@ async def test_cap_event_from_the_vtn_is_carried_out_and_reported(
             (e.method, e.path, e.status) for e in vtn.exchanges if e.status >= 400
         ]
         assert ven.tokens.fetched == 1  # cached
+        assert ven.notified >= 1  # the VTN's MQTT notifier told of the program and event
         assert datetime.fromisoformat(
             final[0]["createdDateTime"].replace("Z", "+00:00")
         ) <= datetime.now(UTC)

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from devices.clock import VirtualClock
+from tests.conftest import Broker
 from tests.grid.helpers import NOW
 from tests.grid.live import advance_until
 from tests.oadr3.live import cap_event, oadr3_site, program
 from tests.oadr3_vtn.app import Vtn
-from tests.oadr3_vtn.server import BL_CLIENT, serve
+from tests.oadr3_vtn.server import BL_CLIENT, mqtt_notifier, serve
 from vpp.grid.oadr3.link import Oadr3Link
 from vpp.store.store import Store
 
@@ -157,4 +158,43 @@ async def test_targets_filter_events_and_unmappable_events_are_skipped(
             assert link._inbox.empty()
             assert other["id"] not in link.state.events
             assert link.state.events[export["id"]].native is None
+    assert vtn.bad_exchanges() == []
+
+
+@pytest.mark.timeout(60)
+async def test_mqtt_notifier_wakes_the_poll_and_polling_stays_the_fallback(
+    mosquitto: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = VirtualClock(NOW, max_hold_wall_s=30.0)
+    with serve() as vtn, mqtt_notifier(vtn, mosquitto.host, mosquitto.port):
+        site = oadr3_site(vtn, monkeypatch, poll_s=600)
+        prog = program(vtn)
+        async with running(Oadr3Link(site, clock, None)) as link:
+            await advance_until(clock, lambda: link.polls >= 1 and link.notifier is not None, 60)
+            assert link.notifier is not None and link.notifier.topics == ["events/+"]
+            await asyncio.sleep(0.2)  # wall time: the subscription reaches the broker
+            seen_at = clock.now()
+            ev = cap_event(vtn, prog["id"], NOW + timedelta(hours=1), [90.0])
+            msg = await _next(link, clock)
+            assert msg["event_id"] == f"oadr3.{ev['id']}"
+            # Found by the notification, long before the next poll was due (600 s).
+            assert clock.now() - seen_at < timedelta(seconds=60)
+            assert link.notified >= 1
+        # The broker gone: the VEN polls on, every poll_s.
+        mosquitto.process.terminate()
+        mosquitto.process.wait(10)
+        async with running(Oadr3Link(site, clock, None)) as fallback:
+            await advance_until(clock, lambda: fallback.polls >= 1, 60)
+            ev2 = cap_event(vtn, prog["id"], NOW + timedelta(hours=2), [80.0])
+            got: list[str] = []
+
+            async def take() -> None:
+                while True:
+                    got.append(json.loads((await fallback.receive()).payload)["event_id"])
+
+            waiter = asyncio.create_task(take())
+            wanted = f"oadr3.{ev2['id']}"
+            await advance_until(clock, lambda: wanted in got, 700, step_s=10)
+            waiter.cancel()
+            assert fallback.notified == 0  # found by polling alone
     assert vtn.bad_exchanges() == []

@@ -3,8 +3,11 @@
 Implemented: /auth/server, /auth/token (form-encoded client credentials), and create, search,
 read, update and delete of programs, events, reports, subscriptions (stored; no webhook is
 called), vens and resources, with the spec's query parameters (targets, skip, limit ≤ 50,
-programID, eventID, clientName, venName, venID, resourceName). Not implemented: the
-notifier endpoints (/notifiers, /notifiers/mqtt/...): 501 with a problem.
+programID, eventID, clientName, venName, venID, resourceName). Not implemented: the MQTT
+notifier's topics of other objects than programs and events (501 with a problem),
+and webhooks (subscriptions are stored, never called). With `mqtt_uri` set, /notifiers
+offers an MQTT notifier (anonymous) and every create, update and delete is published as a
+`notification` on `{kind}/{operation}` (e.g. `events/create`).
 
 Every request body is validated against its component schema (400 with a problem naming
 the field when it breaks it) and every response body is validated before it leaves; each
@@ -89,7 +92,10 @@ class Vtn:
     token_url: str | None = None
     """What /auth/server names as the token endpoint (default: this VTN's /auth/token); a
     port nothing listens on is a token endpoint down."""
-    on_change: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+    mqtt_uri: str | None = None
+    """The MQTT notifier's broker as /notifiers announces it (None: no notifier)."""
+    publish: Callable[[str, bytes], None] | None = None
+    """Sends a notification (topic, JSON) to that broker (tests.oadr3_vtn.server)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def add_client(self, client_id: str, secret: str, role: str = "ven") -> None:
@@ -111,7 +117,7 @@ class Vtn:
         if kind in ("reports", "subscriptions", "vens", "resources"):
             obj["clientID"] = client_id or "unknown"
         self.objects[kind][obj["id"]] = obj
-        self._changed(kind, obj)
+        self._changed(kind, "CREATE", obj)
         return obj
 
     def update(self, kind: str, oid: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -126,17 +132,24 @@ class Vtn:
         if "clientID" in old:
             obj["clientID"] = old["clientID"]
         self.objects[kind][oid] = obj
-        self._changed(kind, obj)
+        self._changed(kind, "UPDATE", obj)
         return obj
 
     def delete(self, kind: str, oid: str) -> dict[str, Any]:
         obj = self.objects[kind].pop(oid)
-        self._changed(kind, obj)
+        self._changed(kind, "DELETE", obj)
         return obj
 
-    def _changed(self, kind: str, obj: dict[str, Any]) -> None:
-        for hook in self.on_change:
-            hook(kind, obj)
+    def _changed(self, kind: str, operation: str, obj: dict[str, Any]) -> None:
+        """Notify on the MQTT notifier's topic of the operation (`events/create`...): a
+        `notification` object as openadr3.yaml defines it."""
+        if self.publish is None:
+            return
+        note = {"objectType": KINDS[kind][0], "operation": operation, "object": obj}
+        problems = spec.responses().problems("notification", note)
+        if problems:
+            raise AssertionError(f"the test VTN made an invalid notification: {problems[0]}")
+        self.publish(f"{kind}/{operation.lower()}", json.dumps(note).encode())
 
     def bad_exchanges(self) -> list[Exchange]:
         """Exchanges with a body that broke the spec, either way."""
@@ -404,13 +417,55 @@ def make_app(vtn: Vtn) -> Starlette:
         return answer(request, client_id, body, 200, vtn.update(kind, oid, body), schema)
 
     async def notifiers(request: Request) -> Response:
-        return problem(501, "Not Implemented", "this test VTN has no notifiers")
+        client_id, refused = await guard(request)
+        if refused is not None:
+            return refused
+        if vtn.mqtt_uri is None:
+            return record(
+                request,
+                client_id,
+                None,
+                problem(501, "Not Implemented", "no notifier"),
+                None,
+                [],
+                [],
+            )
+        # No webhook is ever called by this VTN, whatever the description's "MUST be true".
+        data = {
+            "WEBHOOK": False,
+            "MQTT": {
+                "URIS": [vtn.mqtt_uri],
+                "serialization": "JSON",
+                "authentication": {"method": "ANONYMOUS"},
+            },
+        }
+        return answer(request, client_id, None, 200, data, {"$ref": _ref("notifiersResponse")})
+
+    async def topics(request: Request) -> Response:
+        client_id, refused = await guard(request)
+        if refused is not None:
+            return refused
+        kind = request.path_params["kind"]
+        if vtn.mqtt_uri is None or kind not in ("programs", "events"):
+            return record(
+                request,
+                client_id,
+                None,
+                problem(501, "Not Implemented", "no such notifier topics"),
+                None,
+                [],
+                [],
+            )
+        data = {"topics": {op: f"{kind}/{op.lower()}" for op in ("CREATE", "UPDATE", "DELETE")}}
+        data["topics"]["ALL"] = f"{kind}/+"
+        return answer(request, client_id, None, 200, data, {"$ref": _ref("notifierTopicsResponse")})
 
     routes = [
         Route("/auth/server", auth_server, methods=["GET"]),
         Route("/auth/token", auth_token, methods=["POST"]),
         Route("/notifiers", notifiers, methods=["GET"]),
-        Route("/notifiers/{rest:path}", notifiers, methods=["GET"]),
+        Route("/notifiers/mqtt/topics/{kind}", topics, methods=["GET"]),
+        Route("/notifiers/mqtt/topics/vens/{ven}/{kind}", topics, methods=["GET"]),
     ]
     for kind in KINDS:
         routes.append(Route(f"/{kind}", collection, methods=["GET", "POST"]))

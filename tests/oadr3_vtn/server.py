@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import paho.mqtt.client as paho
 import uvicorn
 
 from tests.oadr3_vtn.app import Vtn, make_app
@@ -42,3 +43,27 @@ def serve(vtn: Vtn | None = None) -> Iterator[Vtn]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextmanager
+def mqtt_notifier(vtn: Vtn, host: str, port: int) -> Iterator[Vtn]:
+    """`vtn` announcing the broker at host:port as its MQTT notifier and publishing every
+    change there (QoS 1, paho-mqtt in its own network thread)."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-vtn-notifier")
+    client.connect(host, port)
+    client.loop_start()
+    vtn.mqtt_uri = f"mqtt://{host}:{port}"
+
+    def publish(topic: str, data: bytes) -> None:
+        try:
+            client.publish(topic, data, qos=1).wait_for_publish(5)
+        except (RuntimeError, ValueError):
+            pass  # the broker is gone: a VTN goes on without its notifier
+
+    vtn.publish = publish
+    try:
+        yield vtn
+    finally:
+        vtn.publish = None
+        client.loop_stop()
+        client.disconnect()

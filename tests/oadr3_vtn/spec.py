@@ -1,6 +1,6 @@
 """openadr3.yaml's component schemas as validators (OpenAPI 3.0: `nullable`, formats).
 
-Two sets: `requests` exactly as the yaml says, and `responses` as Definition.md says where
+Two sets: `requests` as the yaml says, and `responses` as Definition.md says where
 the yaml contradicts itself: a VEN or resource object carries `objectType` VEN / RESOURCE
 (objectMetadata, Definition.md's information model) while the yaml's `ven` and `resource`
 also require BlVenRequest's / BlResourceRequest's `objectType` BL_VEN_REQUEST /
@@ -36,10 +36,38 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+_DISCRIMINATED = {
+    # where the yaml names a discriminator without a mapping: the implicit mapping (a value
+    # names a schema) resolves none of its values, e.g. PROGRAM or EVENT_PAYLOAD_DESCRIPTOR.
+    ("notification", "object"): {
+        "PROGRAM": "program",
+        "REPORT": "report",
+        "EVENT": "event",
+        "SUBSCRIPTION": "subscription",
+        "VEN": "ven",
+        "RESOURCE": "resource",
+    },
+    ("programRequest", "payloadDescriptors"): {
+        "EVENT_PAYLOAD_DESCRIPTOR": "eventPayloadDescriptor",
+        "REPORT_PAYLOAD_DESCRIPTOR": "reportPayloadDescriptor",
+    },
+}
+
+
 @functools.cache
 def spec() -> dict[str, Any]:
-    """openadr3.yaml as data, unchanged."""
-    return dict(yaml.load(SPEC_FILE.read_text(), Loader=_Loader))
+    """openadr3.yaml as data, with only the discriminator mappings it leaves implicit made
+    explicit (they resolve nothing otherwise)."""
+    doc = dict(yaml.load(SPEC_FILE.read_text(), Loader=_Loader))
+    schemas = doc["components"]["schemas"]
+    for (name, prop), mapping in _DISCRIMINATED.items():
+        target = schemas[name]["properties"][prop]
+        if target.get("type") == "array":
+            target = target["items"]
+        target["discriminator"]["mapping"] = {
+            value: f"#/components/schemas/{schema}" for value, schema in mapping.items()
+        }
+    return doc
 
 
 @functools.cache

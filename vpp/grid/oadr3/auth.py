@@ -4,6 +4,7 @@ before it expires: at 80 % of `expires_in`, or on a 401."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -31,16 +32,24 @@ class TokenSource:
         self._token: str | None = None
         self._renew_at = float("inf")
         self._token_url: str | None = None
+        self._lock = asyncio.Lock()
         self.fetched = 0
         """Tokens fetched so far (tests: the cache works)."""
 
-    def invalidate(self) -> None:
-        """The VTN refused the token: fetch a new one next time."""
-        self._token = None
+    def invalidate(self, token: str) -> None:
+        """The VTN refused `token`: fetch a new one next time (unless one was already)."""
+        if self._token == token:
+            self._token = None
 
     async def token(self, client: VtnClient) -> str:
-        if self._token is not None and self.clock.monotonic() < self._renew_at:
-            return self._token
+        """The cached token, or a new one (one fetch at a time: concurrent requests that
+        all found it expired share the new one)."""
+        async with self._lock:
+            if self._token is not None and self.clock.monotonic() < self._renew_at:
+                return self._token
+            return await self._fetch(client)
+
+    async def _fetch(self, client: VtnClient) -> str:
         url = await self._url(client)
         form = {
             "grant_type": "client_credentials",

@@ -56,7 +56,7 @@ class VtnClient:
                 method, path, what, params=params, body=body, headers=headers
             )
             if response.status_code == 401 and attempt == 1:
-                self.tokens.invalidate()
+                self.tokens.invalidate(token)
                 continue
             return decode(response, what)
         raise AssertionError("unreachable")

@@ -10,6 +10,9 @@ ends on its own, so the native MQTT link beside it keeps working.
 
 OpenADR 3.1 has no opt-in or opt-out message: the agent's answers are logged; an `opt_in`
 posts LOAD_SHED_DELTA_AVAILABLE where the event's descriptors ask for it.
+
+Where the VTN offers an MQTT notifier (vpp.grid.oadr3.notifier), a notification of an event
+operation starts the next poll at once; polling every `poll_s` stays the fallback.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from vpp.grid.oadr3 import wire
 from vpp.grid.oadr3.auth import TokenSource, VtnError
 from vpp.grid.oadr3.client import TIMEOUT_S, VtnClient
 from vpp.grid.oadr3.mapping import Unmappable, cancel_of, map_event, native_id
+from vpp.grid.oadr3.notifier import MqttNotifier, discover, listen
 from vpp.grid.oadr3.reports import REPORTED_TYPES, flexibility_body, report_body
 from vpp.grid.oadr3.state import TrackedEvent, VenState
 from vpp.grid.types import parse_time
@@ -130,6 +134,10 @@ class Oadr3Link:
             self._reports_waiting.set()
         self.client: VtnClient | None = None
         self.registered = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.notified = 0
+        """Notifications received from the VTN's MQTT notifier (tests, bench)."""
+        self.notifier: MqttNotifier | None = None
         self.polls = 0
         """Complete polls so far (tests, bench)."""
         self.failures = 0
@@ -151,6 +159,7 @@ class Oadr3Link:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._poll_loop(self.client))
                 tg.create_task(self._report_loop(self.client))
+                tg.create_task(self._notifier_loop(self.client))
 
     async def receive(self) -> InboundGridMessage:
         return await self._inbox.get()
@@ -257,10 +266,11 @@ class Oadr3Link:
             try:
                 if not self.registered.is_set():
                     await self._register(client)
+                self._wake.clear()  # a notification from now on asks for another poll
                 await self._poll(client)
                 self.polls += 1
                 backoff = BACKOFF_MIN_S
-                await self.clock.sleep(self.config.poll_s)
+                await self._sleep_or_wake(self.config.poll_s)
             except Exception as e:  # nothing from the VTN may end the agent
                 self.failures += 1
                 log.warning(
@@ -270,6 +280,42 @@ class Oadr3Link:
                 )
                 await self.clock.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        """Wait `seconds` on the clock, or less if the VTN's notifier says something changed."""
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+    def _notified(self) -> None:
+        self.notified += 1
+        self._wake.set()
+
+    async def _notifier_loop(self, client: VtnClient) -> None:
+        """Subscribe to the VTN's MQTT notifier where it offers one; polling goes on
+        regardless (the fallback), and a lost broker is retried with backoff."""
+        await self.registered.wait()
+        try:
+            self.notifier = await discover(client, self.state.ven_id)
+        except Exception as e:  # a broken /notifiers answer: poll only
+            log.warning("openadr3_notifier_unusable", error=str(e)[:200])
+            return
+        if self.notifier is None:
+            return
+        backoff = BACKOFF_MIN_S
+        while True:
+            try:
+                await listen(self.notifier, client, self.clock, self._notified)
+                backoff = BACKOFF_MIN_S
+            except Exception as e:  # aiomqtt.MqttError, VtnError (its token), OSError...
+                log.warning("openadr3_notifier_lost", error=str(e)[:200], retry_s=backoff)
+            await self.clock.sleep(backoff)
+            backoff = min(backoff * 2, self._backoff_max_s)
 
     async def _register(self, client: VtnClient) -> None:
         """Find or create this VEN by venName, then its site resource (3.1.0 has no
