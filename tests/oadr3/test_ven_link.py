@@ -198,3 +198,18 @@ async def test_mqtt_notifier_wakes_the_poll_and_polling_stays_the_fallback(
             waiter.cancel()
             assert fallback.notified == 0  # found by polling alone
     assert vtn.bad_exchanges() == []
+
+
+def test_unusable_settings_are_one_error_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vtn = Vtn(base_url="https://127.0.0.1:9")
+    site = oadr3_site(vtn, monkeypatch)
+    cfg = site.config.grid.openadr3
+    assert cfg is not None
+    bad_ca = cfg.model_copy(update={"ca_file": tmp_path / "missing.pem"})
+    with pytest.raises(ValueError, match=r"^grid\.openadr3\.ca_file: .*missing\.pem"):
+        Oadr3Link(site, VirtualClock(NOW), None, config=bad_ca)
+    monkeypatch.delenv("VPP_TEST_OADR3_SECRET")
+    with pytest.raises(ValueError, match=r"^grid\.openadr3\.client_secret_env: .*not set"):
+        Oadr3Link(site, VirtualClock(NOW), None)

@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import ssl
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -142,6 +143,13 @@ class Oadr3Link:
         """Complete polls so far (tests, bench)."""
         self.failures = 0
         """Failed VTN exchanges so far (tests)."""
+        # Read once, here: a CA file that cannot be used is a start-up error naming it.
+        self._tls: ssl.SSLContext | bool = True
+        if cfg.ca_file is not None:
+            try:
+                self._tls = ssl.create_default_context(cafile=str(cfg.ca_file))
+            except (OSError, ssl.SSLError) as e:
+                raise ValueError(f"grid.openadr3.ca_file: {cfg.ca_file}: {e}") from None
         if urlparse(self.base_url).scheme == "http" and not _loopback(self.base_url):
             log.warning(
                 "openadr3_plain_http",
@@ -152,9 +160,8 @@ class Oadr3Link:
     # -- GridLink -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        verify: Any = str(self.config.ca_file) if self.config.ca_file else True
         timeout = httpx.Timeout(TIMEOUT_S)
-        async with httpx.AsyncClient(timeout=timeout, verify=verify) as http:
+        async with httpx.AsyncClient(timeout=timeout, verify=self._tls) as http:
             self.client = VtnClient(self.base_url, self.clock, self.tokens, http)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._poll_loop(self.client))
@@ -166,7 +173,13 @@ class Oadr3Link:
 
     def send_response(self, response: Response) -> None:
         """OpenADR 3.1 carries no answer to an event: logged; an opt_in's expected kW go out
-        as LOAD_SHED_DELTA_AVAILABLE where the event asks for that."""
+        as LOAD_SHED_DELTA_AVAILABLE where the event asks for that. Never raises."""
+        try:
+            self._answer(response)
+        except Exception:  # the agent's DR controller calls this: it must not fail it
+            log.exception("openadr3_answer_failed", event_id=response.event_id)
+
+    def _answer(self, response: Response) -> None:
         log.info(
             "openadr3_answer",
             event_id=response.event_id,
@@ -205,7 +218,13 @@ class Oadr3Link:
     def send_report(self, report: dict[str, Any]) -> None:
         """The intervals ended since the last report (each interval once, after it ended),
         and after the last one all of them again in a final report, as the event's
-        reportDescriptors ask."""
+        reportDescriptors ask. Never raises."""
+        try:
+            self._report(report)
+        except Exception:  # the agent's reporting calls this: it must not fail it
+            log.exception("openadr3_report_not_made", event_id=report.get("event_id"))
+
+    def _report(self, report: dict[str, Any]) -> None:
         event_id = report.get("event_id")
         found = self.state.by_native(event_id) if isinstance(event_id, str) else None
         if found is None:
@@ -381,7 +400,13 @@ class Oadr3Link:
                     seen.add(ident)  # unreadable is not deleted
                 continue
             seen.add(event.id)
-            self._track(event, _digest(raw))
+            try:
+                self._track(event, _digest(raw))
+            except Exception as e:  # one event we cannot handle must not block the others
+                self._once(
+                    f"failed:{event.id}:{_digest(raw)}",
+                    ("openadr3_event_failed", {"vtn_event": event.id, "error": repr(e)[:200]}),
+                )
         now = self.clock.now()
         for oadr_id, tracked in self.state.events.items():
             if oadr_id in seen or tracked.cancelled or tracked.native is None:
