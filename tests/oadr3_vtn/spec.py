@@ -20,7 +20,7 @@ from jsonschema.exceptions import best_match
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from referencing import Registry, Resource
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "specs" / "openadr3-3.1.0"
+SPEC_DIR = Path(__file__).resolve().parent / "openadr3-3.1.0"
 SPEC_FILE = SPEC_DIR / "openadr3.yaml"
 DOC_URI = "urn:openadr3"
 
