@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from devices.clock import VirtualClock
 from tests.conftest import Broker
@@ -213,3 +214,13 @@ def test_unusable_settings_are_one_error_naming_the_field(
     monkeypatch.delenv("VPP_TEST_OADR3_SECRET")
     with pytest.raises(ValueError, match=r"^grid\.openadr3\.client_secret_env: .*not set"):
         Oadr3Link(site, VirtualClock(NOW), None)
+
+
+def test_plain_http_is_warned_about_off_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    warned = []
+    for url in ("http://127.0.0.1:8081", "http://localhost:8081", "http://vtn.example.com"):
+        site = oadr3_site(Vtn(base_url=url), monkeypatch)
+        with structlog.testing.capture_logs() as logs:
+            Oadr3Link(site, VirtualClock(NOW), None)
+        warned.append([e["vtn_url"] for e in logs if e["event"] == "openadr3_plain_http"])
+    assert warned == [[], [], ["http://vtn.example.com"]]
