@@ -64,7 +64,7 @@ class AgentView:
 
     def devices(self) -> list[DeviceStatus]:
         snap = self.agent.snapshot()
-        commands = self.stored.last_commands()
+        commands = self.stored.last_commands(since=self.agent.clock.now() - HISTORY)
         out = []
         for d in self.agent.site.devices:
             view = snap.devices.get(d.id)

@@ -488,8 +488,17 @@ def replay_cmd(
     counterfactual: bool = typer.Option(True, help="Also run the site without the events."),
     events: bool = typer.Option(True, help="Send the scenario's events."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or table."),
+    serve: str | None = typer.Option(
+        None,
+        help="Then serve the outputs' status page and JSON API on HOST:PORT (e.g. "
+        "127.0.0.1:8080) until Ctrl-C. Other than loopback needs --http-token-env.",
+    ),
+    http_token_env: str | None = typer.Option(
+        None, help="Environment variable holding the token the page asks for (--serve)."
+    ),
 ) -> None:
     """Replay a scenario through the real agent on the virtual clock; write the outputs."""
+    page = _http_or_exit(serve, http_token_env, "--serve") if serve else None
     first = _replay(
         scenario_file,
         out,
@@ -516,6 +525,28 @@ def replay_cmd(
             duration,
         )
         Console().print(render(comparison_table(first, other)))
+    if page is not None:
+        _serve_replay(scenario_file, duration, out, *page)
+
+
+def _serve_replay(scenario_file: Path, duration: str | None, out: Path, sock, token) -> None:  # type: ignore[no-untyped-def]
+    """Serve the status page of a replay's output folder until SIGINT or SIGTERM."""
+    from devices.clock import WallClock
+    from vpp.replay.scenario import load_scenario
+    from vpp.replay.view import ReplayView
+    from vpp.web.app import create_app
+    from vpp.web.server import serve, url_of
+
+    sc = load_scenario(scenario_file)
+    if duration:
+        sc = sc.with_duration(duration)
+    app_ = create_app(ReplayView(sc, out), WallClock(), token=token)
+    typer.echo(f"serving {out}/ at {url_of(sock)} (Ctrl-C to stop)", err=True)
+
+    async def go(stop: asyncio.Event) -> None:
+        await serve(app_, sock, stop)
+
+    asyncio.run(_until_signalled(go, asyncio.Event()))
 
 
 @app.command()

@@ -1,0 +1,172 @@
+"""The JSON API and /metrics of a running agent, served by uvicorn in the agent's loop,
+through a whole event on the virtual clock against the simulated office (real Modbus, real
+Mosquitto): every answer checked against the server's own OpenAPI description, the metrics'
+counters followed as the event is answered, carried out and reported."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from devices.clock import VirtualClock
+from tests.conftest import Broker
+from tests.web.openapi_check import check, openapi_of
+from vpp.agent_view import AgentView
+from vpp.grid.client import build_event
+from vpp.replay.harness import Operator, TimedEvent
+from vpp.service import site_agent
+from vpp.simsite import rebind, simulated_site
+from vpp.site import BrokerConfig, load_site
+from vpp.web.app import create_app
+from vpp.web.server import HttpAddress, bind, run_with_page, url_of
+
+ROOT = Path(__file__).resolve().parents[2]
+OFFICE = ROOT / "config" / "sites" / "office.yaml"
+START = datetime(2026, 7, 15, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+EVENT_START = START + timedelta(minutes=10)
+TOKEN = "t0ken-for-the-test"
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition: (name, labels) → value."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
+    fresh_mosquitto: Broker, tmp_path: Path
+) -> None:
+    clock = VirtualClock(START)
+    site = load_site(OFFICE)
+    broker = BrokerConfig(host=fresh_mosquitto.host, port=fresh_mosquitto.port)
+    sim = simulated_site(site, clock, broker=(broker.host, broker.port), any_port=True)
+    event = build_event(
+        now=START,
+        curtail_kw=60.0,
+        start=EVENT_START,
+        duration="PT30M",
+        interval="PT15M",
+        event_id="api-1",
+    )
+    operator = Operator(clock, broker, site.id)
+    async with sim:
+        agent = site_agent(
+            rebind(site, sim.endpoints()),
+            clock,
+            broker=broker,
+            store_path=tmp_path / "s.sqlite",
+            client_id="t-api",
+        )
+        sock = bind(HttpAddress("127.0.0.1", 0))
+        app = create_app(AgentView(agent), clock, token=TOKEN)
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        op = asyncio.create_task(
+            operator.run(
+                [TimedEvent(START + timedelta(minutes=2), json.loads(event.to_json()))], ready
+            )
+        )
+        await ready.wait()
+        run = asyncio.create_task(run_with_page(agent.run, app, sock, stop))
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=url_of(sock), headers=auth, timeout=30) as http:
+
+            async def get(path: str) -> Any:
+                return check(api, await http.get(path))
+
+            async def metrics() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+                r = await http.get("/metrics")
+                assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+                return samples(r.text)
+
+            async def until(done: Any, what: str, steps: int = 400) -> None:
+                for _ in range(steps):  # bounded: steps × 5 virtual s
+                    if done():
+                        return
+                    await clock.sleep(5)
+                raise AssertionError(f"not within {steps * 5} s: {what}")
+
+            spec = (await http.get("/openapi.json")).json()
+            api = openapi_of(spec)
+            assert {"/api/status", "/api/devices", "/api/events", "/api/events/{event_id}/report"} <= set(
+                spec["paths"]
+            )
+            anonymous = await httpx.AsyncClient(base_url=url_of(sock)).get("/api/status")
+            assert anonymous.status_code == 401
+
+            await clock.sleep(60)  # every device read once
+            status = await get("/api/status")
+            assert status["site_id"] == "office-1" and status["mode"] == "live"
+            assert status["broker_connected"] is True and status["site_import_kw"] > 0
+            devices = await get("/api/devices")
+            assert [d["id"] for d in devices] == [d.id for d in site.devices]
+            meter = next(d for d in devices if d["id"] == "meter")
+            assert meter["health"] == "online" and meter["values"]["import_power_kw"] > 0
+            assert any(d["last_command"] for d in devices)  # the battery's mode at least
+            before = await metrics()
+            assert ("vpp_event_responses_total", (("status", "received"),)) not in before
+            assert before[("vpp_broker_connected", ())] == 1.0
+
+            await until(lambda: len(operator.responses) >= 2, "received and opt_in")
+            assert [r["status"] for r in operator.responses[:2]] == ["received", "opt_in"]
+            events = await get("/api/events")
+            assert [(e["event_id"], e["role"], e["status"]) for e in events] == [
+                ("api-1", "next", "opt_in")
+            ]
+            assert [iv["requested_kw"] for iv in events[0]["intervals"]] == [60.0, 60.0]
+            for iv in events[0]["intervals"]:  # the baseline is fixed once planned
+                assert iv["target_kw"] == iv["baseline_kw"] - 60.0
+            answered = await metrics()
+            for status_ in ("received", "opt_in"):
+                assert answered[("vpp_event_responses_total", (("status", status_),))] == 1.0
+            gone = await http.get("/api/events/api-1/report")
+            assert gone.status_code == 404 and "no report yet" in gone.json()["detail"]
+            check(api, gone)
+            unknown = await http.get("/api/events/nope/report")
+            assert unknown.status_code == 404
+
+            await until(lambda: clock.now() >= EVENT_START + timedelta(minutes=5), "in event")
+            events = await get("/api/events")
+            assert events[0]["role"] == "current"
+            running = [iv for iv in events[0]["intervals"] if iv["measured"] == "live"]
+            assert len(running) == 1 and running[0]["delivered_kw"] is not None
+            chart = await get("/api/chart")
+            assert any(v is not None for v in chart["target_kw"])
+            assert sum(v is not None for v in chart["import_kw"]) >= 5
+            during = await metrics()
+            assert during[("vpp_event_requested_kw", (("event_id", "api-1"),))] == 60.0
+            assert ("vpp_event_delivered_kw", (("event_id", "api-1"),)) in during
+            key = ("vpp_device_poll_duration_seconds_count", (("device", "meter"),))
+            assert during[key] > answered[key] > before[key] > 0
+            solves = ("vpp_plan_solve_seconds_count", ())
+            assert during[solves] > before[solves]
+            assert during[("vpp_control_cycle_lateness_seconds_count", ())] > 0
+
+            await until(lambda: operator.reports, "the first interval's report")
+            partial = await get("/api/events/api-1/report")
+            assert partial["final"] is False and len(partial["intervals"]) == 1
+            first = (await get("/api/events"))[0]["intervals"][0]
+            assert first["measured"] == "report"
+            assert first["delivered_kw"] == partial["intervals"][0]["delivered_kw"]
+
+            await until(
+                lambda: any(r["status"] == "completed" for r in operator.responses), "completed"
+            )
+            final = await get("/api/events/api-1/report")
+            assert final["final"] is True and len(final["intervals"]) == 2
+            assert (await get("/api/events"))[0]["role"] == "past"
+            after = await metrics()
+            assert after[("vpp_event_responses_total", (("status", "completed"),))] == 1.0
+            assert ("vpp_event_requested_kw", (("event_id", "api-1"),)) not in after
+        stop.set()
+        await asyncio.wait_for(run, 30)
+        op.cancel()
