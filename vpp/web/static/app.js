@@ -89,12 +89,13 @@
     renderEvents(state.events);
     renderDevices(state.devices);
     window.vppState = state;
+    if ($("live").textContent !== "reconnecting") $("live").textContent = state.status.mode;
     window.vppUpdates += 1;
   }
 
   fetch("api/page" + q).then((r) => r.json()).then(render);
   const source = new EventSource("api/stream" + q);
-  source.onopen = () => { $("live").textContent = "live"; };
+  source.onopen = () => { $("live").textContent = "streaming"; };
   source.onerror = () => { $("live").textContent = "reconnecting"; };
   source.onmessage = (m) => render(JSON.parse(m.data));
 })();
