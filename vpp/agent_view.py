@@ -53,7 +53,9 @@ class AgentView:
             import_limit_kw=cfg.limits.import_kw,
             target=None
             if t is None
-            else SiteTarget(import_max_kw=t.import_max_kw, source=t.source.value, event_id=t.event_id),
+            else SiteTarget(
+                import_max_kw=t.import_max_kw, source=t.source.value, event_id=t.event_id
+            ),
             strategy=a.strategy.name,
             broker_connected=link.connected.is_set() if link is not None else None,
             devices=len(snap.devices),

@@ -13,7 +13,7 @@ from vpp.dr.planning import STEP, floor_step
 from vpp.grid.messages import Event
 from vpp.kinds import ReportRole, plugin_for
 from vpp.site import Site
-from vpp.store.store import StoredEvent, Store
+from vpp.store.store import Store, StoredEvent
 from vpp.view import Chart, EventIntervalStatus, EventStatus, LastCommand
 
 DONE = frozenset({"completed", "cancelled", "opt_out", "rejected"})
@@ -97,9 +97,9 @@ class StoredSite:
         import_now_kw: float | None = None,
         limit: int = 50,
     ) -> list[EventStatus]:
-        """The `limit` newest stored events, newest first, as of `now`. `baselines` (event id → 15-min start
-        → kW) override the stored ones (the live agent's, before they are stored);
-        `import_now_kw` joins the running interval's measured import."""
+        """The `limit` newest stored events, newest first, as of `now`. `baselines` (event
+        id → 15-min start → kW) override the stored ones (the live agent's, before they are
+        stored); `import_now_kw` joins the running interval's measured import."""
         recent = self.store.events()[-limit:]
         stored = [(s, ev) for s in recent if (ev := _event(s)) is not None]
         upcoming = [(s, ev) for s, ev in stored if s.status not in DONE and ev.start > now]

@@ -137,7 +137,9 @@ class AgentMetrics(_View):
     plan_solve_seconds_total: float
     responses: dict[str, int] = Field(description="Responses sent, by status")
     event_delivered_kw: dict[str, float] = Field(description="Active events: delivered now")
-    event_requested_kw: dict[str, float] = Field(description="Active events: requested now (the running interval)")
+    event_requested_kw: dict[str, float] = Field(
+        description="Active events: requested now (the running interval)"
+    )
     outbox_depth: int
     broker_connected: bool
     broker_connects: int

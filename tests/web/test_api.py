@@ -97,9 +97,12 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
 
             spec = (await http.get("/openapi.json")).json()
             api = openapi_of(spec)
-            assert {"/api/status", "/api/devices", "/api/events", "/api/events/{event_id}/report"} <= set(
-                spec["paths"]
-            )
+            assert {
+                "/api/status",
+                "/api/devices",
+                "/api/events",
+                "/api/events/{event_id}/report",
+            } <= set(spec["paths"])
             anonymous = await httpx.AsyncClient(base_url=url_of(sock)).get("/api/status")
             assert anonymous.status_code == 401
 

@@ -62,8 +62,10 @@ def test_replay_serve_shows_the_runs_outputs(tmp_path: Path) -> None:
     scenario.write_text(yaml.safe_dump(SCENARIO))
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vpp", "--json-logs", "replay", str(scenario), "--out", str(out)]
-        + ["--quiet", "--no-counterfactual", "--serve", "127.0.0.1:0"],
+        [
+            *(sys.executable, "-m", "vpp", "--json-logs", "replay", scenario, "--out", out),
+            *("--quiet", "--no-counterfactual", "--serve", "127.0.0.1:0"),
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -94,9 +96,7 @@ def test_replay_serve_shows_the_runs_outputs(tmp_path: Path) -> None:
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.goto(url)
-                page.wait_for_function(
-                    "window.vppUpdates >= 1 && window.vppChart", timeout=30_000
-                )
+                page.wait_for_function("window.vppUpdates >= 1 && window.vppChart", timeout=30_000)
                 assert "short-1" in page.locator("#events").inner_text()
                 page.screenshot(path=str(SCREENSHOT), full_page=True)
             finally:

@@ -70,8 +70,10 @@ def site_running(fresh_mosquitto: Broker, tmp_path: Path) -> Iterator[tuple[str,
         site_file = rebound_site(tmp_path, json.loads(sim.stdout.readline())["devices"])
         with log.open("wb") as err:
             agent = subprocess.Popen(
-                [*VPP, "run", str(site_file), "--broker", fresh_mosquitto.url]
-                + ["--data-dir", str(tmp_path), "--http", "127.0.0.1:0"],
+                [
+                    *(*VPP, "run", site_file, "--broker", fresh_mosquitto.url),
+                    *("--data-dir", tmp_path, "--http", "127.0.0.1:0"),
+                ],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -112,9 +114,11 @@ def test_the_status_page_follows_the_site_live_and_shows_an_event(
             first_ts = page.evaluate("window.vppState.status.now")
 
             sent = subprocess.run(
-                [*VPP, "event", "send", "--site", "office-1", "--curtail-kw", "80"]
-                + ["--duration", "PT30M", "--interval", "PT15M", "--event-id", "page-1"]
-                + ["--broker", broker.url, "--wait-s", "15"],
+                [
+                    *(*VPP, "event", "send", "--site", "office-1", "--curtail-kw", "80"),
+                    *("--duration", "PT30M", "--interval", "PT15M", "--event-id", "page-1"),
+                    *("--broker", broker.url, "--wait-s", "15"),
+                ],
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
                 capture_output=True,
                 text=True,

@@ -41,7 +41,9 @@ class ReplayView:
             timezone=str(sc.tz),
             mode="replay",
             now=sc.end,
-            site_import_kw=values.get(meter, (None, {}))[1].get("import_power_kw") if meter else None,
+            site_import_kw=values.get(meter, (None, {}))[1].get("import_power_kw")
+            if meter
+            else None,
             import_limit_kw=site.config.limits.import_kw,
             target=None,
             strategy=str(self.summary.get("strategy", sc.strategy)),
