@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from playwright.async_api import async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
-from devices.clock import VirtualClock
+from devices.clock import VirtualClock, WallClock
 from tests.conftest import Broker
 from tests.web.openapi_check import check, openapi_of
 from vpp.agent_view import AgentView
@@ -29,8 +31,10 @@ from vpp.web.server import HttpAddress, bind, run_with_page, url_of
 ROOT = Path(__file__).resolve().parents[2]
 OFFICE = ROOT / "config" / "sites" / "office.yaml"
 START = datetime(2026, 7, 15, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
-EVENT_START = START + timedelta(minutes=10)
+SEND_AT = START + timedelta(minutes=10)  # well after start-up (time leaps while it connects)
+EVENT_START = START + timedelta(minutes=20)
 TOKEN = "t0ken-for-the-test"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -67,12 +71,14 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
             client_id="t-api",
         )
         sock = bind(HttpAddress("127.0.0.1", 0))
-        app = create_app(AgentView(agent), clock, token=TOKEN)
+        # The stream paces itself on the wall clock here: on the virtual one, it would send
+        # at every leap of simulated time (a flood for the browser, no test of the page).
+        app = create_app(AgentView(agent), WallClock(), token=TOKEN)
         stop = asyncio.Event()
         ready = asyncio.Event()
         op = asyncio.create_task(
             operator.run(
-                [TimedEvent(START + timedelta(minutes=2), json.loads(event.to_json()))], ready
+                [TimedEvent(SEND_AT, json.loads(event.to_json()))], ready
             )
         )
         await ready.wait()
@@ -80,11 +86,16 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
         auth = {"authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(base_url=url_of(sock), headers=auth, timeout=30) as http:
 
+            async def fetch(path: str, client: httpx.AsyncClient = http, **kw: Any) -> Any:
+                # Simulated time stands still while the test asks (the server is in this loop).
+                async with clock.hold():
+                    return await client.get(path, **kw)
+
             async def get(path: str) -> Any:
-                return check(api, await http.get(path))
+                return check(api, await fetch(path))
 
             async def metrics() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-                r = await http.get("/metrics")
+                r = await fetch("/metrics")
                 assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
                 return samples(r.text)
 
@@ -95,7 +106,7 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
                     await clock.sleep(5)
                 raise AssertionError(f"not within {steps * 5} s: {what}")
 
-            spec = (await http.get("/openapi.json")).json()
+            spec = (await fetch("/openapi.json")).json()
             api = openapi_of(spec)
             assert {
                 "/api/status",
@@ -103,8 +114,15 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
                 "/api/events",
                 "/api/events/{event_id}/report",
             } <= set(spec["paths"])
-            anonymous = await httpx.AsyncClient(base_url=url_of(sock)).get("/api/status")
-            assert anonymous.status_code == 401
+            async with httpx.AsyncClient(base_url=url_of(sock)) as anonymous:
+                assert (await fetch("/api/status", anonymous)).status_code == 401
+                assert (await fetch("/metrics", anonymous)).status_code == 401
+                assert (await fetch("/", anonymous)).status_code == 401
+                as_query = await fetch("/api/status", anonymous, params={"token": TOKEN})
+                assert as_query.status_code == 200
+                # The page's code and library carry no site data: served to anyone.
+                lib = await fetch("/static/uPlot.iife.min.js", anonymous)
+                assert lib.status_code == 200 and "uPlot" in lib.text
 
             await clock.sleep(60)  # every device read once
             status = await get("/api/status")
@@ -116,6 +134,7 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
             assert meter["health"] == "online" and meter["values"]["import_power_kw"] > 0
             assert any(d["last_command"] for d in devices)  # the battery's mode at least
             before = await metrics()
+            assert clock.now() < SEND_AT
             assert ("vpp_event_responses_total", (("status", "received"),)) not in before
             assert before[("vpp_broker_connected", ())] == 1.0
 
@@ -131,10 +150,10 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
             answered = await metrics()
             for status_ in ("received", "opt_in"):
                 assert answered[("vpp_event_responses_total", (("status", status_),))] == 1.0
-            gone = await http.get("/api/events/api-1/report")
+            gone = await fetch("/api/events/api-1/report")
             assert gone.status_code == 404 and "no report yet" in gone.json()["detail"]
             check(api, gone)
-            unknown = await http.get("/api/events/nope/report")
+            unknown = await fetch("/api/events/nope/report")
             assert unknown.status_code == 404
 
             await until(lambda: clock.now() >= EVENT_START + timedelta(minutes=5), "in event")
@@ -170,6 +189,18 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
             after = await metrics()
             assert after[("vpp_event_responses_total", (("status", "completed"),))] == 1.0
             assert ("vpp_event_requested_kw", (("event_id", "api-1"),)) not in after
+
+            # The page with the token in its address passes it on to the API and the stream.
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+                try:
+                    page = await browser.new_page()
+                    await page.goto(f"{url_of(sock)}?token={TOKEN}")
+                    await page.wait_for_function("window.vppUpdates >= 2", timeout=30_000)
+                    assert "api-1" in await page.locator("#events").inner_text()
+                    assert await page.locator("#devices tbody tr").count() == 20
+                finally:
+                    await browser.close()
         stop.set()
         await asyncio.wait_for(run, 30)
         op.cancel()

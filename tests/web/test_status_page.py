@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,12 +22,11 @@ from playwright.sync_api import sync_playwright
 from tests.conftest import Broker
 from tests.test_flood_live import rebound_site
 from tests.web.openapi_check import check, openapi_of
-from tests.web.test_api import samples
+from tests.web.test_api import CHROMIUM, samples
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICE = ROOT / "config" / "sites" / "office.yaml"
 SCREENSHOT = ROOT / "docs" / "img" / "status-page.png"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VPP = [sys.executable, "-m", "vpp", "--json-logs"]
 
 

@@ -44,10 +44,14 @@ def create_app(
     """The web app over `view`. With `token`, every request must carry it (header
     `Authorization: Bearer TOKEN`, or `?token=TOKEN` for the page and its stream).
     `stream_limit` ends each live stream after that many messages (tests)."""
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, and sites are often
+    # offline; the description itself is /openapi.json.
     app = FastAPI(
         title="vpp site status",
         summary="Read-only status of one site: devices, events, reports, plan; metrics.",
         version="1",
+        docs_url=None,
+        redoc_url=None,
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(view.metrics))
@@ -58,6 +62,8 @@ def create_app(
         async def _auth(
             request: Request, call_next: Callable[[Request], Awaitable[Response]]
         ) -> Response:
+            if request.url.path.startswith("/static/"):
+                return await call_next(request)  # the page's code and library: no site data
             given = request.query_params.get("token", "")
             header = request.headers.get("authorization", "")
             if header.lower().startswith("bearer "):

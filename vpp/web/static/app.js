@@ -93,6 +93,8 @@
     window.vppUpdates += 1;
   }
 
+  $("openapi").href += q;
+  $("metrics").href += q;
   fetch("api/page" + q).then((r) => r.json()).then(render);
   const source = new EventSource("api/stream" + q);
   source.onopen = () => { $("live").textContent = "streaming"; };
