@@ -77,9 +77,7 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
         stop = asyncio.Event()
         ready = asyncio.Event()
         op = asyncio.create_task(
-            operator.run(
-                [TimedEvent(SEND_AT, json.loads(event.to_json()))], ready
-            )
+            operator.run([TimedEvent(SEND_AT, json.loads(event.to_json()))], ready)
         )
         await ready.wait()
         run = asyncio.create_task(run_with_page(agent.run, app, sock, stop))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -49,10 +50,20 @@ def url_from_log(log: Path, deadline_s: float = 30.0) -> str:
     raise AssertionError(f"no http_serving line within {deadline_s} s:\n{log.read_text()[-2000:]}")
 
 
+@dataclass
+class Running:
+    """The agent with its page at `url`, against the simulated office on `broker`."""
+
+    url: str
+    broker: Broker
+    agent: subprocess.Popen[bytes]
+    log: Path
+
+
 @pytest.fixture
-def site_running(fresh_mosquitto: Broker, tmp_path: Path) -> Iterator[tuple[str, Broker]]:
+def site_running(fresh_mosquitto: Broker, tmp_path: Path) -> Iterator[Running]:
     """`vpp sim` serving the office on ports from the OS and `vpp run --http 127.0.0.1:0`
-    against it; yields the page's address."""
+    against it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     sim = subprocess.Popen(
         [*VPP, "sim", str(OFFICE), "--any-port", "--json", "--broker", fresh_mosquitto.url],
@@ -76,20 +87,19 @@ def site_running(fresh_mosquitto: Broker, tmp_path: Path) -> Iterator[tuple[str,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
             )
-        yield url_from_log(log), fresh_mosquitto
+        yield Running(url_from_log(log), fresh_mosquitto, agent, log)
     finally:
-        if agent is not None:
+        if agent is not None and agent.poll() is None:
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=30)
         sim.send_signal(signal.SIGTERM)
         sim.wait(timeout=30)
-    assert agent.returncode == 0, log.read_text()[-3000:]
 
 
 def test_the_status_page_follows_the_site_live_and_shows_an_event(
-    site_running: tuple[str, Broker],
+    site_running: Running,
 ) -> None:
-    url, broker = site_running
+    url, broker = site_running.url, site_running.broker
     http = httpx.Client(base_url=url, timeout=30)
     api = openapi_of(http.get("/openapi.json").json())
     before = http.get("/metrics").text
@@ -157,3 +167,14 @@ def test_the_status_page_follows_the_site_live_and_shows_an_event(
     assert now[polls] > was[polls]
     assert now[("vpp_event_requested_kw", (("event_id", "page-1"),))] == 80.0
     assert now[("vpp_broker_connected", ())] == 1.0
+
+    # SIGTERM with the live stream open: the stream ends, the agent exits cleanly.
+    with http.stream("GET", "/api/stream") as stream:
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))
+        site_running.agent.send_signal(signal.SIGTERM)
+        rest = list(lines)  # returns once the server has closed the stream
+    assert site_running.agent.wait(timeout=30) == 0
+    log = site_running.log.read_text()
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+    assert len([x for x in rest if x.startswith("data: ")]) <= 2

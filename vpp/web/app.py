@@ -4,6 +4,7 @@ vpp.view.SiteView."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,11 +40,10 @@ def create_app(
     *,
     token: str | None = None,
     stream_period_s: float = STREAM_PERIOD_S,
-    stream_limit: int | None = None,
 ) -> FastAPI:
     """The web app over `view`. With `token`, every request must carry it (header
-    `Authorization: Bearer TOKEN`, or `?token=TOKEN` for the page and its stream).
-    `stream_limit` ends each live stream after that many messages (tests)."""
+    `Authorization: Bearer TOKEN`, or `?token=TOKEN` for the page and its stream); the live
+    stream sends every `stream_period_s` of `clock`."""
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, and sites are often
     # offline; the description itself is /openapi.json.
     app = FastAPI(
@@ -53,6 +53,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    # Set by vpp.web.server.serve when stopping: open streams end at once, cleanly.
+    closing = app.state.closing = asyncio.Event()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(view.metrics))
 
@@ -119,11 +121,15 @@ def create_app(
     # 3.1 document, which 3.1 validators refuse.
     @app.get("/api/stream", response_class=EventSourceResponse, include_in_schema=False)
     async def stream() -> AsyncIterator[PageState]:
-        sent = 0
-        while stream_limit is None or sent < stream_limit:
+        while not closing.is_set():
             yield page_state(view)
-            sent += 1
-            await clock.sleep(stream_period_s)
+            pause = asyncio.ensure_future(clock.sleep(stream_period_s))
+            closed = asyncio.ensure_future(closing.wait())
+            try:
+                await asyncio.wait({pause, closed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                pause.cancel()
+                closed.cancel()
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -1,11 +1,11 @@
-"""`/metrics`: the agent's counters and gauges (vpp.view.AgentMetrics) in Prometheus text
-format, read from the view at each scrape (a collector, so nothing is counted twice)."""
+"""`/metrics`: the agent's counters and gauges (vpp.view.AgentMetrics) as Prometheus metric
+families, read from the view at each scrape (a collector: the counts live where the work
+happens, nothing is counted twice)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -96,10 +96,3 @@ class AgentCollector(Collector):
             "Connections made to the broker since start (1 + reconnects).",
             value=m.broker_connects,
         )
-
-
-def metrics_text(read: Callable[[], AgentMetrics | None]) -> bytes:
-    """The Prometheus text exposition of `read()` (empty when it gives None)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(read))
-    return generate_latest(registry)

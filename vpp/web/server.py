@@ -107,6 +107,9 @@ async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event) -> None:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
+        closing = getattr(app.state, "closing", None)
+        if isinstance(closing, asyncio.Event):
+            closing.set()  # the app's open streams end first
         server.should_exit = True
         try:
             await task
@@ -121,11 +124,19 @@ async def run_with_page(
     sock: socket.socket,
     stop: asyncio.Event,
 ) -> None:
-    """`run(stop)` (the agent) with the page served beside it in the same loop, until both
-    end; the page stops when `run` does, for whatever reason."""
+    """`run(...)` (the agent) with the page served beside it in the same loop until `stop` is
+    set or the agent ends. The page stops first (open streams get a second), so that no
+    request reads the agent's store once it is closed; a page that fails leaves the agent
+    running."""
     page = asyncio.create_task(serve(app, sock, stop), name="page")
+    agent_stop = asyncio.Event()
+    agent = asyncio.create_task(run(agent_stop), name="agent")
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await run(stop)
+        await asyncio.wait({agent, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        stopping.cancel()
         stop.set()
         await page
+        agent_stop.set()
+        await agent
