@@ -17,6 +17,7 @@ from playwright.async_api import async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 from devices.clock import VirtualClock, WallClock
+from simulators.faults import Faults
 from tests.conftest import Broker
 from tests.web.openapi_check import check, openapi_of
 from vpp.agent_view import AgentView
@@ -170,6 +171,21 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
             solves = ("vpp_plan_solve_seconds_count", ())
             assert during[solves] > before[solves]
             assert during[("vpp_control_cycle_lateness_seconds_count", ())] > 0
+
+            # A device that refuses its reads: its failures counted, its health on the page.
+            failures = ("vpp_device_poll_failures_total", (("device", "pv1"),))
+            assert during[failures] == 0.0
+            async with clock.hold():
+                await sim.set_fault("pv1", Faults(exception_code=4))
+            for _ in range(60):  # bounded: 60 × 5 virtual s (pv1 is read every 60 s)
+                await clock.sleep(5)
+                if (await metrics())[failures] > 0:
+                    break
+            assert (await metrics())[failures] >= 1.0
+            pv = next(d for d in await get("/api/devices") if d["id"] == "pv1")
+            assert pv["health"] in ("degraded", "offline") and "exception code 4" in pv["reason"], (
+                pv
+            )
 
             await until(lambda: operator.reports, "the first interval's report")
             partial = await get("/api/events/api-1/report")
