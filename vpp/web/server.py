@@ -10,8 +10,9 @@ import contextlib
 import ipaddress
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 import uvicorn
@@ -119,7 +120,7 @@ async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event) -> None:
 
 
 async def run_with_page(
-    run: Callable[[asyncio.Event], Awaitable[None]],
+    run: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
     app: FastAPI,
     sock: socket.socket,
     stop: asyncio.Event,
