@@ -16,6 +16,7 @@ from vpp.view import (
     DeviceMetrics,
     DeviceStatus,
     EventStatus,
+    PlanRow,
     SiteStatus,
     SiteTarget,
 )
@@ -24,6 +25,8 @@ HISTORY = timedelta(hours=3)
 """How far back the chart goes."""
 AHEAD = timedelta(hours=6)
 """How far ahead the chart shows the plan."""
+PLAN_AHEAD = timedelta(hours=4)
+"""How far ahead the plan's table goes."""
 
 
 class AgentView:
@@ -103,6 +106,29 @@ class AgentView:
         g = plan.grid
         steps = ((g.start + k * g.step, kw) for k, kw in enumerate(plan.schedule.site_import_kw))
         return {t: kw for t, kw in steps if start <= t < end}
+
+    def plan(self) -> list[PlanRow]:
+        plan = self.dr.plan if self.dr else None
+        if plan is None:
+            return []
+        g, sched = plan.grid, plan.schedule
+        now = self.agent.clock.now()
+        kind = {d.id: str(d.kind) for d in self.agent.site.devices}
+        rows = []
+        for k in range(g.steps):
+            start = g.start + k * g.step
+            if start + g.step <= now:
+                continue
+            if start >= now + PLAN_AHEAD:
+                break
+            by_kind: dict[str, float] = {}
+            for asset, series in sched.power_kw.items():
+                name = kind.get(asset, "other")
+                by_kind[name] = by_kind.get(name, 0.0) + series[k]
+            rows.append(
+                PlanRow(start=start, site_import_kw=sched.site_import_kw[k], power_kw=by_kind)
+            )
+        return rows
 
     def chart(self) -> Chart:
         snap = self.agent.snapshot()

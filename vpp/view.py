@@ -109,12 +109,22 @@ class Chart(_View):
     plan_kw: list[float | None]
 
 
+class PlanRow(_View):
+    """One step of the current plan: its start, the predicted site import and the planned
+    power per device kind (kW, consumption positive: a discharging battery is negative)."""
+
+    start: datetime
+    site_import_kw: float
+    power_kw: dict[str, float]
+
+
 class PageState(_View):
     """Everything the page shows at once (what the live stream sends)."""
 
     status: SiteStatus
     devices: list[DeviceStatus]
     events: list[EventStatus]
+    plan: list[PlanRow]
     chart: Chart
 
 
@@ -157,6 +167,10 @@ class SiteView(Protocol):
     def report(self, event_id: str) -> dict[str, Any] | None:
         """The event's latest stored report (vpp.grid.messages.ExtendedReport); None if the
         event is unknown, an empty dict if it has none yet."""
+        ...
+
+    def plan(self) -> list[PlanRow]:
+        """The plan's steps for the next hours (none without a plan)."""
         ...
 
     def chart(self) -> Chart: ...

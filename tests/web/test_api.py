@@ -132,6 +132,12 @@ async def test_the_api_answers_by_its_openapi_and_metrics_move_through_an_event(
             meter = next(d for d in devices if d["id"] == "meter")
             assert meter["health"] == "online" and meter["values"]["import_power_kw"] > 0
             assert any(d["last_command"] for d in devices)  # the battery's mode at least
+            plan = await get("/api/plan")  # the plan for the next 4 h, per 15-min step
+            now = clock.now()
+            starts = [datetime.fromisoformat(r["start"]) for r in plan]
+            assert starts[0] <= now < starts[1] and starts[-1] < now + timedelta(hours=4)
+            assert starts[-1] + timedelta(minutes=15) >= now + timedelta(hours=4)
+            assert "battery" in plan[0]["power_kw"]
             before = await metrics()
             assert clock.now() < SEND_AT
             assert ("vpp_event_responses_total", (("status", "received"),)) not in before

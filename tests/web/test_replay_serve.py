@@ -89,6 +89,7 @@ def test_replay_serve_shows_the_runs_outputs(tmp_path: Path) -> None:
         assert all(d["values"] for d in devices if d["health"] == "online")
         chart = check(api, http.get("/api/chart"))
         assert sum(v is not None for v in chart["import_kw"]) >= 55  # 1-min windows of the hour
+        assert check(api, http.get("/api/plan")) == []  # a run's plans are not kept
         assert http.get("/metrics").text == ""  # nothing runs
 
         with sync_playwright() as pw:

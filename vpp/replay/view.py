@@ -14,7 +14,7 @@ from vpp.replay.scenario import Scenario
 from vpp.replay.summary import SUMMARY_FILE
 from vpp.store.store import Store
 from vpp.store_view import StoredSite
-from vpp.view import AgentMetrics, Chart, DeviceStatus, EventStatus, SiteStatus
+from vpp.view import AgentMetrics, Chart, DeviceStatus, EventStatus, PlanRow, SiteStatus
 
 
 class ReplayView:
@@ -82,6 +82,9 @@ class ReplayView:
 
     def report(self, event_id: str) -> dict[str, Any] | None:
         return self.stored.latest_report(event_id)
+
+    def plan(self) -> list[PlanRow]:
+        return []  # the run's plans are not kept
 
     @functools.cache  # noqa: B019
     def chart(self) -> Chart:

@@ -19,7 +19,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from devices.clock import Clock
 from vpp.grid.messages import ExtendedReport
-from vpp.view import Chart, DeviceStatus, EventStatus, PageState, SiteStatus, SiteView
+from vpp.view import (
+    Chart,
+    DeviceStatus,
+    EventStatus,
+    PageState,
+    PlanRow,
+    SiteStatus,
+    SiteView,
+)
 from vpp.web.metrics import AgentCollector
 
 STATIC = Path(str(files("vpp.web") / "static"))
@@ -30,7 +38,11 @@ STREAM_PERIOD_S = 2.0
 def page_state(view: SiteView) -> PageState:
     """Everything the page shows, read at once."""
     return PageState(
-        status=view.status(), devices=view.devices(), events=view.events(), chart=view.chart()
+        status=view.status(),
+        devices=view.devices(),
+        events=view.events(),
+        plan=view.plan(),
+        chart=view.chart(),
     )
 
 
@@ -107,6 +119,10 @@ def create_app(
         if rep is None:
             raise HTTPException(404, f"event {event_id!r} has no report yet")
         return ExtendedReport.model_validate_json(json.dumps(rep))
+
+    @app.get("/api/plan", response_model=list[PlanRow], summary="The plan for the next hours")
+    async def plan() -> list[PlanRow]:
+        return view.plan()
 
     @app.get("/api/chart", response_model=Chart, summary="Site import, baseline, target, plan")
     async def chart() -> Chart:

@@ -83,10 +83,21 @@
     }).join("");
   }
 
+  function renderPlan(plan, madeAt) {
+    $("plan-made").textContent = madeAt ? "(made " + when(madeAt) + ")" : "";
+    if (!plan.length) { $("plan").innerHTML = '<p class="muted">No plan.</p>'; return; }
+    const kinds = [...new Set(plan.flatMap((r) => Object.keys(r.power_kw)))].sort();
+    const head = "<tr><th>step</th><th>site import kW</th>" + kinds.map((k) => "<th>" + esc(k) + " kW</th>").join("") + "</tr>";
+    const rows = plan.map((r) => "<tr><td>" + when(r.start) + "</td><td class=num>" + kw(r.site_import_kw) + "</td>" +
+      kinds.map((k) => "<td class=num>" + kw(r.power_kw[k]) + "</td>").join("") + "</tr>").join("");
+    $("plan").innerHTML = "<table><thead>" + head + "</thead><tbody>" + rows + "</tbody></table>";
+  }
+
   function render(state) {
     renderStatus(state.status);
     drawChart(state.chart);
     renderEvents(state.events);
+    renderPlan(state.plan, state.status.plan_made_at);
     renderDevices(state.devices);
     window.vppState = state;
     if ($("live").textContent !== "reconnecting") $("live").textContent = state.status.mode;
