@@ -319,7 +319,11 @@ class Poller:
         MQTT device polled every minute still leaves the plan within a control cycle."""
         clock = self._clock
         while not self._stopping:
-            due = d.next_check_s()
+            try:
+                due = d.next_check_s()
+            except Exception as e:  # a driver's bug must not end the Poller: back to polls
+                self._noticed(st, DeviceError(f"driver error: {e!r}"))
+                due = None
             if due is None:
                 await d.changed.wait()
             else:

@@ -8,6 +8,7 @@ from typing import Any
 
 from vpp.agent import Agent
 from vpp.dr.controller import DrController
+from vpp.grid.fanout import FanoutLink
 from vpp.mqtt_link import MqttLink
 from vpp.store_view import StoredSite
 from vpp.view import (
@@ -38,7 +39,10 @@ class AgentView:
         self.dr = agent.controller if isinstance(agent.controller, DrController) else None
 
     def _link(self) -> MqttLink | None:
-        return self.agent.link if isinstance(self.agent.link, MqttLink) else None
+        """Our MQTT contract's link (also behind a fan-out), whose broker state is shown."""
+        link = self.agent.link
+        links = link.links.values() if isinstance(link, FanoutLink) else [link]
+        return next((x for x in links if isinstance(x, MqttLink)), None)
 
     def status(self) -> SiteStatus:
         a, cfg = self.agent, self.agent.site.config
