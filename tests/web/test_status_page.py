@@ -125,6 +125,12 @@ def test_the_status_page_follows_the_site_live_and_shows_an_event(
                 "document.querySelectorAll('#plan tbody tr').length >= 16", timeout=10_000
             )
             first_ts = page.evaluate("window.vppState.status.now")
+            # The time of the chart's newest import point (the live reading).
+            newest_import = (
+                "(() => { const d = window.vppChart.data;"
+                " return Math.max(...d[0].filter((t, i) => d[1][i] !== null)); })()"
+            )
+            first_point = page.evaluate(newest_import)
 
             sent = subprocess.run(
                 [
@@ -150,6 +156,7 @@ def test_the_status_page_follows_the_site_live_and_shows_an_event(
             table = page.locator("#events").inner_text()
             assert "page-1" in table and "curtail_kw" in table and "opt_in" in table
             assert page.evaluate("window.vppState.status.now") > first_ts
+            assert page.evaluate(newest_import) > first_point  # the chart moved on by itself
             assert page.evaluate("window.vppState.status.target.source") == "event"
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
