@@ -165,8 +165,8 @@ class SiteView(Protocol):
     def events(self) -> list[EventStatus]: ...
 
     def report(self, event_id: str) -> dict[str, Any] | None:
-        """The event's latest stored report (vpp.grid.messages.ExtendedReport); None if the
-        event is unknown, an empty dict if it has none yet."""
+        """The event's latest stored report (vpp.grid.messages.ExtendedReport's fields);
+        None while it has none, or when there is no such event."""
         ...
 
     def plan(self) -> list[PlanRow]:

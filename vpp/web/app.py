@@ -1,6 +1,5 @@
-"""The status page, its read-only JSON API (OpenAPI at `/openapi.json`, docs at `/docs`), the
-live stream the page's chart follows (server-sent events) and `/metrics`; all read from one
-vpp.view.SiteView."""
+"""The status page, its read-only JSON API (described at `/openapi.json`), the live stream
+the page follows (server-sent events) and `/metrics`; all read from one vpp.view.SiteView."""
 
 from __future__ import annotations
 
