@@ -224,3 +224,21 @@ def test_plain_http_is_warned_about_off_loopback_only(monkeypatch: pytest.Monkey
             Oadr3Link(site, VirtualClock(NOW), None)
         warned.append([e["vtn_url"] for e in logs if e["event"] == "openadr3_plain_http"])
     assert warned == [[], [], ["http://vtn.example.com"]]
+
+
+@pytest.mark.timeout(60)
+async def test_a_vtn_that_hangs_is_a_timeout_and_a_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = VirtualClock(NOW, max_hold_wall_s=30.0)
+    with serve() as vtn:
+        site = oadr3_site(vtn, monkeypatch, poll_s=2)
+        link = Oadr3Link(site, clock, None, timeout_s=0.3)
+        async with running(link):
+            await advance_until(clock, lambda: link.polls >= 1, 30)
+            vtn.faults = {"/events": "hang"}
+            with structlog.testing.capture_logs() as logs:
+                await advance_until(clock, lambda: link.failures >= 2, 60)
+            errors = [e["error"] for e in logs if e["event"] == "openadr3_vtn_failed"]
+            assert errors and all("GET /events: ReadTimeout" in e for e in errors), errors
+            vtn.faults = {}
+            polls = link.polls
+            await advance_until(clock, lambda: link.polls > polls, 60)

@@ -18,6 +18,7 @@ sent, and this VTN answered, nothing but spec-valid bodies. `vtn.faults` makes i
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
@@ -87,7 +88,7 @@ class Vtn:
     token_lifetime_s: int = 3600
     exchanges: list[Exchange] = field(default_factory=list)
     faults: dict[str, str] = field(default_factory=dict)
-    """Path prefix → fault: `bad_json`, `wrong_types`, `500`."""
+    """Path prefix → fault: `bad_json`, `wrong_types`, `500`, `hang` (answers after 3 s)."""
     base_url: str = ""
     token_url: str | None = None
     """What /auth/server names as the token endpoint (default: this VTN's /auth/token); a
@@ -240,7 +241,10 @@ def make_app(vtn: Vtn) -> Starlette:
                 return fault
         return None
 
-    def faulty(request: Request, fault: str) -> Response:
+    async def faulty(request: Request, fault: str) -> Response:
+        if fault == "hang":
+            await asyncio.sleep(3.0)
+            return problem(503, "Service Unavailable", "too late")
         if fault == "bad_json":
             return Response("{not json", media_type="application/json")
         if fault == "500":
@@ -254,7 +258,7 @@ def make_app(vtn: Vtn) -> Starlette:
     async def guard(request: Request) -> tuple[str | None, Response | None]:
         fault = fault_for(request.url.path)
         if fault is not None:
-            return None, faulty(request, fault)
+            return None, await faulty(request, fault)
         header = request.headers.get("authorization", "")
         token = header[7:] if header.lower().startswith("bearer ") else ""
         client_id = vtn.tokens.get(token)
@@ -266,14 +270,14 @@ def make_app(vtn: Vtn) -> Starlette:
     async def auth_server(request: Request) -> Response:
         fault = fault_for(request.url.path)
         if fault is not None:
-            return faulty(request, fault)
+            return await faulty(request, fault)
         data = {"tokenURL": vtn.token_url or f"{vtn.base_url}/auth/token"}
         return answer(request, None, None, 200, data, {"$ref": _ref("authServerInfo")})
 
     async def auth_token(request: Request) -> Response:
         fault = fault_for(request.url.path)
         if fault is not None:
-            return faulty(request, fault)
+            return await faulty(request, fault)
         # application/x-www-form-urlencoded, as RFC 6749 says (no multipart to parse).
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         problems = spec.requests().problems("clientCredentialRequest", form)

@@ -114,6 +114,7 @@ class Oadr3Link:
         *,
         config: OpenAdr3Config | None = None,
         backoff_max_s: float = BACKOFF_MAX_S,
+        timeout_s: float = TIMEOUT_S,
     ) -> None:
         cfg = config or site.config.grid.openadr3
         if cfg is None:
@@ -127,6 +128,7 @@ class Oadr3Link:
         self.simple_levels_kw = dict(site.config.grid.simple_levels_kw)
         self.resource_name = site.id
         self._backoff_max_s = backoff_max_s
+        self._timeout_s = timeout_s
         self._inbox: asyncio.Queue[InboundGridMessage] = asyncio.Queue()
         self._programs: dict[str, str] = {}
         self._logged: set[str] = set()
@@ -160,7 +162,7 @@ class Oadr3Link:
     # -- GridLink -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        timeout = httpx.Timeout(TIMEOUT_S)
+        timeout = httpx.Timeout(self._timeout_s)
         async with httpx.AsyncClient(timeout=timeout, verify=self._tls) as http:
             self.client = VtnClient(self.base_url, self.clock, self.tokens, http)
             async with asyncio.TaskGroup() as tg:
