@@ -23,7 +23,7 @@ import ipaddress
 import json
 import os
 import ssl
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -41,7 +41,7 @@ from vpp.grid.oadr3.mapping import Unmappable, cancel_of, map_event, native_id
 from vpp.grid.oadr3.notifier import MqttNotifier, discover, listen
 from vpp.grid.oadr3.reports import REPORTED_TYPES, flexibility_body, report_body
 from vpp.grid.oadr3.state import TrackedEvent, VenState
-from vpp.grid.types import parse_time
+from vpp.grid.types import parse_duration, parse_time
 from vpp.site import OpenAdr3Config, Site
 from vpp.store.store import Store
 
@@ -51,6 +51,9 @@ PAGE = 50
 """`limit` of every list request: the spec's maximum."""
 MAX_PAGES = 20
 """At most this many pages of one list per poll (1000 objects)."""
+FORGET_AFTER = timedelta(days=2)
+"""An event the VTN no longer lists is forgotten this long after its end (its reports are
+out by then)."""
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 30.0
 
@@ -419,7 +422,20 @@ class Oadr3Link:
             tracked.modification += 1
             self._deliver(oadr_id, cancel_of(tracked.native, tracked.modification))
             log.info("openadr3_event_gone", vtn_event=oadr_id, native_id=tracked.native_id)
+        self._forget_old(seen, now)
         self.state.save()
+
+    def _forget_old(self, seen: set[str], now: datetime) -> None:
+        """Forget events the VTN no longer lists that ended (or were first seen) more than
+        FORGET_AFTER ago: the state stays the size of what is current."""
+        for oadr_id, tracked in list(self.state.events.items()):
+            if oadr_id in seen:
+                continue
+            since = parse_time(tracked.first_seen)
+            if tracked.native is not None:
+                since = max(since, _end(tracked.native))
+            if now - since > FORGET_AFTER:
+                del self.state.events[oadr_id]
 
     def _track(self, event: wire.Event, digest: str) -> None:
         tracked = self.state.events.get(event.id)
@@ -552,8 +568,10 @@ def _first(e: ValidationError) -> str:
     return f"{loc}: {err['msg']}"
 
 
-def _ended(native: dict[str, Any], now: datetime) -> bool:
-    from vpp.grid.types import parse_duration
-
+def _end(native: dict[str, Any]) -> datetime:
     last = native["intervals"][-1]
-    return parse_time(last["start"]) + parse_duration(last["duration"]) <= now
+    return parse_time(last["start"]) + parse_duration(last["duration"])
+
+
+def _ended(native: dict[str, Any], now: datetime) -> bool:
+    return _end(native) <= now
