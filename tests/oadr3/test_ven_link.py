@@ -95,9 +95,9 @@ async def test_changed_and_deleted_events_are_modifications_and_cancels(
         assert len(vtn.objects["vens"]) == 1 and len(vtn.objects["resources"]) == 1
         # Events the VTN no longer lists are forgotten two days after their end.
         assert ev["id"] in again.state.events
-        again._forget_old({ev2["id"]}, start + timedelta(days=1))
+        again.tracker.forget_old({ev2["id"]}, start + timedelta(days=1))
         assert ev["id"] in again.state.events
-        again._forget_old({ev2["id"]}, start + timedelta(days=3))
+        again.tracker.forget_old({ev2["id"]}, start + timedelta(days=3))
         assert set(again.state.events) == {ev2["id"]}
         store.close()
     assert vtn.bad_exchanges() == []

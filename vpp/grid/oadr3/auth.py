@@ -67,7 +67,7 @@ class TokenSource:
         try:
             token = Token.model_validate(data)
         except ValidationError as e:
-            raise VtnError(f"{what}: not a token response ({_first(e)})") from e
+            raise VtnError(f"{what}: not a token response ({e.errors()[0]['msg']})") from e
         if token.token_type.lower() != "bearer":
             raise VtnError(f"{what}: token_type {token.token_type!r} is not Bearer")
         self._token = token.access_token
@@ -91,9 +91,3 @@ class TokenSource:
             pass  # not offered (it is optional): the spec's default path
         self._token_url = url
         return url
-
-
-def _first(e: ValidationError) -> str:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "$"
-    return f"{loc}: {err['msg']}"
