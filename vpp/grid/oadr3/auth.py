@@ -10,14 +10,11 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from devices.clock import Clock
+from vpp.grid.oadr3.errors import VtnError
 from vpp.grid.oadr3.wire import AuthServer, Token
 
 if TYPE_CHECKING:
     from vpp.grid.oadr3.client import VtnClient
-
-
-class VtnError(RuntimeError):
-    """A request to the VTN failed; the message is one line naming the request."""
 
 
 RENEW_AT = 0.8
@@ -56,11 +53,9 @@ class TokenSource:
             "client_id": self.client_id,
             "client_secret": self._secret,
         }
-        from vpp.grid.oadr3.client import decode
-
         what = f"POST {url} (token)"
         try:
-            data = decode(await client.send("POST", url, what, form=form), what)
+            data = client.decode(await client.send("POST", url, what, form=form), what)
         except VtnError:
             self._token_url = None  # look it up again: the VTN may have moved it
             raise
@@ -82,10 +77,9 @@ class TokenSource:
         if self._token_url is not None:
             return self._token_url
         url = "/auth/token"
+        what = "GET /auth/server"
         try:
-            from vpp.grid.oadr3.client import decode
-
-            data = decode(await client.send("GET", "/auth/server", "GET /auth/server"), "")
+            data = client.decode(await client.send("GET", "/auth/server", what), what)
             url = AuthServer.model_validate(data).tokenURL
         except (VtnError, ValidationError):
             pass  # not offered (it is optional): the spec's default path

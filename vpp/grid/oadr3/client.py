@@ -9,13 +9,16 @@ request, which the link logs and retries with backoff.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
 
 from devices.clock import Clock
-from vpp.grid.oadr3.auth import TokenSource, VtnError
+from vpp.grid.oadr3.errors import VtnError
+
+if TYPE_CHECKING:
+    from vpp.grid.oadr3.auth import TokenSource
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +63,11 @@ class VtnClient:
                 continue
             return decode(response, what)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def decode(response: httpx.Response, what: str) -> Any:
+        """A 2xx response's JSON body, else VtnError (see `decode`)."""
+        return decode(response, what)
 
     async def send(
         self,

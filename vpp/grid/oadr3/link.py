@@ -29,8 +29,9 @@ import structlog
 from devices.clock import Clock
 from vpp.grid.link import InboundGridMessage
 from vpp.grid.messages import Response
-from vpp.grid.oadr3.auth import TokenSource, VtnError
+from vpp.grid.oadr3.auth import TokenSource
 from vpp.grid.oadr3.client import TIMEOUT_S, VtnClient
+from vpp.grid.oadr3.errors import VtnError
 from vpp.grid.oadr3.notifier import MqttNotifier, discover, listen
 from vpp.grid.oadr3.outgoing import ReportMaker
 from vpp.grid.oadr3.registration import register

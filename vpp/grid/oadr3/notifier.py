@@ -17,8 +17,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from devices.clock import Clock
-from vpp.grid.oadr3.auth import VtnError
 from vpp.grid.oadr3.client import VtnClient
+from vpp.grid.oadr3.errors import VtnError
 
 log = structlog.get_logger(__name__)
 

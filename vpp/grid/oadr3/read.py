@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from vpp.grid.oadr3.auth import VtnError
+from vpp.grid.oadr3.errors import VtnError
 
 log = structlog.get_logger(__name__)
 
