@@ -107,7 +107,7 @@ async def test_cap_event_from_the_vtn_is_carried_out_and_reported(
             minutes = _meter(tmp_path / "s.sqlite", a, a + STEP)
             assert len(minutes) >= 9
             assert math.fsum(minutes) / len(minutes) <= cap, (i, minutes)
-            assert max(minutes) <= cap + 3.0, (i, minutes)
+            assert max(minutes) <= cap + 5.0, (i, minutes)  # no minute far over it
 
         # Reported as the descriptors ask, every interval and a final one.
         reports = sorted(vtn.objects["reports"].values(), key=lambda r: r["createdDateTime"])
