@@ -15,7 +15,8 @@ response times are the agent's wall clock):
 
 With polling, the expected delay is half the poll period plus the agent's own time; the
 notifier removes the first part. Prints JSON with CPU time and load average beside wall time.
-Run: `PYTHONPATH=. .venv/bin/python bench/openadr3.py [--events 10] [--poll-s 5]`.
+Run: `PYTHONPATH=. .venv/bin/python bench/openadr3.py [--events 10] [--poll-s 5]
+[--modes poll,notifier]`; `per_event_ms` lists each event's (opt_in, setpoint).
 """
 
 from __future__ import annotations
@@ -187,15 +188,16 @@ async def measure(mode: str, k: int, poll_s: float, workdir: Path) -> dict[str, 
         "opt_in_ms": _stats([r["opt_in_ms"] for r in rows]),
         "setpoint_ms": _stats([r["setpoint_ms"] for r in rows]),
         "notifications": notified,
+        "per_event_ms": [[round(r["opt_in_ms"], 1), round(r["setpoint_ms"], 1)] for r in rows],
         "wall_s": round(wall_s, 1),
         "cpu_s": round(cpu_s, 1),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-async def bench(k: int, poll_s: float) -> dict[str, Any]:
+async def bench(k: int, poll_s: float, modes: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="vpp-bench-oadr3-") as tmp:
-        results = [await measure(mode, k, poll_s, Path(tmp)) for mode in ("poll", "notifier")]
+        results = [await measure(mode, k, poll_s, Path(tmp)) for mode in modes]
     return {"cpus": os.cpu_count(), "results": results}
 
 
@@ -203,9 +205,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=10, help="events per mode (10)")
     ap.add_argument("--poll-s", type=float, default=5.0, help="the VEN's poll period (5)")
+    ap.add_argument(
+        "--modes", default="poll,notifier", help="poll, notifier or both (poll,notifier)"
+    )
     args = ap.parse_args()
+    modes = args.modes.split(",")
+    if not set(modes) <= {"poll", "notifier"}:
+        ap.error(f"--modes: poll and/or notifier, got {args.modes!r}")
     configure_logging("WARNING")
-    print(json.dumps(asyncio.run(bench(args.events, args.poll_s)), indent=2))
+    print(json.dumps(asyncio.run(bench(args.events, args.poll_s, modes)), indent=2))
 
 
 if __name__ == "__main__":
