@@ -63,7 +63,8 @@ class Event(_Read):
     modificationDateTime: StrictStr | None = None
     eventName: StrictStr | None = None
     priority: StrictInt | None = None
-    targets: list[StrictStr] | None = None
+    targets: list[Any] | None = None
+    """Not read (the VTN filters by `targets=`): 3.0 VTNs send valuesMaps here, 3.1 strings."""
     reportDescriptors: list[ReportDescriptor] | None = None
     payloadDescriptors: list[PayloadDescriptor] | None = None
     intervalPeriod: IntervalPeriod | None = None
