@@ -72,3 +72,21 @@ def test_write_outputs_writes_summary_and_plots(tmp_path: Path, run: tuple[Store
     assert names == sorted([*PLOT_FILES, "summary.json"])
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
     assert summary["strategy"] == "rules" and summary["events"][0]["delivered_ratio"] is not None
+
+
+def test_the_battery_line_breaks_while_the_battery_is_offline(tmp_path: Path) -> None:
+    """Offline from 10:00 to 10:30 (no samples): the SoC line has a gap there, not a straight
+    line from the last reading to the next."""
+    from datetime import timedelta
+
+    from vpp.replay import readings as rd
+
+    store = Store(":memory:")
+    fill(store, "bat1", "soc_pct", DAY0, 10 * 60, lambda t: 60.0)
+    fill(store, "bat1", "soc_pct", DAY0 + timedelta(hours=10, minutes=30), 60, lambda t: 40.0)
+    samples = rd.points(store, "bat1", "soc_pct", DAY0, DAY0 + timedelta(days=1))
+    line = rd.gapped(samples, timedelta(minutes=3))
+    assert len(line) == len(samples) + 1
+    (hole,) = [(t, v) for t, v in line if v != v]  # NaN
+    assert DAY0 + timedelta(hours=10) <= hole[0] < DAY0 + timedelta(hours=10, minutes=30)
+    assert rd.gapped(samples[:600], timedelta(minutes=3)) == samples[:600]

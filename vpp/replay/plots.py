@@ -73,6 +73,7 @@ class _Data:
     ) -> None:
         self.store, self.sc = store, scenario
         self.step = rd.resolution(scenario)
+        self.max_gap = 3 * self.step  # longer without a sample: the device was offline
         self.meter = rd.site_import(store, scenario, scenario.start, scenario.end)
         self.cf = (
             rd.site_import(counterfactual, scenario, scenario.start, scenario.end)
@@ -242,7 +243,7 @@ def plot_battery_soc(d: _Data, path: Path) -> Path:
     d.shade(ax)
     batteries = d.sc.site.by_kind(Kind.battery)
     for dev in batteries:
-        soc = rd.points(d.store, dev.id, "soc_pct", d.sc.start, d.sc.end)
+        soc = rd.gapped(rd.points(d.store, dev.id, "soc_pct", d.sc.start, d.sc.end), d.max_gap)
         ax.plot(d.xs(soc), [v for _, v in soc], lw=1.4, label=f"{dev.id} SoC")
         if dev.config.soc_reserve_pct is not None:
             ax.axhline(
