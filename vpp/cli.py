@@ -360,6 +360,16 @@ def _event_broker(
         raise ValueError(f"{option.replace('_', '-')}: {msg}") from None
 
 
+def _require_extra(extra: str, what: str) -> None:
+    from vpp.extras import MissingExtra, require
+
+    try:
+        require(extra, what)
+    except MissingExtra as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e
+
+
 def _replay(
     scenario_file: Path,
     out: Path,
@@ -370,6 +380,7 @@ def _replay(
     quiet: bool,
     duration: str | None,
 ) -> dict[str, object]:
+    _require_extra("replay", "vpp replay")
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -488,6 +499,7 @@ def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", help="Output folder."),
 ) -> None:
     """Replay the bundled summer office day with its curtail event (embedded broker)."""
+    _require_extra("replay", "vpp demo")
     scenario = (
         Path(__file__).resolve().parent.parent / "config" / "scenarios" / "office-summer-day.yaml"
     )
@@ -525,6 +537,81 @@ def schema(
     from vpp.file_schemas import schema_text
 
     sys.stdout.write(schema_text(kind))
+
+
+class ExportFormat(StrEnum):
+    """`vpp export --format`'s choices."""
+
+    csv = "csv"
+    parquet = "parquet"
+
+
+ExportTable = StrEnum(  # type: ignore[misc]
+    "ExportTable",
+    {n: n for n in ("energy", "telemetry", "events", "reports", "report_intervals")},
+)
+"""`vpp export --table`'s choices (vpp.export.tables.TABLES; a test keeps them equal)."""
+
+
+@app.command("export")
+def export_cmd(
+    store: Path | None = typer.Option(
+        None, "--store", help="The SQLite store (default: the --site file's store)."
+    ),
+    site_file: Path | None = typer.Option(
+        None,
+        "--site",
+        help="The site file: its time zone (for --from/--to without an offset, and the "
+        "files' times), store, telemetry window and each device's power point.",
+    ),
+    start: str | None = typer.Option(
+        None,
+        "--from",
+        help="ISO 8601 start, e.g. 2026-07-15T00:00+08:00 (no offset: the site's zone; "
+        "default: the store's first telemetry).",
+    ),
+    end: str | None = typer.Option(
+        None, "--to", help="ISO 8601 end, excluded (default: after the store's last telemetry)."
+    ),
+    resolution: str = typer.Option("PT15M", help="Interval length, ISO 8601 (PT1M..P31D)."),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.csv, "--format", help="csv, or parquet (needs the export extra)."
+    ),
+    tables: list[ExportTable] | None = typer.Option(
+        None, "--table", help="Only this table (repeat for more; default: all)."
+    ),
+    out: Path = typer.Option(
+        Path("export"), "--out", help="Output folder (one file per table), or - for stdout."
+    ),
+) -> None:
+    """Export the store's energy per device and interval, telemetry, events and reports as
+    CSV or Parquet files (docs/operations.md, Exports)."""
+    from vpp.export.run import run_export
+
+    if fmt is ExportFormat.parquet:
+        from vpp.extras import MissingExtra, require
+
+        try:
+            require("export", "--format parquet")
+        except MissingExtra as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+    try:
+        written = run_export(
+            store=store,
+            site_file=site_file,
+            start=start,
+            end=end,
+            resolution=resolution,
+            fmt=fmt.value,
+            tables=[t.value for t in tables] if tables else None,
+            out=out,
+        )
+    except ValueError as e:  # ExportError: names the option
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    for path, rows in written:
+        typer.echo(f"{path}: {rows} rows", err=str(out) == "-")
 
 
 @app.command()
