@@ -13,6 +13,9 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from vpp.measure.series import StepSeries
 
 DEFAULT_WINDOW_S = 60.0
 """The store's default window (the site file's `store.telemetry_resolution_s`)."""
@@ -61,36 +64,21 @@ def interval_energy(
     samples: Sequence[tuple[float, float]], intervals: Sequence[Interval], hold: float
 ) -> list[IntervalEnergy]:
     """Integrate a power series (window start unix s, mean kW; oldest first) over each
-    interval. Exact overlaps: a window that straddles two intervals is split between them."""
+    interval (vpp.measure's step series: a window straddling two intervals is split)."""
+    series = StepSeries(
+        ((datetime.fromtimestamp(t, UTC), kw) for t, kw in samples),
+        max_hold=timedelta(seconds=hold),
+    )
     out = []
-    i = 0
-    n = len(samples)
     for iv in intervals:
-        while i < n and _until(samples, i, hold) <= iv.start:
-            i += 1
-        covered = 0.0
-        kws = 0.0
-        j = i
-        while j < n and samples[j][0] < iv.end:
-            lo = max(samples[j][0], iv.start)
-            hi = min(_until(samples, j, hold), iv.end)
-            if hi > lo:
-                covered += hi - lo
-                kws += samples[j][1] * (hi - lo)
-            j += 1
-        length = iv.end - iv.start
-        if covered <= 0:
+        a, b = datetime.fromtimestamp(iv.start, UTC), datetime.fromtimestamp(iv.end, UTC)
+        kwh, covered = series.integral(a, b)
+        if covered <= timedelta(0):
             out.append(IntervalEnergy(None, None, 0.0))
-        else:
-            out.append(IntervalEnergy(kws / 3600.0, kws / covered, min(covered / length, 1.0)))
+            continue
+        mean = kwh / (covered.total_seconds() / 3600.0)
+        out.append(IntervalEnergy(kwh, mean, min(covered / (b - a), 1.0)))
     return out
-
-
-def _until(samples: Sequence[tuple[float, float]], k: int, hold: float) -> float:
-    end = samples[k][0] + hold
-    if k + 1 < len(samples):
-        end = min(end, samples[k + 1][0])
-    return end
 
 
 def rounded(value: float | None, digits: int = 4) -> float | None:

@@ -81,8 +81,10 @@ def energy(reader: StoreReader, r: ExportRange) -> Table:
     t = Table("energy", (*cols, "energy_kwh", "mean_kw", "coverage"))
     intervals = grid(r.start.timestamp(), r.end.timestamp(), r.resolution.total_seconds())
     by_device: dict[str, dict[str, list[TelemetryRow]]] = {}
+    wanted = {*r.power_points.values(), *r.default_power_points}
     for device, name, series in _series(reader, r):
-        by_device.setdefault(device, {})[name] = series
+        if name in wanted:  # only power points are kept in memory
+            by_device.setdefault(device, {})[name] = series
     for device, points in by_device.items():
         point = r.power_points.get(device) or next(
             (p for p in r.default_power_points if p in points), None
