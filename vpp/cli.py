@@ -481,9 +481,10 @@ def replay_cmd(
 
         from vpp.replay.table import comparison_table, render
 
+        other_out = out.parent / f"{out.name}-{compare.value}"
         other = _replay(
             scenario_file,
-            out.parent / f"{out.name}-{compare.value}",
+            other_out,
             compare.value,
             broker,
             counterfactual,
@@ -492,6 +493,18 @@ def replay_cmd(
             duration,
         )
         Console().print(render(comparison_table(first, other)))
+        if first and other:
+            from vpp.replay.compare import write_comparison
+            from vpp.replay.scenario import load_scenario
+
+            sc = load_scenario(scenario_file)
+            sc = sc.with_duration(duration) if duration else sc
+            labels = [str(first.get("strategy")), str(other.get("strategy"))]
+            if labels[0] == labels[1]:
+                labels = [f"{labels[0]} (1)", f"{labels[1]} (2)"]
+            paths = write_comparison(sc, [(labels[0], out), (labels[1], other_out)])
+            if not quiet:
+                typer.echo(f"both on one scale: {paths[0]}, {paths[1]}")
 
 
 @app.command()
