@@ -115,9 +115,9 @@ def test_sim_and_run_without_extras(
     assert served["site_id"] == "office-1" and len(served["devices"]) > 10
 
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{bare_site_packages}"}
+    args = ["run", str(OFFICE), "--broker", url, "--data-dir", str(tmp_path)]
     agent = subprocess.Popen(
-        [sys.executable, "-S", "-m", "vpp", *("run", str(OFFICE), "--broker", url, "--data-dir")]
-        + [str(tmp_path)],
+        [sys.executable, "-S", "-m", "vpp", *args],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

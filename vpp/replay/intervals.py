@@ -3,9 +3,10 @@
 One row per 15-min interval of the run (local time of the scenario, with offset): the site's
 import, the counterfactual's (the same day without events, when it ran), the baseline and
 the target of the event in force, the event's requested and delivered kW and their ratio
-(from the same report as summary.json), and the power of each device kind with the base
-load (import − the devices). Means over the interval in kW, consumption positive; an empty
-field is unknown (under 90 % of the interval covered, or no event).
+(from the same report as summary.json; of the event interval covering most of the row),
+and the power of each device kind with the base load (import − the devices). Means over the
+interval in kW, consumption positive; an empty field is unknown (under 90 % of the interval
+covered, or no event).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from vpp.measure import EventReport
+from vpp.measure.report import IntervalReport
 from vpp.measure.series import DEFAULT_STEP, StepSeries, ceil_to, floor_to, grid
 from vpp.replay import readings as rd
 from vpp.replay.scenario import Scenario
@@ -82,12 +84,18 @@ def interval_rows(
         samples = rd.points(store, dev.id, "power_kw", sc.start, sc.end)
         if samples:
             kinds.setdefault(str(dev.kind), []).append(rd.step_series(samples, step, dev.id))
-    by_start = {  # each 15-min slot of an event's (maybe longer) reported interval
-        slot: (ev_id, rep.signal, iv)
-        for ev_id, rep in reports.items()
-        for iv in rep.intervals
-        for slot in grid(floor_to(iv.start), ceil_to(iv.start + iv.duration))
-    }
+    # Each row takes the event interval covering most of it (events need not start on the
+    # quarter hour; a longer interval covers several rows).
+    by_start: dict[datetime, tuple[str, str, IntervalReport]] = {}
+    best: dict[datetime, timedelta] = {}
+    for ev_id, rep in reports.items():
+        for iv in rep.intervals:
+            iv_end = iv.start + iv.duration
+            for slot in grid(floor_to(iv.start), ceil_to(iv_end)):
+                overlap = min(iv_end, slot + DEFAULT_STEP) - max(iv.start, slot)
+                if overlap > best.get(slot, timedelta(0)):
+                    best[slot] = overlap
+                    by_start[slot] = (ev_id, rep.signal, iv)
     out = []
     for a in grid(start, end, DEFAULT_STEP) if end > start else []:
         b = a + DEFAULT_STEP
