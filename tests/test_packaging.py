@@ -1,11 +1,12 @@
-"""Packaging (issue 16 point 6): a site agent installed without extras runs; the commands
-that need an extra say in one line what to install.
+"""Packaging (issue 16 point 6): the wheel, installed without extras, runs a site agent;
+the commands that need an extra say in one line what to install.
 
-"Without extras" is this venv's site-packages seen through a folder of links that leaves
-out the replay and export extras' libraries (matplotlib, amqtt, pyarrow), run with `python
--S` so that folder is all the interpreter sees: to `vpp` they are not installed. (A fresh
-venv with `pip install .` would take minutes; the import contract in pyproject.toml keeps
-the site agent's modules off those libraries at every `make test`.)
+The wheel is built from a copy of this checkout (no build isolation: offline) and installed
+with `--no-deps` into a fresh venv. Its dependencies come from this venv's site-packages
+seen through a folder of links that leaves out the replay and export extras' libraries
+(matplotlib, amqtt, pyarrow), on PYTHONPATH: to that `vpp` they are not installed, and
+neither is this checkout (the bundled profiles and sites come from the wheel's data files).
+The import contract in pyproject.toml keeps the site agent's modules off those libraries.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,23 +42,63 @@ def bare_site_packages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     site = Path(sysconfig.get_paths()["purelib"])
     view = tmp_path_factory.mktemp("no-extras")
     for entry in site.iterdir():
-        if LEFT_OUT.match(entry.name) or entry.suffix == ".pth":
+        if (
+            LEFT_OUT.match(entry.name)
+            or entry.suffix == ".pth"
+            or entry.name.startswith("__editable__")
+        ):
             continue
         (view / entry.name).symlink_to(entry)
     yield view
 
 
-def bare(view: Path, *args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`python -S -m vpp ARGS` seeing only `view` (and this checkout) as installed."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{view}", "COLUMNS": "200"}
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with only the wheel of this checkout installed; returns its bin/."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("vpp", "devices", "optimiser", "simulators", "building", "config"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    # Without PYTHONPATH: pip would take this checkout on it for an installed vpp.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp), str(src)],
+        check=True,
+        timeout=300,
+        env=env,
+    )
+    (wheel,) = tmp.glob("vpp-*.whl")
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [*pip, "--python", str(venv / "bin" / "python"), "install", "--no-deps", str(wheel)],
+        check=True,
+        timeout=300,
+        env=env,
+    )
+    return venv / "bin"
+
+
+def bare(
+    bin_dir: Path, view: Path, *args: str | Path, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The installed `vpp ARGS`, its dependencies from `view` only."""
     return subprocess.run(
-        [sys.executable, "-S", "-m", "vpp", *map(str, args)],
+        [str(bin_dir / "vpp"), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=ROOT,
-        env=env,
+        cwd=cwd or bin_dir,
+        env=_env(view),
     )
+
+
+def _env(view: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(view), "COLUMNS": "200"}
 
 
 def _one_line(r: subprocess.CompletedProcess[str], code: int, *names: str) -> None:
@@ -68,58 +110,86 @@ def _one_line(r: subprocess.CompletedProcess[str], code: int, *names: str) -> No
         assert n in line, line
 
 
-def test_the_view_lacks_the_extras(bare_site_packages: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{bare_site_packages}"}
-    for module in ("matplotlib", "amqtt", "pyarrow"):
-        r = subprocess.run(
-            [sys.executable, "-S", "-c", f"import {module}"], env=env, capture_output=True
-        )
-        assert r.returncode != 0, module
-    r = subprocess.run([sys.executable, "-S", "-c", "import pydantic, pymodbus, aiomqtt"], env=env)
-    assert r.returncode == 0
+def _config(bin_dir: Path) -> Path:
+    return bin_dir.parent / "share" / "vpp" / "config"
 
 
-@pytest.mark.parametrize("command", [("replay", str(SUMMER)), ("demo",)])
-def test_replay_and_demo_say_what_to_install(
-    bare_site_packages: Path, command: tuple[str, ...]
+def test_the_install_lacks_the_extras_and_the_checkout(
+    installed: Path, bare_site_packages: Path
 ) -> None:
-    r = bare(bare_site_packages, *command)
-    _one_line(r, 1, f"vpp {command[0]}", "pip install 'vpp[replay]'", "matplotlib", "amqtt")
-
-
-def test_check_and_csv_export_need_no_extra(bare_site_packages: Path, tmp_path: Path) -> None:
-    r = bare(bare_site_packages, "check", OFFICE, SUMMER)
+    py = str(installed / "python")
+    env = _env(bare_site_packages)
+    for module in ("matplotlib", "amqtt", "pyarrow"):
+        r = subprocess.run([py, "-c", f"import {module}"], env=env, capture_output=True)
+        assert r.returncode != 0, module
+    code = "import vpp, devices.profile as p; print(vpp.__file__); print(p.profile_dir())"
+    r = subprocess.run(
+        [py, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=installed,
+    )
     assert r.returncode == 0, r.stderr
-    assert len(r.stdout.strip().splitlines()) == 2
+    where, profiles = r.stdout.split()
+    assert Path(where).is_relative_to(installed.parent) and not Path(where).is_relative_to(ROOT)
+    assert Path(profiles) == _config(installed) / "profiles"
+    assert {p.name for p in Path(profiles).iterdir()} == {
+        p.name for p in (ROOT / "config" / "profiles").iterdir()
+    }
+
+
+@pytest.mark.parametrize("command", ["replay", "demo"])
+def test_replay_and_demo_say_what_to_install(
+    installed: Path, bare_site_packages: Path, command: str
+) -> None:
+    args = (
+        [command, _config(installed) / "scenarios" / SUMMER.name]
+        if command == "replay"
+        else [command]
+    )
+    r = bare(installed, bare_site_packages, *args)
+    _one_line(r, 1, f"vpp {command}", "pip install 'vpp[replay]'", "matplotlib", "amqtt")
+
+
+def test_check_and_csv_export_need_no_extra(
+    installed: Path, bare_site_packages: Path, tmp_path: Path
+) -> None:
+    config = _config(installed)
+    r = bare(installed, bare_site_packages, "check", config / "sites" / OFFICE.name,
+             *sorted((config / "scenarios").glob("*.yaml")))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip().splitlines()) == 1 + len(list(SUMMER.parent.glob("*.yaml")))
     store = tmp_path / "s.sqlite"
     st = Store(store)
     st.add_telemetry(datetime(2026, 7, 15, tzinfo=UTC), "meter", {"import_power_kw": 80.0})
     st.close()
-    r = bare(bare_site_packages, "export", "--store", store, "--table", "energy", "--out", "-")
+    args = ("export", "--store", store, "--table", "energy", "--out", "-")
+    r = bare(installed, bare_site_packages, *args)
     assert r.returncode == 0, r.stderr
     assert ",meter,import_power_kw,1.3333,80.0,0.0667" in r.stdout  # 1 min of 15 at 80 kW
-    r = bare(bare_site_packages, "export", "--store", store, "--format", "parquet")
+    r = bare(installed, bare_site_packages, "export", "--store", store, "--format", "parquet")
     _one_line(r, 2, "--format parquet", "pip install 'vpp[export]'", "pyarrow")
 
 
 def test_sim_and_run_without_extras(
-    bare_site_packages: Path, fresh_mosquitto: Broker, tmp_path: Path
+    installed: Path, bare_site_packages: Path, fresh_mosquitto: Broker, tmp_path: Path
 ) -> None:
     url = fresh_mosquitto.url
+    office = _config(installed) / "sites" / OFFICE.name
     sim = bare(
+        installed,
         bare_site_packages,
-        *("sim", OFFICE, "--any-port", "--json", "--duration-s", "1", "--broker", url),
+        *("sim", office, "--any-port", "--json", "--duration-s", "1", "--broker", url),
     )
     assert sim.returncode == 0, sim.stderr
     served = json.loads(sim.stdout.strip().splitlines()[-1])
     assert served["site_id"] == "office-1" and len(served["devices"]) > 10
 
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{bare_site_packages}"}
-    args = ["run", str(OFFICE), "--broker", url, "--data-dir", str(tmp_path)]
     agent = subprocess.Popen(
-        [sys.executable, "-S", "-m", "vpp", *args],
-        env=env,
-        cwd=ROOT,
+        [str(installed / "vpp"), "run", str(office), "--broker", url, "--data-dir", str(tmp_path)],
+        env=_env(bare_site_packages),
+        cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -513,9 +513,9 @@ def demo(
 ) -> None:
     """Replay the bundled summer office day with its curtail event (embedded broker)."""
     _require_extra("replay", "vpp demo")
-    scenario = (
-        Path(__file__).resolve().parent.parent / "config" / "scenarios" / "office-summer-day.yaml"
-    )
+    from devices.profile import config_dir
+
+    scenario = config_dir() / "scenarios" / "office-summer-day.yaml"
     _replay(scenario, out, None, None, True, True, False, None)
     typer.echo(f"main plot: {out / 'site_import.png'}")
 
