@@ -277,3 +277,25 @@ def test_table_choices_are_the_builders() -> None:
     from vpp.cli import ExportTable
 
     assert [t.value for t in ExportTable] == list(TABLES)
+
+
+def test_the_documented_backup_of_a_store_in_use_exports(store: Path, tmp_path: Path) -> None:
+    """docs/operations.md, Backups: the online backup (the agent's Python one-liner) of a
+    store that a Store still has open, with windows written after the fixture's, is a store
+    `vpp export` reads, holding those windows too."""
+    live = Store(store, telemetry_resolution_s=60)
+    t = T0 + timedelta(hours=1)
+    for s in range(0, 900, 10):
+        live.add_telemetry(t + timedelta(seconds=s), "meter", {"import_power_kw": 60.0})
+    live.flush()  # committed, in the WAL: a plain copy of the main file could miss it
+    copy = tmp_path / "backup.sqlite"
+    one_liner = (
+        "import sqlite3, sys; sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))"
+    )
+    r = subprocess.run([sys.executable, "-c", one_liner, str(store), str(copy)], timeout=60)
+    live.close()
+    assert r.returncode == 0
+    out = vpp("--store", copy, "--table", "energy", "--from", "2026-07-15T01:00Z",
+              "--to", "2026-07-15T01:15Z", "--out", "-")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert ",meter,import_power_kw,15.0,60.0,1.0" in out.stdout
