@@ -299,3 +299,10 @@ def test_the_documented_backup_of_a_store_in_use_exports(store: Path, tmp_path: 
               "--to", "2026-07-15T01:15Z", "--out", "-")  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert ",meter,import_power_kw,15.0,60.0,1.0" in out.stdout
+
+
+def test_help_names_every_option() -> None:
+    r = vpp("-h")
+    assert r.returncode == 0, r.stderr
+    for option in ("--store", "--site", "--from", "--to", "--resolution", "--format", "--table"):
+        assert option in r.stdout, option
