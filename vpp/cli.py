@@ -395,6 +395,16 @@ def _event_broker(
         raise ValueError(f"{option.replace('_', '-')}: {msg}") from None
 
 
+def _require_extra(extra: str, what: str) -> None:
+    from vpp.extras import MissingExtra, require
+
+    try:
+        require(extra, what)
+    except MissingExtra as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e
+
+
 def _replay(
     scenario_file: Path,
     out: Path,
@@ -405,6 +415,7 @@ def _replay(
     quiet: bool,
     duration: str | None,
 ) -> dict[str, object]:
+    _require_extra("replay", "vpp replay")
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -514,9 +525,10 @@ def replay_cmd(
 
         from vpp.replay.table import comparison_table, render
 
+        other_out = out.parent / f"{out.name}-{compare.value}"
         other = _replay(
             scenario_file,
-            out.parent / f"{out.name}-{compare.value}",
+            other_out,
             compare.value,
             broker,
             counterfactual,
@@ -525,6 +537,18 @@ def replay_cmd(
             duration,
         )
         Console().print(render(comparison_table(first, other)))
+        if first and other:
+            from vpp.replay.compare import write_comparison
+            from vpp.replay.scenario import load_scenario
+
+            sc = load_scenario(scenario_file)
+            sc = sc.with_duration(duration) if duration else sc
+            labels = [str(first.get("strategy")), str(other.get("strategy"))]
+            if labels[0] == labels[1]:
+                labels = [f"{labels[0]} (1)", f"{labels[1]} (2)"]
+            paths = write_comparison(sc, [(labels[0], out), (labels[1], other_out)])
+            if not quiet:
+                typer.echo(f"both on one scale: {paths[0]}, {paths[1]}")
     if page is not None:
         _serve_replay(scenario_file, duration, out, *page)
 
@@ -554,9 +578,10 @@ def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", help="Output folder."),
 ) -> None:
     """Replay the bundled summer office day with its curtail event (embedded broker)."""
-    scenario = (
-        Path(__file__).resolve().parent.parent / "config" / "scenarios" / "office-summer-day.yaml"
-    )
+    _require_extra("replay", "vpp demo")
+    from devices.profile import config_dir
+
+    scenario = config_dir() / "scenarios" / "office-summer-day.yaml"
     _replay(scenario, out, None, None, True, True, False, None)
     typer.echo(f"main plot: {out / 'site_import.png'}")
 
@@ -591,6 +616,81 @@ def schema(
     from vpp.file_schemas import schema_text
 
     sys.stdout.write(schema_text(kind))
+
+
+class ExportFormat(StrEnum):
+    """`vpp export --format`'s choices."""
+
+    csv = "csv"
+    parquet = "parquet"
+
+
+ExportTable = StrEnum(  # type: ignore[misc]
+    "ExportTable",
+    {n: n for n in ("energy", "telemetry", "events", "reports", "report_intervals")},
+)
+"""`vpp export --table`'s choices (vpp.export.tables.TABLES; a test keeps them equal)."""
+
+
+@app.command("export")
+def export_cmd(
+    store: Path | None = typer.Option(
+        None, "--store", help="The SQLite store (default: the --site file's store)."
+    ),
+    site_file: Path | None = typer.Option(
+        None,
+        "--site",
+        help="The site file: its time zone (for --from/--to without an offset, and the "
+        "files' times), store, telemetry window and each device's power point.",
+    ),
+    start: str | None = typer.Option(
+        None,
+        "--from",
+        help="ISO 8601 start, e.g. 2026-07-15T00:00+08:00 (no offset: the site's zone; "
+        "default: the store's first telemetry).",
+    ),
+    end: str | None = typer.Option(
+        None, "--to", help="ISO 8601 end, excluded (default: after the store's last telemetry)."
+    ),
+    resolution: str = typer.Option("PT15M", help="Interval length, ISO 8601 (PT1M..P31D)."),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.csv, "--format", help="csv, or parquet (needs the export extra)."
+    ),
+    tables: list[ExportTable] | None = typer.Option(
+        None, "--table", help="Only this table (repeat for more; default: all)."
+    ),
+    out: Path = typer.Option(
+        Path("export"), "--out", help="Output folder (one file per table), or - for stdout."
+    ),
+) -> None:
+    """Export the store's energy per device and interval, telemetry, events and reports as
+    CSV or Parquet files (docs/operations.md, Exports)."""
+    from vpp.export.run import run_export
+
+    if fmt is ExportFormat.parquet:
+        from vpp.extras import MissingExtra, require
+
+        try:
+            require("export", "--format parquet")
+        except MissingExtra as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+    try:
+        written = run_export(
+            store=store,
+            site_file=site_file,
+            start=start,
+            end=end,
+            resolution=resolution,
+            fmt=fmt.value,
+            tables=[t.value for t in tables] if tables else None,
+            out=out,
+        )
+    except ValueError as e:  # ExportError: names the option
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    for path, rows in written:
+        typer.echo(f"{path}: {rows} rows", err=str(out) == "-")
 
 
 @app.command()
