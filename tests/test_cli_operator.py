@@ -214,7 +214,8 @@ async def test_status_of_an_offline_or_unknown_site_exits_1(mosquitto: Broker) -
         offline = {"v": 1, "online": False, "reason": "agent stopped"}
         await c.publish(topics.status.name, json.dumps(offline), qos=1, retain=True)
     r = await vpp("status", "--site", topics.site_id, "--broker", mosquitto.url)
-    assert (r.returncode, r.stdout) == (1, [f"site {topics.site_id}: offline (reason agent stopped)"])
+    assert r.returncode == 1
+    assert r.stdout == [f"site {topics.site_id}: offline (reason agent stopped)"]
     r = await vpp("status", "--site", "never-ran", "--broker", mosquitto.url)
     assert r.returncode == 1
     assert r.stdout == [

@@ -244,7 +244,9 @@ def test_build_event_refuses_an_event_that_has_ended_but_not_one_that_has_begun(
 
 def test_uneven_split_says_what_the_last_interval_is() -> None:
     note = uneven_split("PT2H", "PT7M")
-    assert note == "interval PT7M does not divide duration PT2H: 17 intervals of PT7M, then one of PT1M"
+    assert note == (
+        "interval PT7M does not divide duration PT2H: 17 intervals of PT7M, then one of PT1M"
+    )
     ev = build_event(now=NOW, curtail_kw=5, duration="PT2H", interval="PT7M")
     assert len(ev.intervals) == 18 and ev.intervals[-1].duration == timedelta(minutes=1)
     assert uneven_split("PT2H", "PT15M") is None and uneven_split("PT2H", None) is None

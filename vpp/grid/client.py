@@ -63,9 +63,10 @@ def build_event(
     split into intervals of `interval` (default: one interval), the last one shorter if it
     does not divide evenly (the contract allows intervals of any length: `uneven_split`
     says when that happens). An event that would end before `now` is refused (a site
-    rejects it); one that has begun is not. A cancel needs only `event_id` and a higher `modification`; its
-    intervals (one of 15 minutes from `start`, value 0, when none are given) are ignored by
-    the site. `event_id` is generated when absent. Raises ValueError naming the bad field.
+    rejects it); one that has begun is not. A cancel needs only `event_id` and a higher
+    `modification`; its intervals (one of 15 minutes from `start`, value 0, when none are
+    given) are ignored by the site. `event_id` is generated when absent. Raises ValueError
+    naming the bad field.
     """
     values = {"curtail_kw": curtail_kw, "import_cap_kw": cap_kw, "price": price}
     chosen = {signal: v for signal, v in values.items() if v is not None}
