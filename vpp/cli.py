@@ -7,7 +7,6 @@ import contextlib
 import signal
 import sqlite3
 import sys
-from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ import typer
 from vpp.control.strategy import REGISTRY as STRATEGY_REGISTRY  # names only: no pydantic
 from vpp.file_schemas import ConfigFile
 from vpp.log import configure_logging
+from vpp.log import quiet as quiet_logs
 
 if TYPE_CHECKING:  # vpp.site is imported lazily: the CLI starts fast
     from simulators.site import Endpoint
@@ -543,8 +543,8 @@ def _replay(
     duration: str | None,
 ) -> dict[str, object]:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from vpp.replay.progress import ReplayProgress
     from vpp.replay.runner import replay, run_one
     from vpp.replay.scenario import ScenarioError, load_scenario
     from vpp.replay.table import render, summary_table
@@ -560,45 +560,24 @@ def _replay(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
     strat = strategy or sc.strategy  # --strategy is a choice; the scenario's is validated
-    console = Console(stderr=True)
-    total = sc.duration.total_seconds()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[sim]}"),
-        TextColumn("{task.fields[speed]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(f"replay {sc.name} ({strat})", total=total, sim="", speed="")
-        import time as _time
-
-        wall0 = _time.perf_counter()
-
-        def progress(t: float, _total: float) -> None:
-            wall = max(_time.perf_counter() - wall0, 1e-6)
-            when = sc.start.astimezone(sc.tz) + timedelta(seconds=t)
-            bar.update(task, completed=t, sim=when.strftime("%a %H:%M"), speed=f"{t / wall:,.0f}x")
+    if quiet:
+        quiet_logs()  # only the result, and errors
+    label = f"replay {sc.name} ({strat})"
+    with ReplayProgress(label, sc.start, sc.tz, sc.duration.total_seconds(), quiet=quiet) as bar:
 
         async def go() -> dict[str, object]:
             if not events:
                 await run_one(
-                    sc, out, strategy=strat, broker_url=broker, events=False, progress=progress
+                    sc, out, strategy=strat, broker_url=broker, events=False, progress=bar
                 )
                 return {}
             return await replay(
-                sc,
-                out,
-                strategy=strat,
-                broker_url=broker,
-                counterfactual=counterfactual,
-                progress=progress,
-            )
+                sc, out, strategy=strat, broker_url=broker, counterfactual=counterfactual,
+                progress=bar,
+            )  # fmt: skip
 
         summary = asyncio.run(go())
-    if summary and not quiet:
+    if summary:
         Console().print(render(summary_table(summary)))
         typer.echo(f"outputs in {out}/ (summary.json, plots *.png, messages.jsonl, store.sqlite)")
     return summary
@@ -624,7 +603,9 @@ def replay_cmd(
     duration: str | None = typer.Option(None, help="Replay only this long (ISO 8601)."),
     counterfactual: bool = typer.Option(True, help="Also run the site without the events."),
     events: bool = typer.Option(True, help="Send the scenario's events."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or table."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="Print only the result: no progress, no logs but errors."
+    ),
 ) -> None:
     """Replay a scenario through the real agent on the virtual clock; write the outputs."""
     first = _replay(
