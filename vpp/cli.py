@@ -355,7 +355,9 @@ def event_send(
     key_file: Path | None = typer.Option(None, help="TLS: the client certificate's key."),
     prefix: str | None = typer.Option(None, help="Topic prefix (default: the site file's, vpp)."),
     wait_s: float = typer.Option(
-        15.0, help="At most this long (s) for the site's answer; returns as soon as it comes."
+        15.0,
+        min=0,
+        help="At most this long (s) for the site's answer; returns as soon as it comes.",
     ),
 ) -> None:
     """Send one event and print the site's responses: `received`, then its answer (`opt_in`,
@@ -370,10 +372,7 @@ def event_send(
 
     clock = WallClock()
     loaded = _load_site_or_exit(site_file) if site_file is not None else None
-    site_id = site or (loaded.id if loaded else None)
-    if site_id is None:
-        typer.echo("error: --site: give the site id (or --site-file)", err=True)
-        raise typer.Exit(2)
+    site_id = _site_id_or_exit(site, loaded)
     try:
         b = _event_broker(
             broker, loaded.config.broker if loaded else None, ca_file, cert_file, key_file, prefix
@@ -381,7 +380,14 @@ def event_send(
         settings = connection(b)
         context = tls_context(settings)  # a bad CA or key file: an error here, not "unreachable"
         if file is not None:
-            message: object = json.loads(file.read_text())
+            try:
+                text = file.read_text()
+            except OSError as e:
+                raise ValueError(f"--file: cannot read {file}: {e.strerror}") from None
+            try:
+                message: object = json.loads(text)
+            except ValueError as e:
+                raise ValueError(f"--file: {file} is not JSON: {e}") from None
         else:
             message = build_event(
                 now=clock.now(),
@@ -454,7 +460,7 @@ def status(
     key_file: Path | None = typer.Option(None, help="TLS: the client certificate's key."),
     prefix: str | None = typer.Option(None, help="Topic prefix (default: the site file's, vpp)."),
     wait_s: float = typer.Option(
-        10.0, help="At most this long (s) for the next telemetry of an online site."
+        10.0, min=0, help="At most this long (s) for the next telemetry of an online site."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print status and telemetry as JSON."),
 ) -> None:
@@ -469,10 +475,7 @@ def status(
     from vpp.grid.observe import describe, observe_site
 
     loaded = _load_site_or_exit(site_file) if site_file is not None else None
-    site_id = site or (loaded.id if loaded else None)
-    if site_id is None:
-        typer.echo("error: --site: give the site id (or --site-file)", err=True)
-        raise typer.Exit(2)
+    site_id = _site_id_or_exit(site, loaded)
     try:
         b = _event_broker(
             broker, loaded.config.broker if loaded else None, ca_file, cert_file, key_file, prefix
@@ -504,6 +507,20 @@ def status(
             typer.echo(line)
     if not view.online:
         raise typer.Exit(1)
+
+
+def _site_id_or_exit(site: str | None, loaded: Any) -> str:
+    """`--site`, else the site file's id; one line naming --site when neither or bad."""
+    import re
+
+    site_id = site or (loaded.id if loaded else None)
+    if site_id is None:
+        typer.echo("error: --site: give the site id (or --site-file)", err=True)
+        raise typer.Exit(2)
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", site_id):  # the site file's site_id rule
+        typer.echo(f"error: --site: {site_id!r} is not a site id (1-64 of A-Za-z0-9._-)", err=True)
+        raise typer.Exit(2)
+    return site_id
 
 
 def _event_broker(
@@ -558,6 +575,13 @@ def _replay(
             BrokerConfig.from_url(broker)  # a bad URL, or one with a password: one line
     except (ScenarioError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".vpp-write-test").touch()
+        (out / ".vpp-write-test").unlink()
+    except OSError as e:
+        typer.echo(f"error: --out: cannot write to {out}: {e.strerror}", err=True)
         raise typer.Exit(2) from e
     strat = strategy or sc.strategy  # --strategy is a choice; the scenario's is validated
     if quiet:
