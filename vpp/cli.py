@@ -436,7 +436,11 @@ def event_send(
     for r in sent.responses:
         typer.echo(r.to_json().decode())
     if not sent.responses:
-        typer.echo(f"no response within {wait_s:g} s", err=True)
+        eid = getattr(message, "event_id", None) or (
+            message.get("event_id") if isinstance(message, dict) else None
+        )
+        which = f" (event_id {eid})" if isinstance(eid, str) else ""
+        typer.echo(f"no response within {wait_s:g} s{which}", err=True)
         raise typer.Exit(1)
 
 
