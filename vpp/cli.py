@@ -337,9 +337,15 @@ def event_send(
     curtail_kw: float | None = typer.Option(None, help="Reduce site import by this many kW."),
     cap_kw: float | None = typer.Option(None, help="Keep site import at or under this many kW."),
     price: float | None = typer.Option(None, help="Energy price per kWh for the intervals."),
-    start: str | None = typer.Option(None, help="RFC 3339 start with offset (default: now)."),
+    start: str | None = typer.Option(
+        None, help="RFC 3339 start with offset (default: now); an event that has ended is refused."
+    ),
     duration: str | None = typer.Option(None, help="ISO 8601 duration, e.g. PT2H."),
-    interval: str | None = typer.Option(None, help="Interval length, e.g. PT15M (default: one)."),
+    interval: str | None = typer.Option(
+        None,
+        help="Interval length, e.g. PT15M (default: one interval); the last is shorter when "
+        "it does not divide --duration.",
+    ),
     cancel: bool = typer.Option(False, "--cancel", help="Cancel the event (raise --modification)."),
     event_id: str | None = typer.Option(None, help="Event id (generated when absent)."),
     modification: int = typer.Option(0, help="Modification number."),
