@@ -122,3 +122,16 @@ def test_two_devices_at_one_address_are_one_line_in_sim_run_and_check(tmp_path: 
     r = vpp("check", site)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"error: {site}: devices[1]: host 127.0.0.1, port 15020")
+
+
+def test_a_modbus_port_taken_is_one_line_naming_the_device(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        site = office_copy(tmp_path, "port: 15020", f"port: {port}", broker_port=free_port())
+        # The meter is served first: the sim stops there, before any fixed port is bound.
+        r = vpp("sim", site, "--duration", "PT1S")
+    one_line_error(r, str(site), f"127.0.0.1:{port} for meter", "taken")
