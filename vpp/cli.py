@@ -19,7 +19,6 @@ from vpp.log import configure_logging
 from vpp.log import quiet as quiet_logs
 
 if TYPE_CHECKING:  # vpp.site is imported lazily: the CLI starts fast
-    from simulators.site import Endpoint
     from vpp.site import BrokerConfig
 
 HELP = {"help_option_names": ["-h", "--help"]}
@@ -209,17 +208,19 @@ def sim(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
 
+    from vpp.sim_cli import Refused, ensure_broker, print_endpoints
+
     async def serve(stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
             embedded = False
             if needs_broker:
                 where = "--broker" if broker else f"{site_file}: broker"
-                embedded = await _sim_broker(stack, b, where, may_embed=broker is None)
+                embedded = await ensure_broker(stack, b, where, may_embed=broker is None)
             try:
                 await stack.enter_async_context(sim_site)
             except (OSError, ConnectionError) as e:  # a port taken, a broker gone
-                raise _Refused(f"{site_file}: {e}") from e
-            _print_endpoints(site.id, sim_site.endpoints(), json_out, b, needs_broker, embedded)
+                raise Refused(f"{site_file}: {e}") from e
+            print_endpoints(site.id, sim_site.endpoints(), json_out, b, needs_broker, embedded)
             if stop_after_s is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), stop_after_s)
@@ -228,92 +229,9 @@ def sim(
 
     try:
         asyncio.run(_until_signalled(serve, asyncio.Event()))
-    except _Refused as e:
+    except Refused as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
-
-
-class _Refused(Exception):
-    """A command cannot go on (the message names the option or field): exit 2."""
-
-
-async def _reachable(host: str, port: int) -> bool:
-    """Something accepts TCP connections at host:port (wall time, at most 2 s)."""
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2.0)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
-async def _sim_broker(
-    stack: contextlib.AsyncExitStack, b: BrokerConfig, where: str, *, may_embed: bool
-) -> bool:
-    """Make sure the MQTT devices have a broker: `b` when it listens; else, when allowed and
-    `b` is plain MQTT on loopback, an embedded one (amqtt, as replay's) started at its port,
-    so that `vpp run` with the same site file finds it. True when embedded; _Refused when
-    neither."""
-    if await _reachable(b.host, b.port):
-        return False
-    loopback = b.host in ("127.0.0.1", "localhost") and not b.tls
-    if not (may_embed and loopback):
-        hint = ": start one there, or pass --broker mqtt://HOST:PORT" if may_embed else ""
-        raise _Refused(
-            f"{where}: no MQTT broker at {b.host}:{b.port} (the MQTT devices need one){hint}"
-        )
-    from vpp.replay.broker import embedded_broker
-
-    try:
-        await stack.enter_async_context(embedded_broker(port=b.port))
-    except Exception as e:  # the port taken meanwhile, or not ours to bind
-        raise _Refused(f"{where}: cannot start an embedded broker on {b.host}:{b.port}: {e}") from e
-    return True
-
-
-def _print_endpoints(
-    site_id: str,
-    eps: list[Endpoint],
-    json_out: bool,
-    b: BrokerConfig,
-    needs_broker: bool,
-    embedded: bool,
-) -> None:
-    import json
-
-    if json_out:
-        doc = [
-            {
-                "id": e.id,
-                "kind": str(e.kind),
-                "transport": e.transport,
-                "host": e.host,
-                "port": e.port,
-                "unit_id": e.unit_id,
-                "profile": e.profile,
-            }
-            for e in eps
-        ]
-        out: dict[str, object] = {"site_id": site_id, "devices": doc}
-        if needs_broker:
-            out["broker"] = {"host": b.host, "port": b.port, "embedded": embedded}
-        print(json.dumps(out), flush=True)
-        return
-    if embedded:
-        typer.echo(
-            f"embedded MQTT broker on {b.host}:{b.port} (nothing listened there): "
-            "vpp run with this site file connects to it",
-            err=True,
-        )
-    for e in eps:
-        unit = "-" if e.unit_id is None else e.unit_id
-        print(
-            f"{e.id:16} {e.kind!s:17} {e.transport:6} {e.host}:{e.port:<6} "
-            f"unit {unit!s:4} {e.profile}",
-            flush=True,
-        )
 
 
 event_app = typer.Typer(
