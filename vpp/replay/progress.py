@@ -4,15 +4,20 @@ with log lines printed above it; when stderr is piped a `replay_progress` log li
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
 from zoneinfo import ZoneInfo
 
 import structlog
 from rich.console import Console
+from rich.file_proxy import FileProxy
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from vpp.log import logs_to
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +50,7 @@ class ReplayProgress:
         self.period_s = period_s
         self.wall = wall
         self._bar: Progress | None = None
+        self._logs: AbstractContextManager[None] | None = None
         self._task: TaskID | None = None
         self._wall0 = 0.0
         self._last_line: float | None = None
@@ -68,6 +74,9 @@ class ReplayProgress:
                 console=self.console,
                 transient=False,
             )
+            # Log lines through the bar's console, which prints them above the bar.
+            self._logs = logs_to(FileProxy(self.console, sys.stderr))
+            self._logs.__enter__()
             self._bar.__enter__()
             self._task = self._bar.add_task(self.label, total=self.total_s, sim="", speed="")
         elif not self.quiet:
@@ -82,6 +91,8 @@ class ReplayProgress:
     ) -> None:
         if self._bar is not None:
             self._bar.__exit__(exc_type, exc, tb)
+            if self._logs is not None:
+                self._logs.__exit__(exc_type, exc, tb)
         elif not self.quiet and exc_type is None and self._last_t != self._t:
             self._line(self._t)  # where it ended, whenever the last periodic line was
 
