@@ -111,10 +111,13 @@ class MqttHub:
             try:
                 # `cancellable`: aiomqtt's waits can swallow the cancellation of __aexit__.
                 async with contextlib.AsyncExitStack() as stack:
-                    client = await cancellable(stack.enter_async_context(self._make_client()))
-                    self._client = client
-                    for topic in self._callbacks:
-                        await cancellable(client.subscribe(topic, qos=1))
+                    # Simulated time stands still while we connect and subscribe (an external
+                    # broker answers at the speed of a loaded machine).
+                    async with self._clock.hold():
+                        client = await cancellable(stack.enter_async_context(self._make_client()))
+                        self._client = client
+                        for topic in self._callbacks:
+                            await cancellable(client.subscribe(topic, qos=1))
                     # Messages sent on these topics before we subscribed never reach us (a
                     # simulated device's first telemetry): a virtual clock must not wait.
                     self._clock.release(self._callbacks)

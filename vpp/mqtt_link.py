@@ -16,6 +16,7 @@ valid-looking events first: a flood of junk neither delays a valid event nor gro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -205,21 +206,26 @@ class MqttLink:
         backoff = self._reconnect_min_s
         while True:
             try:
-                async with self._client_for() as client:
-                    self._client = client
-                    self.connects += 1
-                    # cancellable: aiomqtt's waits can swallow a stop (devices/cancel.py).
-                    status = self.topics.status
-                    await cancellable(
-                        client.publish(
-                            status.name,
-                            self.status_payload(True),
-                            qos=status.qos,
-                            retain=status.retain,
+                async with contextlib.AsyncExitStack() as stack:
+                    # Simulated time stands still while we connect and subscribe: on a loaded
+                    # machine the clock leapt past a grid event sent meanwhile (lost: the
+                    # broker had no session of ours yet).
+                    async with self.clock.hold():
+                        client = await stack.enter_async_context(self._client_for())
+                        self._client = client
+                        self.connects += 1
+                        # cancellable: aiomqtt's waits can swallow a stop (devices/cancel.py).
+                        status = self.topics.status
+                        await cancellable(
+                            client.publish(
+                                status.name,
+                                self.status_payload(True),
+                                qos=status.qos,
+                                retain=status.retain,
+                            )
                         )
-                    )
-                    for topic in self._subscriptions:
-                        await cancellable(client.subscribe(topic, qos=1))
+                        for topic in self._subscriptions:
+                            await cancellable(client.subscribe(topic, qos=1))
                     self.connected.set()
                     if self.connects > 1:
                         log.info(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from devices.clock import Clock
 from vpp.agent import Agent, CycleRequests
+from vpp.broker import default_client_id
 from vpp.control.arbiter import Arbiter
 from vpp.control.controller import Controller, NoController
 from vpp.control.dispatcher import Dispatcher
@@ -21,7 +22,7 @@ from vpp.control.strategy import REGISTRY, strategy_named
 from vpp.dr.controller import DrController
 from vpp.dr.forecast import TwinForecast
 from vpp.drivers import SiteDevices, mqtt_hub_for
-from vpp.mqtt_link import MqttLink
+from vpp.grid.links import LinkContext, site_link
 from vpp.site import BrokerConfig, Site
 from vpp.site_model import base_load, environment
 from vpp.store.store import Store
@@ -55,17 +56,11 @@ def site_agent(
         store_path or site.config.store.file(site.id),
         telemetry_resolution_s=site.config.store.telemetry_resolution_s,
     )
-    # Our MQTT contract is the grid link (its outbox of responses and reports in the store);
-    # the site's MQTT devices share its broker.
-    link = MqttLink(
-        broker,
-        site.id,
-        clock,
-        client_id=client_id,
-        extensions=site.config.grid.extensions,
-        store=store,
-    )
-    devices = SiteDevices(site, clock, mqtt_hub_for(site, clock, broker, link.client_id))
+    # The grid links the site file names (our MQTT contract unless grid.mqtt is false,
+    # OpenADR 3.1 / 2.0b); the site's MQTT devices share the broker.
+    client_id = client_id or broker.client_id or default_client_id(site.id)
+    link = site_link(LinkContext(site, clock, store, broker, client_id))
+    devices = SiteDevices(site, clock, mqtt_hub_for(site, clock, broker, client_id))
     dispatcher = Dispatcher(site)
     cycles = CycleRequests(clock)
     controller: Controller = NoController()

@@ -255,8 +255,49 @@ class SimSite(_Strict):
     seed: int = 0
 
 
+HttpUrl = Annotated[str, Field(min_length=1, pattern=r"^https?://[^\s/]+(/\S*)?$")]
+
+
+class OpenAdr3Config(_Strict):
+    """An OpenADR 3.1 VEN link (docs/openadr.md): the VTN at `vtn_url` (the spec's paths are
+    relative to it), OAuth2 client credentials `client_id` and the secret from the
+    environment variable `client_secret_env`, the VEN object named `ven_name`."""
+
+    vtn_url: HttpUrl
+    client_id: Annotated[str, Field(min_length=1)]
+    client_secret_env: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    ven_name: Annotated[str, Field(min_length=1, max_length=128)]
+    poll_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    ca_file: Path | None = None
+    """A CA to trust for an https VTN (default: the system's CA store)."""
+
+
+class OpenAdr2bConfig(_Strict):
+    """An OpenADR 2.0b VEN link (docs/openadr.md): the VTN's EiEvent/EiRegisterParty/...
+    service root at `vtn_url`, the VEN named `ven_name`. `poll_s` unset: the VTN's requested
+    poll frequency. `cert_file`/`key_file` for 2.0b's mutual TLS, `ca_file` to trust."""
+
+    vtn_url: HttpUrl
+    ven_name: Annotated[str, Field(min_length=1, max_length=128)]
+    poll_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
 class GridConfig(_Strict):
-    """What the site publishes to the grid operator (docs/grid-messages.md)."""
+    """The site's grid links and what it publishes to the grid operator
+    (docs/grid-messages.md, docs/openadr.md)."""
+
+    mqtt: Annotated[bool, Field(strict=True)] = True
+    """Our native MQTT contract (docs/grid-messages.md); false: only the OpenADR links."""
+    openadr3: OpenAdr3Config | None = None
+    openadr2b: OpenAdr2bConfig | None = None
+    simple_levels_kw: dict[Annotated[int, Field(ge=1, le=3)], Annotated[float, Field(ge=0)]] = (
+        Field(default_factory=dict)
+    )
+    """kW to shed for OpenADR SIMPLE levels 1-3 (both versions); a level not named here is
+    ignored (logged) for its event."""
 
     extensions: Annotated[bool, Field(strict=True)] = False
     """False (default): status, telemetry and reports carry exactly the contract's fields
@@ -264,6 +305,12 @@ class GridConfig(_Strict):
     fields (report `signal`, `ts`, `final`, `details`, per-interval `ratio`, `shortfall_kw`,
     `missing` with the shortfall notes; device `kind` and `reason`; status `ts`, `site_id`,
     `agent_version`, `reason`)."""
+
+    @model_validator(mode="after")
+    def _some_link(self) -> GridConfig:
+        if not self.mqtt and self.openadr3 is None and self.openadr2b is None:
+            raise ValueError("mqtt: false needs openadr3 or openadr2b: the site has no grid link")
+        return self
 
 
 class SiteConfig(_Strict):
