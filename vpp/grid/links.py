@@ -77,3 +77,13 @@ def site_link(ctx: LinkContext) -> GridLink:
     if len(links) == 1:
         return next(iter(links.values()))
     return FanoutLink(links)
+
+
+@register("openadr2b")
+def _openadr2b(ctx: LinkContext) -> GridLink:
+    from vpp.grid.openadr2b.link import Oadr2bLink
+
+    grid = ctx.site.config.grid
+    if grid.openadr2b is None:
+        raise ValueError("grid.openadr2b: not configured")
+    return Oadr2bLink(grid.openadr2b, ctx.site.id, ctx.clock, levels=grid.simple_levels_kw)
