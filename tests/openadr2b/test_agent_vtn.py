@@ -7,6 +7,7 @@ honoured (the agent stops holding the cap)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,7 +96,7 @@ async def test_the_agent_carries_out_a_cap_event_and_its_cancel(
     # Every 2 s interval from the first report on was reported, each once.
     starts = [datetime.fromisoformat(t) for r in vtn.of("report") for t, _ in r["values"]]
     assert starts == sorted(set(starts))
-    assert all(b - a == timedelta(seconds=2) for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(starts))
     with sqlite3.connect(tmp_path / "s.sqlite") as db:
         (status,) = db.execute("SELECT status FROM events WHERE event_id='oadr2b-cap-1'").fetchone()
     assert status == "cancelled"

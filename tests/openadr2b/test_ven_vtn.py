@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,7 +82,8 @@ async def test_registers_reports_and_answers_events(openleadr: Path) -> None:
             signal_type="delta", event_id="shed-1",
             intervals=[
                 {"start": start.isoformat(), "duration_s": 900, "value": 40},
-                {"start": (start + timedelta(minutes=15)).isoformat(), "duration_s": 900, "value": 30},
+                {"start": (start + timedelta(minutes=15)).isoformat(), "duration_s": 900,
+                 "value": 30},
             ],
         )  # fmt: skip
         event = await _next_event(link)
@@ -128,7 +130,7 @@ async def test_registers_reports_and_answers_events(openleadr: Path) -> None:
         await vtn.until(lambda: len(vtn.of("report")) >= 3, 20, "three updates")
         values = [v for r in vtn.of("report") for v in r["values"]]
         starts = [datetime.fromisoformat(t) for t, _ in values]
-        assert all(b - a == timedelta(seconds=2) for a, b in zip(starts, starts[1:], strict=False))
+        assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(starts))
         assert all(300 <= v < 300 + 200 for _, v in values)
         assert [v for _, v in values] == sorted(v for _, v in values)  # the feed only rises
     assert not [w for w in vtn.of("warning") if "valid" in w["message"].lower()], vtn.of("warning")

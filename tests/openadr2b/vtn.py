@@ -18,9 +18,9 @@ import json
 import logging
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from openleadr import OpenADRServer, enums, hooks, objects, utils
+from openleadr import OpenADRServer, hooks, objects, utils
 
 VEN_IDS: dict[str, str] = {}
 
@@ -81,7 +81,7 @@ async def before_handle(message_type: str, payload: dict) -> None:
 def intervals_of(spec: list[dict]) -> list[objects.Interval]:
     return [
         objects.Interval(
-            dtstart=datetime.fromisoformat(i["start"]).astimezone(timezone.utc),
+            dtstart=datetime.fromisoformat(i["start"]).astimezone(UTC),
             duration=timedelta(seconds=i["duration_s"]),
             signal_payload=i["value"],
         )

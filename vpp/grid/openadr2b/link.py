@@ -47,6 +47,9 @@ DEFAULT_POLL_S = 10.0
 """Poll period when neither the site file nor the VTN names one."""
 MAX_POLL_ROUNDS = 16
 """Polls in a row while the VTN has messages for us (bounded: a VTN that never runs dry)."""
+REREGISTER_AFTER = 3
+"""Failures in a row after which we register afresh (the VTN may have lost us); fewer
+resume polling with the venID we have."""
 
 
 class Reregister(Exception):
@@ -117,6 +120,7 @@ class Oadr2bLink:
         self.registered = asyncio.Event()
         self.vtn_errors = 0
         """VTN failures since start (each one logged)."""
+        self._failures_in_row = 0
 
     def _request_id(self) -> str:
         return f"{self.site_id}-{next(self._ids)}"
@@ -142,12 +146,14 @@ class Oadr2bLink:
             except Exception as e:
                 # A VTN answer that trips our own code must not end the agent either.
                 self._failed(f"{e.__class__.__name__}: {e}")
-            self.registered.clear()
+            if self._failures_in_row >= REREGISTER_AFTER:
+                self.registered.clear()
             await self.clock.sleep(self._backoff_s)
             self._backoff_s = min(self._backoff_s * 2, self._backoff_max_s)
 
     def _failed(self, error: str) -> None:
         self.vtn_errors += 1
+        self._failures_in_row += 1
         log.warning(
             "openadr2b_vtn_error",
             vtn=self.config.vtn_url,
@@ -207,17 +213,18 @@ class Oadr2bLink:
     # -- the session ----------------------------------------------------------------------
 
     async def _session(self) -> None:
-        await self._register()
-        await self._register_reports()
-        msg = await self._post("EiEvent", wire.request_event(self._request_id(), self._ven()))
-        await self._handle(_ok(msg, "oadrRequestEvent", "oadrDistributeEvent", "oadrResponse"))
-        self.registered.set()
-        self._backoff_s = self._backoff_min_s
+        if not self.registered.is_set():
+            await self._register()
+            await self._register_reports()
+            msg = await self._post("EiEvent", wire.request_event(self._request_id(), self._ven()))
+            await self._handle(_ok(msg, "oadrRequestEvent", "oadrDistributeEvent", "oadrResponse"))
+            self.registered.set()
+            self._backoff_s, self._failures_in_row = self._backoff_min_s, 0
         while True:
             await self._send_answers()
             await self._send_reports()
             await self._poll()
-            self._backoff_s = self._backoff_min_s
+            self._backoff_s, self._failures_in_row = self._backoff_min_s, 0
             await self._pause()
 
     def _ven(self) -> str:
