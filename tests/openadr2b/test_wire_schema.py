@@ -117,7 +117,7 @@ def test_our_reader_takes_openleadrs_messages(openleadr: Path) -> None:
         "oadr://p",
     )
     assert (ev.start, ev.length, ev.status) == (
-        datetime(2026, 7, 15, 6, 0, tzinfo=UTC),
+        datetime(2027, 7, 15, 6, 0, tzinfo=UTC),
         timedelta(minutes=15),
         "far",
     )
