@@ -5,6 +5,7 @@ cancel, priority and test flags; and our answers as opt types."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,21 @@ ANSWERS = [
 def test_answers_as_opt_types(status: str, reason: str | None, expected: tuple | None) -> None:
     got = opt_answer(status, reason)
     assert (None if got is None else (got.opt_type, got.code, got.description)) == expected
+
+
+def test_unusable_tls_files_are_one_error_naming_the_field(tmp_path: Path) -> None:
+    from devices.clock import WallClock
+    from vpp.grid.openadr2b.link import Oadr2bLink
+    from vpp.site import OpenAdr2bConfig
+
+    def link(**files: Path) -> None:
+        cfg = OpenAdr2bConfig(vtn_url="https://127.0.0.1:1/x", ven_name="v", **files)  # type: ignore[arg-type]
+        Oadr2bLink(cfg, "s", WallClock(), levels={})
+
+    with pytest.raises(ValueError, match=r"^grid\.openadr2b\.ca_file: cannot use .*nope\.pem"):
+        link(ca_file=tmp_path / "nope.pem")
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    with pytest.raises(ValueError, match=r"^grid\.openadr2b\.cert_file/key_file: cannot use"):
+        link(cert_file=tmp_path / "bad.pem")
+    with pytest.raises(ValueError, match=r"^grid\.openadr2b\.key_file: given without cert_file"):
+        link(key_file=tmp_path / "bad.pem")

@@ -22,10 +22,21 @@ class VtnError(Exception):
 def tls_context(
     ca_file: Path | None, cert_file: Path | None, key_file: Path | None
 ) -> ssl.SSLContext:
-    """The https settings: the system's CAs or `ca_file`, and our client certificate."""
-    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    """The https settings: the system's CAs or `ca_file`, and our client certificate.
+    ValueError naming the site file's field when a file cannot be used."""
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError(f"grid.openadr2b.ca_file: cannot use {ca_file}: {e}") from None
     if cert_file is not None:
-        context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+        try:
+            context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+        except (OSError, ssl.SSLError) as e:
+            raise ValueError(
+                f"grid.openadr2b.cert_file/key_file: cannot use {cert_file}, {key_file}: {e}"
+            ) from None
+    elif key_file is not None:
+        raise ValueError("grid.openadr2b.key_file: given without cert_file")
     return context
 
 
