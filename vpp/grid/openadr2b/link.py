@@ -47,6 +47,8 @@ DEFAULT_POLL_S = 10.0
 """Poll period when neither the site file nor the VTN names one."""
 MAX_POLL_ROUNDS = 16
 """Polls in a row while the VTN has messages for us (bounded: a VTN that never runs dry)."""
+KEEP = timedelta(days=1)
+"""How long after its end an event the VTN no longer sends is remembered."""
 REREGISTER_AFTER = 3
 """Failures in a row after which we register afresh (the VTN may have lost us); fewer
 resume polling with the venID we have."""
@@ -376,6 +378,9 @@ class Oadr2bLink:
                 status=ev.status,
             )
             self._put(mapped.to_json(), ev.event_id)
+        # Events long over and no longer sent are forgotten (the map stays bounded).
+        for nid in [n for n, k in self._known.items() if n not in seen and k.end < now - KEEP]:
+            del self._known[nid]
         # 2.0b distributes the whole list: a live event missing from it has been cancelled.
         for nid, known in self._known.items():
             if nid in seen or known.cancelled or known.payload is None or known.end <= now:
