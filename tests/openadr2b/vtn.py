@@ -41,6 +41,24 @@ def on_create_party_registration(info: dict) -> tuple[str, str]:
     return ven_id, f"reg-{ven_id}"
 
 
+def make_ven_lookup(ven_cert_file: str):
+    with open(ven_cert_file) as f:
+        fingerprint = utils.certificate_fingerprint(f.read())
+
+    def ven_lookup(ven_id: str) -> dict | None:
+        for name, known in VEN_IDS.items():
+            if known == ven_id:
+                return {
+                    "ven_id": ven_id,
+                    "ven_name": name,
+                    "fingerprint": fingerprint,
+                    "registration_id": f"reg-{ven_id}",
+                }
+        return None
+
+    return ven_lookup
+
+
 def make_on_register_report(granularity: timedelta, back: timedelta):
     def on_register_report(
         ven_id, resource_id, measurement, unit, scale, min_sampling_interval, max_sampling_interval
@@ -138,13 +156,26 @@ async def main() -> None:
     p.add_argument("--poll-s", type=float, default=10.0)
     p.add_argument("--granularity-s", type=float, default=5.0)
     p.add_argument("--back-s", type=float, default=10.0)
+    p.add_argument("--tls-dir", help="https with mutual TLS: ca.pem, vtn.pem/.key, ven.pem")
     args = p.parse_args()
     logging.getLogger("openleadr").addHandler(Warnings(level=logging.WARNING))
+    tls: dict = {}
+    if args.tls_dir:
+        d = args.tls_dir
+        tls = {
+            "http_cert": f"{d}/vtn.pem",
+            "http_key": f"{d}/vtn.key",
+            "http_ca_file": f"{d}/ca.pem",
+            # The VEN is known by its certificate's fingerprint (no XML signatures).
+            "ven_lookup": make_ven_lookup(f"{d}/ven.pem"),
+            "verify_message_signatures": False,
+        }
     server = OpenADRServer(
         vtn_id="test-vtn",
         http_port=args.port,
         http_host="127.0.0.1",
         requested_poll_freq=timedelta(seconds=args.poll_s),
+        **tls,
     )
     server.add_handler("on_create_party_registration", on_create_party_registration)
     server.add_handler(

@@ -46,10 +46,10 @@ Record = dict[str, Any]
 class Vtn:
     """A running VTN: `url` for the site file, `records` as they come, `send()` commands."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, scheme: str = "http") -> None:
         self.proc = proc
         self.port = port
-        self.url = f"http://127.0.0.1:{port}{PREFIX}"
+        self.url = f"{scheme}://127.0.0.1:{port}{PREFIX}"
         self.records: list[Record] = []
         self._reader = asyncio.create_task(self._read())
         self._changed = asyncio.Event()
@@ -100,20 +100,27 @@ class Vtn:
 
 @contextlib.asynccontextmanager
 async def running_vtn(
-    python: Path, *, poll_s: float = 5.0, granularity_s: float = 5.0, back_s: float = 10.0
+    python: Path,
+    *,
+    poll_s: float = 5.0,
+    granularity_s: float = 5.0,
+    back_s: float = 10.0,
+    tls_dir: Path | None = None,
 ):  # type: ignore[no-untyped-def]
-    """The VTN on a free loopback port, stopped on exit."""
+    """The VTN on a free loopback port, stopped on exit; https with mutual TLS when given
+    `tls_dir` (tests/openadr2b/tls.py)."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         str(python),
         str(SCRIPT),
         *("--port", str(port), "--poll-s", str(poll_s)),
         *("--granularity-s", str(granularity_s), "--back-s", str(back_s)),
+        *(("--tls-dir", str(tls_dir)) if tls_dir else ()),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    vtn = Vtn(proc, port)
+    vtn = Vtn(proc, port, "https" if tls_dir else "http")
     try:
         await vtn.until(lambda: vtn.of("ready"), 30, "ready")
         yield vtn
