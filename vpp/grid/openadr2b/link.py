@@ -112,6 +112,7 @@ class Oadr2bLink:
         self._answers: deque[wire.EventAnswer] = deque(maxlen=1024)
         self._wake = asyncio.Event()
         self._known: dict[str, _Known] = {}
+        self._unreadable: set[tuple[str, int]] = set()
         self._samples = ImportSamples()
         self._reports: dict[str, Schedule] = {}
         self._ids = itertools.count(1)
@@ -333,6 +334,9 @@ class Oadr2bLink:
         for problem in d.problems:
             log.warning("openadr2b_event_unreadable", problem=problem[:300])
         for event_id, modification in d.unread:
+            if (event_id, modification) in self._unreadable:
+                continue  # opted out of already (a VTN may send its whole list every poll)
+            self._unreadable.add((event_id, modification))
             self._answers.append(
                 wire.EventAnswer(
                     event_id, modification, "optOut", d.request_id, 400, "unreadable event"
