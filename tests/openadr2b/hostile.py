@@ -49,6 +49,12 @@ def ok_response() -> bytes:
     )
 
 
+def reregistration() -> bytes:
+    return payload(
+        "<oadr:oadrRequestReregistration><ei:venID>ven-h</ei:venID></oadr:oadrRequestReregistration>"
+    )
+
+
 def registered_report() -> bytes:
     return payload(f"<oadr:oadrRegisteredReport>{ei_response()}</oadr:oadrRegisteredReport>")
 

@@ -48,9 +48,16 @@ BAD_REGISTRATIONS = [
 
 @pytest.mark.timeout(60)
 async def test_a_hostile_vtn_is_retried_and_its_bad_events_opted_out() -> None:
-    vtn = h.HostileVtn(fallback=h.Answer(200, h.ok_response()))
+    vtn = h.HostileVtn(
+        fallback=h.Answer(200, h.ok_response()),
+        fallbacks={
+            "EiRegisterParty": h.Answer(200, h.registered()),
+            "EiReport": h.Answer(200, h.registered_report()),
+        },
+    )
     vtn.then("EiRegisterParty", *BAD_REGISTRATIONS, h.Answer(200, h.registered()))
-    vtn.then("EiReport", h.Answer(200, h.registered_report()))
+    # The first poll asks us to register again.
+    vtn.then("OadrPoll", h.Answer(200, h.reregistration()))
     start = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     vtn.then(
         "EiEvent",
@@ -83,6 +90,12 @@ async def test_a_hostile_vtn_is_retried_and_its_bad_events_opted_out() -> None:
                         break
                     await asyncio.sleep(0.05)
                 assert len([s for s, b in vtn.requests if s == "EiEvent" and b"optOut" in b]) >= 2
+                for _ in range(200):  # bounded: 10 s
+                    if [s for s, _ in vtn.requests].count("EiRegisterParty") > len(
+                        BAD_REGISTRATIONS
+                    ) + 1:
+                        break
+                    await asyncio.sleep(0.05)
                 assert not run.done()
             finally:
                 run.cancel()
@@ -98,3 +111,7 @@ async def test_a_hostile_vtn_is_retried_and_its_bad_events_opted_out() -> None:
     assert "bad-value" in answered and "bad-start" in answered and "bad-mod" not in answered
     assert "<ei:responseCode>400</ei:responseCode>" in answered
     assert [e for e in logs if e["event"] == "openadr2b_event_unreadable"]
+    # Registered again when asked, with the venID it had.
+    assert [e for e in logs if e["event"] == "openadr2b_reregister"]
+    again = [b for s, b in vtn.requests if s == "EiRegisterParty"][len(BAD_REGISTRATIONS) + 1]
+    assert b"<ei:venID>ven-h</ei:venID>" in again and b"reg-h" in again

@@ -141,9 +141,9 @@ class Oadr2bLink:
             try:
                 await self._session()
             except Reregister:
-                log.info("openadr2b_reregister", ven_id=self.ven_id)
+                # Not an error, but a VTN that asks every time must not spin us: backoff.
+                log.info("openadr2b_reregister", ven_id=self.ven_id, retry_s=self._backoff_s)
                 self.registered.clear()
-                continue
             except VtnError as e:
                 self._failed(str(e))
             except Exception as e:
@@ -160,7 +160,7 @@ class Oadr2bLink:
         log.warning(
             "openadr2b_vtn_error",
             vtn=self.config.vtn_url,
-            error=error[:300],
+            error=" ".join(error.split())[:300],
             retry_s=self._backoff_s,
         )
 
