@@ -16,6 +16,7 @@ import structlog
 
 from devices.clock import WallClock
 from tests.openadr2b import hostile as h
+from vpp.grid.messages import Response
 from vpp.grid.openadr2b.link import Oadr2bLink
 from vpp.site import OpenAdr2bConfig
 
@@ -115,3 +116,48 @@ async def test_a_hostile_vtn_is_retried_and_its_bad_events_opted_out() -> None:
     assert [e for e in logs if e["event"] == "openadr2b_reregister"]
     again = [b for s, b in vtn.requests if s == "EiRegisterParty"][len(BAD_REGISTRATIONS) + 1]
     assert b"<ei:venID>ven-h</ei:venID>" in again and b"reg-h" in again
+
+
+@pytest.mark.timeout(30)
+async def test_an_event_missing_from_a_later_distribution_is_cancelled() -> None:
+    start = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    vtn = h.HostileVtn(
+        fallback=h.Answer(200, h.ok_response()),
+        fallbacks={
+            "EiRegisterParty": h.Answer(200, h.registered()),
+            "EiReport": h.Answer(200, h.registered_report()),
+        },
+    )
+    both = h.distribute(h.event_xml("a", "0", start, "10"), h.event_xml("b", "4", start, "20"))
+    vtn.then("EiEvent", h.Answer(200, both))
+    # A later poll brings the whole list again, without b; then a itself, unchanged.
+    vtn.then(
+        "OadrPoll",
+        h.Answer(200, h.ok_response()),
+        h.Answer(200, h.distribute(h.event_xml("a", "0", start, "10"))),
+    )
+    async with vtn.running():
+        cfg = OpenAdr2bConfig(vtn_url=vtn.url, ven_name="office-1", poll_s=0.2)
+        link = Oadr2bLink(cfg, "office-1", WallClock(), levels={})
+        run = asyncio.create_task(link.run())
+        try:
+            got = [
+                json.loads((await asyncio.wait_for(link.receive(), 10)).payload) for _ in range(3)
+            ]
+            # The agent's `cancelled` for it has no 2.0b answer: the VTN has no such event.
+            cancelled = Response(
+                event_id="oadr2b-b", modification=5, status="cancelled", ts=datetime.now(UTC)
+            )
+            link.send_response(cancelled)
+            assert not link._answers
+        finally:
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+            await link.close()
+    assert [(g["event_id"], g["modification"], g.get("cancelled", False)) for g in got] == [
+        ("oadr2b-a", 0, False),
+        ("oadr2b-b", 4, False),
+        ("oadr2b-b", 5, True),
+    ]
+    assert link._inbox.empty()  # a, unchanged, is not handed on again

@@ -133,4 +133,5 @@ async def test_registers_reports_and_answers_events(openleadr: Path) -> None:
         assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(starts))
         assert all(300 <= v < 300 + 200 for _, v in values)
         assert [v for _, v in values] == sorted(v for _, v in values)  # the feed only rises
+        assert link.vtn_errors == 0  # every message we sent passed the VTN's schema check
     assert not [w for w in vtn.of("warning") if "valid" in w["message"].lower()], vtn.of("warning")
