@@ -31,10 +31,12 @@ $(OPENLEADR_VENV)/.installed:
 	$(OPENLEADR_VENV)/bin/python -m pip install -q openleadr==0.5.36
 	touch $@
 
-# Mosquitto (the tests' broker) and mbpoll (a non-Python Modbus client) come from Debian.
+# Mosquitto (the tests' broker), mbpoll (a non-Python Modbus client), Chromium (the status
+# page's browser test) and promtool (package prometheus: checks /metrics) come from Debian.
 system-deps:
-	@if ! command -v mosquitto >/dev/null 2>&1 || ! command -v mbpoll >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients mbpoll >/dev/null; \
+	@if ! command -v mosquitto >/dev/null 2>&1 || ! command -v mbpoll >/dev/null 2>&1 \
+		|| ! command -v chromium >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients mbpoll chromium prometheus >/dev/null; \
 	fi
 
 lint:

@@ -191,7 +191,9 @@ class MqttDriver:
         self._empty_logged = False
         now = self._clock.monotonic()
         gap = None if self._received_at is None else now - self._received_at
-        if gap is not None and gap < 2 * self._stale_after():  # a longer gap was an outage
+        # A longer gap was an outage; a zero gap (two messages at one instant, e.g. an answer
+        # to a command beside the periodic one) says nothing of the period.
+        if gap is not None and 0 < gap < 2 * self._stale_after():
             self._intervals.append(gap)
         self._values.update(values)
         self._bad = None
@@ -204,7 +206,9 @@ class MqttDriver:
         period = self._period_s
         if period is None and len(self._intervals) >= LEARN_INTERVALS:
             period = max(self._intervals)
-        return self._stale_after_s if period is None else STALE_PERIODS * period
+        if period is None or period <= 0:  # never a zero bound: staleness divides by it
+            return self._stale_after_s
+        return STALE_PERIODS * period
 
     def next_check_s(self) -> float | None:
         """When the last telemetry turns stale, then when it counts as gone (twice as old):

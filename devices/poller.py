@@ -66,6 +66,17 @@ class PollStats:
     lateness_max_s: float
 
 
+@dataclass(frozen=True)
+class DevicePollStats:
+    """One device's polls since start: how many, how many failed, and the time they took
+    (seconds on the poller's clock), for metrics."""
+
+    polls: int
+    failures: int
+    duration_total_s: float
+    last_duration_s: float
+
+
 @dataclass
 class _DeviceState:
     driver: Driver
@@ -82,6 +93,11 @@ class _DeviceState:
     write_failures: int = 0
     write_error: DeviceError | None = None
     write_retry_at: float | None = None  # clock monotonic s; None: not held offline
+    # Counted since start and never reset (metrics' counters), unlike `polls` and `missed`.
+    total_polls: int = 0
+    total_failures: int = 0
+    duration_total_s: float = 0.0
+    last_duration_s: float = 0.0
 
 
 _WORSE = {HealthState.online: 0, HealthState.degraded: 1, HealthState.offline: 2}
@@ -238,6 +254,15 @@ class Poller:
             lateness_max_s=late[-1] if late else 0.0,
         )
 
+    def device_stats(self) -> dict[str, DevicePollStats]:
+        """Per device id: polls, failed polls and poll time since start (never reset)."""
+        return {
+            i: DevicePollStats(
+                st.total_polls, st.total_failures, st.duration_total_s, st.last_duration_s
+            )
+            for i, st in self._states.items()
+        }
+
     def reset_stats(self) -> None:
         """Forget lateness and counters (e.g. after a warm-up)."""
         for st in self._states.values():
@@ -265,17 +290,23 @@ class Poller:
                 return
             st.lateness.append(clock.monotonic() - tick)
             st.polls += 1
+            st.total_polls += 1
+            began = clock.monotonic()
             try:
                 reading = await d.read()
                 bad = implausible(reading.values, st.bounds)
                 if bad is not None:
                     raise DeviceError(bad)
             except DeviceError as e:
+                st.total_failures += 1
                 self._failed(st, e)
             except Exception as e:  # never let one driver's bug stop the agent
+                st.total_failures += 1
                 self._failed(st, DeviceError(f"driver error: {e!r}"))
             else:
                 self._answered(st, reading)
+            st.last_duration_s = clock.monotonic() - began
+            st.duration_total_s += st.last_duration_s
             tick += st.period_s * self._wait_periods(st)
             now = clock.monotonic()
             if tick <= now:
@@ -288,7 +319,11 @@ class Poller:
         MQTT device polled every minute still leaves the plan within a control cycle."""
         clock = self._clock
         while not self._stopping:
-            due = d.next_check_s()
+            try:
+                due = d.next_check_s()
+            except Exception as e:  # a driver's bug must not end the Poller: back to polls
+                self._noticed(st, DeviceError(f"driver error: {e!r}"))
+                due = None
             if due is None:
                 await d.changed.wait()
             else:

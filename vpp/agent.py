@@ -91,6 +91,10 @@ class Agent:
             self.drivers, clock, store, watchdog_s=devices.watchdog_s, health=self.poller
         )
         self.cycles = 0
+        # How late each timed cycle started after its tick (seconds): for metrics.
+        self.lateness_total_s = 0.0
+        self.lateness_max_s = 0.0
+        self.timed_cycles = 0
 
     def snapshot(self) -> Snapshot:
         """Every device's last reading and health, taken at once."""
@@ -132,6 +136,11 @@ class Agent:
             if self._cycles.wanted.is_set():
                 self._cycles.wanted.clear()
                 tick -= period  # an extra cycle; the fixed phase is kept
+            else:
+                late = max(0.0, self.clock.monotonic() - tick)
+                self.timed_cycles += 1
+                self.lateness_total_s += late
+                self.lateness_max_s = max(self.lateness_max_s, late)
             await self.run_cycle()
             # A missed tick (a cycle that overran) is skipped, not run late.
             now = self.clock.monotonic()

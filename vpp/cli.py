@@ -130,6 +130,14 @@ def run(
         StrategyName("optimiser"),
         help="How events are answered (default: optimiser).",
     ),
+    http: str | None = typer.Option(
+        None,
+        help="Serve the status page, JSON API and /metrics on HOST:PORT (e.g. 127.0.0.1:8080; "
+        "off by default). Other than loopback needs --http-token-env.",
+    ),
+    http_token_env: str | None = typer.Option(
+        None, help="Environment variable holding the token the page asks for."
+    ),
 ) -> None:
     """Run the agent for a site on the wall clock until SIGINT or SIGTERM: devices, control,
     and demand response (events answered, planned, dispatched and reported)."""
@@ -137,6 +145,7 @@ def run(
     from vpp.service import site_agent
     from vpp.site import BrokerConfig
 
+    page = _http_or_exit(http, http_token_env) if http else None
     site = _load_site_or_exit(site_file)
     store_path = data_dir / f"{site.id}.sqlite" if data_dir else None
     try:
@@ -153,7 +162,33 @@ def run(
         path = store_path or site.config.store.file(site.id)
         typer.echo(f"error: {field}: cannot open the store {path}: {e}", err=True)
         raise typer.Exit(2) from e
-    asyncio.run(_until_signalled(agent.run, asyncio.Event()))
+    if page is None:
+        asyncio.run(_until_signalled(agent.run, asyncio.Event()))
+        return
+    from vpp.agent_view import AgentView
+    from vpp.web.app import create_app
+    from vpp.web.server import run_with_page
+
+    sock, token = page
+    app_ = create_app(AgentView(agent), agent.clock, token=token)
+
+    async def run_all(stop: asyncio.Event) -> None:
+        await run_with_page(agent.run, app_, sock, stop)
+
+    asyncio.run(_until_signalled(run_all, asyncio.Event()))
+
+
+def _http_or_exit(http: str, token_env: str | None, option: str = "--http"):  # type: ignore[no-untyped-def]
+    """The bound socket and token of `--http` (or `--serve`); one line and exit 2 if not."""
+    from vpp.web.server import bind, http_token, parse_http
+
+    try:
+        addr = parse_http(http, option)
+        token = http_token(addr, token_env, option)
+        return bind(addr, option), token
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
 
 
 @app.command()
@@ -453,8 +488,17 @@ def replay_cmd(
     counterfactual: bool = typer.Option(True, help="Also run the site without the events."),
     events: bool = typer.Option(True, help="Send the scenario's events."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or table."),
+    serve: str | None = typer.Option(
+        None,
+        help="Then serve the outputs' status page and JSON API on HOST:PORT (e.g. "
+        "127.0.0.1:8080) until Ctrl-C. Other than loopback needs --http-token-env.",
+    ),
+    http_token_env: str | None = typer.Option(
+        None, help="Environment variable holding the token the page asks for (--serve)."
+    ),
 ) -> None:
     """Replay a scenario through the real agent on the virtual clock; write the outputs."""
+    page = _http_or_exit(serve, http_token_env, "--serve") if serve else None
     first = _replay(
         scenario_file,
         out,
@@ -481,6 +525,28 @@ def replay_cmd(
             duration,
         )
         Console().print(render(comparison_table(first, other)))
+    if page is not None:
+        _serve_replay(scenario_file, duration, out, *page)
+
+
+def _serve_replay(scenario_file: Path, duration: str | None, out: Path, sock, token) -> None:  # type: ignore[no-untyped-def]
+    """Serve the status page of a replay's output folder until SIGINT or SIGTERM."""
+    from devices.clock import WallClock
+    from vpp.replay.scenario import load_scenario
+    from vpp.replay.view import ReplayView
+    from vpp.web.app import create_app
+    from vpp.web.server import serve, url_of
+
+    sc = load_scenario(scenario_file)
+    if duration:
+        sc = sc.with_duration(duration)
+    app_ = create_app(ReplayView(sc, out), WallClock(), token=token)
+    typer.echo(f"serving {out}/ at {url_of(sock)} (Ctrl-C to stop)", err=True)
+
+    async def go(stop: asyncio.Event) -> None:
+        await serve(app_, sock, stop)
+
+    asyncio.run(_until_signalled(go, asyncio.Event()))
 
 
 @app.command()

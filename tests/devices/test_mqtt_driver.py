@@ -273,3 +273,25 @@ async def test_poller_takes_an_mqtt_device_offline_between_its_polls(mosquitto: 
             assert "says it is offline" in poller.health("evse").reason
             assert poller.stats().polls == 1  # the early reads are no polls
             assert poller.latest("evse") is not None
+
+
+async def test_messages_at_one_instant_teach_no_zero_period(mosquitto: Broker) -> None:
+    """Several telemetry messages in one simulated instant (a loaded machine delivers a
+    simulator's queued messages together) said the period was 0 s: the stale bound became
+    0, the device `offline` for "no telemetry for 0 s" and the Poller's watch loop divided
+    by zero, ending the Poller."""
+    clock = VirtualClock()
+    site = f"t{uuid.uuid4().hex[:8]}"
+    payload = json.dumps(TELEMETRY).encode()
+    async with MqttHub(MqttSettings(mosquitto.host, mosquitto.port), clock=clock) as hub:
+        await hub.wait_connected(10)
+        d = MqttDriver("a", charger_profile(), hub=hub, clock=clock, site=site)
+        await d.start()
+        for _ in range(6):  # six at t = 0: no interval learnt from them
+            await publish(mosquitto, clock, d.telemetry_topic, payload)
+        async with Poller([d], clock=clock, period_s=1.0) as poller:
+            await clock.sleep(2.0)
+            assert poller.health("a").state is HealthState.online
+            await d.read()  # fresh: the 10-s fallback bound, not a zero one
+            due = d.next_check_s()
+            assert due is not None and due > clock.monotonic()

@@ -96,6 +96,8 @@ class DrController:
         self.last_target: Target | None = None
         self._replan = asyncio.Event()
         self.plans = 0
+        self.solve_s_total = 0.0
+        """Seconds the solver took over every plan since start (the schedules' solve time)."""
         for state in self.events.resumable():
             log.info("event_resumed", event_id=state.event_id, status=state.status)
             self.baselines[state.event_id] = self.reporter.stored_baseline(state.event_id)
@@ -191,6 +193,7 @@ class DrController:
         else:
             self.plan = await self._solve(snap, plan_events)
         self.plans += 1
+        self.solve_s_total += self.plan.schedule.timings.solve_s
         if not plan_events:
             self._free_plan, self._free_devices = self.plan, planned_for
         sched = self.plan.schedule

@@ -9,6 +9,7 @@ how many (vpp.dr.rejections).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,8 @@ class EventManager:
         self.on_change = on_change
         self.states: dict[str, EventState] = {}
         self.rejected = 0
+        self.answers: Counter[str] = Counter()
+        """Responses sent since start, by status (received, opt_in, ...): for metrics."""
         self.rejections = rejections or RejectionBudget()
         self._capping = False
         for stored in store.events():
@@ -89,6 +92,7 @@ class EventManager:
         with self.store.batch():
             self.store.add_response(self.clock.now(), response_payload(response))
             self.link.send_response(response)
+        self.answers[response.status] += 1
 
     def _save(self, state: EventState, now: datetime) -> None:
         self.store.save_event(
