@@ -124,6 +124,7 @@ class Oadr2bLink:
         self.vtn_errors = 0
         """VTN failures since start (each one logged)."""
         self._failures_in_row = 0
+        self._closed = False
 
     def _request_id(self) -> str:
         return f"{self.site_id}-{next(self._ids)}"
@@ -155,6 +156,8 @@ class Oadr2bLink:
             self._backoff_s = min(self._backoff_s * 2, self._backoff_max_s)
 
     def _failed(self, error: str) -> None:
+        if self._closed:
+            return  # close() ended the HTTP client under a request in flight: not the VTN
         self.vtn_errors += 1
         self._failures_in_row += 1
         log.warning(
@@ -211,6 +214,7 @@ class Oadr2bLink:
         if self._answers and self.ven_id is not None and self.registered.is_set():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._send_answers(), wall_timeout_s)
+        self._closed = True
         await self._vtn.close()
 
     # -- the session ----------------------------------------------------------------------
