@@ -39,6 +39,7 @@ sys.path.insert(0, str(_ROOT))
 
 from devices.clock import WallClock  # noqa: E402
 from tests.grid.live import agent_for, night_timezone, sim_for, small_site_data  # noqa: E402
+from tests.openadr2b.ready import agent_ready  # noqa: E402
 from tests.openadr2b.vtn_process import openleadr_python, running_vtn  # noqa: E402
 from vpp.log import configure_logging  # noqa: E402
 from vpp.site import BrokerConfig, parse_site  # noqa: E402
@@ -93,9 +94,10 @@ async def bench(events: int, poll_s: float) -> dict[str, Any]:
                 stop = asyncio.Event()
                 run = asyncio.create_task(agent.run(stop))
                 try:
-                    # Ready: registered, and the agent has planned on its first readings.
+                    # Ready: registered, every device read, planned, cycling.
                     await vtn.until(lambda: vtn.of("report_offer"), 60, "registration")
-                    await asyncio.sleep(2 * poll_s)
+                    await agent_ready(agent, dr)
+                    await asyncio.sleep(poll_s)
                     for i in range(events):
                         event_id = f"lat-{i}"
                         now = datetime.now(UTC).replace(microsecond=0)

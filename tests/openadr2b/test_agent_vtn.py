@@ -17,6 +17,7 @@ import pytest
 from devices.clock import WallClock
 from tests.conftest import Broker
 from tests.grid.live import agent_for, night_timezone, sim_for, small_site_data
+from tests.openadr2b.ready import agent_ready
 from tests.openadr2b.vtn_process import running_vtn
 from vpp.site import BrokerConfig, parse_site
 
@@ -41,11 +42,12 @@ async def test_the_agent_carries_out_a_cap_event_and_its_cancel(
         data["grid"] = {"openadr2b": {"vtn_url": vtn.url, "ven_name": "live-1", "poll_s": 1}}
         site = parse_site(data, tmp_path / "site.yaml")
         async with sim_for(site, clock, broker) as sim:
-            agent, _ = agent_for(site, sim, clock, broker, tmp_path / "s.sqlite")
+            agent, dr = agent_for(site, sim, clock, broker, tmp_path / "s.sqlite")
             stop = asyncio.Event()
             run = asyncio.create_task(agent.run(stop))
             try:
-                # The agent has its first readings (the simulated meter's first one is 0).
+                await agent_ready(agent, dr)
+                # The VTN has the site import (the simulated meter's first reading is 0).
                 await vtn.until(
                     lambda: any(v > CAP_KW + 20 for r in vtn.of("report") for _, v in r["values"]),
                     30,

@@ -15,6 +15,7 @@ from devices.clock import WallClock
 from tests.conftest import Broker
 from tests.grid.live import agent_for, night_timezone, sim_for, small_site_data, watcher
 from tests.openadr2b import hostile as h
+from tests.openadr2b.ready import agent_ready
 from vpp.grid.client import build_event
 from vpp.grid.fanout import FanoutLink
 from vpp.grid.openadr2b.link import Oadr2bLink
@@ -35,14 +36,15 @@ async def test_the_native_contract_works_while_the_vtn_is_broken(
         data["grid"] = {"openadr2b": {"vtn_url": vtn.url, "ven_name": "live-1", "poll_s": 1}}
         site = parse_site(data, tmp_path / "site.yaml")
         async with sim_for(site, clock, broker) as sim, watcher(broker, clock) as grid:
-            agent, _ = agent_for(site, sim, clock, broker, tmp_path / "s.sqlite")
+            agent, dr = agent_for(site, sim, clock, broker, tmp_path / "s.sqlite")
             assert isinstance(agent.link, FanoutLink)
             ven = agent.link.links["openadr2b"]
             assert isinstance(ven, Oadr2bLink)
             stop = asyncio.Event()
             run = asyncio.create_task(agent.run(stop))
             try:
-                # Ready: the site's telemetry flows (its devices read) over MQTT.
+                await agent_ready(agent, dr)
+                # Its telemetry flows over MQTT meanwhile.
                 await grid.until(lambda: any(t["site_import_kw"] for t in grid.telemetry), 30)
                 now = datetime.now(UTC)
                 event = build_event(

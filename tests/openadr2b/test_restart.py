@@ -14,6 +14,7 @@ import pytest
 
 from devices.clock import WallClock
 from tests.grid.live import agent_for, night_timezone, sim_for, small_site_data
+from tests.openadr2b.ready import agent_ready
 from tests.openadr2b.vtn_process import Vtn, running_vtn
 from vpp.site import BrokerConfig, Site, parse_site
 
@@ -22,10 +23,11 @@ async def _run_until(
     site: Site, sim: object, store: Path, vtn: Vtn, check: object, what: str
 ) -> None:
     clock, broker = WallClock(), BrokerConfig()
-    agent, _ = agent_for(site, sim, clock, broker, store)  # type: ignore[arg-type]
+    agent, dr = agent_for(site, sim, clock, broker, store)  # type: ignore[arg-type]
     stop = asyncio.Event()
     run = asyncio.create_task(agent.run(stop))
     try:
+        await agent_ready(agent, dr)
         await vtn.until(check, 40, what)  # type: ignore[arg-type]
     finally:
         stop.set()
