@@ -8,6 +8,7 @@ the name and consumption positive; vendor or SunSpec names go in `label`.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -416,6 +417,16 @@ def parse_profile(raw: dict[str, Any], source: str = "<profile>") -> ModbusProfi
         raise ProfileError(msg) from e
 
 
+def config_dir() -> Path:
+    """The bundled config folder (profiles, sites, scenarios): `config/` beside the packages
+    in a checkout or an editable install, else where an installed package's data files went
+    (`<prefix>/share/vpp/config`, pyproject.toml's `data-files`)."""
+    beside = Path(__file__).resolve().parent.parent / "config"
+    if beside.is_dir():
+        return beside
+    return Path(sys.prefix) / "share" / "vpp" / "config"
+
+
 def profile_dir() -> Path:
-    """The bundled profiles folder (config/profiles beside the packages)."""
-    return Path(__file__).resolve().parent.parent / "config" / "profiles"
+    """The bundled profiles folder."""
+    return config_dir() / "profiles"

@@ -128,7 +128,14 @@ class ModbusDeviceServer:
         placeholder = SimDevice(id=1, simdata=[SimData(0, datatype=DataType.REGISTERS)])
         server = _TcpServer(placeholder, address=(self.host, self.port))
         server.context = _Datastore(self.clock, self.stores)  # type: ignore[assignment]
-        await server.serve_forever(background=True)
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as e:  # pymodbus's "Could not start listen": say where
+            served = ", ".join(s.device.id for s in self.stores.values())
+            raise OSError(
+                f"cannot listen on {self.host}:{self.port} for {served}: the port is taken, "
+                "or the address is not this machine's"
+            ) from e
         listener: Any = server.transport
         self.port = int(listener.sockets[0].getsockname()[1])
         self._server = server

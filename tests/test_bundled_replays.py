@@ -26,6 +26,8 @@ CASES = [
     ("office-intraday-cap", "PT15H30M"),
     # The week's Monday morning: hourly carbon intensity, weekday-only vehicles, events later.
     ("office-week", "PT6H"),
+    # A curtailment deepened and extended mid-event (modification 1 at 14:30), to 16:30.
+    ("office-modified-curtailment", "PT4H30M"),
 ]
 
 

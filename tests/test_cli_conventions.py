@@ -59,6 +59,7 @@ def test_version_is_the_agents() -> None:
         ("event", "send"),
         ("check",),
         ("schema",),
+        ("status",),
     ],
 )
 def test_h_is_help(command: tuple[str, ...]) -> None:

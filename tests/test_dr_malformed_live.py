@@ -42,8 +42,8 @@ async def test_malformed_events_are_rejected_once_and_change_nothing(
     mosquitto: Broker, tmp_path: Path
 ) -> None:
     """Every malformed message (the 58 kinds of tests/grid/test_parse.py, plus a stale
-    modification of a live event) sent to the running agent gets exactly one `rejected`
-    whose `errors` name the bad field, in the order sent.
+    modification of a live event and a new event that ended in 2020) sent to the running
+    agent gets exactly one `rejected` whose `errors` name the bad field, in the order sent.
 
     "Unchanged" means, with the clock held still over the whole malformed batch (so no
     periodic control cycle, plan or telemetry window can run meanwhile): the store's
@@ -79,6 +79,12 @@ async def test_malformed_events_are_rejected_once_and_change_nothing(
             bad = [(*week, "7 days") if c[0] == week[0] else c for c in MALFORMED]
             stale = event_dict(event_id=HELD, modification=0)
             bad.append(("stale modification", payload(stale), "modification", "older"))
+            old = event_dict(
+                event_id="live-2020", intervals=[interval("2020-06-01T14:00:00+08:00")]
+            )
+            bad.insert(
+                -1, ("ended in 2020", payload(old), "intervals[0]", "before the site received")
+            )
             assert len(bad) >= 25
             async with clock.hold():
                 await asyncio.sleep(0.2)  # answers already on their way arrive first

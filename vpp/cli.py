@@ -1,4 +1,4 @@
-"""The `vpp` command line: sim, run, event, replay, demo, check, schema, version."""
+"""The `vpp` command line: sim, run, event, status, replay, demo, check, schema, version."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import signal
 import sqlite3
 import sys
-from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ import typer
 from vpp.control.strategy import REGISTRY as STRATEGY_REGISTRY  # names only: no pydantic
 from vpp.file_schemas import ConfigFile
 from vpp.log import configure_logging
+from vpp.log import quiet as quiet_logs
 
 if TYPE_CHECKING:  # vpp.site is imported lazily: the CLI starts fast
     from vpp.site import BrokerConfig
@@ -198,24 +198,37 @@ def sim(
     broker: str | None = typer.Option(
         None,
         help="mqtt://[USER@]HOST:PORT or mqtts://... for MQTT devices (default: the site "
-        "file's broker, with its credentials and TLS files).",
+        "file's broker, with its credentials and TLS files; when nothing listens at its "
+        "loopback address, an embedded broker is started there).",
     ),
     any_port: bool = typer.Option(False, help="Let the OS choose every Modbus port."),
+    duration: str | None = typer.Option(
+        None, help="Stop after this long, ISO 8601 (PT10M; default: run until interrupted)."
+    ),
     duration_s: float | None = typer.Option(
-        None, help="Stop after this many seconds (default: run until interrupted)."
+        None, hidden=True, help="Deprecated: seconds; use --duration."
     ),
 ) -> None:
     """Serve a simulated site over Modbus TCP and MQTT on the wall clock."""
-    import json
-
     from devices.clock import WallClock
     from vpp.broker import connection
+    from vpp.grid.types import parse_duration
     from vpp.simsite import simulated_site
     from vpp.site import BrokerConfig, SiteError
 
+    stop_after_s = duration_s
+    if duration_s is not None:
+        typer.echo("warning: --duration-s is deprecated: use --duration (ISO 8601)", err=True)
+    if duration is not None:
+        try:
+            stop_after_s = parse_duration(duration).total_seconds()
+        except ValueError as e:
+            typer.echo(f"error: --duration: {e}", err=True)
+            raise typer.Exit(2) from e
     site = _load_site_or_exit(site_file)
     try:
         b = BrokerConfig.from_url(broker, site.config.broker) if broker else site.config.broker
+        b = b or BrokerConfig()
         needs_broker = any(
             d.profile_or_none is not None and d.profile_or_none.transport == "mqtt"
             for d in site.devices
@@ -223,45 +236,37 @@ def sim(
         sim_site = simulated_site(
             site,
             WallClock(),
-            broker=connection(b) if b and needs_broker else None,
+            broker=connection(b) if needs_broker else None,
             any_port=any_port,
         )
     except (SiteError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
 
+    from vpp.sim_cli import Refused, ensure_broker, print_endpoints
+
     async def serve(stop: asyncio.Event) -> None:
-        async with sim_site:
-            eps = sim_site.endpoints()
-            if json_out:
-                doc = [
-                    {
-                        "id": e.id,
-                        "kind": str(e.kind),
-                        "transport": e.transport,
-                        "host": e.host,
-                        "port": e.port,
-                        "unit_id": e.unit_id,
-                        "profile": e.profile,
-                    }
-                    for e in eps
-                ]
-                print(json.dumps({"site_id": site.id, "devices": doc}), flush=True)
-            else:
-                for e in eps:
-                    unit = "-" if e.unit_id is None else e.unit_id
-                    print(
-                        f"{e.id:16} {e.kind!s:17} {e.transport:6} {e.host}:{e.port:<6} "
-                        f"unit {unit!s:4} {e.profile}",
-                        flush=True,
-                    )
-            if duration_s is not None:
+        async with contextlib.AsyncExitStack() as stack:
+            embedded = False
+            if needs_broker:
+                where = "--broker" if broker else f"{site_file}: broker"
+                embedded = await ensure_broker(stack, b, where, may_embed=broker is None)
+            try:
+                await stack.enter_async_context(sim_site)
+            except (OSError, ConnectionError) as e:  # a port taken, a broker gone
+                raise Refused(f"{site_file}: {e}") from e
+            print_endpoints(site.id, sim_site.endpoints(), json_out, b, needs_broker, embedded)
+            if stop_after_s is not None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), duration_s)
+                    await asyncio.wait_for(stop.wait(), stop_after_s)
             else:
                 await stop.wait()
 
-    asyncio.run(_until_signalled(serve, asyncio.Event()))
+    try:
+        asyncio.run(_until_signalled(serve, asyncio.Event()))
+    except Refused as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
 
 
 event_app = typer.Typer(
@@ -285,9 +290,15 @@ def event_send(
     curtail_kw: float | None = typer.Option(None, help="Reduce site import by this many kW."),
     cap_kw: float | None = typer.Option(None, help="Keep site import at or under this many kW."),
     price: float | None = typer.Option(None, help="Energy price per kWh for the intervals."),
-    start: str | None = typer.Option(None, help="RFC 3339 start with offset (default: now)."),
+    start: str | None = typer.Option(
+        None, help="RFC 3339 start with offset (default: now); an event that has ended is refused."
+    ),
     duration: str | None = typer.Option(None, help="ISO 8601 duration, e.g. PT2H."),
-    interval: str | None = typer.Option(None, help="Interval length, e.g. PT15M (default: one)."),
+    interval: str | None = typer.Option(
+        None,
+        help="Interval length, e.g. PT15M (default: one interval); the last is shorter when "
+        "it does not divide --duration.",
+    ),
     cancel: bool = typer.Option(False, "--cancel", help="Cancel the event (raise --modification)."),
     event_id: str | None = typer.Option(None, help="Event id (generated when absent)."),
     modification: int = typer.Option(0, help="Modification number."),
@@ -302,22 +313,25 @@ def event_send(
     cert_file: Path | None = typer.Option(None, help="TLS: the client certificate (mTLS)."),
     key_file: Path | None = typer.Option(None, help="TLS: the client certificate's key."),
     prefix: str | None = typer.Option(None, help="Topic prefix (default: the site file's, vpp)."),
-    wait_s: float = typer.Option(15.0, help="How long to wait for responses (s)."),
+    wait_s: float = typer.Option(
+        15.0,
+        min=0,
+        help="At most this long (s) for the site's answer; returns as soon as it comes.",
+    ),
 ) -> None:
-    """Send one event and print the responses the site gives."""
+    """Send one event and print the site's responses: `received`, then its answer (`opt_in`,
+    `opt_out`, `rejected`, `cancelled`); warns when the site's agent is not online."""
     import json
 
     from devices.clock import WallClock
     from devices.mqtt_connect import tls_context
     from vpp.broker import connection
-    from vpp.grid.client import build_event, send_event
+    from vpp.grid.client import ANSWERS, build_event, send, uneven_split
+    from vpp.grid.observe import STATUS_WAIT_S
 
     clock = WallClock()
     loaded = _load_site_or_exit(site_file) if site_file is not None else None
-    site_id = site or (loaded.id if loaded else None)
-    if site_id is None:
-        typer.echo("error: --site: give the site id (or --site-file)", err=True)
-        raise typer.Exit(2)
+    site_id = _site_id_or_exit(site, loaded)
     try:
         b = _event_broker(
             broker, loaded.config.broker if loaded else None, ca_file, cert_file, key_file, prefix
@@ -325,7 +339,14 @@ def event_send(
         settings = connection(b)
         context = tls_context(settings)  # a bad CA or key file: an error here, not "unreachable"
         if file is not None:
-            message: object = json.loads(file.read_text())
+            try:
+                text = file.read_text()
+            except OSError as e:
+                raise ValueError(f"--file: cannot read {file}: {e.strerror}") from None
+            try:
+                message: object = json.loads(text)
+            except ValueError as e:
+                raise ValueError(f"--file: {file} is not JSON: {e}") from None
         else:
             message = build_event(
                 now=clock.now(),
@@ -340,13 +361,15 @@ def event_send(
                 event_id=event_id,
                 test=test,
             )
+            if not cancel and (note := uneven_split(duration or "PT0S", interval)):
+                typer.echo(f"note: {note}", err=True)  # allowed by the contract, maybe not meant
     except (ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
 
-    async def go() -> list[object]:
-        return list(
-            await send_event(
+    try:
+        sent = asyncio.run(
+            send(
                 message,  # type: ignore[arg-type]
                 site_id=site_id,
                 clock=clock,
@@ -354,19 +377,113 @@ def event_send(
                 tls=context or False,
                 prefix=b.prefix,
                 wait_s=wait_s,
+                until=ANSWERS,
+                status_wait_s=STATUS_WAIT_S,
             )
         )
-
-    try:
-        responses = asyncio.run(go())
     except Exception as e:
         typer.echo(f"error: cannot reach the broker at {settings.address}: {e}", err=True)
         raise typer.Exit(1) from e
-    for r in responses:
-        typer.echo(r.to_json() if hasattr(r, "to_json") else json.dumps(r))
-    if not responses:
-        typer.echo("no response (is the agent running and subscribed?)", err=True)
+    if sent.site_status is None or sent.site_status.get("online") is not True:
+        state = "has no status on the broker" if sent.site_status is None else "is offline"
+        typer.echo(
+            f"warning: site {site_id} {state}: no agent runs; an agent with a session on the "
+            "broker gets the event when it starts, unless the event has ended by then "
+            "(check with vpp status; resend with the same --event-id, never a new one)",
+            err=True,
+        )
+    for r in sent.responses:
+        typer.echo(r.to_json().decode())
+    if not sent.responses:
+        eid = getattr(message, "event_id", None) or (
+            message.get("event_id") if isinstance(message, dict) else None
+        )
+        which = f" (event_id {eid})" if isinstance(eid, str) else ""
+        typer.echo(f"no response within {wait_s:g} s{which}", err=True)
         raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    site: str | None = typer.Option(
+        None, "--site", help="The site id (topics PREFIX/SITE/...; default: the site file's)."
+    ),
+    site_file: Path | None = typer.Option(
+        None,
+        "--site-file",
+        help="Take the broker (host, port, credentials, TLS files, prefix) from this site file.",
+    ),
+    broker: str | None = typer.Option(
+        None,
+        help="mqtt://[USER@]HOST:PORT or mqtts://... (default: the site file's, else "
+        "mqtt://127.0.0.1:1883). No password here: VPP_MQTT_PASSWORD or the site file's.",
+    ),
+    ca_file: Path | None = typer.Option(None, help="TLS: the CA certificate(s) to trust."),
+    cert_file: Path | None = typer.Option(None, help="TLS: the client certificate (mTLS)."),
+    key_file: Path | None = typer.Option(None, help="TLS: the client certificate's key."),
+    prefix: str | None = typer.Option(None, help="Topic prefix (default: the site file's, vpp)."),
+    wait_s: float = typer.Option(
+        10.0, min=0, help="At most this long (s) for the next telemetry of an online site."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print status and telemetry as JSON."),
+) -> None:
+    """Show a site's retained status (is its agent online?) and its latest telemetry, as
+    its broker has them. Exit 0 when the agent is online, 1 when it is offline or has no
+    status."""
+    import json
+
+    from devices.clock import WallClock
+    from devices.mqtt_connect import tls_context
+    from vpp.broker import connection
+    from vpp.grid.observe import describe, observe_site
+
+    loaded = _load_site_or_exit(site_file) if site_file is not None else None
+    site_id = _site_id_or_exit(site, loaded)
+    try:
+        b = _event_broker(
+            broker, loaded.config.broker if loaded else None, ca_file, cert_file, key_file, prefix
+        )
+        settings = connection(b)
+        context = tls_context(settings)
+    except (ValueError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    try:
+        view = asyncio.run(
+            observe_site(
+                site_id,
+                clock=WallClock(),
+                broker=settings,
+                tls=context,
+                prefix=b.prefix,
+                wait_s=wait_s,
+            )
+        )
+    except Exception as e:
+        typer.echo(f"error: cannot reach the broker at {settings.address}: {e}", err=True)
+        raise typer.Exit(1) from e
+    if json_out:
+        doc = {"site_id": site_id, "status": view.status, "telemetry": view.telemetry}
+        typer.echo(json.dumps(doc))
+    else:
+        for line in describe(view):
+            typer.echo(line)
+    if not view.online:
+        raise typer.Exit(1)
+
+
+def _site_id_or_exit(site: str | None, loaded: Any) -> str:
+    """`--site`, else the site file's id; one line naming --site when neither or bad."""
+    import re
+
+    site_id = site or (loaded.id if loaded else None)
+    if site_id is None:
+        typer.echo("error: --site: give the site id (or --site-file)", err=True)
+        raise typer.Exit(2)
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", site_id):  # the site file's site_id rule
+        typer.echo(f"error: --site: {site_id!r} is not a site id (1-64 of A-Za-z0-9._-)", err=True)
+        raise typer.Exit(2)
+    return site_id
 
 
 def _event_broker(
@@ -395,6 +512,16 @@ def _event_broker(
         raise ValueError(f"{option.replace('_', '-')}: {msg}") from None
 
 
+def _require_extra(extra: str, what: str) -> None:
+    from vpp.extras import MissingExtra, require
+
+    try:
+        require(extra, what)
+    except MissingExtra as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e
+
+
 def _replay(
     scenario_file: Path,
     out: Path,
@@ -405,9 +532,10 @@ def _replay(
     quiet: bool,
     duration: str | None,
 ) -> dict[str, object]:
+    _require_extra("replay", "vpp replay")
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from vpp.replay.progress import ReplayProgress
     from vpp.replay.runner import replay, run_one
     from vpp.replay.scenario import ScenarioError, load_scenario
     from vpp.replay.table import render, summary_table
@@ -422,46 +550,32 @@ def _replay(
     except (ScenarioError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".vpp-write-test").touch()
+        (out / ".vpp-write-test").unlink()
+    except OSError as e:
+        typer.echo(f"error: --out: cannot write to {out}: {e.strerror}", err=True)
+        raise typer.Exit(2) from e
     strat = strategy or sc.strategy  # --strategy is a choice; the scenario's is validated
-    console = Console(stderr=True)
-    total = sc.duration.total_seconds()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[sim]}"),
-        TextColumn("{task.fields[speed]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(f"replay {sc.name} ({strat})", total=total, sim="", speed="")
-        import time as _time
-
-        wall0 = _time.perf_counter()
-
-        def progress(t: float, _total: float) -> None:
-            wall = max(_time.perf_counter() - wall0, 1e-6)
-            when = sc.start.astimezone(sc.tz) + timedelta(seconds=t)
-            bar.update(task, completed=t, sim=when.strftime("%a %H:%M"), speed=f"{t / wall:,.0f}x")
+    if quiet:
+        quiet_logs()  # only the result, and errors
+    label = f"replay {sc.name} ({strat})"
+    with ReplayProgress(label, sc.start, sc.tz, sc.duration.total_seconds(), quiet=quiet) as bar:
 
         async def go() -> dict[str, object]:
             if not events:
                 await run_one(
-                    sc, out, strategy=strat, broker_url=broker, events=False, progress=progress
+                    sc, out, strategy=strat, broker_url=broker, events=False, progress=bar
                 )
                 return {}
             return await replay(
-                sc,
-                out,
-                strategy=strat,
-                broker_url=broker,
-                counterfactual=counterfactual,
-                progress=progress,
-            )
+                sc, out, strategy=strat, broker_url=broker, counterfactual=counterfactual,
+                progress=bar,
+            )  # fmt: skip
 
         summary = asyncio.run(go())
-    if summary and not quiet:
+    if summary:
         Console().print(render(summary_table(summary)))
         typer.echo(f"outputs in {out}/ (summary.json, plots *.png, messages.jsonl, store.sqlite)")
     return summary
@@ -487,7 +601,9 @@ def replay_cmd(
     duration: str | None = typer.Option(None, help="Replay only this long (ISO 8601)."),
     counterfactual: bool = typer.Option(True, help="Also run the site without the events."),
     events: bool = typer.Option(True, help="Send the scenario's events."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or table."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="Print only the result: no progress, no logs but errors."
+    ),
     serve: str | None = typer.Option(
         None,
         help="Then serve the outputs' status page and JSON API on HOST:PORT (e.g. "
@@ -514,9 +630,10 @@ def replay_cmd(
 
         from vpp.replay.table import comparison_table, render
 
+        other_out = out.parent / f"{out.name}-{compare.value}"
         other = _replay(
             scenario_file,
-            out.parent / f"{out.name}-{compare.value}",
+            other_out,
             compare.value,
             broker,
             counterfactual,
@@ -525,6 +642,18 @@ def replay_cmd(
             duration,
         )
         Console().print(render(comparison_table(first, other)))
+        if first and other:
+            from vpp.replay.compare import write_comparison
+            from vpp.replay.scenario import load_scenario
+
+            sc = load_scenario(scenario_file)
+            sc = sc.with_duration(duration) if duration else sc
+            labels = [str(first.get("strategy")), str(other.get("strategy"))]
+            if labels[0] == labels[1]:
+                labels = [f"{labels[0]} (1)", f"{labels[1]} (2)"]
+            paths = write_comparison(sc, [(labels[0], out), (labels[1], other_out)])
+            if not quiet:
+                typer.echo(f"both on one scale: {paths[0]}, {paths[1]}")
     if page is not None:
         _serve_replay(scenario_file, duration, out, *page)
 
@@ -554,9 +683,10 @@ def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", help="Output folder."),
 ) -> None:
     """Replay the bundled summer office day with its curtail event (embedded broker)."""
-    scenario = (
-        Path(__file__).resolve().parent.parent / "config" / "scenarios" / "office-summer-day.yaml"
-    )
+    _require_extra("replay", "vpp demo")
+    from devices.profile import config_dir
+
+    scenario = config_dir() / "scenarios" / "office-summer-day.yaml"
     _replay(scenario, out, None, None, True, True, False, None)
     typer.echo(f"main plot: {out / 'site_import.png'}")
 
@@ -591,6 +721,81 @@ def schema(
     from vpp.file_schemas import schema_text
 
     sys.stdout.write(schema_text(kind))
+
+
+class ExportFormat(StrEnum):
+    """`vpp export --format`'s choices."""
+
+    csv = "csv"
+    parquet = "parquet"
+
+
+ExportTable = StrEnum(  # type: ignore[misc]
+    "ExportTable",
+    {n: n for n in ("energy", "telemetry", "events", "reports", "report_intervals")},
+)
+"""`vpp export --table`'s choices (vpp.export.tables.TABLES; a test keeps them equal)."""
+
+
+@app.command("export")
+def export_cmd(
+    store: Path | None = typer.Option(
+        None, "--store", help="The SQLite store (default: the --site file's store)."
+    ),
+    site_file: Path | None = typer.Option(
+        None,
+        "--site",
+        help="The site file: its time zone (for --from/--to without an offset, and the "
+        "files' times), store, telemetry window and each device's power point.",
+    ),
+    start: str | None = typer.Option(
+        None,
+        "--from",
+        help="ISO 8601 start, e.g. 2026-07-15T00:00+08:00 (no offset: the site's zone; "
+        "default: the store's first telemetry).",
+    ),
+    end: str | None = typer.Option(
+        None, "--to", help="ISO 8601 end, excluded (default: after the store's last telemetry)."
+    ),
+    resolution: str = typer.Option("PT15M", help="Interval length, ISO 8601 (PT1M..P31D)."),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.csv, "--format", help="csv, or parquet (needs the export extra)."
+    ),
+    tables: list[ExportTable] | None = typer.Option(
+        None, "--table", help="Only this table (repeat for more; default: all)."
+    ),
+    out: Path = typer.Option(
+        Path("export"), "--out", help="Output folder (one file per table), or - for stdout."
+    ),
+) -> None:
+    """Export the store's energy per device and interval, telemetry, events and reports as
+    CSV or Parquet files (docs/operations.md, Exports)."""
+    from vpp.export.run import run_export
+
+    if fmt is ExportFormat.parquet:
+        from vpp.extras import MissingExtra, require
+
+        try:
+            require("export", "--format parquet")
+        except MissingExtra as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+    try:
+        written = run_export(
+            store=store,
+            site_file=site_file,
+            start=start,
+            end=end,
+            resolution=resolution,
+            fmt=fmt.value,
+            tables=[t.value for t in tables] if tables else None,
+            out=out,
+        )
+    except ValueError as e:  # ExportError: names the option
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    for path, rows in written:
+        typer.echo(f"{path}: {rows} rows", err=str(out) == "-")
 
 
 @app.command()

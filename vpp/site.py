@@ -487,9 +487,34 @@ def parse_site(raw: Any, source: Path) -> Site:
         if kind is not None:
             errors += [f"{where}.{f}: {msg}" for f, msg in kind_checks(kind, dc)]
         devices.append(Device(config=dc, profile=profile))
+    errors += _shared_addresses(devices, config.devices, source)
     if errors:
         raise SiteError("\n".join(errors))
     return Site(config=config, devices=devices, source=source)
+
+
+def _shared_addresses(
+    devices: list[Device], configs: list[DeviceConfig], source: Path
+) -> list[str]:
+    """Two Modbus devices at one host, port and unit id would read and write each other's
+    registers (one gateway serves several devices only under distinct unit ids)."""
+    errors: list[str] = []
+    first: dict[tuple[str, int, int], int] = {}
+    index = {id(c): i for i, c in enumerate(configs)}
+    for d in devices:
+        if d.driver != "modbus" or d.config.port == 0:  # port 0: the OS gives each its own
+            continue
+        i = index[id(d.config)]
+        key = (d.config.host, d.config.port, d.unit_id)
+        if key in first:
+            j = first[key]
+            errors.append(
+                f"{source}: devices[{i}]: host {key[0]}, port {key[1]} and unit_id {key[2]} "
+                f"are those of devices[{j}] ({configs[j].id}): give each its own port or unit_id"
+            )
+        else:
+            first[key] = i
+    return errors
 
 
 def _foreign_client_id(config: SiteConfig) -> str | None:

@@ -16,7 +16,7 @@ import pytest
 from devices.clock import VirtualClock, WallClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW, event_dict
-from vpp.grid.client import build_event, send_event
+from vpp.grid.client import build_event, send_event, uneven_split
 from vpp.grid.ledger import EventState, decide, opted_in, opted_out
 from vpp.grid.messages import Event, Response
 from vpp.grid.parse import Rejection, parse_event
@@ -233,3 +233,20 @@ async def test_virtual_clock_leaps_over_a_silent_wait(mosquitto: Broker) -> None
     assert rs == []
     assert clock.monotonic() >= 3600
     assert time.monotonic() - t0 < 3.0
+
+
+def test_build_event_refuses_an_event_that_has_ended_but_not_one_that_has_begun() -> None:
+    with pytest.raises(ValueError, match=r"^start: the event would end at 2020-01-01T01:00:00"):
+        build_event(now=NOW, curtail_kw=5, start="2020-01-01T00:00:00Z", duration="PT1H")
+    begun = build_event(now=NOW, curtail_kw=5, start="2026-07-15T05:30:00Z", duration="PT1H")
+    assert begun.start < NOW < begun.end
+
+
+def test_uneven_split_says_what_the_last_interval_is() -> None:
+    note = uneven_split("PT2H", "PT7M")
+    assert note == (
+        "interval PT7M does not divide duration PT2H: 17 intervals of PT7M, then one of PT1M"
+    )
+    ev = build_event(now=NOW, curtail_kw=5, duration="PT2H", interval="PT7M")
+    assert len(ev.intervals) == 18 and ev.intervals[-1].duration == timedelta(minutes=1)
+    assert uneven_split("PT2H", "PT15M") is None and uneven_split("PT2H", None) is None

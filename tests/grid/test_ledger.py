@@ -357,3 +357,41 @@ def test_corrupt_record_is_refused() -> None:
         EventState.from_record({**record, "status": "rejected"})
     with pytest.raises(ValueError):
         EventState.from_record({**record, "event_json": '{"v": 1}'})
+
+
+END = ev().end  # 2026-07-15T07:00Z: the end of the second interval
+
+
+@pytest.mark.parametrize("test", [False, True])
+def test_a_new_event_that_ended_before_it_arrived_is_rejected_naming_its_last_interval(
+    test: bool,
+) -> None:
+    d = decide({}, ev(test=test), END)
+    assert d.action is Action.PAST
+    assert d.state is None and not (d.plan or d.dispatch or d.recover)
+    (r,) = d.responses
+    assert r.status == "rejected"
+    assert [e.loc for e in r.errors] == ["intervals[1]"]
+    assert "2026-07-15T15:00:00+08:00" in r.errors[0].msg and "before the site received" in (
+        r.reason or ""
+    )
+
+
+def test_an_event_received_after_its_start_is_still_taken_for_what_remains() -> None:
+    d = decide({}, ev(), END - timedelta(seconds=1))
+    assert d.action is Action.ACCEPT and [r.status for r in d.responses] == ["received"]
+
+
+@pytest.mark.parametrize(
+    "known, message, action, status",
+    [
+        (stored("completed"), ev(modification=2), Action.DUPLICATE, "completed"),
+        (stored("opt_in"), ev(modification=3), Action.REPLACE, "received"),  # span collapsed
+        ({}, ev(cancelled=True), Action.CANCEL_UNKNOWN, "cancelled"),
+    ],
+)
+def test_known_events_and_cancels_after_the_end_are_answered_as_before(
+    known: dict[str, EventState], message: Event, action: Action, status: str
+) -> None:
+    d = decide(known, message, END + timedelta(days=1))
+    assert d.action is action and [r.status for r in d.responses] == [status]

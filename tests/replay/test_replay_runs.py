@@ -9,6 +9,7 @@ test covers the event, its responses, its reports and the counterfactual.
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import sqlite3
 import sys
@@ -21,6 +22,8 @@ import yaml
 
 from tests.conftest import Broker
 from tests.replay.helpers import SCENARIOS, write_scenario
+from vpp.replay.compare import write_comparison
+from vpp.replay.intervals import SERIES_FILE
 from vpp.replay.runner import COUNTERFACTUAL, STORE, counterfactual_args, replay, run_one
 from vpp.replay.scenario import Scenario, load_scenario
 
@@ -99,6 +102,27 @@ def test_same_scenario_and_seed_give_the_same_outputs(
     assert sa == sb
     ev = sa["events"][0]
     assert ev["event_id"] == "summer-curtail-1" and ev["delivered_ratio"] is not None
+    assert (a / SERIES_FILE).read_bytes() == (b / SERIES_FILE).read_bytes()
+
+
+def test_series_and_comparison_of_real_runs(two_runs: tuple[Scenario, Path, Path]) -> None:
+    """series.csv carries the report's interval ratios (its lowest is the summary's lowest);
+    the comparison of two folders as `vpp replay --compare` leaves them."""
+    sc, a, b = two_runs
+    with (a / SERIES_FILE).open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2  # a 40-min run: 00:00 and 00:15 (the last quarter is unfinished)
+    event_rows = [r for r in rows if r["event_id"] == "summer-curtail-1"]
+    assert len(event_rows) == 2  # 00:05-00:20 covers most of 00:00, 00:20-00:35 of 00:15
+    # The second interval ends after the run's last whole quarter: no baseline, no ratio.
+    ratios = [float(r["ratio"]) for r in event_rows if r["ratio"]]
+    summary = json.loads((a / "summary.json").read_text())
+    assert ratios and min(ratios) == summary["events"][0]["min_interval_ratio"]
+    assert all(r["site_import_kw"] for r in rows)
+    assert all(r["counterfactual_kw"] for r in rows)
+    compared = write_comparison(sc, [("a", a), ("b", b)])
+    assert [p.parent for p in compared] == [a, b]
+    assert compared[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _commands(store: Path) -> list[tuple[Any, ...]]:

@@ -169,6 +169,30 @@ def _error(tmp_path: Path, data: dict[str, object]) -> str:
             "s.yaml: events[0].send_at: after the event starts",
         ),
         (
+            {
+                "events": [
+                    {
+                        "event_id": "e",
+                        "send_at": "PT1H",
+                        "signal": "curtail_kw",
+                        "start": "PT2H",
+                        "duration": "PT1H",
+                        "value": 5,
+                    },
+                    {
+                        "event_id": "e",
+                        "modification": 1,
+                        "send_at": "PT3H",
+                        "signal": "curtail_kw",
+                        "start": "PT2H",
+                        "duration": "PT1H",
+                        "value": 8,
+                    },
+                ]
+            },
+            "s.yaml: events[1].send_at: at or after the modified event ends",
+        ),
+        (
             {"events": [{"event_id": "e", "send_at": "PT1H", "signal": "curtail_kw", "value": 5}]},
             "s.yaml: events[0]: Value error, give intervals, or all of start, duration and value",
         ),
@@ -409,3 +433,59 @@ def test_ev_draws_default_to_the_scenario_seed(tmp_path: Path) -> None:
 
     assert draw("a.yaml", 5) == draw("b.yaml", 99, seed=5)
     assert draw("c.yaml", 5) != draw("d.yaml", 6)
+
+
+def test_several_random_groups_beside_explicit_visits(tmp_path: Path) -> None:
+    """Commuters in the morning (`random`), visitors in the afternoon (`random_groups`) and
+    one explicit visit: every group's vehicles are there, none overlaps another on a charger,
+    and the groups draw independently (the afternoon group has its own seed by default)."""
+    visit = {"arrival": "PT6H", "departure": "PT20H", "energy_needed_kwh": 10}
+    afternoon = {"count": 3, "arrival_mean_h": 14, "arrival_sd_h": 0.3, "stay_h": 2,
+                 "energy_kwh": [5, 10]}  # fmt: skip
+    data = {
+        **BASE,
+        "ev_arrivals": {
+            "explicit": {"ev1": [visit]},
+            "random": {**RANDOM, "count": 2, "stay_h": 3},
+            "random_groups": [afternoon],
+        },
+    }
+    sessions = load_scenario(write_scenario(tmp_path, data)).sessions()
+    hours = sorted(s.arrival.astimezone(SH).hour for s in sessions)
+    assert hours[0] == 6 and all(7 <= h <= 10 for h in hours[1:3])
+    assert all(13 <= h <= 15 for h in hours[3:])
+    assert len(sessions) == 1 + 2 + 3
+    for a, b in itertools.combinations(sessions, 2):
+        if a.charger == b.charger:
+            assert a.departure <= b.arrival or b.departure <= a.arrival, (a, b)
+    again = load_scenario(write_scenario(tmp_path, data)).sessions()
+    assert again == sessions
+    bad = {**BASE, "ev_arrivals": {"random_groups": [{**afternoon, "chargers": ["ev99"]}]}}
+    assert "s.yaml: ev_arrivals.random_groups[0].chargers: the site has no EV charger" in (
+        _error(tmp_path, bad)
+    )
+
+
+def test_history_before_the_first_weather_row_is_an_error_or_the_first_day_repeated(
+    tmp_path: Path,
+) -> None:
+    """A weather CSV that starts with the scenario held its first row (midnight: no sun, the
+    night's temperature) over every history day, so the like-day baseline saw ten cold dark
+    days. That is an error now, unless `weather.history: repeat_first_day` says to use the
+    file's first day for each history day."""
+    rows = [f"2026-07-15T{h:02d}:00:00+08:00,{20 + h / 2},{max(0, 900 - 100 * abs(h - 12))}"
+            for h in range(24)]  # fmt: skip
+    (tmp_path / "w.csv").write_text("time,outdoor_temp_c,irradiance_w_m2\n" + "\n".join(rows))
+    data = {**BASE, "history_days": 3, "weather": {"csv": "w.csv"}}
+    msg = _error(tmp_path, data)
+    assert "s.yaml: weather.csv: the first row (2026-07-15T00:00:00+08:00) is after" in msg
+    assert "weather.history: repeat_first_day" in msg
+    data["weather"] = {"csv": "w.csv", "history": "repeat_first_day"}
+    env = load_scenario(write_scenario(tmp_path, data)).environment()
+    for day in (12, 13, 14, 15):
+        noon = datetime(2026, 7, day, 12, tzinfo=SH)
+        assert env.irradiance_w_m2(noon) == pytest.approx(900.0)
+        assert env.outdoor_temp_c(noon) == pytest.approx(26.0)
+    assert "only for a weather csv" in _error(
+        tmp_path, {**BASE, "weather": {"history": "repeat_first_day"}}
+    )

@@ -282,3 +282,20 @@ def test_a_missing_store_file_is_an_error(tmp_path: Path, scenario: Scenario) ->
     with pytest.raises(FileNotFoundError, match="no such store"):
         compute_summary(tmp_path / "nope.sqlite", scenario)
     assert not (tmp_path / "nope.sqlite").exists()
+
+
+def test_comparison_says_when_requested_comes_from_each_runs_baseline(
+    scenario: Scenario, counterfactual: Store
+) -> None:
+    """A cap's requested reduction is baseline − cap, each run against its own
+    counterfactual: when the two differ, the row says so rather than suggesting the grid
+    asked differently."""
+    store = Store(":memory:")
+    fill_run(store)
+    a = compute_summary(store, scenario, counterfactual=counterfactual, strategy="optimiser")
+    same = render(comparison_table(a, json.loads(summary_json(a))), width=200)
+    assert "cut requested kW " in same and "own baseline" not in same
+    b = json.loads(summary_json(a))
+    b["events"][0]["requested_kw"] = 150.0
+    differ = render(comparison_table(a, b), width=200)
+    assert "cut requested kW (from each run's own baseline)" in differ

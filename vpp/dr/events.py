@@ -160,7 +160,7 @@ class EventManager:
 
     def _accept(self, parsed: Event, now: datetime) -> None:
         decision = decide(self.states, parsed, now)
-        if decision.action is Action.STALE:
+        if decision.action in (Action.STALE, Action.PAST):
             self.rejected += 1
         if decision.conflict:
             log.warning("event_duplicate_differs", event_id=parsed.event_id)

@@ -3,8 +3,9 @@ publish it to a site and collect the site's responses.
 
 `send_event` subscribes to `PREFIX/SITE/responses` before publishing to
 `PREFIX/SITE/events` (both QoS 1), so no answer can be missed, and returns the responses to
-this event until a final one (`completed`, `rejected`, `opt_out`, `cancelled`) or until
-`wait_s` of clock time has passed.
+this event until a final one (`completed`, `rejected`, `opt_out`, `cancelled`; or those of
+`until`) or until `wait_s` of clock time has passed. `send` also reads the site's retained
+status first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -23,12 +25,16 @@ from pydantic import ValidationError
 from devices.clock import Clock, timeout
 from devices.mqtt_connect import MqttSettings, mqtt_client
 from vpp.grid.messages import Event, Response
+from vpp.grid.observe import next_status
 from vpp.grid.parse import MessageError, parse_message, validation_errors
 from vpp.grid.topics import DEFAULT_PREFIX, SiteTopics
 from vpp.grid.types import format_duration, parse_duration, parse_time
 
 FINAL_STATUSES = frozenset({"completed", "rejected", "opt_out", "cancelled"})
 """After one of these, no further response to the same message is expected."""
+ANSWERS = FINAL_STATUSES | {"opt_in"}
+"""The site's answer to a message (every status but `received`): what `vpp event send`
+waits for. After `opt_in` only `completed` follows, at the event's end."""
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -55,9 +61,12 @@ def build_event(
     Give exactly one of `curtail_kw` (reduction below baseline, kW), `cap_kw` (import ceiling,
     kW) or `price` (per kWh). `start` defaults to `now`; `duration` (ISO 8601 or timedelta) is
     split into intervals of `interval` (default: one interval), the last one shorter if it
-    does not divide evenly. A cancel needs only `event_id` and a higher `modification`; its
-    intervals (one of 15 minutes from `start`, value 0, when none are given) are ignored by
-    the site. `event_id` is generated when absent. Raises ValueError naming the bad field.
+    does not divide evenly (the contract allows intervals of any length: `uneven_split`
+    says when that happens). An event that would end before `now` is refused (a site
+    rejects it); one that has begun is not. A cancel needs only `event_id` and a higher
+    `modification`; its intervals (one of 15 minutes from `start`, value 0, when none are
+    given) are ignored by the site. `event_id` is generated when absent. Raises ValueError
+    naming the bad field.
     """
     values = {"curtail_kw": curtail_kw, "import_cap_kw": cap_kw, "price": price}
     chosen = {signal: v for signal, v in values.items() if v is not None}
@@ -76,6 +85,11 @@ def build_event(
         raise ValueError("duration and interval must be positive")
     if total / step > 288:
         raise ValueError(f"duration {duration} in intervals of {interval} gives more than 288")
+    if not cancel and t0 + total <= now:
+        raise ValueError(
+            f"start: the event would end at {(t0 + total).isoformat()}, before now "
+            f"({now.isoformat()}); a site rejects an event that has already ended"
+        )
     intervals: list[dict[str, Any]] = []
     offset = timedelta(0)
     while offset < total:
@@ -100,6 +114,22 @@ def build_event(
     except ValidationError as exc:
         errors = validation_errors(exc)
         raise ValueError("; ".join(f"{e.loc}: {e.msg}" for e in errors)) from None
+
+
+def uneven_split(duration: timedelta | str, interval: timedelta | str | None) -> str | None:
+    """A sentence when `interval` does not divide `duration` (build_event then makes the last
+    interval shorter), else None. Raises ValueError as build_event does."""
+    if interval is None:
+        return None
+    total = _arg("duration", parse_duration, duration)
+    step = _arg("interval", parse_duration, interval)
+    if step <= timedelta(0) or total % step == timedelta(0):
+        return None
+    n = total // step
+    return (
+        f"interval {format_duration(step)} does not divide duration {format_duration(total)}: "
+        f"{n} intervals of {format_duration(step)}, then one of {format_duration(total % step)}"
+    )
 
 
 def _arg(name: str, parse: Callable[[Any], T], value: Any) -> T:
@@ -144,6 +174,15 @@ def _ours(r: Response, event_id: str | None, modification: int | None) -> bool:
     return modification is None or r.modification is None or r.modification == modification
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What `send` saw: the responses to the event, in arrival order, and the site's
+    retained status before the event was published (None: none came, or none was asked)."""
+
+    responses: list[Response]
+    site_status: dict[str, Any] | None
+
+
 async def send_event(
     event: dict[str, Any] | Event | bytes,
     *,
@@ -158,29 +197,64 @@ async def send_event(
     wait_s: float = 10.0,
     identifier: str | None = None,
     broker: MqttSettings | None = None,
+    until: frozenset[str] = FINAL_STATUSES,
 ) -> list[Response]:
     """Publish one event message to a site and return its responses, in arrival order.
 
     `event` may be a validated Event, a dict (sent as given, even if invalid, so that a
     site's rejections can be tried) or raw bytes. Responses are those with this event's
     event_id and modification (and `rejected` ones without an event_id). Collection stops
-    after a final status or `wait_s` seconds of `clock` time. `broker` (credentials, TLS
+    after a status in `until` (default: a final one; `ANSWERS` stops at the site's answer
+    after `received`) or `wait_s` seconds of `clock` time. `broker` (credentials, TLS
     files: vpp.broker.connection) replaces host, port, tls, username and password. Broker
     errors raise aiomqtt.MqttError.
     """
+    sent = await send(
+        event,
+        site_id=site_id,
+        clock=clock,
+        broker=broker
+        or MqttSettings(host, port, username=username, password=password, tls=tls is not False),
+        tls=tls,
+        prefix=prefix,
+        wait_s=wait_s,
+        identifier=identifier,
+        until=until,
+    )
+    return sent.responses
+
+
+async def send(
+    event: dict[str, Any] | Event | bytes,
+    *,
+    site_id: str,
+    clock: Clock,
+    broker: MqttSettings,
+    tls: bool | ssl.SSLContext = False,
+    prefix: str = DEFAULT_PREFIX,
+    wait_s: float = 10.0,
+    identifier: str | None = None,
+    until: frozenset[str] = FINAL_STATUSES,
+    status_wait_s: float = 0.0,
+) -> Sent:
+    """`send_event`, and with `status_wait_s` > 0 first the site's retained status (waited
+    for at most that long): an event published while no agent runs waits at the broker."""
     topics = SiteTopics(prefix, site_id)
     body, event_id, modification = _payload(event)
-    settings = broker or MqttSettings(
-        host, port, username=username, password=password, tls=tls is not False
-    )
     responses: list[Response] = []
+    status: dict[str, Any] | None = None
     async with mqtt_client(
-        settings,
+        broker,
         identifier=identifier or f"vpp-operator-{secrets.token_hex(4)}",
         context=tls if isinstance(tls, ssl.SSLContext) else None,
     ) as client:
+        messages: AsyncIterator[aiomqtt.Message] = aiter(client.messages)
         async with clock.hold():
             await client.subscribe(topics.responses.name, qos=topics.responses.qos)
+            if status_wait_s > 0:
+                await client.subscribe(topics.status.name, qos=topics.status.qos)
+        if status_wait_s > 0:
+            status = await next_status(clock, messages, topics, status_wait_s)
         # The first answer comes "at once" by contract: a virtual clock must not leap past
         # wait_s while it is on its way through the broker.
         first_key = f"grid-response:{site_id}:{event_id}:{secrets.token_hex(4)}"
@@ -188,37 +262,48 @@ async def send_event(
         try:
             await client.publish(topics.events.name, body, qos=topics.events.qos)
             deadline = clock.monotonic() + wait_s
-            await _collect(clock, client, deadline, event_id, modification, responses, first_key)
+            ours = _Ours(topics, event_id, modification, until)
+            await _collect(clock, messages, deadline, ours, responses, first_key)
         finally:
             clock.arrived(first_key)
-    return responses
+    return Sent(responses, status)
+
+
+@dataclass(frozen=True)
+class _Ours:
+    """Which messages `_collect` keeps, and when it stops."""
+
+    topics: SiteTopics
+    event_id: str | None
+    modification: int | None
+    until: frozenset[str]
 
 
 async def _collect(
     clock: Clock,
-    client: aiomqtt.Client,
+    messages: AsyncIterator[aiomqtt.Message],
     deadline: float,
-    event_id: str | None,
-    modification: int | None,
+    ours: _Ours,
     responses: list[Response],
     first_key: str,
 ) -> None:
-    messages: AsyncIterator[aiomqtt.Message] = aiter(client.messages)
     while (left := deadline - clock.monotonic()) > 0:
         try:
             msg = await timeout(clock, left, anext(messages))
         except TimeoutError:
             return
+        if not msg.topic.matches(ours.topics.responses.name):
+            continue  # the status topic, when it was read first
         raw = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
         try:
             response = parse_message(Response, raw)
         except MessageError as exc:
             log.warning("grid.client.bad_response", topic=str(msg.topic), error=str(exc))
             continue
-        if not _ours(response, event_id, modification):
+        if not _ours(response, ours.event_id, ours.modification):
             continue
         if not responses:
             clock.arrived(first_key)
         responses.append(response)
-        if response.status in FINAL_STATUSES:
+        if response.status in ours.until:
             return

@@ -11,6 +11,7 @@ integrator stores `Decision.state` (before answering) and publishes `Decision.re
 | higher modification                      | REPLACE         | received (re-plan)                |
 | same modification (duplicate)            | DUPLICATE       | current status, nothing re-applied|
 | lower modification (stale)               | STALE           | rejected, nothing changed         |
+| unknown event_id, ended before now       | PAST            | rejected naming intervals[N]      |
 | cancelled, known, higher modification    | CANCEL          | cancelled (recover if acting)     |
 | cancelled, unknown event_id              | CANCEL_UNKNOWN  | cancelled (not an error)          |
 
@@ -43,6 +44,7 @@ class Action(StrEnum):
     REPLACE = "replace"
     DUPLICATE = "duplicate"
     STALE = "stale"
+    PAST = "past"
     CANCEL = "cancel"
     CANCEL_UNKNOWN = "cancel_unknown"
 
@@ -135,6 +137,8 @@ def decide(known: Mapping[str, EventState], event: Event, now: datetime) -> Deci
         if event.cancelled:
             state = EventState(event, "cancelled")
             return Decision(Action.CANCEL_UNKNOWN, (state.response(now),), state)
+        if event.end <= now:
+            return Decision(Action.PAST, (_past(event, now),), None)
         state = EventState(event, "received")
         return Decision(
             Action.ACCEPT, (state.response(now),), state, plan=True, dispatch=not event.test
@@ -165,6 +169,25 @@ def decide(known: Mapping[str, EventState], event: Event, now: datetime) -> Deci
         plan=True,
         dispatch=not event.test,
         recover=current.dispatchable and event.test,
+    )
+
+
+def _past(event: Event, now: datetime) -> Response:
+    """The answer to a new event that ended before it arrived: nothing is left to carry out
+    (an event that has begun is taken, for what remains). A known event moved into the past
+    by a higher modification is not this: that collapses its span, and the site ends it."""
+    last = len(event.intervals) - 1
+    msg = (
+        f"ends at {event.end.isoformat()}, before the site received the event "
+        f"({now.isoformat()}): nothing is left to carry out"
+    )
+    return Response(
+        event_id=event.event_id,
+        modification=event.modification,
+        status="rejected",
+        reason=f"Event in the past: intervals[{last}] {msg}.",
+        errors=[FieldError(loc=f"intervals[{last}]", msg=msg)],
+        ts=now,
     )
 
 

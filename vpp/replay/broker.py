@@ -182,11 +182,11 @@ class MosquittoBroker:
 
 
 @asynccontextmanager
-async def embedded_broker() -> AsyncIterator[EmbeddedBroker]:
-    """Start amqtt on 127.0.0.1 (anonymous, no $SYS topics)."""
+async def embedded_broker(port: int | None = None) -> AsyncIterator[EmbeddedBroker]:
+    """Start amqtt on 127.0.0.1 (anonymous, no $SYS topics), at `port` or one the OS gives."""
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    broker = EmbeddedBroker(_free_port())
+    broker = EmbeddedBroker(port or _free_port())
     await broker.start()
     try:
         yield broker

@@ -46,19 +46,20 @@ def _ev_visits(
     }
     arrivals = scenario.config.ev_arrivals
     out: list[tuple[datetime, datetime, float, float]] = []
-    if arrivals is not None and arrivals.random is not None:
-        seed = arrivals.random.seed if arrivals.random.seed is not None else scenario.seed
-        spec = arrivals.random.model_copy(update={"seed": seed + 1})
+    taken: dict[str, list[tuple[datetime, datetime]]] = {c: [] for c in limits}
+    for group in arrivals.draws(scenario.seed) if arrivals is not None else []:
+        spec = group.model_copy(update={"seed": (group.seed or 0) + 1})
         for cid, a, b, kwh, vmax in draw_sessions(
-            spec, list(limits), start, timedelta(days=days), scenario.tz
+            spec, list(limits), start, timedelta(days=days), scenario.tz, taken
         ):
+            taken[cid].append((a, b))
             out.append((a, b, kwh, min(vmax, limits[cid])))
     first_day_end = scenario.start + timedelta(days=1)
     fixed = [
         s
         for s in scenario.sessions()
         if s.arrival < first_day_end
-        and (arrivals is None or arrivals.random is None or s.charger in arrivals.explicit)
+        and (arrivals is None or not arrivals.draws(0) or s.charger in arrivals.explicit)
     ]
     for k in range(1, days + 1):
         for s in fixed:

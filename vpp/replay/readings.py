@@ -9,6 +9,7 @@ consumption positive (the meter's `import_power_kw` is negative when the site ex
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +41,19 @@ def points(
 ) -> list[tuple[datetime, float]]:
     """Window means of one point with window start in `[start, end)`, oldest first (UTC)."""
     return store.telemetry(device_id, point, start, end)
+
+
+def gapped(
+    samples: list[tuple[datetime, float]], max_gap: timedelta
+) -> list[tuple[datetime, float]]:
+    """`samples` with a NaN between two that lie more than `max_gap` apart, so that a plotted
+    line breaks where the device was offline instead of drawing a straight line across."""
+    out: list[tuple[datetime, float]] = []
+    for t, v in samples:
+        if out and t - out[-1][0] > max_gap:
+            out.append((out[-1][0] + (t - out[-1][0]) / 2, math.nan))
+        out.append((t, v))
+    return out
 
 
 def meter_id(scenario: Scenario) -> str:

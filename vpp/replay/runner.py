@@ -142,6 +142,16 @@ def counterfactual_args(
     return args
 
 
+async def _relay(stream: asyncio.StreamReader | None) -> None:
+    """The counterfactual's stderr, line by line, onto ours as it is now (a progress bar's
+    while it runs, which prints it above itself; inherited, it would write over the bar)."""
+    if stream is None:
+        return
+    while line := await stream.readline():
+        sys.stderr.write(line.decode(errors="replace"))
+        sys.stderr.flush()
+
+
 async def replay(
     scenario: Scenario,
     out: Path,
@@ -166,7 +176,10 @@ async def replay(
         args = counterfactual_args(
             scenario, cf_dir, strategy=strategy, broker_url=broker_url, source=source
         )
-        proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL)
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        relay = asyncio.create_task(_relay(proc.stderr))
     result = await run_one(
         scenario, out, strategy=strategy, broker_url=broker_url, progress=progress
     )
@@ -174,6 +187,7 @@ async def replay(
         on_result(result)
     cf_store = None
     if proc is not None:
+        await relay
         if await proc.wait() != 0:
             raise RuntimeError(f"the counterfactual run failed (exit {proc.returncode})")
         cf_store = cf_dir / STORE

@@ -218,13 +218,10 @@ class Scenario:
                             v.vehicle_max_kw,
                         )
                     )
-            if arrivals.random is not None:
+            for rnd in arrivals.draws(self.seed):
                 taken = {
                     c: [(s.arrival, s.departure) for s in out if s.charger == c] for c in chargers
                 }
-                rnd = arrivals.random
-                if rnd.seed is None:
-                    rnd = rnd.model_copy(update={"seed": self.seed})
                 for cid, arr, dep, kwh, vmax in draw_sessions(
                     rnd, chargers, self.start, self.config.duration, self.tz, taken
                 ):
@@ -359,16 +356,23 @@ def _check(cfg: ScenarioConfig, site: Site, tz: ZoneInfo) -> list[str]:
                     )
                 if j and a < spans[j - 1][1]:
                     errors.append(f"ev_arrivals.explicit.{cid}: visits overlap")
-        rnd = cfg.ev_arrivals.random
-        if rnd is not None:
+        groups = cfg.ev_arrivals.draws(cfg.seed)
+        for k, rnd in enumerate(groups):
+            first = int(cfg.ev_arrivals.random is not None)
+            field = "ev_arrivals.random" if k < first else f"ev_arrivals.random_groups[{k - first}]"
             for c in rnd.chargers or []:
                 if c not in chargers:
-                    errors.append(f"ev_arrivals.random.chargers: the site has no EV charger {c!r}")
+                    errors.append(f"{field}.chargers: the site has no EV charger {c!r}")
     for i, e in enumerate(cfg.events):
         sent = resolve(e.send_at, start)
         ivs = e.interval_list(start)
-        if sent > ivs[0][0] and not e.cancelled:
+        end = max(t + d for t, d, _ in ivs)
+        if e.modification == 0 and sent > ivs[0][0] and not e.cancelled:
             errors.append(f"events[{i}].send_at: after the event starts ({ivs[0][0].isoformat()})")
+        elif e.modification > 0 and sent >= end and not e.cancelled:
+            # A modification may come while its event runs (deepen, extend, shorten), not
+            # after its new end: it would change nothing that is still to come.
+            errors.append(f"events[{i}].send_at: at or after the modified event ends ({end})")
     return errors
 
 
@@ -398,8 +402,30 @@ def parse_scenario(raw: Any, source: Path) -> Scenario:
             temp, irr = read_weather_csv(csv, tz)
         except ValueError as e:
             raise ScenarioError(f"{source}: weather.csv: {e}") from e
+        history_start = cfg.start - timedelta(days=cfg.history_days)
+        if cfg.weather.history == "repeat_first_day":
+            temp = _repeat_first_day(temp, cfg.history_days, tz)
+            irr = _repeat_first_day(irr, cfg.history_days, tz)
+        elif temp[0][0] > history_start:
+            what = "the history's first day" if cfg.history_days else "the start"
+            raise ScenarioError(
+                f"{source}: weather.csv: the first row ({temp[0][0].isoformat()}) is after "
+                f"{what} ({history_start.isoformat()}): give rows from then, or set "
+                "weather.history: repeat_first_day"
+            )
         series = (tuple(temp), tuple(irr))
     return Scenario(cfg, site, source, series)
+
+
+def _repeat_first_day(
+    series: list[tuple[datetime, float]], days: int, tz: ZoneInfo
+) -> list[tuple[datetime, float]]:
+    """`series` with its first 24 hours repeated on each of the `days` days before it, at the
+    same local time of day (datetimes in the zone shift by wall-clock days, across DST)."""
+    first = series[0][0]
+    day = [(t.astimezone(tz), v) for t, v in series if t < first + timedelta(days=1)]
+    before = [(t - timedelta(days=k), v) for k in range(days, 0, -1) for t, v in day]
+    return before + series
 
 
 def _event_errors(e: ScenarioEvent, start: datetime) -> list[str]:

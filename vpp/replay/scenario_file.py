@@ -80,6 +80,10 @@ class Weather(_Strict):
     site file's `sim.environment`)."""
 
     csv: Path | None = None
+    history: Literal["csv", "repeat_first_day"] = "csv"
+    """Weather of the history days (`history_days`) before the scenario start: `csv` (the
+    file must cover them: a history day before its first row is an error) or
+    `repeat_first_day` (the file's first day, by local time of day, for every history day)."""
     outdoor_min_c: float | None = None
     outdoor_max_c: float | None = None
     sunrise_h: Annotated[float, Field(ge=0, le=24)] | None = None
@@ -88,12 +92,16 @@ class Weather(_Strict):
 
     def shape(self) -> dict[str, float]:
         """The built-in shape parameters given (those not None)."""
-        return {k: v for k, v in self.model_dump(exclude={"csv"}).items() if v is not None}
+        return {
+            k: v for k, v in self.model_dump(exclude={"csv", "history"}).items() if v is not None
+        }
 
     @model_validator(mode="after")
     def _one(self) -> Weather:
         if self.csv is not None and self.shape():
             raise ValueError("give either csv or the built-in shape parameters, not both")
+        if self.csv is None and self.history != "csv":
+            raise ValueError("history: only for a weather csv (the built-in shape repeats)")
         return self
 
 
@@ -121,6 +129,19 @@ class EvArrivals(_Strict):
 
     explicit: dict[str, list[EvVisit]] = Field(default_factory=dict)
     random: EvRandom | None = None
+    """One group of drawn vehicles."""
+    random_groups: list[EvRandom] = Field(default_factory=list)
+    """More groups (e.g. visitors in the afternoon beside the morning's commuters), drawn
+    after `random`: a later group's vehicles take the chargers still free."""
+
+    def draws(self, seed: int) -> list[EvRandom]:
+        """Every random group with its seed: a group without one gets the scenario's `seed`
+        (the first) or `seed + 1000 * k` (the k-th), so groups draw independently."""
+        groups = ([self.random] if self.random is not None else []) + self.random_groups
+        return [
+            g if g.seed is not None else g.model_copy(update={"seed": seed + 1000 * k})
+            for k, g in enumerate(groups)
+        ]
 
 
 class IntervalIn(_Strict):

@@ -136,6 +136,41 @@ def _profile_end(event: Event, sc: Scenario) -> datetime:
     return max(ceil_to(event.end, DEFAULT_STEP), rebound_end)
 
 
+def _measured(event: Event, sc: Scenario) -> bool:
+    """Whether an event is measured: acted on (not a test, not cancelled) and over by the
+    end of the run."""
+    return not (event.test or event.cancelled or event.end > sc.end)
+
+
+def _report(run: _Run, event: Event) -> EventReport:
+    sc = run.scenario
+    zones = rd.zone_inputs(
+        run.store, sc, event.start - timedelta(hours=1), event.end + timedelta(hours=1), run.step
+    )
+    return build_report(
+        spec_of(event),
+        baseline=run.baseline(event, _profile_end(event, sc)),
+        site=run.meter,
+        zones=zones,
+        comfort_window=(event.start, event.end),
+    )
+
+
+def event_reports(
+    store: Store | str | Path,
+    scenario: Scenario,
+    counterfactual: Store | str | Path | None = None,
+) -> dict[str, EventReport]:
+    """The report each measured event's summary figures come from (per interval: requested,
+    baseline, actual, delivered, ratio), by event id."""
+    st = rd.open_store(store)
+    cf = rd.open_store(counterfactual) if counterfactual is not None else None
+    run = _Run(st, scenario, cf)
+    return {
+        ev.event_id: _report(run, ev) for ev in scenario.final_events() if _measured(ev, scenario)
+    }
+
+
 def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
     sc = run.scenario
     out: dict[str, Any] = {
@@ -156,7 +191,7 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
         "baseline_method": None,
         "reported_delivered_ratio": _reported_ratio(run.store, event.event_id),
     }
-    if event.test or event.cancelled or event.end > sc.end:
+    if not _measured(event, sc):
         out["note"] = (
             "test event: not acted on"
             if event.test
@@ -164,18 +199,10 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
         )
         return out
     rebound_end = min(event.end + REBOUND_WINDOW, floor_to(sc.end, DEFAULT_STEP))
-    baseline = run.baseline(event, _profile_end(event, sc))
-    zones = rd.zone_inputs(
-        run.store, sc, event.start - timedelta(hours=1), event.end + timedelta(hours=1), run.step
-    )
-    report = build_report(
-        spec_of(event),
-        baseline=baseline,
-        site=run.meter,
-        zones=zones,
-        comfort_window=(event.start, event.end),
-    )
-    out.update(_figures(report))
+    report = _report(run, event)
+    baseline = report.baseline
+    assert baseline is not None
+    out.update(report_figures(report))
     if rebound_end > ceil_to(event.end, DEFAULT_STEP):
         reb = rebound_peak(
             run.meter,
@@ -193,7 +220,9 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
     return out
 
 
-def _figures(report: EventReport) -> dict[str, Any]:
+def report_figures(report: EventReport) -> dict[str, Any]:
+    """An event's headline figures in summary.json: requested and delivered kW (means over
+    its intervals), delivered ratio, lowest interval ratio, comfort, baseline method."""
     rows = report.intervals
     ratios = [r.ratio for r in rows if r.ratio is not None]
     return {

@@ -80,6 +80,10 @@ def comparison_table(a: dict[str, Any], b: dict[str, Any]) -> Table:
     for ev in a.get("events", []):
         other = events_b.get(ev["event_id"], {})
         for name, key, fmt in EVENT_COLUMNS:
+            if key == "requested_kw" and ev.get(key) != other.get(key):
+                # A cap's reduction is measured from each run's own baseline (its own
+                # counterfactual): the grid asked both the same, the runs' days differ.
+                name = "requested kW (from each run's own baseline)"
             t.add_row(
                 f"{ev['event_id']} {name}",
                 fmt(ev.get(key)),

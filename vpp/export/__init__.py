@@ -1,0 +1,1 @@
+"""`vpp export`: the store's telemetry, events and reports as CSV or Parquet tables."""
