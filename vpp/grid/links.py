@@ -84,3 +84,13 @@ def _openadr3(ctx: LinkContext) -> GridLink:
     from vpp.grid.oadr3.link import Oadr3Link
 
     return Oadr3Link(ctx.site, ctx.clock, ctx.store)
+
+
+@register("openadr2b")
+def _openadr2b(ctx: LinkContext) -> GridLink:
+    from vpp.grid.openadr2b.link import Oadr2bLink
+
+    grid = ctx.site.config.grid
+    if grid.openadr2b is None:
+        raise ValueError("grid.openadr2b: not configured")
+    return Oadr2bLink(grid.openadr2b, ctx.site.id, ctx.clock, levels=grid.simple_levels_kw)
