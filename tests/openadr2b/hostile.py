@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 OADR = 'xmlns:oadr="http://openadr.org/oadr-2.0b/2012/07"'
@@ -107,6 +107,8 @@ class HostileVtn:
     port: int = 0
     fallbacks: dict[str, Answer] = field(default_factory=dict)
     """Per service, what it answers once its script has run out (else `fallback`)."""
+    fresh: Callable[[bytes], bytes] | None = None
+    """Applied to each fallback answer as it is sent (signing it afresh, with a new nonce)."""
     _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -133,6 +135,8 @@ class HostileVtn:
             self.requests.append((service, body))
             queue = self.script.get(service)
             answer = queue.popleft() if queue else self.fallbacks.get(service, self.fallback)
+            if not queue and self.fresh is not None and isinstance(answer.body, bytes):
+                answer = Answer(answer.status, self.fresh(answer.body))
             if answer.body == HANG:
                 await self._closing.wait()
             if answer.body == DROP:
