@@ -22,7 +22,8 @@ STRM = 'xmlns:strm="urn:ietf:params:xml:ns:icalendar-2.0:stream"'
 def payload(body: str) -> bytes:
     return (
         f'<?xml version="1.0"?><oadr:oadrPayload {OADR} {EI} {PYLD} {XCAL} {STRM}>'
-        f"<oadr:oadrSignedObject>{body}</oadr:oadrSignedObject></oadr:oadrPayload>"
+        f'<oadr:oadrSignedObject oadr:Id="oadrSignedObject">{body}'
+        "</oadr:oadrSignedObject></oadr:oadrPayload>"
     ).encode()
 
 
@@ -134,9 +135,12 @@ class HostileVtn:
             body = await reader.readexactly(length)
             self.requests.append((service, body))
             queue = self.script.get(service)
-            answer = queue.popleft() if queue else self.fallbacks.get(service, self.fallback)
-            if not queue and self.fresh is not None and isinstance(answer.body, bytes):
-                answer = Answer(answer.status, self.fresh(answer.body))
+            if queue:
+                answer = queue.popleft()
+            else:
+                answer = self.fallbacks.get(service, self.fallback)
+                if self.fresh is not None and isinstance(answer.body, bytes):
+                    answer = Answer(answer.status, self.fresh(answer.body))
             if answer.body == HANG:
                 await self._closing.wait()
             if answer.body == DROP:
