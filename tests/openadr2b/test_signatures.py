@@ -93,9 +93,11 @@ async def test_signed_both_ways_with_openleadrs_vtn(openleadr: Path, pki: Path) 
                 assert event["intervals"][0]["value"] == 50.0
                 link.send_response(
                     Response(
-                        event_id="oadr2b-sig-1", modification=event["modification"],
-                        status="opt_in", ts=datetime.now(UTC),
-                    )  # fmt: skip
+                        event_id="oadr2b-sig-1",
+                        modification=event["modification"],
+                        status="opt_in",
+                        ts=datetime.now(UTC),
+                    )
                 )
                 await vtn.until(lambda: vtn.of("created_event"), 20, "our signed optIn")
                 link.send_telemetry({"ts": datetime.now(UTC).isoformat(), "site_import_kw": 321.0})

@@ -114,7 +114,7 @@ class Signer:
         signature = signer.sign(
             root,
             key=self.key_pem,
-            cert=self.cert_pem,
+            cert=self.cert_pem.decode(),
             reference_uri="#oadrSignedObject",
             signature_properties=_replay_protect(now),
         )
@@ -152,14 +152,17 @@ class Verifier:
                 payload, x509_cert=self._cert, expect_references=2, parser=_parser()
             )
         except (InvalidSignature, InvalidDigest, InvalidCertificate, InvalidInput) as e:
-            raise SignatureError(f"signature refused: {' '.join(str(e).split())}") from None
+            raise SignatureError(f"signature refused: {_line(e)}") from None
         except (etree.XMLSyntaxError, ValueError) as e:
-            raise SignatureError(f"signature unreadable: {' '.join(str(e).split())}") from None
-        assert isinstance(results, list)
-        signed = [r.signed_xml for r in results if _local(r.signed_xml) == "oadrSignedObject"]
-        props = [r.signed_xml for r in results if r.signed_xml.find(f".//{{{DSP}}}nonce") is not None]
+            raise SignatureError(f"signature unreadable: {_line(e)}") from None
+        listed = results if isinstance(results, list) else [results]
+        covered = [r.signed_xml for r in listed if r.signed_xml is not None]
+        signed = [el for el in covered if _local(el) == "oadrSignedObject"]
+        props = [el for el in covered if el.find(f".//{{{DSP}}}nonce") is not None]
         if len(signed) != 1 or len(props) != 1:
-            raise SignatureError("signature refused: it covers no oadrSignedObject and ReplayProtect")
+            raise SignatureError(
+                "signature refused: it covers no oadrSignedObject and ReplayProtect"
+            )
         self._replay_check(props[0], now)
         root = etree.Element(f"{{{OADR}}}oadrPayload", nsmap={"oadr": OADR})
         root.append(copy.deepcopy(signed[0]))
@@ -183,6 +186,10 @@ class Verifier:
         if nonce in self._nonces:
             raise SignatureError("signature refused: a replayed message (nonce seen before)")
         self._nonces[nonce] = now
+
+
+def _line(e: Exception) -> str:
+    return " ".join(str(e).split()).rstrip(": ") or e.__class__.__name__
 
 
 def _local(el: etree._Element) -> str:
