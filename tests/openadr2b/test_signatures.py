@@ -3,7 +3,8 @@ answers with its own certificate and verifies ours against the fingerprint it ha
 registration, an event, our optIn and a report go through signed both ways; a VEN that
 signs with another key, or not at all, is refused by the VTN. Against a hostile VTN
 (tests/openadr2b/hostile.py), answers unsigned, signed by another key, tampered with after
-signing or replayed are refused by our VEN, one log line each, and the link keeps going."""
+signing or replayed are refused by our VEN, one log line each, and the link (and the whole
+agent, its native contract working) keeps going."""
 
 from __future__ import annotations
 
@@ -17,13 +18,18 @@ import pytest
 import structlog
 
 from devices.clock import WallClock
+from tests.conftest import Broker
+from tests.grid.live import agent_for, night_timezone, sim_for, small_site_data, watcher
 from tests.openadr2b import hostile as h
+from tests.openadr2b.ready import agent_ready
 from tests.openadr2b.tls import make_certificates
 from tests.openadr2b.vtn_process import running_vtn
+from vpp.grid.client import build_event
+from vpp.grid.fanout import FanoutLink
 from vpp.grid.messages import Response
 from vpp.grid.openadr2b.link import Oadr2bLink
 from vpp.grid.openadr2b.signature import Signer
-from vpp.site import OpenAdr2bConfig
+from vpp.site import BrokerConfig, OpenAdr2bConfig, parse_site
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +176,8 @@ async def test_unsigned_tampered_foreign_and_replayed_answers_are_refused(pki: P
     assert len(errors) == link.vtn_errors == 4, errors
     assert all("signature refused" in e and "\n" not in e for e in errors), errors
     assert "Expected to find XML element Signature" in errors[0]
+    assert "Signature verification failed" in errors[1]  # another key
+    assert "Digest mismatch" in errors[2]  # tampered with
     assert "replayed" in errors[3] and errors[3].startswith("OadrPoll")
     assert [s for s, _ in vtn.requests].count("OadrPoll") >= polls + 2
 
@@ -191,3 +199,54 @@ def test_signing_options_are_checked_at_start(pki: Path, tmp_path: Path) -> None
     cfg = _config(url, pki).model_copy(update={"vtn_cert_file": bad})
     with pytest.raises(ValueError, match=r"^grid\.openadr2b\.vtn_cert_file: cannot use .*bad"):
         Oadr2bLink(cfg, "office-1", WallClock(), levels={})
+
+
+@pytest.mark.timeout(90)
+async def test_the_agent_goes_on_while_the_vtns_answers_are_refused(
+    mosquitto: Broker, tmp_path: Path, pki: Path
+) -> None:
+    """The whole agent, its VEN trusting only the VTN's certificate, against a VTN whose
+    answers are unsigned or tampered with: each refused, and the native contract works."""
+    clock = WallClock()
+    broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
+    vtn_signer = Signer.from_files(pki / "vtn.pem", pki / "vtn.key")
+    tampered = vtn_signer.sign(h.registered(), datetime.now(UTC)).replace(b"ven-h", b"ven-x")
+    vtn = h.HostileVtn(fallbacks={"EiRegisterParty": h.Answer(200, h.registered())})
+    vtn.then("EiRegisterParty", h.Answer(200, tampered))
+    data = small_site_data(night_timezone(datetime.now(UTC), 14))
+    async with vtn.running():
+        data["grid"] = {
+            "openadr2b": {
+                "vtn_url": vtn.url, "ven_name": "live-1", "poll_s": 1,
+                "vtn_cert_file": str(pki / "vtn.pem"),
+            }
+        }  # fmt: skip
+        site = parse_site(data, tmp_path / "site.yaml")
+        async with sim_for(site, clock, broker) as sim, watcher(broker, clock) as grid:
+            agent, dr = agent_for(site, sim, clock, broker, tmp_path / "s.sqlite")
+            assert isinstance(agent.link, FanoutLink)
+            ven = agent.link.links["openadr2b"]
+            assert isinstance(ven, Oadr2bLink)
+            stop = asyncio.Event()
+            with structlog.testing.capture_logs() as logs:
+                run = asyncio.create_task(agent.run(stop))
+                try:
+                    await agent_ready(agent, dr)
+                    now = datetime.now(UTC)
+                    event = build_event(
+                        now=now, curtail_kw=30, start=now + timedelta(minutes=5),
+                        duration="PT30M", interval="PT15M", event_id="native-1",
+                    )  # fmt: skip
+                    await grid.send(event.to_json())
+                    await grid.until(
+                        lambda: grid.statuses("native-1")[:2] == ["received", "opt_in"], 30
+                    )
+                    await grid.until(lambda: ven.vtn_errors >= 3, 30)
+                    assert not run.done()
+                finally:
+                    stop.set()
+                    await asyncio.wait_for(run, 30)
+    assert ven.ven_id is None  # neither the tampered nor the unsigned answer was taken
+    errors = [e["error"] for e in logs if e["event"] == "openadr2b_vtn_error"]
+    assert errors[0].startswith("EiRegisterParty: signature refused: Digest mismatch")
+    assert all("signature refused" in e for e in errors), errors
