@@ -84,7 +84,8 @@ def _ok(msg: Message | None, kind: str, *expected: str) -> Message | None:
 
 
 class Oadr2bLink:
-    """The VEN of one site; `levels` is the site file's `grid.simple_levels_kw`."""
+    """The VEN of one site; `levels` is the site file's `grid.simple_levels_kw`; `signer`
+    signs what we send in place of the one `config.sign` makes from cert_file/key_file."""
 
     def __init__(
         self,
