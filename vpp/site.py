@@ -275,7 +275,8 @@ class OpenAdr3Config(_Strict):
 class OpenAdr2bConfig(_Strict):
     """An OpenADR 2.0b VEN link (docs/openadr.md): the VTN's EiEvent/EiRegisterParty/...
     service root at `vtn_url`, the VEN named `ven_name`. `poll_s` unset: the VTN's requested
-    poll frequency. `cert_file`/`key_file` for 2.0b's mutual TLS, `ca_file` to trust."""
+    poll frequency. `cert_file`/`key_file` for 2.0b's mutual TLS, `ca_file` to trust;
+    `sign` and `vtn_cert_file` for 2.0b's XML signatures."""
 
     vtn_url: HttpUrl
     ven_name: Annotated[str, Field(min_length=1, max_length=128)]
@@ -283,6 +284,17 @@ class OpenAdr2bConfig(_Strict):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    sign: Annotated[bool, Field(strict=True)] = False
+    """Sign every message we send (XML-DSig with ReplayProtect) with `cert_file`/`key_file`."""
+    vtn_cert_file: Path | None = None
+    """The VTN's signing certificate (PEM): every VTN answer must carry a valid signature
+    by it, else it is refused (one log line, a retry)."""
+
+    @model_validator(mode="after")
+    def _signing_key(self) -> OpenAdr2bConfig:
+        if self.sign and (self.cert_file is None or self.key_file is None):
+            raise ValueError("sign: true needs cert_file and key_file (the VEN's signing key)")
+        return self
 
 
 class GridConfig(_Strict):
