@@ -33,6 +33,7 @@ from devices.profile import (
 )
 from devices.registry import driver_type, driver_types
 from vpp.grid.topics import topic_level_problem
+from vpp.measure.programs import SettlementConfig
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -278,6 +279,8 @@ class SiteConfig(_Strict):
     store: StoreConfig = StoreConfig()
     limits: SiteLimits = SiteLimits()
     tariff: Tariff = Tariff()
+    settlement: SettlementConfig = SettlementConfig()
+    """How each DR program's reported baseline is made (vpp.measure.programs)."""
     devices: Annotated[list[DeviceConfig], Field(min_length=1)]
     sim: SimSite = SimSite()
 
