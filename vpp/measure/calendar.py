@@ -54,15 +54,14 @@ def country_of_zone(tz: str) -> str | None:
 
 
 def check_country(country: str, subdivision: str | None) -> None:
-    """Raise ValueError naming `country` or `subdivision` when `holidays` does not know it."""
+    """Raise ValueError when the `holidays` package does not know `country` or its
+    `subdivision`."""
     supported = holidays.list_supported_countries()
     if country not in supported:
-        raise ValueError(f"country: {country!r} is not a country the holidays package knows")
+        raise ValueError(f"{country!r} is not a country the holidays package knows")
     if subdivision is not None and subdivision not in supported[country]:
         known = ", ".join(supported[country][:12]) or "none"
-        raise ValueError(
-            f"subdivision: {subdivision!r} is not a subdivision of {country} (known: {known})"
-        )
+        raise ValueError(f"{subdivision!r} is not a subdivision of {country} (known: {known})")
 
 
 @dataclass(frozen=True)

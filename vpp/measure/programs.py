@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from vpp.measure.baseline import XofYConfig
 from vpp.measure.calendar import DayCalendar, check_country, country_of_zone
@@ -117,17 +117,26 @@ class SettlementConfig(_Strict):
     country: str | None = None
     subdivision: str | None = None
     default: ProgramSettlement = ProgramSettlement()
-    programs: dict[Annotated[str, Field(min_length=1, max_length=64)], ProgramSettlement] = (
-        Field(default_factory=dict)
+    programs: dict[Annotated[str, Field(min_length=1, max_length=64)], ProgramSettlement] = Field(
+        default_factory=dict
     )
 
-    @model_validator(mode="after")
-    def _known_country(self) -> SettlementConfig:
-        if self.country is not None and self.country != "none":
-            check_country(self.country, self.subdivision)
-        elif self.subdivision is not None:
-            raise ValueError("subdivision: given without a country")
-        return self
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, v: str | None) -> str | None:
+        if v is not None and v != "none":
+            check_country(v, None)
+        return v
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, v: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        if v is not None:
+            if country is None or country == "none":
+                raise ValueError("given without a country")
+            check_country(country, v)
+        return v
 
     def program(self, name: str | None) -> ProgramSettlement:
         """The settlement of program `name` (the default for none or an unlisted one)."""
