@@ -106,11 +106,11 @@ def settlement_baseline(
     chosen: list[tuple[XofYMethod | PreEventMethod, str | None]] = []
     limit = program.short_notice_min
     if limit is not None and notice is not None and notice < timedelta(minutes=limit):
-        why = (
+        short = (
             f"short notice: sent {notice.total_seconds() / 60:.0f} min before the start "
             f"(under {limit:g} min)"
         )
-        chosen.append((program.short_notice, why))
+        chosen.append((program.short_notice, short))
     else:
         chosen.append((program.baseline, None))
     chosen += [(m, None) for m in program.fallback]
