@@ -172,6 +172,10 @@ class EvDefaults(_Strict):
 
     departure_after_h: Annotated[float, Field(gt=0, le=72)] = 9.0
     energy_needed_kwh: Annotated[float, Field(ge=0, le=200)] = 20.0
+    session_counter: Literal["per_session", "cumulative"] = "per_session"
+    """How the charger's `session_energy_kwh` counts: `per_session` (reset when a car plugs
+    in) or `cumulative` (across cars). A car is credited the counter's rise since it plugged
+    in either way; this says what a car already plugged in when the agent starts has had."""
 
 
 class SiteLimits(_Strict):
