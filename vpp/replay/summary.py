@@ -6,6 +6,9 @@ the lowest interval ratio (vpp.measure.build_report against the baseline below),
 of the zones outside their comfort bands over the event, energy the vehicles plugged in
 during the event lacked at departure, and the rebound peak in the 2 h after the event.
 
+`reported_*`: what the agent's final report said (its delivered ratio, and its settlement
+baseline's method and like days), to set beside the measured figures.
+
 Baseline: the counterfactual run's import when one is given (the same scenario without
 events), else the 10-of-10 like-day baseline over the store's meter history (generated or
 replayed days before the start; other event days are left out of the pool).
@@ -154,7 +157,7 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
         "rebound_peak_kw": None,
         "rebound_excess_kw": None,
         "baseline_method": None,
-        "reported_delivered_ratio": _reported_ratio(run.store, event.event_id),
+        **_reported(run.store, event.event_id),
     }
     if event.test or event.cancelled or event.end > sc.end:
         out["note"] = (
@@ -206,10 +209,20 @@ def _figures(report: EventReport) -> dict[str, Any]:
     }
 
 
-def _reported_ratio(store: Store, event_id: str) -> float | None:
+def _reported(store: Store, event_id: str) -> dict[str, Any]:
+    """What the agent's final report said: its delivered ratio and its settlement baseline's
+    method and like days (`None` without a final report)."""
     finals = store.reports(event_id, final_only=True)
-    ratio = finals[-1].get("delivered_ratio") if finals else None
-    return float(ratio) if isinstance(ratio, int | float) else None
+    final = finals[-1] if finals else {}
+    ratio = final.get("delivered_ratio")
+    details = final.get("details")
+    base = details.get("baseline") if isinstance(details, dict) else None
+    days = base.get("days_used") if isinstance(base, dict) else None
+    return {
+        "reported_delivered_ratio": float(ratio) if isinstance(ratio, int | float) else None,
+        "reported_baseline_method": final.get("baseline_method"),
+        "reported_baseline_days": list(days) if isinstance(days, list) else None,
+    }
 
 
 def run_figures(store: Store, scenario: Scenario, step: timedelta) -> dict[str, Any]:
