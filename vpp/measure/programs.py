@@ -76,25 +76,34 @@ class XofYMethod(_Strict):
 class PreEventMethod(_Strict):
     """The mean site import over the `minutes` before the event (ending `gap_minutes` before
     its start), held flat over the event: for events too short-notice for like days. Needs
-    `min_coverage` of that window metered."""
+    `min_coverage` of that window metered (0: any metered part of it, e.g. an agent started
+    just before the event; the report then says how much)."""
 
     method: Literal["pre_event_mean"]
     minutes: Annotated[int, Field(ge=1, le=1440)] = 60
     gap_minutes: Annotated[int, Field(ge=0, le=1440)] = 0
-    min_coverage: Annotated[float, Field(gt=0, le=1)] = 0.9
+    min_coverage: Annotated[float, Field(ge=0, le=1)] = 0.9
 
     @property
     def label(self) -> str:
-        """The report's `baseline_method`, e.g. `pre_event_mean:60min`."""
+        """The report's `baseline_method`, e.g. `pre_event_mean:60min`,
+        `pre_event_mean:60min:any` (any coverage)."""
         gap = f":gap={self.gap_minutes}min" if self.gap_minutes else ""
-        return f"pre_event_mean:{self.minutes}min{gap}"
+        cov = "" if self.min_coverage == 0.9 else f":cov={self.min_coverage:g}"
+        if self.min_coverage == 0:
+            cov = ":any"
+        return f"pre_event_mean:{self.minutes}min{gap}{cov}"
 
 
 BaselineMethod = Annotated[XofYMethod | PreEventMethod, Field(discriminator="method")]
 
 
 def _default_fallback() -> list[XofYMethod | PreEventMethod]:
-    return [PreEventMethod(method="pre_event_mean")]
+    # The hour before, metered; else whatever of it is (an agent started just before).
+    return [
+        PreEventMethod(method="pre_event_mean"),
+        PreEventMethod(method="pre_event_mean", min_coverage=0.0),
+    ]
 
 
 class ProgramSettlement(_Strict):

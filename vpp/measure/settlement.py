@@ -49,7 +49,13 @@ def pre_event_mean_baseline(
         )
     slots = grid(floor_to(event_start, step), ceil_to(profile_end, step), step)
     profile = tuple(IntervalAverage(s, step, mean.kw) for s in slots)
-    return BaselineResult(method.label, profile, profile)
+    partial = None
+    if mean.coverage < 1.0:
+        partial = (
+            f"the site meter covers {mean.coverage:.0%} of the {method.minutes} min before "
+            "the event: the mean of that part"
+        )
+    return BaselineResult(method.label, profile, profile, reason=partial)
 
 
 def _x_of_y(
