@@ -10,8 +10,9 @@ during the event lacked at departure, and the rebound peak in the 2 h after the 
 baseline's method and like days), to set beside the measured figures.
 
 Baseline: the counterfactual run's import when one is given (the same scenario without
-events), else the 10-of-10 like-day baseline over the store's meter history (generated or
-replayed days before the start; other event days are left out of the pool).
+events), else the site's settlement baseline for the event's program (vpp.measure.settlement,
+10-of-10 like days by default) over the store's meter history (generated or replayed days
+before the start; other event days and public holidays are left out of the pool).
 
 Run figures: energy cost (import × import price − export × export price, per meter window
 at the price of its start), emissions (import × carbon intensity; export earns no credit),
@@ -39,10 +40,10 @@ from vpp.measure import (
     build_report,
     counterfactual_baseline,
     rebound_peak,
-    x_of_y_baseline,
     zone_comfort,
 )
 from vpp.measure.series import DEFAULT_STEP, ceil_to, floor_to
+from vpp.measure.settlement import settlement_baseline
 from vpp.replay import readings as rd
 from vpp.replay.scenario import Scenario
 from vpp.store.store import Store
@@ -98,20 +99,20 @@ class _Run:
         if counterfactual is not None:
             cf = rd.site_import(counterfactual, sc, sc.start - lookback, sc.end)
             self.cf = rd.step_series(cf, self.step, "counterfactual import")
-        self.history_start = floor_to(sc.start - lookback, timedelta(days=1))
         self.event_days = {e.start.astimezone(sc.tz).date() for e in sc.final_events()}
 
     def baseline(self, event: Event, profile_end: datetime) -> BaselineResult:
         if self.cf is not None:
             return counterfactual_baseline(self.cf, start=event.start, end=profile_end)
         day = event.start.astimezone(self.scenario.tz).date()
-        hist_end = floor_to(event.start, DEFAULT_STEP)
-        history = self.meter.on_grid(self.history_start, hist_end, min_coverage=0.9)
-        return x_of_y_baseline(
-            history,
+        cfg = self.scenario.site.config
+        return settlement_baseline(
+            self.meter,
+            cfg.settlement.program(event.program),
             tz=self.scenario.tz,
             event_start=event.start,
             event_end=event.end,
+            calendar=cfg.settlement.calendar(cfg.timezone),
             event_days=self.event_days - {day},
             profile_end=profile_end,
         )
