@@ -126,7 +126,8 @@ class Reporter:
 
         X-of-Y from stored history when enough like days exist; the forecast of the site
         without events when a plan is given; where both exist, the lower of the two, so the
-        reduction is delivered against either. Without both: the last hour's mean import.
+        reduction is delivered against either (for a curtailment; a cap's is the forecast).
+        Without both: the last hour's mean import.
         """
         start, end = floor_step(event.start), event.end + REBOUND_WINDOW
         steps = []
@@ -134,7 +135,11 @@ class Reporter:
         while t < end:
             steps.append(t)
             t += STEP
-        xofy = self._x_of_y(event, start, end)
+        # Like days bound a curtailment's target, so that it is delivered against the
+        # settlement baseline too; a cap's target is the cap, and its baseline only describes
+        # the site: the forecast, where there is one.
+        curtail = event.signal == "curtail_kw"
+        xofy = self._x_of_y(event, start, end) if curtail or forecast_plan is None else {}
         forecast = {}
         if forecast_plan is not None:
             forecast = {t: kw for t in steps if (kw := forecast_plan.import_at(t)) is not None}
