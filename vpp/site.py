@@ -33,6 +33,7 @@ from devices.profile import (
 )
 from devices.registry import driver_type, driver_types
 from vpp.grid.topics import topic_level_problem
+from vpp.measure.programs import SettlementConfig
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -171,6 +172,10 @@ class EvDefaults(_Strict):
 
     departure_after_h: Annotated[float, Field(gt=0, le=72)] = 9.0
     energy_needed_kwh: Annotated[float, Field(ge=0, le=200)] = 20.0
+    session_counter: Literal["per_session", "cumulative"] = "per_session"
+    """How the charger's `session_energy_kwh` counts: `per_session` (reset when a car plugs
+    in) or `cumulative` (across cars). A car is credited the counter's rise since it plugged
+    in either way; this says what a car already plugged in when the agent starts has had."""
 
 
 class SiteLimits(_Strict):
@@ -337,6 +342,8 @@ class SiteConfig(_Strict):
     store: StoreConfig = StoreConfig()
     limits: SiteLimits = SiteLimits()
     tariff: Tariff = Tariff()
+    settlement: SettlementConfig = SettlementConfig()
+    """How each DR program's reported baseline is made (vpp.measure.programs)."""
     devices: Annotated[list[DeviceConfig], Field(min_length=1)]
     sim: SimSite = SimSite()
 
