@@ -248,9 +248,12 @@ class Dispatcher:
 
     @staticmethod
     def _pending_up_kw(usable: list[tuple[Flex, DeviceView]]) -> float:
-        """kW (≥ 0) that commands already sent will still add to the site's import."""
+        """kW (≥ 0) that setpoints already sent will still add to the site's import (a
+        ceiling above what a device draws adds nothing)."""
         pending = 0.0
         for a, view in usable:
+            if a.ceiling:
+                continue
             measured = a.measured_kw(view)
             if a.command_kw is not None and measured is not None:
                 pending += max(0.0, a.command_kw - measured)
