@@ -66,7 +66,7 @@ class StepTarget:
     export_cap_kw: float | None = None
     """The lowest export ceiling of an export_cap_kw event in the step (kW ≥ 0)."""
     export_event_id: str | None = None
-    """The export_cap_kw event with the longest share of the step."""
+    """The export_cap_kw event whose cap that is."""
     carbon: float | None = None
     """Time-weighted mean carbon intensity over the part of the step with a carbon event
     (kg CO2/kWh)."""
@@ -145,10 +145,12 @@ def _summarise(start: datetime, length: timedelta, segments: list[Segment]) -> S
     price_s = sum(s.seconds for s in prices)
     if prices:
         price = sum(s.value * s.seconds for s in prices) / price_s
-    caps = [s for s in segments if s.signal == "export_cap_kw"]
-    cap_share: dict[str, float] = {}
-    for s in caps:
-        cap_share[s.event_id] = cap_share.get(s.event_id, 0.0) + s.seconds
+    # The lowest export cap in the step holds it all (as for import caps), for its event.
+    cap = min(
+        (s for s in segments if s.signal == "export_cap_kw"),
+        key=lambda s: (s.value, s.event_id),
+        default=None,
+    )
     carbons = [s for s in segments if s.signal == "carbon"]
     carbon_s = sum(s.seconds for s in carbons)
     return StepTarget(
@@ -161,8 +163,8 @@ def _summarise(start: datetime, length: timedelta, segments: list[Segment]) -> S
         price=price,
         price_coverage=price_s / total,
         segments=tuple(segments),
-        export_cap_kw=min((s.value for s in caps), default=None),
-        export_event_id=max(sorted(cap_share), key=lambda k: cap_share[k], default=None),
+        export_cap_kw=None if cap is None else cap.value,
+        export_event_id=None if cap is None else cap.event_id,
         carbon=sum(s.value * s.seconds for s in carbons) / carbon_s if carbons else None,
     )
 
