@@ -6,8 +6,9 @@ requested reduction is the interval's value; for `import_cap_kw` it is max(0, ba
 and an interval whose baseline is already under the cap counts as fully delivered (ratio 1)
 when the actual import stays under the cap (ratio 0 when it does not). An `export_cap_kw`
 interval requests no reduction (0 kW): it is delivered (ratio 1) when the site's export,
-−actual, stays at or under its value, and its shortfall is the export past it. `price` and
-`carbon` request nothing and have no ratio.
+−actual, stays at or under its value, and its shortfall is the export past it; its
+`delivered_ratio` is then the share of compliant time, as for a cap never binding. `price`
+and `carbon` request nothing and have no ratio.
 `delivered_ratio` = total delivered energy ÷ total requested energy over the intervals that
 requested something and have both a baseline and a metered value; intervals that requested
 nothing carry no weight there and show their compliance in their own ratio.
@@ -247,6 +248,8 @@ def build_report(
             why.append(f"site meter covers {meter.coverage:.0%} of the interval")
         if shortfall and requested is not None and requested > 0:
             why.append(f"delivered {delivered:.3f} of {requested:.3f} kW requested")
+        elif shortfall and requested == 0 and event.signal == "export_cap_kw":
+            why.append(f"export {-(a or 0.0):.3f} kW above the {iv.value:.3f} kW export cap")
         elif shortfall and requested == 0:
             why.append(f"import {a:.3f} kW above the {iv.value:.3f} kW cap")
         if offline and shortfall:
