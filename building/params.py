@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -92,7 +92,8 @@ class EvChargerParams(_Params):
     """An EV charger: `max_power_kw` hardware limit, `default_limit_kw` its own limit when no
     controller writes one (start and watchdog fallback), `min_power_kw` the lowest non-zero
     power (IEC 61851 6 A; 0 = none: a lower limit gives 0 kW). `repeat_daily`: every session
-    comes back each day, 24 h after the previous visit (the sessions must fit within 24 h)."""
+    comes back each day, 24 h after the previous visit (the sessions must fit within 24 h).
+    `session_counter`: what `session_energy_kwh` counts."""
 
     max_power_kw: float = Field(default=22.0, gt=0)
     default_limit_kw: float = Field(default=11.0, ge=0)
@@ -101,6 +102,9 @@ class EvChargerParams(_Params):
     repeat_daily: bool = False
     default_watchdog_s: float = Field(default=60.0, gt=0)
     sessions: list[EvSessionSpec] = Field(default_factory=list)
+    session_counter: Literal["per_session", "cumulative"] = "per_session"
+    """How `session_energy_kwh` counts: `per_session` resets to 0 when a car plugs in;
+    `cumulative` keeps counting across cars (a charger that only has an energy total)."""
 
     @model_validator(mode="after")
     def _check(self) -> EvChargerParams:

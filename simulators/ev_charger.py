@@ -19,7 +19,8 @@ class EvChargerSim(DeviceModel):
 
     While a vehicle is plugged and `enabled`, it draws P = min(power_limit_kw, vehicle_max_kw,
     max_power_kw) kW (0 if below `min_power_kw`), never more energy than the vehicle still
-    needs; `session_energy_kwh` counts what the current (or last) vehicle received. Power
+    needs; `session_energy_kwh` counts what the current (or last) vehicle received (with
+    `session_counter: cumulative`, what every vehicle received). Power
     is averaged over each step, so arrivals and departures inside a step are exact. With
     `repeat_daily` every session comes back each day, 24 h later.
     """
@@ -73,7 +74,9 @@ class EvChargerSim(DeviceModel):
                 continue
             visit = (i, day)
             if self.session != visit:
-                self.session, self.session_energy_kwh = visit, 0.0
+                self.session = visit
+                if self.p.session_counter == "per_session":
+                    self.session_energy_kwh = 0.0
                 # Keep only the visits still in progress, so a long replay stays small.
                 self.delivered = {k: v for k, v in self.delivered.items() if k[1] >= day - 1}
             power = min(self.limit_kw, vmax, self.p.max_power_kw) if self.enabled else 0.0
@@ -82,7 +85,7 @@ class EvChargerSim(DeviceModel):
             got = self.delivered.get(visit, 0.0)
             e = min(power * active_s / 3600, max(0.0, need - got))
             self.delivered[visit] = got + e
-            self.session_energy_kwh = got + e
+            self.session_energy_kwh += e
             energy += e
         self.power_kw = energy * 3600 / dt_s if dt_s > 0 else 0.0
         self.plugged = self._plugged(t1)

@@ -78,6 +78,14 @@ async def test_curtail_event_is_delivered_against_the_counterfactual(
     assert event["min_interval_ratio"] == pytest.approx(mine["min_interval_ratio"], abs=0.01)
     # The bar: at least 95 % of the request in every 15-min interval.
     assert mine["min_interval_ratio"] >= 0.95, mine
+    # The report settles on like days from the store (never the agent's plan), and says
+    # which: within 10 % of the request of the delivery against the counterfactual.
+    final = reports[-1]
+    assert final["baseline_method"].startswith("x_of_y:10/10"), final["baseline_method"]
+    used = final["details"]["baseline"]["days_used"]
+    assert len(used) >= 5 and event["reported_baseline_days"] == used
+    assert event["reported_baseline_method"] == final["baseline_method"]
+    assert abs(event["reported_delivered_ratio"] - event["delivered_ratio"]) <= 0.10, event
     assert event["comfort_violation_degC_h"] == 0.0
     assert independent.comfort_degc_h(out / STORE, sc, sc.start, sc.end) == 0.0
     # Recovery is ramped: no minute of the two hours after the event above the rebound cap.

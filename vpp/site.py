@@ -33,6 +33,7 @@ from devices.profile import (
 )
 from devices.registry import driver_type, driver_types
 from vpp.grid.topics import topic_level_problem
+from vpp.measure.programs import SettlementConfig
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -171,6 +172,10 @@ class EvDefaults(_Strict):
 
     departure_after_h: Annotated[float, Field(gt=0, le=72)] = 9.0
     energy_needed_kwh: Annotated[float, Field(ge=0, le=200)] = 20.0
+    session_counter: Literal["per_session", "cumulative"] = "per_session"
+    """How the charger's `session_energy_kwh` counts: `per_session` (reset when a car plugs
+    in) or `cumulative` (across cars). A car is credited the counter's rise since it plugged
+    in either way; this says what a car already plugged in when the agent starts has had."""
 
 
 class SiteLimits(_Strict):
@@ -275,7 +280,8 @@ class OpenAdr3Config(_Strict):
 class OpenAdr2bConfig(_Strict):
     """An OpenADR 2.0b VEN link (docs/openadr.md): the VTN's EiEvent/EiRegisterParty/...
     service root at `vtn_url`, the VEN named `ven_name`. `poll_s` unset: the VTN's requested
-    poll frequency. `cert_file`/`key_file` for 2.0b's mutual TLS, `ca_file` to trust."""
+    poll frequency. `cert_file`/`key_file` for 2.0b's mutual TLS, `ca_file` to trust;
+    `sign` and `vtn_cert_file` for 2.0b's XML signatures."""
 
     vtn_url: HttpUrl
     ven_name: Annotated[str, Field(min_length=1, max_length=128)]
@@ -283,6 +289,17 @@ class OpenAdr2bConfig(_Strict):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    sign: Annotated[bool, Field(strict=True)] = False
+    """Sign every message we send (XML-DSig with ReplayProtect) with `cert_file`/`key_file`."""
+    vtn_cert_file: Path | None = None
+    """The VTN's signing certificate (PEM): every VTN answer must carry a valid signature
+    by it, else it is refused (one log line, a retry)."""
+
+    @model_validator(mode="after")
+    def _signing_key(self) -> OpenAdr2bConfig:
+        if self.sign and (self.cert_file is None or self.key_file is None):
+            raise ValueError("sign: true needs cert_file and key_file (the VEN's signing key)")
+        return self
 
 
 class GridConfig(_Strict):
@@ -325,6 +342,8 @@ class SiteConfig(_Strict):
     store: StoreConfig = StoreConfig()
     limits: SiteLimits = SiteLimits()
     tariff: Tariff = Tariff()
+    settlement: SettlementConfig = SettlementConfig()
+    """How each DR program's reported baseline is made (vpp.measure.programs)."""
     devices: Annotated[list[DeviceConfig], Field(min_length=1)]
     sim: SimSite = SimSite()
 

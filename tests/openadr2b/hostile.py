@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 OADR = 'xmlns:oadr="http://openadr.org/oadr-2.0b/2012/07"'
@@ -22,7 +22,8 @@ STRM = 'xmlns:strm="urn:ietf:params:xml:ns:icalendar-2.0:stream"'
 def payload(body: str) -> bytes:
     return (
         f'<?xml version="1.0"?><oadr:oadrPayload {OADR} {EI} {PYLD} {XCAL} {STRM}>'
-        f"<oadr:oadrSignedObject>{body}</oadr:oadrSignedObject></oadr:oadrPayload>"
+        f'<oadr:oadrSignedObject oadr:Id="oadrSignedObject">{body}'
+        "</oadr:oadrSignedObject></oadr:oadrPayload>"
     ).encode()
 
 
@@ -107,6 +108,8 @@ class HostileVtn:
     port: int = 0
     fallbacks: dict[str, Answer] = field(default_factory=dict)
     """Per service, what it answers once its script has run out (else `fallback`)."""
+    fresh: Callable[[bytes], bytes] | None = None
+    """Applied to each fallback answer as it is sent (signing it afresh, with a new nonce)."""
     _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -132,7 +135,12 @@ class HostileVtn:
             body = await reader.readexactly(length)
             self.requests.append((service, body))
             queue = self.script.get(service)
-            answer = queue.popleft() if queue else self.fallbacks.get(service, self.fallback)
+            if queue:
+                answer = queue.popleft()
+            else:
+                answer = self.fallbacks.get(service, self.fallback)
+                if self.fresh is not None and isinstance(answer.body, bytes):
+                    answer = Answer(answer.status, self.fresh(answer.body))
             if answer.body == HANG:
                 await self._closing.wait()
             if answer.body == DROP:

@@ -17,4 +17,5 @@ def test_the_2_0b_configuration_example_is_valid() -> None:
     (block,) = re.findall(r"```yaml\n(.*?)```", section.split("### What the VEN does")[0], re.S)
     grid = GridConfig.model_validate(yaml.safe_load(block)["grid"])
     assert grid.openadr2b is not None and grid.openadr2b.poll_s == 5
+    assert grid.openadr2b.sign and grid.openadr2b.vtn_cert_file is not None
     assert grid.simple_levels_kw == {1: 50, 2: 100, 3: 150}

@@ -157,6 +157,9 @@ async def main() -> None:
     p.add_argument("--granularity-s", type=float, default=5.0)
     p.add_argument("--back-s", type=float, default=10.0)
     p.add_argument("--tls-dir", help="https with mutual TLS: ca.pem, vtn.pem/.key, ven.pem")
+    p.add_argument(
+        "--sign", action="store_true", help="XML signatures: sign with vtn.pem/.key, verify VENs'"
+    )
     args = p.parse_args()
     logging.getLogger("openleadr").addHandler(Warnings(level=logging.WARNING))
     tls: dict = {}
@@ -166,10 +169,13 @@ async def main() -> None:
             "http_cert": f"{d}/vtn.pem",
             "http_key": f"{d}/vtn.key",
             "http_ca_file": f"{d}/ca.pem",
-            # The VEN is known by its certificate's fingerprint (no XML signatures).
+            # The VEN is known by its certificate's fingerprint (and, with --sign, its
+            # messages' signatures must be by that certificate).
             "ven_lookup": make_ven_lookup(f"{d}/ven.pem"),
-            "verify_message_signatures": False,
+            "verify_message_signatures": args.sign,
         }
+        if args.sign:
+            tls.update(cert=f"{d}/vtn.pem", key=f"{d}/vtn.key")
     server = OpenADRServer(
         vtn_id="test-vtn",
         http_port=args.port,

@@ -106,9 +106,10 @@ async def running_vtn(
     granularity_s: float = 5.0,
     back_s: float = 10.0,
     tls_dir: Path | None = None,
+    sign: bool = False,
 ):  # type: ignore[no-untyped-def]
     """The VTN on a free loopback port, stopped on exit; https with mutual TLS when given
-    `tls_dir` (tests/openadr2b/tls.py)."""
+    `tls_dir` (tests/openadr2b/tls.py); `sign`: XML signatures both ways (needs `tls_dir`)."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         str(python),
@@ -116,6 +117,7 @@ async def running_vtn(
         *("--port", str(port), "--poll-s", str(poll_s)),
         *("--granularity-s", str(granularity_s), "--back-s", str(back_s)),
         *(("--tls-dir", str(tls_dir)) if tls_dir else ()),
+        *(("--sign",) if sign else ()),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,

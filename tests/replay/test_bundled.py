@@ -13,6 +13,7 @@ from devices.clock import VirtualClock
 from tests.replay import independent
 from tests.replay.helpers import MINUTE, SCENARIOS, fill
 from vpp.grid.messages import Event
+from vpp.replay import history
 from vpp.replay.history import expected_import, generate_history
 from vpp.replay.scenario import Scenario, load_scenario
 from vpp.replay.summary import compute_summary
@@ -118,3 +119,29 @@ def test_history_model_matches_the_simulated_site() -> None:
             continue
         ev_kw = sum(site.devices[c].model.power_kw for c in chargers)
         assert site.meter_kw() - ev_kw == pytest.approx(model(t), rel=0.03), t
+
+
+def test_planned_history_is_the_day_as_the_planner_runs_it() -> None:
+    """For a strategy that plans, each history day is that day's plan without events (its
+    vehicles included): the meter's 15-min means follow the plan within the noise, and the
+    plan moves load the devices on their own would not (the zones pre-cool and coast, the
+    battery cycles), which a like-day baseline of the optimiser's site must see."""
+    sc = load_scenario(SCENARIOS / "office-summer-day.yaml")
+    store = Store(":memory:")
+    generate_history(store, sc, days=2, planned=True)
+    first = sc.start - timedelta(days=2)
+    visits = history._ev_visits(sc, first, 2)
+    plan = history.planned_import(sc, first, 2, visits)
+    rows = store.telemetry("meter", "import_power_kw", first, sc.start)
+    assert len(rows) == 2 * 1440 and len(plan) == 2 * 96
+    noise = sc.base_load().noise_kw
+    for k, planned_kw in enumerate(plan):
+        quarter = [kw for _, kw in rows[15 * k : 15 * (k + 1)]]
+        assert abs(sum(quarter) / 15 - planned_kw) < 4 * noise / 15**0.5, k
+    model = expected_import(sc, sc.environment())
+    on_their_own = [model(first + timedelta(minutes=15 * k + 7.5)) for k in range(len(plan))]
+    assert max(abs(a - b) for a, b in zip(plan, on_their_own, strict=True)) > 50.0
+    # The plan charges the days' vehicles their energy (history without them charges none).
+    need = sum(kwh for a, _, kwh, _ in visits if first <= a < sc.start)
+    bare = history.planned_import(sc, first, 2, [])
+    assert need > 0 and (sum(plan) - sum(bare)) * 0.25 == pytest.approx(need, rel=0.05)

@@ -171,6 +171,7 @@ def test_summary_with_counterfactual_baseline(
     check_event(ev)
     assert ev["baseline_method"] == "counterfactual" and s["strategy"] == "optimiser"
     assert ev["status"] == "not received" and ev["reported_delivered_ratio"] is None
+    assert ev["reported_baseline_method"] is None and ev["reported_baseline_days"] is None
     check_run(s)
 
 
@@ -178,12 +179,22 @@ def test_summary_with_like_day_baseline(tmp_path: Path, scenario: Scenario) -> N
     store = Store(":memory:")
     fill_run(store, history=True)
     store.save_event(at(0.1), "cut", 0, {"event_id": "cut"}, "completed")
-    store.add_report(at(16.1), "cut", 0, {"delivered_ratio": 0.9}, final=True)
+    days = ["2026-07-13", "2026-07-14"]
+    final = {
+        "delivered_ratio": 0.9,
+        "baseline_method": "x_of_y:5/5:none",
+        "details": {"baseline": {"method": "x_of_y:5/5:none", "days_used": days}},
+    }
+    store.add_report(at(15.1), "cut", 0, {"delivered_ratio": 0.7}, final=False)
+    store.add_report(at(16.1), "cut", 0, final, final=True)
     s = compute_summary(store, scenario, strategy="rules", wall_s=1.0)
     (ev,) = s["events"]
     check_event(ev)
     assert ev["baseline_method"].startswith("x_of_y:10/10")
     assert ev["status"] == "completed" and ev["reported_delivered_ratio"] == 0.9
+    # What the agent's final report said its settlement baseline was.
+    assert ev["reported_baseline_method"] == "x_of_y:5/5:none"
+    assert ev["reported_baseline_days"] == days
     check_run(s)
     assert s["strategy"] == "rules" and s["baseline"] == "x_of_y"
 

@@ -112,6 +112,26 @@ def test_ev_gets_what_it_needs_never_more_nor_faster_than_its_limits() -> None:
     assert ev.delivered_kwh[1] < 40
 
 
+@pytest.mark.parametrize(("counter", "second_reads"), [("per_session", 5.0), ("cumulative", 15.0)])
+def test_ev_session_counter_resets_at_plug_in_or_keeps_counting(
+    counter: str, second_reads: float
+) -> None:
+    """Two cars (10 and 5 kWh): `per_session` reads 0 when the second plugs in, then its
+    own 5 kWh; `cumulative` goes on from 10 to 15. Each car still gets only its need."""
+    sessions = [
+        EvSessionSpec(arrival=0.0, departure=3600.0, energy_needed_kwh=10, vehicle_max_kw=11),
+        EvSessionSpec(arrival=4000.0, departure=7200.0, energy_needed_kwh=5, vehicle_max_kw=11),
+    ]
+    ev = EvChargerSim(EvChargerParams(session_counter=counter, sessions=sessions), T0)
+    run(ev, 3700)
+    assert ev.read()["session_energy_kwh"] == pytest.approx(10.0)  # held after departure
+    run_from = 3700
+    for k in range(run_from, 7200):
+        ev.step(1.0, T0 + timedelta(seconds=k))
+    assert ev.read()["session_energy_kwh"] == pytest.approx(second_reads)
+    assert ev.delivered_kwh == [pytest.approx(10.0), pytest.approx(5.0)]
+
+
 def test_ev_below_the_minimum_current_does_not_charge() -> None:
     spec = EvSessionSpec(arrival=0.0, departure=3600.0, energy_needed_kwh=30)
     ev = EvChargerSim(EvChargerParams(min_power_kw=4.1, sessions=[spec]), T0)

@@ -327,6 +327,6 @@ class DrController:
         """Count the last cycle for the reports, publish reports due, keep the plan fresh."""
         if self.dispatcher.last is not None:
             self.reporter.note_cycle(*self.dispatcher.last)
-        self.reporter.tick(snap.ts, self.baselines)
+        self.reporter.tick(snap.ts)
         if self.plan is not None and snap.ts - self.plan.made_at > 2 * STEP:
             self._replan.set()  # a missed planning period must not leave a stale plan

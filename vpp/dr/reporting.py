@@ -1,15 +1,24 @@
 """Baselines in use and the reports the agent publishes (grid-interface.md §Report).
 
-The baseline of an event is fixed when it is first planned and stored with it: X-of-Y
-(10 of 10 like days, capped day-of adjustment) when the store holds enough history, else the
-forecast of the site without events. Reports are built by vpp.measure from the stored meter
-telemetry: a partial one after each interval, the final one at the end; then `completed`.
+Two baselines per event, for two jobs:
+
+- the control baseline, fixed when the event is first planned and stored with it: what the
+  closed loop aims below (the lower of X-of-Y over stored history and the forecast of the
+  site without events);
+- the settlement baseline, which every report states: the program's method from the site
+  file's `settlement:` section (vpp.measure.programs) over the metered import in the store,
+  past event days (from the store) and public holidays left out, with its fallback chain.
+  It is made at the first report, when the event day's metered import up to the start is
+  stored, and never from the agent's plan.
+
+Reports are built by vpp.measure from the stored meter telemetry: a partial one after each
+interval, the final one at the end; then `completed`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -26,8 +35,10 @@ from vpp.measure.baseline import BaselineResult, XofYConfig, x_of_y_baseline
 from vpp.measure.comfort import ZoneComfortInput
 from vpp.measure.contract import report_dict
 from vpp.measure.contribution import DeviceInput
+from vpp.measure.programs import XofYMethod
 from vpp.measure.report import EventInterval, EventSpec, build_report
-from vpp.measure.series import IntervalAverage, StepSeries
+from vpp.measure.series import StepSeries
+from vpp.measure.settlement import settlement_baseline
 from vpp.site import Site
 from vpp.store.store import Store
 
@@ -94,6 +105,8 @@ class Reporter:
         self.dispatcher = dispatcher
         self.min_like_days = min_like_days
         self.methods: dict[str, str] = {}
+        self.settlement: dict[tuple[str, int], BaselineResult] = {}
+        """Settlement baselines made, by (event id, modification)."""
         self._reported: dict[str, int] = {}
         self.tallies: dict[tuple[str, datetime], FlexTally] = {}
         self._tallied: datetime | None = None
@@ -113,7 +126,8 @@ class Reporter:
 
         X-of-Y from stored history when enough like days exist; the forecast of the site
         without events when a plan is given; where both exist, the lower of the two, so the
-        reduction is delivered against either. Without both: the last hour's mean import.
+        reduction is delivered against either (for a curtailment; a cap's is the forecast).
+        Without both: the last hour's mean import.
         """
         start, end = floor_step(event.start), event.end + REBOUND_WINDOW
         steps = []
@@ -121,7 +135,11 @@ class Reporter:
         while t < end:
             steps.append(t)
             t += STEP
-        xofy = self._x_of_y(event, start, end)
+        # Like days bound a curtailment's target, so that it is delivered against the
+        # settlement baseline too; a cap's target is the cap, and its baseline only describes
+        # the site: the forecast, where there is one.
+        curtail = event.signal == "curtail_kw"
+        xofy = self._x_of_y(event, start, end) if curtail or forecast_plan is None else {}
         forecast = {}
         if forecast_plan is not None:
             forecast = {t: kw for t in steps if (kw := forecast_plan.import_at(t)) is not None}
@@ -164,6 +182,8 @@ class Reporter:
             event_end=event.end,
             config=XofYConfig(),
             profile_end=end,
+            calendar=self.site.config.settlement.calendar(self.site.config.timezone),
+            event_days=self._past_event_days(event),
         )
         if not result.ok or len(result.days_used) < self.min_like_days:
             return {}
@@ -177,6 +197,66 @@ class Reporter:
         if method:
             self.methods[event_id] = method
         return profile
+
+    # -- settlement -----------------------------------------------------------------------
+
+    def _past_event_days(self, event: Event) -> set[date]:
+        """Local dates of the other stored events that may have changed the site's load (not
+        test events, not opted out of)."""
+        tz = self.site.tz
+        days: set[date] = set()
+        for stored in self.store.events():
+            if stored.event_id == event.event_id or stored.status == "opt_out":
+                continue
+            try:
+                other = Event.model_validate(stored.payload["event"])
+            except Exception:  # an unreadable row: its day cannot be known, keep going
+                continue
+            if other.test:
+                continue
+            d, last = other.start.astimezone(tz).date(), other.end.astimezone(tz).date()
+            while d <= last:
+                days.add(d)
+                d += timedelta(days=1)
+        return days
+
+    def settlement_baseline(self, event: Event) -> BaselineResult:
+        """The baseline the event's reports state (see the module docstring); made once per
+        modification from the store."""
+        key = (event.event_id, event.modification)
+        if key in self.settlement:
+            return self.settlement[key]
+        cfg = self.site.config.settlement
+        program = cfg.program(event.program)
+        lookback = max(
+            [
+                m.max_lookback_days
+                for m in (program.baseline, program.short_notice, *program.fallback)
+                if isinstance(m, XofYMethod)
+            ]
+            or [0]
+        )
+        stored = self.store.event(event.event_id)
+        notice = event.start - stored.received if stored is not None else None
+        result = settlement_baseline(
+            self.meter_series(event.start - timedelta(days=lookback + 2), event.start),
+            program,
+            tz=self.site.tz,
+            event_start=event.start,
+            event_end=event.end,
+            calendar=cfg.calendar(self.site.config.timezone),
+            event_days=self._past_event_days(event),
+            notice=notice,
+        )
+        log.info(
+            "settlement_baseline",
+            event_id=event.event_id,
+            method=result.method,
+            days=len(result.days_used),
+            reason=result.reason,
+        )
+        self.settlement[key] = result
+        return result
 
     # -- reports --------------------------------------------------------------------------
 
@@ -224,18 +304,16 @@ class Reporter:
             lag = self._lag()
             self._reported[event.event_id] = sum(1 for iv in event.intervals if iv.end + lag <= ts)
 
-    def report(
-        self, event: Event, baseline: dict[datetime, float], as_of: datetime
-    ) -> dict[str, Any]:
-        """The report of `event` as of `as_of` (partial before the end), with our extension
+    def report(self, event: Event, as_of: datetime) -> dict[str, Any]:
+        """The report of `event` as of `as_of` (partial before the end) against its
+        settlement baseline, with our extension
         (vpp.grid.messages.ExtendedReport): `signal`, `ts`, `final`, per-interval `ratio`,
         `shortfall_kw` and `missing` (offline devices, notes on a shortfall), `details`.
         This full form is what the store keeps and `tick` gives the grid link (which sends
         what its protocol carries: on MQTT, only the contract's fields unless the site's
         `grid.extensions` is on)."""
         spec = event_spec(event)
-        profile = tuple(IntervalAverage(t, STEP, kw) for t, kw in sorted(baseline.items()))
-        result = BaselineResult(self.methods.get(event.event_id, "forecast"), profile, profile)
+        result = self.settlement_baseline(event)
         start = spec.start - timedelta(hours=4)
         site = self.meter_series(start, as_of)
         zones = []
@@ -267,7 +345,7 @@ class Reporter:
         self._add_notes(event, payload)
         return payload
 
-    def tick(self, now: datetime, baselines: dict[str, dict[datetime, float]]) -> None:
+    def tick(self, now: datetime) -> None:
         """Publish what is due: a report after each ended interval; the final one, then
         `completed`, once the event is over."""
         for state in list(self.events.states.values()):
@@ -282,7 +360,7 @@ class Reporter:
             final = ended == len(ev.intervals)
             as_of = ev.intervals[ended - 1].end
             try:
-                payload = self.report(ev, baselines.get(ev.event_id, {}), as_of)
+                payload = self.report(ev, as_of)
             except Exception as e:  # a report must never stop the agent
                 log.error("report_failed", event_id=ev.event_id, error=repr(e))
                 self._reported[ev.event_id] = ended

@@ -284,11 +284,36 @@ class BaselineAdjustment(WireModel):
     reason: Text | None
 
 
+class ExcludedDay(WireModel):
+    """Extension detail: a day looked at for the like days and not used."""
+
+    day: IsoDate
+    why: Text
+    """e.g. `event day`, `holiday (Dragon Boat Festival), not a like day of a working day`."""
+
+
+class Fallback(WireModel):
+    """Extension detail: a settlement method that made no baseline, and why."""
+
+    method: Label
+    reason: Text
+
+
 class BaselineDetails(WireModel):
     """Extension detail: how the baseline was made."""
 
+    method: Label | None = None
+    """The method that made it (as `baseline_method`)."""
     days_used: list[IsoDate]
     """The like days averaged (local dates)."""
+    days_considered: list[IsoDate] = Field(default_factory=list)
+    """The eligible like days the `days_used` were chosen from."""
+    days_excluded: list[ExcludedDay] = Field(default_factory=list)
+    """Days looked at and left out (past event days, holidays, other day types, gaps)."""
+    calendar: Label | None = None
+    """The public holiday calendar used (`CN`, `US-NY`; `none`: Monday–Friday)."""
+    fallbacks: list[Fallback] = Field(default_factory=list)
+    """Methods tried before `method`, each with why it made no baseline."""
     adjustment: BaselineAdjustment | None
     reason: Text | None
     """Why the baseline fell back or is incomplete."""

@@ -15,6 +15,7 @@ from vpp.control.flex import Flex, draws_up_to
 from vpp.control.types import Command, DeviceView, PlanStep
 from vpp.kinds.base import Direction, KindPlugin, PlanContext, ReportRole
 from vpp.kinds.registry import register
+from vpp.measure.ev import counter_increase_kwh
 from vpp.site import Device
 
 
@@ -37,19 +38,40 @@ class EvFlex(Flex):
     ceiling: bool = True
     plugged_since: datetime | None = None
     energy_at_plug_kwh: float = 0.0
+    """The energy counter when the current car plugged in (kWh)."""
+    received_kwh: float = 0.0
+    """What the current car received: the counter's rises since it plugged in (kWh)."""
+    _counter_kwh: float | None = None  # the counter's last reading
+
+    def _track_counter(self, plugged: bool, counter: float | None, now: datetime) -> None:
+        """Credit the car only its own energy (vpp.measure.ev): from the counter before it
+        plugged in, a drop counting as a reset."""
+        if not plugged:
+            self.plugged_since = None
+            if counter is not None:
+                self._counter_kwh = counter
+            return
+        if self.plugged_since is None:
+            self.plugged_since = now
+            ev = self.device.config.ev
+            if self._counter_kwh is None:  # plugged in before the agent's first reading
+                cumulative = ev is not None and ev.session_counter == "cumulative"
+                self._counter_kwh = (counter or 0.0) if cumulative else 0.0
+            self.energy_at_plug_kwh, self.received_kwh = self._counter_kwh, 0.0
+        if counter is not None:
+            self.received_kwh += counter_increase_kwh([self._counter_kwh or 0.0, counter])
+            self._counter_kwh = counter
 
     def session_estimate(self, view: DeviceView, now: datetime) -> tuple[float, float]:
         """(energy still needed kWh, hours to departure) from the site's EV defaults."""
         ev = self.device.config.ev
         plugged = view.values.get("plugged", 0.0) >= 0.5
-        if not plugged:
-            self.plugged_since = None
+        self._track_counter(plugged, view.values.get("session_energy_kwh"), now)
+        if not plugged or self.plugged_since is None:
             return 0.0, 0.0
-        if self.plugged_since is None:
-            self.plugged_since = now
         need = ev.energy_needed_kwh if ev else 20.0
         stay_h = ev.departure_after_h if ev else 9.0
-        delivered = view.values.get("session_energy_kwh", 0.0)
+        delivered = self.received_kwh
         left_h = stay_h - (now - self.plugged_since).total_seconds() / 3600
         return max(0.0, need - delivered), max(0.0, left_h)
 

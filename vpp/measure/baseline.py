@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from vpp.measure.calendar import DayCalendar
 from vpp.measure.series import (
     DEFAULT_STEP,
     IntervalAverage,
@@ -127,6 +128,10 @@ class BaselineResult:
     adjustment: Adjustment | None = None
     reason: str | None = None
     excluded: tuple[tuple[date, str], ...] = field(default=(), repr=False)
+    fallbacks: tuple[tuple[str, str], ...] = ()
+    """The settlement methods tried before this one, each with why it gave no baseline."""
+    calendar: str | None = None
+    """The holiday calendar the like days were chosen with (`CN`, `US-NY`, `none`)."""
 
     @property
     def ok(self) -> bool:
@@ -166,8 +171,21 @@ def _like_instant(slot: datetime, tz: tzinfo, event_day: date, day: date) -> dat
     return aware.astimezone(UTC)
 
 
-def _is_like_weekend(d: date, holidays: Collection[date]) -> bool:
-    return d.weekday() >= 5 or d in holidays
+def _is_like_weekend(d: date, holidays: Collection[date], cal: DayCalendar | None) -> bool:
+    if d in holidays:
+        return True
+    return d.weekday() >= 5 if cal is None else not cal.working(d)
+
+
+def _day_kind(d: date, holidays: Collection[date], cal: DayCalendar | None) -> str:
+    name = cal.holiday(d) if cal is not None else None
+    if name:
+        return f"holiday ({name})"
+    if d in holidays:
+        return "holiday"
+    if d.weekday() >= 5:
+        return "weekend" if cal is None or not cal.working(d) else "working weekend day"
+    return "weekday" if cal is None or cal.working(d) else "non-working weekday"
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -185,13 +203,16 @@ def x_of_y_baseline(
     holidays: Collection[date] = (),
     event_days: Collection[date] = (),
     profile_end: datetime | None = None,
+    calendar: DayCalendar | None = None,
 ) -> BaselineResult:
     """X-of-Y like-day baseline with a capped day-of adjustment.
 
     `history`: the site's interval averages on the `config.step` grid (kW, import positive)
     for the past days and for the event day up to the event start. `tz`: the site's zone.
     `holidays` and `event_days` are local dates kept out of the pool (holidays are like days
-    of a weekend event). The profile covers the event window, extended to `profile_end` when
+    of a weekend event). With a `calendar`, like days are its working days (or its
+    non-working days, for an event on one), so that holidays and worked weekend days are
+    classed as the country does. The profile covers the event window, extended to `profile_end` when
     given (e.g. to measure rebound after the event).
     """
     cfg = config or XofYConfig()
@@ -212,8 +233,11 @@ def x_of_y_baseline(
     values = _index(history, step)
     holiday_set, event_set = set(holidays), set(event_days)
     event_day = ev_start.astimezone(zone).date()
-    weekend_like = _is_like_weekend(event_day, holiday_set)
-    kind = "weekend/holiday" if weekend_like else "weekday"
+    weekend_like = _is_like_weekend(event_day, holiday_set, calendar)
+    if calendar is None:
+        kind = "weekend/holiday" if weekend_like else "weekday"
+    else:
+        kind = "non-working day" if weekend_like else "working day"
 
     eligible: list[tuple[date, dict[datetime, float]]] = []
     excluded: list[tuple[date, str]] = []
@@ -224,12 +248,8 @@ def x_of_y_baseline(
         if day in event_set:
             excluded.append((day, "event day"))
             continue
-        if weekend_like != _is_like_weekend(day, holiday_set):
-            what = (
-                "holiday"
-                if day in holiday_set
-                else ("weekend" if day.weekday() >= 5 else "weekday")
-            )
+        if weekend_like != _is_like_weekend(day, holiday_set, calendar):
+            what = _day_kind(day, holiday_set, calendar)
             excluded.append((day, f"{what}, not a like day of a {kind}"))
             continue
         row: dict[datetime, float] = {}
@@ -266,6 +286,7 @@ def x_of_y_baseline(
             days_considered=tuple(sorted(d for d, _ in eligible)),
             reason=f"{reason}; at least {cfg.min_days} needed: no baseline",
             excluded=tuple(excluded),
+            calendar=calendar.label if calendar is not None else None,
         )
     x = min(cfg.x, n)
     if reason is not None:
@@ -296,6 +317,7 @@ def x_of_y_baseline(
         adjustment=adjustment,
         reason=reason,
         excluded=tuple(excluded),
+        calendar=calendar.label if calendar is not None else None,
     )
 
 

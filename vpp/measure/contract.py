@@ -118,7 +118,12 @@ def _details_dict(rep: EventReport) -> dict[str, Any]:
     if b is not None:
         adj = b.adjustment
         baseline = {
+            "method": b.method,
             "days_used": [d.isoformat() for d in b.days_used],
+            "days_considered": [d.isoformat() for d in b.days_considered],
+            "days_excluded": [{"day": d.isoformat(), "why": why} for d, why in b.excluded],
+            "calendar": b.calendar,
+            "fallbacks": [{"method": m, "reason": r} for m, r in b.fallbacks],
             "adjustment": None
             if adj is None
             else {

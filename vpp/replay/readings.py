@@ -15,6 +15,7 @@ from pathlib import Path
 
 from devices.profile import Kind
 from vpp.measure import StepSeries, ZoneComfortInput
+from vpp.measure.ev import session_energy_kwh
 from vpp.replay.scenario import EvSession, Scenario
 from vpp.site import ComfortBand
 from vpp.store.store import Store
@@ -89,22 +90,32 @@ def zone_inputs(
 def delivered_kwh(
     store: Store, session: EvSession, next_arrival: datetime | None, step: timedelta
 ) -> float:
-    """Energy a vehicle received by its departure (kWh): the highest `session_energy_kwh`
-    the charger reported from its arrival until one window after its departure (or the
-    next vehicle's arrival on that charger). 0 when the charger reported nothing then."""
+    """Energy a vehicle received by its departure (kWh): the increases of the charger's
+    `session_energy_kwh` counter from its value before the arrival until one window after the
+    departure (or the next vehicle's arrival on that charger), a drop counting as a reset
+    (vpp.measure.ev). So a counter that keeps counting across cars credits each car only
+    its own energy. 0 when the charger reported nothing then."""
     a = session.arrival.timestamp()
     b = (session.departure + step).timestamp()
     if next_arrival is not None:
         b = min(b, next_arrival.timestamp())
-    rows = list(
+    w = step.total_seconds()
+    before = list(
         store.rows(
-            "SELECT MAX(max) FROM telemetry WHERE device_id=? AND point='session_energy_kwh'"
-            " AND ts>=? AND ts<?",
-            (session.charger, a, b),
+            "SELECT max FROM telemetry WHERE device_id=? AND point='session_energy_kwh'"
+            " AND ts<=? ORDER BY ts DESC LIMIT 1",
+            (session.charger, a - w),
         )
     )
-    value = rows[0][0] if rows else None
-    return float(value) if value is not None else 0.0
+    windows = [
+        (float(lo), float(hi))
+        for lo, hi in store.rows(
+            "SELECT min, max FROM telemetry WHERE device_id=? AND point='session_energy_kwh'"
+            " AND ts>? AND ts<? ORDER BY ts",
+            (session.charger, a - w, b),
+        )
+    ]
+    return session_energy_kwh(float(before[0][0]) if before else None, windows)
 
 
 def ev_deliveries(

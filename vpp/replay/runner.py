@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vpp.control.strategy import strategy_named
 from vpp.grid.types import format_duration
 from vpp.replay.broker import replay_broker
 from vpp.replay.harness import RunResult, RunSpec, TimedEvent, TimedFault, run
@@ -69,14 +70,15 @@ def spec_for(
     )
 
 
-def fresh_store(out: Path, sc: Scenario) -> Path:
-    """An empty store in `out` holding only the scenario's generated history."""
+def fresh_store(out: Path, sc: Scenario, strategy: str = "none") -> Path:
+    """An empty store in `out` holding only the scenario's generated history (the days as
+    `strategy` would have run them: planned, or the devices on their own)."""
     out.mkdir(parents=True, exist_ok=True)
     store_path = out / STORE
     for p in out.glob(STORE + "*"):
         p.unlink()
     st = Store(store_path)
-    generate_history(st, sc)
+    generate_history(st, sc, planned=strategy_named(strategy).plans)
     st.close()
     return store_path
 
@@ -99,7 +101,7 @@ async def run_one(
     progress: Progress | None = None,
 ) -> RunResult:
     """One run into `out/store.sqlite` (history generated first, for like-day baselines)."""
-    store_path = fresh_store(out, sc)
+    store_path = fresh_store(out, sc, strategy)
     spec = spec_for(sc, store_path, strategy=strategy, events=events)
     async with replay_broker(broker_url) as broker:
         return await run(spec, broker, progress=progress)

@@ -6,9 +6,13 @@ the lowest interval ratio (vpp.measure.build_report against the baseline below),
 of the zones outside their comfort bands over the event, energy the vehicles plugged in
 during the event lacked at departure, and the rebound peak in the 2 h after the event.
 
+`reported_*`: what the agent's final report said (its delivered ratio, and its settlement
+baseline's method and like days), to set beside the measured figures.
+
 Baseline: the counterfactual run's import when one is given (the same scenario without
-events), else the 10-of-10 like-day baseline over the store's meter history (generated or
-replayed days before the start; other event days are left out of the pool).
+events), else the site's settlement baseline for the event's program (vpp.measure.settlement,
+10-of-10 like days by default) over the store's meter history (generated or replayed days
+before the start; other event days and public holidays are left out of the pool).
 
 Run figures: energy cost (import × import price − export × export price, per meter window
 at the price of its start), emissions (import × carbon intensity; export earns no credit),
@@ -36,10 +40,10 @@ from vpp.measure import (
     build_report,
     counterfactual_baseline,
     rebound_peak,
-    x_of_y_baseline,
     zone_comfort,
 )
 from vpp.measure.series import DEFAULT_STEP, ceil_to, floor_to
+from vpp.measure.settlement import settlement_baseline
 from vpp.replay import readings as rd
 from vpp.replay.scenario import Scenario
 from vpp.store.store import Store
@@ -95,20 +99,20 @@ class _Run:
         if counterfactual is not None:
             cf = rd.site_import(counterfactual, sc, sc.start - lookback, sc.end)
             self.cf = rd.step_series(cf, self.step, "counterfactual import")
-        self.history_start = floor_to(sc.start - lookback, timedelta(days=1))
         self.event_days = {e.start.astimezone(sc.tz).date() for e in sc.final_events()}
 
     def baseline(self, event: Event, profile_end: datetime) -> BaselineResult:
         if self.cf is not None:
             return counterfactual_baseline(self.cf, start=event.start, end=profile_end)
         day = event.start.astimezone(self.scenario.tz).date()
-        hist_end = floor_to(event.start, DEFAULT_STEP)
-        history = self.meter.on_grid(self.history_start, hist_end, min_coverage=0.9)
-        return x_of_y_baseline(
-            history,
+        cfg = self.scenario.site.config
+        return settlement_baseline(
+            self.meter,
+            cfg.settlement.program(event.program),
             tz=self.scenario.tz,
             event_start=event.start,
             event_end=event.end,
+            calendar=cfg.settlement.calendar(cfg.timezone),
             event_days=self.event_days - {day},
             profile_end=profile_end,
         )
@@ -189,7 +193,7 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
         "rebound_peak_kw": None,
         "rebound_excess_kw": None,
         "baseline_method": None,
-        "reported_delivered_ratio": _reported_ratio(run.store, event.event_id),
+        **_reported(run.store, event.event_id),
     }
     if not _measured(event, sc):
         out["note"] = (
@@ -235,10 +239,20 @@ def report_figures(report: EventReport) -> dict[str, Any]:
     }
 
 
-def _reported_ratio(store: Store, event_id: str) -> float | None:
+def _reported(store: Store, event_id: str) -> dict[str, Any]:
+    """What the agent's final report said: its delivered ratio and its settlement baseline's
+    method and like days (`None` without a final report)."""
     finals = store.reports(event_id, final_only=True)
-    ratio = finals[-1].get("delivered_ratio") if finals else None
-    return float(ratio) if isinstance(ratio, int | float) else None
+    final = finals[-1] if finals else {}
+    ratio = final.get("delivered_ratio")
+    details = final.get("details")
+    base = details.get("baseline") if isinstance(details, dict) else None
+    days = base.get("days_used") if isinstance(base, dict) else None
+    return {
+        "reported_delivered_ratio": float(ratio) if isinstance(ratio, int | float) else None,
+        "reported_baseline_method": final.get("baseline_method"),
+        "reported_baseline_days": list(days) if isinstance(days, list) else None,
+    }
 
 
 def run_figures(store: Store, scenario: Scenario, step: timedelta) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from vpp.grid.messages import Response
 from vpp.grid.openadr2b import inbound, wire
 from vpp.grid.openadr2b.inbound import Distribution, Message, OadrError
 from vpp.grid.openadr2b.mapping import native_id, opt_answer, to_native
+from vpp.grid.openadr2b.signature import Signer, Verifier
 from vpp.grid.openadr2b.telemetry import ImportSamples, Schedule
 from vpp.grid.openadr2b.transport import VtnError, VtnTransport, tls_context
 from vpp.site import OpenAdr2bConfig
@@ -83,7 +84,8 @@ def _ok(msg: Message | None, kind: str, *expected: str) -> Message | None:
 
 
 class Oadr2bLink:
-    """The VEN of one site; `levels` is the site file's `grid.simple_levels_kw`."""
+    """The VEN of one site; `levels` is the site file's `grid.simple_levels_kw`; `signer`
+    signs what we send in place of the one `config.sign` makes from cert_file/key_file."""
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class Oadr2bLink:
         clock: Clock,
         *,
         levels: Mapping[int, float],
+        signer: Signer | None = None,
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 30.0,
         timeout_s: float = 10.0,
@@ -104,7 +107,19 @@ class Oadr2bLink:
         if config.vtn_url.startswith("https:"):
             # Read once, here: a bad CA or certificate file is a start-up error.
             tls = tls_context(config.ca_file, config.cert_file, config.key_file)
-        self._vtn = VtnTransport(config.vtn_url, tls=tls, timeout_s=timeout_s)
+        # XML signatures (files read here too); `signer` given: that one, else the site's.
+        if signer is None and config.sign and config.cert_file and config.key_file:
+            signer = Signer.from_files(config.cert_file, config.key_file)
+        verifier = Verifier.from_file(config.vtn_cert_file) if config.vtn_cert_file else None
+        self._signing = signer is not None
+        self._vtn = VtnTransport(
+            config.vtn_url,
+            tls=tls,
+            timeout_s=timeout_s,
+            signer=signer,
+            verifier=verifier,
+            now=clock.now,
+        )
         self._backoff_min_s = backoff_min_s
         self._backoff_max_s = backoff_max_s
         self._backoff_s = backoff_min_s
@@ -245,6 +260,7 @@ class Oadr2bLink:
             self.config.ven_name,
             ven_id=self.ven_id,
             registration_id=self.registration_id,
+            xml_signature=self._signing,
         )
         msg = await self._post("EiRegisterParty", body)
         if msg is None:

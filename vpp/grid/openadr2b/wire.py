@@ -81,9 +81,15 @@ def _ei_response(parent: ET.Element, code: int, description: str, request_id: st
 
 
 def create_party_registration(
-    request_id: str, ven_name: str, *, ven_id: str | None, registration_id: str | None
+    request_id: str,
+    ven_name: str,
+    *,
+    ven_id: str | None,
+    registration_id: str | None,
+    xml_signature: bool = False,
 ) -> bytes:
-    """Register (or re-register, with the VTN's ids) as a pull-model simpleHttp VEN."""
+    """Register (or re-register, with the VTN's ids) as a pull-model simpleHttp VEN;
+    `xml_signature`: we sign our messages."""
     root, body = _message("oadrCreatePartyRegistration")
     _el(body, PYLD, "requestID", request_id)
     if registration_id:
@@ -93,7 +99,7 @@ def create_party_registration(
     _el(body, OADR, "oadrProfileName", "2.0b")
     _el(body, OADR, "oadrTransportName", "simpleHttp")
     _el(body, OADR, "oadrReportOnly", "false")
-    _el(body, OADR, "oadrXmlSignature", "false")
+    _el(body, OADR, "oadrXmlSignature", "true" if xml_signature else "false")
     _el(body, OADR, "oadrVenName", ven_name)
     _el(body, OADR, "oadrHttpPullModel", "true")
     return _bytes(root)
