@@ -189,9 +189,11 @@ Asset = Annotated[
 class DrEvent(_Plain):
     """A DR event interval [start, end). `curtail_kw`: site import at most baseline − value;
     `import_cap_kw`: site import at most value; `price`: the import price for the interval
-    (currency/kWh). Each step overlapping the interval is affected."""
+    (currency/kWh); `export_cap_kw`: site export at most value (kW, under the site's own
+    export limit); `carbon`: the grid's carbon intensity for the interval (kg CO2/kWh,
+    costed at `SiteForecast.carbon_price`). Each step overlapping the interval is affected."""
 
-    kind: Literal["curtail_kw", "import_cap_kw", "price"]
+    kind: Literal["curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon"]
     start: datetime
     end: datetime
     value: Finite
@@ -201,6 +203,8 @@ class DrEvent(_Plain):
     def _check(self) -> Self:
         if self.end <= self.start:
             raise ValueError("end: must be after start")
+        if self.kind in ("export_cap_kw", "carbon") and self.value < 0:
+            raise ValueError(f"value: a {self.kind} event's value must be ≥ 0")
         return self
 
 

@@ -70,7 +70,7 @@ class Data:
     cap: np.ndarray  # (n,) kW, inf when no event
     pv: np.ndarray  # (n,) kW
     imp_lim: float
-    exp_lim: float
+    exp_lim: np.ndarray  # (n,) kW, the site's export limit lowered by export-cap events
     peak_lb: float
     price_imp: np.ndarray  # (n,) currency/kWh, DR price events applied
     carbon_imp: np.ndarray  # (n,) currency/kWh of carbon cost on imports
@@ -114,8 +114,11 @@ def make_layout(problem: Problem, blocks: list[Block]) -> Layout:
     )  # fmt: skip
 
 
-def _event_arrays(problem: Problem, price: np.ndarray) -> np.ndarray:
-    """Apply DR events: returns the import cap per step; overrides `price` in place."""
+def _event_arrays(
+    problem: Problem, price: np.ndarray, carbon_kg: np.ndarray, exp_lim: np.ndarray
+) -> np.ndarray:
+    """Apply DR events: returns the import cap per step; overrides `price` and `carbon_kg`
+    and lowers `exp_lim` in place."""
     grid, n = problem.grid, problem.grid.steps
     cap = np.full(n, INF)
     base = None if problem.baseline_kw is None else np.asarray(problem.baseline_kw, float)
@@ -127,6 +130,10 @@ def _event_arrays(problem: Problem, price: np.ndarray) -> np.ndarray:
         sl = slice(first, last)
         if ev.kind == "price":
             price[sl] = ev.value
+        elif ev.kind == "carbon":
+            carbon_kg[sl] = ev.value
+        elif ev.kind == "export_cap_kw":
+            exp_lim[sl] = np.minimum(exp_lim[sl], ev.value)
         elif ev.kind == "import_cap_kw":
             cap[sl] = np.minimum(cap[sl], ev.value)
         else:
@@ -158,14 +165,16 @@ def make_data(problem: Problem, layout: Layout) -> Data:
     pv = np.asarray(site.pv_kw, dtype=float)
     bal_rhs = np.asarray(site.base_load_kw, dtype=float) - pv + offsets
     price = np.asarray(site.import_price, dtype=float).copy()
-    cap = _event_arrays(problem, price)
-    carbon = (
+    carbon_kg = (
         np.zeros(n)
         if site.carbon_kg_per_kwh is None
-        else site.carbon_price * np.asarray(site.carbon_kg_per_kwh, dtype=float)
+        else np.asarray(site.carbon_kg_per_kwh, dtype=float).copy()
     )
+    exp_lim = np.full(n, float(site.export_limit_kw))
+    cap = _event_arrays(problem, price, carbon_kg, exp_lim)
+    carbon = site.carbon_price * carbon_kg
     return Data(
         p_ub, y_lo, y_hi, dyn_rhs, req_rhs, bal_rhs, cap, pv, site.import_limit_kw,
-        site.export_limit_kw, site.peak_so_far_kw, price, carbon,
+        exp_lim, site.peak_so_far_kw, price, carbon,
         np.asarray(site.export_price, dtype=float), site.demand_charge,
     )  # fmt: skip

@@ -58,7 +58,8 @@ class PyomoLp:
         m.R = pyo.Var(range(layout.n_slack), domain=pyo.NonNegativeReals)
         m.imp = pyo.Var(flat, bounds=(0.0, data.imp_lim))
         m.over = pyo.Var(flat, bounds=(0.0, 0.0 if layout.hard_import else None))
-        m.exp = pyo.Var(flat, bounds=(0.0, data.exp_lim))
+        exp_lim = data.exp_lim.tolist()
+        m.exp = pyo.Var(flat, bounds=lambda _m, t: (0.0, exp_lim[t]))
         m.curt = pyo.Var(flat, bounds=lambda _m, t: (0.0, pv[t]))
         m.short = pyo.Var(flat, domain=pyo.NonNegativeReals)
         m.peak = pyo.Var(bounds=(data.peak_lb, None))
@@ -221,9 +222,8 @@ class PyomoLp:
         if data.imp_lim != self.data.imp_lim:
             for x in m.imp.values():
                 x.setub(data.imp_lim)
-        if data.exp_lim != self.data.exp_lim:
-            for x in m.exp.values():
-                x.setub(data.exp_lim)
+        for k, v in zip(*self._changed(data, "exp_lim"), strict=True):
+            m.exp[k].setub(v)
         m.peak.setlb(data.peak_lb)
         m.demand_charge.set_value(data.demand_charge)
         self.data = data

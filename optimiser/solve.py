@@ -187,7 +187,7 @@ class HighsSession:
             cols(pc, np.zeros(len(pc)), d.p_ub[mut].reshape(-1))
         cols(c["Y"], d.y_lo.ravel(), d.y_hi.ravel())
         cols(c["imp"], zeros, np.full(n, d.imp_lim))
-        cols(c["exp"], zeros, np.full(n, d.exp_lim))
+        cols(c["exp"], zeros, d.exp_lim.astype(float))
         cols(c["curt"], zeros, d.pv.astype(float))
         cols(c["peak"], np.array([d.peak_lb]), np.array([np.inf]))
         dyn = d.dyn_rhs.ravel()
@@ -294,7 +294,7 @@ class HighsSession:
         imp_lim, exp_lim = self.lp.data.imp_lim, self.lp.data.exp_lim
         for k, t in enumerate(site_steps, start=len(pairs)):
             rows.append(m.imp[t] - imp_lim * blk.u[k] <= 0.0)
-            rows.append(m.exp[t] + exp_lim * blk.u[k] <= exp_lim)
+            rows.append(m.exp[t] + float(exp_lim[t]) * blk.u[k] <= float(exp_lim[t]))
         blk.rows = pyo.Constraint(range(len(rows)), rule=lambda _b, r: rows[r])
         self.opt.add_block(blk)
         try:

@@ -216,3 +216,39 @@ def test_a_charger_or_load_that_ignores_its_ceiling_is_left_out_in_two_readings(
     assert third.replan
     assert {"ahu-fans", "ev1"} <= set(third.not_following)
     assert d.excluded["ahu-fans"] == "not following its setpoint"
+
+
+def test_export_cap_closes_the_loop_and_the_battery_soaks_up_export_past_it(
+    tmp_path: Path,
+) -> None:
+    from vpp.control.arbiter import Arbiter, Proposal
+
+    # The office, allowed to export 100 kW by its own limit.
+    text = OFFICE.read_text().replace("export_kw: 0", "export_kw: 100")
+    assert text != OFFICE.read_text()
+    (tmp_path / "office.yaml").write_text(text)
+    site = load_site(tmp_path / "office.yaml")
+    plan = PlanStep(power_kw={"bat1": 10.0})
+    # The arbiter keeps the lowest export ceiling beside whichever import ceiling governs.
+    target = Arbiter(site.config.limits.import_kw).decide(
+        [
+            Proposal(None, TargetSource.EVENT, "x1", export_max_kw=30.0),
+            Proposal(None, TargetSource.EVENT, "x2", export_max_kw=5.0),
+        ]
+    )
+    assert (target.source, target.export_max_kw) == (TargetSource.SITE_LIMIT, 5.0)
+    views = _views(bat1={"power_kw": 10.0})
+
+    def battery_after(target: Target) -> float:
+        d = Dispatcher(site)
+        d.cycle(_snap(300, views), plan, None)
+        res = d.cycle(_snap(-25, views, 5), plan, target)
+        return _setpoints(res.commands, "power_setpoint_kw").get("bat1", 10.0)
+
+    # Following the plan (battery at +10 kW) the site exports 25 kW: past the 5 kW cap, so
+    # the loop closes on the export and the battery charges beyond its plan.
+    assert Dispatcher(site).export_limit_kw(target) == 5.0
+    # By the gain's share of the export past the floor the loop aims at (1 kW above −5 kW).
+    assert battery_after(target) == round(10.0 + Dispatcher(site).gain * (25 - 5 + 1), 3)
+    # Without the cap 25 kW is within the site's own limit: the battery keeps to its plan.
+    assert battery_after(Target(site.config.limits.import_kw, TargetSource.SITE_LIMIT)) == 10.0

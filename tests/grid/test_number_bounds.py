@@ -16,19 +16,25 @@ from hypothesis import strategies as st
 
 from tests.grid.helpers import event_dict, interval
 from vpp.grid.parse import Rejection, parse_event
-from vpp.grid.types import CURTAIL_RANGE_KW, MAX_DURATION, PRICE_RANGE
+from vpp.grid.types import CARBON_RANGE, CURTAIL_RANGE_KW, MAX_DURATION, PRICE_RANGE
 from vpp.store.store import Store
 
 NOW = datetime(2026, 7, 15, 6, 0, tzinfo=UTC)
 START = (NOW + timedelta(hours=1)).isoformat()
-RANGES = {"curtail_kw": CURTAIL_RANGE_KW, "import_cap_kw": CURTAIL_RANGE_KW, "price": PRICE_RANGE}
+RANGES = {
+    "curtail_kw": CURTAIL_RANGE_KW,
+    "import_cap_kw": CURTAIL_RANGE_KW,
+    "price": PRICE_RANGE,
+    "export_cap_kw": CURTAIL_RANGE_KW,
+    "carbon": CARBON_RANGE,
+}
 
 extreme_numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(min_value=-(2**80), max_value=2**80),
     st.sampled_from(
         [0.0, -0.0, 5e-324, 1e308, -1e308, 2**53, 2**63, 100_000.0, 100_000.000001, -10_000.0,
-         10_000.0, 10_000.5, -10_000.5]
+         10_000.0, 10_000.5, -10_000.5, 10.0, 10.000001]
     ),
 )  # fmt: skip
 

@@ -166,6 +166,24 @@ MALFORMED: list[tuple[str, bytes, str, str]] = [
         "per kWh",
     ),
     (
+        "negative export cap",
+        payload(event_dict(signal="export_cap_kw", intervals=[interval(T0, value=-0.5)])),
+        "intervals[0].value",
+        "export_cap_kw value must be within 0…100000 kW",
+    ),
+    (
+        "carbon out of range",
+        payload(event_dict(signal="carbon", intervals=[interval(T0, value=12.0)])),
+        "intervals[0].value",
+        "carbon value must be within 0…10 kg CO2/kWh",
+    ),
+    (
+        "export cap is a string",
+        payload(event_dict(signal="export_cap_kw", intervals=[interval(T0, value="5")])),
+        "intervals[0].value",
+        "number",
+    ),
+    (
         "value is a string",
         _with_intervals(interval(T0, value="50")),
         "intervals[0].value",
@@ -266,6 +284,14 @@ def test_288_intervals_and_the_limits_themselves_are_accepted() -> None:
     assert isinstance(parse_event(payload(event_dict(intervals=edge)), NOW), Event)
     price = [interval(T0, value=-10_000), interval(T1, value=10_000)]
     assert isinstance(parse_event(payload(event_dict(signal="price", intervals=price)), NOW), Event)
+    cap = [interval(T0, value=0), interval(T1, value=100_000)]
+    assert isinstance(
+        parse_event(payload(event_dict(signal="export_cap_kw", intervals=cap)), NOW), Event
+    )
+    carbon = [interval(T0, value=0), interval(T1, value=10)]
+    assert isinstance(
+        parse_event(payload(event_dict(signal="carbon", intervals=carbon)), NOW), Event
+    )
 
 
 def test_contiguous_intervals_and_gaps_are_accepted() -> None:

@@ -199,7 +199,11 @@ def _events(draw: st.DrawFn) -> list[Event]:
             t += gap
             ivs.append((t, length, value))
             t += length
-        signal = draw(st.sampled_from(["curtail_kw", "import_cap_kw", "price"]))
+        signal = draw(
+            st.sampled_from(["curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon"])
+        )
+        if signal == "carbon":  # kg CO2/kWh: 0…5
+            ivs = [(a, n, v / 100) for a, n, v in ivs]
         prio = draw(st.none() | st.integers(0, 3))
         out.append(mk(f"e{k}", signal, ivs, priority=prio))
     return out
@@ -211,7 +215,7 @@ def test_resolution_properties(events: list[Event], minute: int, step_s: int) ->
     start, length = at(minute), timedelta(seconds=step_s)
     t = step_target(events, start, length)
     assert 0.0 <= t.coverage <= 1.0 + 1e-9 and 0.0 <= t.price_coverage <= 1.0 + 1e-9
-    for kind in (POWER, {"price"}):
+    for kind in (POWER, {"price"}, {"export_cap_kw"}, {"carbon"}):
         segs = [s for s in t.segments if s.signal in kind]
         assert all(start <= s.start < s.end <= start + length for s in segs)
         assert all(a.end <= b.start for a, b in itertools.pairwise(segs))
@@ -219,8 +223,26 @@ def test_resolution_properties(events: list[Event], minute: int, step_s: int) ->
     active = []
     for e in events:
         for iv in e.intervals:
-            if e.signal != "price" and iv.start <= start < iv.end:
+            if e.signal in POWER and iv.start <= start < iv.end:
                 strict = -iv.value if e.signal == "curtail_kw" else iv.value
                 active.append((e.priority if e.priority is not None else 99, strict, e.event_id))
     first = [s for s in t.segments if s.signal in POWER and s.start == start]
     assert [s.event_id for s in first] == ([min(active)[2]] if active else [])
+
+
+def test_export_caps_and_carbon_resolve_beside_the_power_request() -> None:
+    events = [
+        mk("cut", "curtail_kw", [(0, 30, 100.0)]),
+        mk("x-loose", "export_cap_kw", [(0, 30, 40.0)]),
+        mk("x-tight", "export_cap_kw", [(10, 10, 5.0)]),
+        mk("co2", "carbon", [(0, 15, 0.6), (15, 15, 0.2)]),
+    ]
+    t = step_target(events, H14, M15)
+    # The curtailment still governs the import; the lowest cap in the step holds export.
+    assert (t.signal, t.value_kw, t.event_id) == ("curtail_kw", 100.0, "cut")
+    assert (t.export_cap_kw, t.export_event_id) == (5.0, "x-tight")
+    assert t.carbon == pytest.approx(0.6)
+    later = step_target(events, H14 + timedelta(minutes=20), M15)
+    assert (later.export_cap_kw, later.export_event_id) == (40.0, "x-loose")
+    assert later.carbon == pytest.approx((0.6 * 0 + 0.2 * 10) / 10)
+    assert step_target(events, H14 + timedelta(minutes=40), M15).export_cap_kw is None

@@ -232,3 +232,29 @@ def test_price_event_reports_delivery_without_a_request() -> None:
     assert rep.delivered_ratio is None
     # -0.0001 rounds to -0.0, which is written as 0.0.
     assert '"delivered_kw":0.0' in rep.to_json() and "-0.0" not in rep.to_json()
+
+
+def test_export_cap_report_is_delivered_while_the_export_stays_under_the_cap() -> None:
+    rep = build_report(
+        event("export_cap_kw", [10, 10, 10, 10]),
+        baseline=baseline_of([-40, -40, -40, -40]),
+        site=per_quarter([-8, -10, -14, 5]),
+    )
+    rows = [(r.requested_kw, r.delivered_kw, r.ratio, r.shortfall_kw) for r in rep.intervals]
+    assert rows == [
+        (0, -32, 1.0, 0.0),
+        (0, -30, 1.0, 0.0),  # exactly at the cap: delivered
+        (0, -26, 0.0, 4.0),  # 14 kW exported: 4 kW past the cap
+        (0, -45, 1.0, 0.0),  # importing
+    ]
+    assert rep.intervals[2].notes == ("export 14.000 kW above the 10.000 kW export cap",)
+    assert rep.requested_kwh == 0
+    assert rep.delivered_ratio == pytest.approx(0.75)
+
+
+def test_carbon_report_requests_nothing() -> None:
+    rep = build_report(
+        event("carbon", [0.6, 0.2]), baseline=baseline_of([50, 50]), site=per_quarter([40, 60])
+    )
+    assert [(r.requested_kw, r.ratio) for r in rep.intervals] == [(None, None), (None, None)]
+    assert rep.delivered_ratio is None

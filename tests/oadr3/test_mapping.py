@@ -56,6 +56,12 @@ def _map(event: Event) -> dict[str, Any]:
         ("SIMPLE", 2, None, "curtail_kw", 100.0),
         ("SIMPLE", 0, None, "curtail_kw", 0.0),
         ("PRICE", 0.31, "KWH", "price", 0.31),
+        ("EXPORT_CAPACITY_LIMIT", 25, "KW", "export_cap_kw", 25.0),
+        ("EXPORT_CAPACITY_LIMIT", 0, None, "export_cap_kw", 0.0),
+        ("EXPORT_CAPACITY_LIMIT", 40000, "W", "export_cap_kw", 40.0),
+        ("GHG", 450, None, "carbon", 0.45),
+        ("GHG", 600, "G_PER_KWH", "carbon", 0.6),
+        ("GHG", 0.3, "KG_PER_KWH", "carbon", 0.3),
     ],
 )
 def test_payload_types_map_to_native_signals(
@@ -105,13 +111,31 @@ def test_the_first_type_acted_on_decides_and_the_others_are_named() -> None:
     mapped = map_event(ev, program_name=None, simple_levels_kw={}, modification=0, first_seen=SEEN)
     assert mapped.payload_type == "IMPORT_CAPACITY_LIMIT"
     assert mapped.ignored_types == ["GHG", "PRICE"]
+    ev = _event([[*_one("GHG", 400), *_one("PRICE", 0.2), *_one("EXPORT_CAPACITY_LIMIT", 9)]])
+    mapped = map_event(ev, program_name=None, simple_levels_kw={}, modification=0, first_seen=SEEN)
+    assert (mapped.payload_type, mapped.native["signal"]) == (
+        "EXPORT_CAPACITY_LIMIT",
+        "export_cap_kw",
+    )
+    assert mapped.ignored_types == ["GHG", "PRICE"]
     assert "program" not in mapped.native
 
 
 @pytest.mark.parametrize(
     ("payloads", "extra", "why"),
     [
-        ([_one("EXPORT_CAPACITY_LIMIT", 10)], {}, "EXPORT_CAPACITY_LIMIT"),
+        ([_one("EXPORT_PRICE", 0.1)], {}, "EXPORT_PRICE"),
+        ([_one("EXPORT_CAPACITY_LIMIT", -3)], {}, "EXPORT_CAPACITY_LIMIT must be ≥ 0"),
+        ([_one("GHG", -1)], {}, "GHG must be ≥ 0"),
+        (
+            [_one("GHG", 400)],
+            {
+                "payloadDescriptors": [
+                    {"objectType": "EVENT_PAYLOAD_DESCRIPTOR", "payloadType": "GHG", "units": "LB"}
+                ]
+            },
+            "GHG in LB",
+        ),
         ([_one("FOO_BAR", 1)], {}, "FOO_BAR"),
         ([], {}, "no intervals"),
         ([_one("SIMPLE", 3)], {}, "SIMPLE level 3 has no grid.simple_levels_kw"),

@@ -19,10 +19,12 @@ from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW
 from tests.grid.live import advance_until
-from tests.oadr3.live import cap_event, oadr3_site, program
+from tests.oadr3.live import VEN_NAME, cap_event, oadr3_site, program
 from tests.oadr3_vtn.app import Vtn
 from tests.oadr3_vtn.server import BL_CLIENT, mqtt_notifier, serve
+from vpp.grid.messages import Event as NativeEvent
 from vpp.grid.oadr3.link import Oadr3Link
+from vpp.grid.parse import parse_event
 from vpp.store.store import Store
 
 
@@ -151,9 +153,7 @@ async def test_targets_filter_events_and_unmappable_events_are_skipped(
                     "start": (NOW + timedelta(hours=1)).isoformat(),
                     "duration": "PT1H",
                 },
-                "intervals": [
-                    {"id": 0, "payloads": [{"type": "EXPORT_CAPACITY_LIMIT", "values": [10]}]}
-                ],
+                "intervals": [{"id": 0, "payloads": [{"type": "EXPORT_PRICE", "values": [0.1]}]}],
             },
             BL_CLIENT[0],
         )
@@ -166,6 +166,58 @@ async def test_targets_filter_events_and_unmappable_events_are_skipped(
             assert other["id"] not in link.state.events
             assert link.state.events[export["id"]].native is None
     assert vtn.bad_exchanges() == []
+
+
+@pytest.mark.timeout(60)
+async def test_export_capacity_limit_and_ghg_become_export_cap_and_carbon_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = VirtualClock(NOW, max_hold_wall_s=30.0)
+    start = NOW + timedelta(hours=1)
+
+    def event(payload_type: str, units: str, values: list[float]) -> dict[str, Any]:
+        return vtn.create(
+            "events",
+            {
+                "programID": prog["id"],
+                "eventName": payload_type.lower(),
+                "intervalPeriod": {"start": start.isoformat(), "duration": "PT15M"},
+                "payloadDescriptors": [
+                    {
+                        "objectType": "EVENT_PAYLOAD_DESCRIPTOR",
+                        "payloadType": payload_type,
+                        "units": units,
+                    }
+                ],
+                "intervals": [
+                    {"id": i, "payloads": [{"type": payload_type, "values": [v]}]}
+                    for i, v in enumerate(values)
+                ],
+                "targets": [VEN_NAME],
+            },
+            BL_CLIENT[0],
+        )
+
+    with serve() as vtn:
+        site = oadr3_site(vtn, monkeypatch, poll_s=2)
+        prog = program(vtn)
+        cap = event("EXPORT_CAPACITY_LIMIT", "KW", [20.0, 0.0])
+        ghg = event("GHG", "G_PER_KWH", [550.0])
+        async with running(Oadr3Link(site, clock, None)) as link:
+            got = {m["event_id"]: m for m in [await _next(link, clock), await _next(link, clock)]}
+    assert vtn.bad_exchanges() == []
+    exported = got[f"oadr3.{cap['id']}"]
+    assert exported["signal"] == "export_cap_kw"
+    assert [(i["start"], i["duration"], i["value"]) for i in exported["intervals"]] == [
+        (start.isoformat(), "PT15M", 20.0),
+        ((start + timedelta(minutes=15)).isoformat(), "PT15M", 0.0),
+    ]
+    carbon = got[f"oadr3.{ghg['id']}"]
+    assert carbon["signal"] == "carbon"
+    assert [i["value"] for i in carbon["intervals"]] == [0.55]
+    # Both are events the site's own contract accepts.
+    for native in (exported, carbon):
+        assert isinstance(parse_event(json.dumps(native).encode(), NOW), NativeEvent)
 
 
 @pytest.mark.timeout(60)

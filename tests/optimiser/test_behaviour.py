@@ -244,3 +244,40 @@ def test_cost_breakdown_adds_up_to_the_objective() -> None:
         for t, x in enumerate(s.site_import_kw)
     )
     assert s.cost.energy == pytest.approx(energy, rel=1e-6)
+
+
+def test_export_cap_event_lowers_the_export_limit_in_its_window_only() -> None:
+    ev = DrEvent(kind="export_cap_kw", start=at(4), end=at(8), value=10.0)
+    site_kw = {"pv_kw": [60.0] * N, "export_limit_kw": 100.0}
+    free = Planner().plan(problem(N, [], site_kw=site_kw))
+    p = problem(N, [], site_kw=site_kw, events=[ev])
+    s = Planner().plan(p)
+    # Without the event the site exports its whole PV surplus (40 kW) everywhere.
+    assert min(free.site_import_kw) == pytest.approx(-40.0, abs=1e-6)
+    assert all(s.site_import_kw[t] >= -10.0 - 1e-6 for t in range(4, 8))
+    assert s.site_import_kw[3] == pytest.approx(-40.0, abs=1e-6)
+    assert s.site_import_kw[8] == pytest.approx(-40.0, abs=1e-6)
+    check_schedule(p, s)
+
+
+def test_export_cap_event_charges_the_battery_with_the_surplus() -> None:
+    ev = DrEvent(kind="export_cap_kw", start=at(4), end=at(8), value=0.0)
+    p = problem(N, [battery(soc_kwh=0.0)], site_kw={"pv_kw": [40.0] * N}, events=[ev])
+    s = Planner().plan(p)
+    assert all(s.site_import_kw[t] >= -1e-6 for t in range(4, 8))
+    check_schedule(p, s)
+
+
+def test_carbon_event_sets_the_carbon_intensity_of_its_intervals() -> None:
+    ev = EvSession(id="ev", arrival_step=0, departure_step=N, energy_kwh=5.0, max_kw=11.0)
+    prices = [0.1] * 12 + [0.2] * 12
+    site_kw = {"carbon_kg_per_kwh": [0.1] * N, "carbon_price": 1.0}
+    dirty = DrEvent(kind="carbon", start=at(0), end=at(12), value=0.8)
+    plain = Planner().plan(problem(N, [ev], price=prices, site_kw=site_kw))
+    p = problem(N, [ev], price=prices, site_kw=site_kw, events=[dirty])
+    s = Planner().plan(p)
+    # Without the event the car charges in the cheap first half; the event's intensity
+    # (0.1 + 0.8 against 0.2 + 0.1 per kWh) moves it to the second half.
+    assert sum(plain.power_kw["ev"][:12]) > 1.0
+    assert sum(s.power_kw["ev"][:12]) == pytest.approx(0.0, abs=1e-6)
+    check_schedule(p, s)

@@ -107,8 +107,11 @@ def problems(draw: Any, impossible: bool = False) -> Problem:
     if draw(st.booleans()):
         a = draw(st.integers(0, n - 1))
         b = draw(st.integers(a + 1, n))
-        kind = draw(st.sampled_from(["curtail_kw", "import_cap_kw", "price"]))
-        value = draw(st.floats(0.0, 100.0) if kind != "price" else st.floats(-1.0, 2.0))
+        kind = draw(
+            st.sampled_from(["curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon"])
+        )
+        values = {"price": st.floats(-1.0, 2.0), "carbon": st.floats(0.0, 2.0)}
+        value = draw(values.get(kind, st.floats(0.0, 100.0)))
         events.append(DrEvent(kind=kind, start=at(a), end=at(b), value=value))
     site_kw = {
         "base_load_kw": base,
@@ -128,6 +131,10 @@ def test_every_schedule_satisfies_every_asset_constraint(p: Problem) -> None:
     assert not s.fallback, s.reason
     check_schedule(p, s)
     assert s.cost.total == s.objective
+    for ev in p.events:
+        if ev.kind == "export_cap_kw":
+            steps = range(p.grid.step_of(ev.start), -((p.grid.start - ev.end) // p.grid.step))
+            assert all(s.site_import_kw[t] >= -ev.value - 1e-6 for t in steps), ev
 
 
 @SETTINGS

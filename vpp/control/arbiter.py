@@ -2,7 +2,8 @@
 arbiter picks the one that governs and never lets it exceed the site's limit.
 
 Priority: a DR event's target, then the recovery ramp after an event, then the site limit
-(what governs when nothing else is proposed).
+(what governs when nothing else is proposed). Export ceilings (an export-cap event) do not
+compete with import ceilings: the lowest one proposed holds whatever governs the import.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ PRIORITY = {TargetSource.EVENT: 2, TargetSource.RECOVERY: 1, TargetSource.SITE_L
 @dataclass(frozen=True)
 class Proposal:
     """A controller's wish for this cycle: keep the site import at or under `import_max_kw`
-    (kW) for `source` (with the event's id and end for an event)."""
+    (kW; None: no wish about import) for `source` (with the event's id and end for an
+    event), and the site's export at or under `export_max_kw` (kW ≥ 0; None: no wish)."""
 
-    import_max_kw: float
+    import_max_kw: float | None
     source: TargetSource
     event_id: str | None = None
     until: datetime | None = None
+    export_max_kw: float | None = None
 
 
 class Arbiter:
@@ -35,10 +38,19 @@ class Arbiter:
         self.site_limit_kw = site_limit_kw
 
     def decide(self, proposals: Sequence[Proposal]) -> Target:
-        """The proposal of highest priority, at most the site limit; the site limit if none."""
-        best = max(proposals, key=lambda p: PRIORITY[p.source], default=None)
-        if best is None:
-            return Target(self.site_limit_kw, TargetSource.SITE_LIMIT)
+        """The import ceiling of highest priority, at most the site limit (the site limit if
+        none), with the lowest export ceiling proposed."""
+        export = min(
+            (p.export_max_kw for p in proposals if p.export_max_kw is not None), default=None
+        )
+        ceilings = [p for p in proposals if p.import_max_kw is not None]
+        best = max(ceilings, key=lambda p: PRIORITY[p.source], default=None)
+        if best is None or best.import_max_kw is None:
+            return Target(self.site_limit_kw, TargetSource.SITE_LIMIT, export_max_kw=export)
         return Target(
-            min(best.import_max_kw, self.site_limit_kw), best.source, best.event_id, best.until
+            min(best.import_max_kw, self.site_limit_kw),
+            best.source,
+            best.event_id,
+            best.until,
+            export_max_kw=export,
         )

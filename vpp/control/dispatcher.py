@@ -8,11 +8,13 @@ given back in reverse order, each within its guardrails. A device that is offlin
 follow its setpoint is left out; the loop's error moves its share to the others at once, and a
 re-plan is asked for.
 
-The loop never aims below the site's export limit (`limits.export_kw`): a 0 kW cap, or a
+The loop never aims below the site's export limit (`limits.export_kw`, lowered while an
+export-cap event is active; a site exporting near that cap closes the loop too): a 0 kW cap, or a
 curtailment larger than the load, brings the import down to zero (or to the allowed export),
 not past it. The meter lags the commands by a cycle or two, so shedding is also bounded by what
 the commands already sent but not yet seen on the devices' readings will take off; and a site
-exporting past the limit gets power given back at once, whatever the deadband.
+exporting past the limit gets power given back at once, whatever the deadband, and what
+giving back cannot take up a device with room to draw beyond its plan (a battery) soaks up.
 """
 
 from __future__ import annotations
@@ -175,9 +177,15 @@ class Dispatcher:
         for a, view in usable:
             commands += a.guard(view)
         measured = snap.site_import_kw
+        export_kw = self.export_limit_kw(target)
         binding = target is not None and (
             target.source is not TargetSource.SITE_LIMIT
             or (measured is not None and measured > target.import_max_kw - self.margin_kw)
+            or (
+                target.export_max_kw is not None
+                and measured is not None
+                and measured < self._export_release_kw(export_kw)
+            )
         )
         if target is None or not binding or measured is None:
             if self._closed_loop:
@@ -195,7 +203,7 @@ class Dispatcher:
                 commands += a.follow_plan(view, plan, now)
         for a, _view in usable:
             a.until = target.until
-        floor = -self.export_kw + self.export_margin_kw
+        floor = -export_kw + self.export_margin_kw
         margin = max(self.margin_kw, self.margin_frac * target.import_max_kw)
         aim = max(target.import_max_kw - margin, floor)
         error = measured - aim
@@ -212,11 +220,61 @@ class Dispatcher:
                 return CycleResult(
                     commands, target, error, newly, replan, error, tuple(sorted(self._excluded))
                 )
-        elif error < -self.deadband_kw or measured < -self.export_kw:
+        elif error < -self.deadband_kw or measured < -export_kw:
             # Exporting past the limit is corrected at once, inside the deadband too.
             surplus = -error if error > -self.deadband_kw else -error - self.deadband_kw / 2
             commands += self._give_back(self.gain * surplus, surplus, usable, plan, now)
+            if measured < -export_kw:
+                # More export than the plan foresaw (PV above its forecast): what giving back
+                # cannot take up, devices that can draw beyond their plan soak up.
+                over = -export_kw + self.export_margin_kw - measured - self._pending_up_kw(usable)
+                commands += self._absorb(self.gain * over, usable, now)
         return CycleResult(commands, target, error, newly, replan)
+
+    def _export_release_kw(self, export_kw: float) -> float:
+        """Under an export cap the loop closes when the site's import falls to within the
+        deadband of the cap's floor, and opens again only once the site no longer exports (a
+        battery soaking up PV beyond its plan would otherwise drop back to the plan, and the
+        export past the cap, every other cycle)."""
+        near = -export_kw + self.export_margin_kw + self.deadband_kw
+        return max(near, 0.0) + self.deadband_kw if self._closed_loop else near
+
+    def export_limit_kw(self, target: Target | None) -> float:
+        """The most the site may export this cycle (kW ≥ 0): `limits.export_kw`, lowered by
+        an export-cap event's ceiling."""
+        if target is None or target.export_max_kw is None:
+            return self.export_kw
+        return max(0.0, min(self.export_kw, target.export_max_kw))
+
+    @staticmethod
+    def _pending_up_kw(usable: list[tuple[Flex, DeviceView]]) -> float:
+        """kW (≥ 0) that setpoints already sent will still add to the site's import (a
+        ceiling above what a device draws adds nothing)."""
+        pending = 0.0
+        for a, view in usable:
+            if a.ceiling:
+                continue
+            measured = a.measured_kw(view)
+            if a.command_kw is not None and measured is not None:
+                pending += max(0.0, a.command_kw - measured)
+        return pending
+
+    def _absorb(
+        self, kw: float, usable: list[tuple[Flex, DeviceView]], now: datetime
+    ) -> list[Command]:
+        """Commands that raise consumption by up to `kw` beyond the plan, in shedding order."""
+        out: list[Command] = []
+        left = kw
+        for a, view in usable:
+            if left <= 0:
+                break
+            room = a.room_absorb_kw(view, now)
+            if room <= 0:
+                continue
+            step = min(room, left)
+            out += a.shift(step, view, now)
+            left -= step
+        return out
 
     @staticmethod
     def _pending_kw(usable: list[tuple[Flex, DeviceView]]) -> float:

@@ -74,6 +74,11 @@ class Flex:
         """How many kW of earlier shedding it could give back (≥ 0), up to the plan."""
         return 0.0
 
+    def room_absorb_kw(self, view: DeviceView, now: datetime) -> float:
+        """How many kW more than now it could draw, beyond its plan, to take up an export past
+        the site's limit (≥ 0): a store of energy has it, a load does not."""
+        return 0.0
+
     def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
         """Move consumption by `delta_kw` (negative = shed); the caller stays within room."""
         return []

@@ -69,14 +69,16 @@ class Optimiser:
 
 
 class Rules:
-    """Opts in to what is asked (nothing for a price signal), follows the target by rule."""
+    """Opts in to what is asked (nothing for a price or carbon signal), follows the target
+    by rule."""
 
     name = "rules"
     plans = False
     dispatches = True
 
     def answer(self, event: Event, expected_kw: Sequence[float] | None) -> OptIn | OptOut:
-        return OptIn([iv.value if event.signal != "price" else 0.0 for iv in event.intervals])
+        asks = event.signal not in ("price", "carbon")
+        return OptIn([iv.value if asks else 0.0 for iv in event.intervals])
 
 
 class NoResponse:

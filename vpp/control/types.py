@@ -67,6 +67,8 @@ class Target:
     # End of the event the target belongs to: energy-limited devices (the battery) spread
     # what they have left over the time to it.
     until: datetime | None = None
+    # An export-cap event's ceiling on export (kW ≥ 0), under the site's `limits.export_kw`.
+    export_max_kw: float | None = None
 
     @property
     def label(self) -> str:

@@ -37,7 +37,7 @@ from vpp.dr.reporting import Reporter
 from vpp.grid.ledger import EventState
 from vpp.grid.link import GridLink
 from vpp.grid.messages import Event
-from vpp.grid.targets import step_target
+from vpp.grid.targets import StepTarget, step_target
 from vpp.site import Site
 from vpp.store.store import Store
 
@@ -264,10 +264,27 @@ class DrController:
 
     def proposals(self, snap: Snapshot) -> Sequence[Proposal]:
         """The event's target while one is dispatched (baseline − value for a curtailment,
-        else the cap), then the recovery ramp until it is over; nothing otherwise."""
+        else the cap), then the recovery ramp until it is over; nothing otherwise. An
+        export-cap event adds its export ceiling beside them."""
         now = snap.ts
         period = timedelta(seconds=self.site.config.periods.control_s)
         st = step_target(self.events.dispatchable(), now, period)
+        caps: list[Proposal] = []
+        if st.export_cap_kw is not None and st.export_event_id is not None:
+            until = self.events.states[st.export_event_id].event.end
+            caps = [
+                Proposal(
+                    None,
+                    TargetSource.EVENT,
+                    st.export_event_id,
+                    until=until,
+                    export_max_kw=st.export_cap_kw,
+                )
+            ]
+        return caps + self._import_proposals(snap, st)
+
+    def _import_proposals(self, snap: Snapshot, st: StepTarget) -> list[Proposal]:
+        now = snap.ts
         if st.signal is not None and st.value_kw is not None and st.event_id is not None:
             if st.signal == "curtail_kw":
                 base = self.baselines.get(st.event_id, {}).get(floor_step(now))

@@ -16,12 +16,12 @@ import json
 import re
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, get_args
 
 from vpp.grid.link import InboundGridMessage
-from vpp.grid.types import CONTRACT_VERSION, ID_PATTERN, MAX_MESSAGE_BYTES
+from vpp.grid.types import CONTRACT_VERSION, ID_PATTERN, MAX_MESSAGE_BYTES, Signal
 
-_SIGNALS = frozenset({"curtail_kw", "import_cap_kw", "price"})
+_SIGNALS = frozenset(get_args(Signal))
 _ID = re.compile(ID_PATTERN)
 
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from vpp.grid.types import (
+    CARBON_RANGE,
     CURTAIL_RANGE_KW,
     MAX_AHEAD,
     MAX_DURATION,
@@ -76,8 +77,8 @@ class Interval(WireModel):
     duration: Duration
     """Positive, at most P1D."""
     value: Annotated[float, Field(allow_inf_nan=False)]
-    """kW for curtail_kw (reduction below baseline) and import_cap_kw (import ceiling);
-    currency per kWh for price."""
+    """kW for curtail_kw (reduction below baseline), import_cap_kw (import ceiling) and
+    export_cap_kw (export ceiling); currency per kWh for price; kg CO2/kWh for carbon."""
 
     @field_validator("duration")
     @classmethod
@@ -105,7 +106,9 @@ class Event(WireModel):
     """Higher replaces; equal is a duplicate; lower is stale."""
     signal: Signal
     """curtail_kw: reduce import by value kW below baseline (0–100000); import_cap_kw: keep
-    import ≤ value kW (0–100000); price: energy price per kWh (−10000…10000)."""
+    import ≤ value kW (0–100000); price: energy price per kWh (−10000…10000); extensions:
+    export_cap_kw: keep export ≤ value kW (0–100000); carbon: the grid's carbon intensity
+    in kg CO2/kWh (0–10)."""
     intervals: Annotated[list[Interval], Field(min_length=1, max_length=MAX_INTERVALS)]
     """1–288, in start order, not overlapping; none may end more than 7 days ahead."""
     priority: Count | None = None
@@ -143,6 +146,24 @@ class Event(WireModel):
         return self.intervals[-1].end
 
 
+VALUE_RANGES: dict[Signal, tuple[float, float]] = {
+    "curtail_kw": CURTAIL_RANGE_KW,
+    "import_cap_kw": CURTAIL_RANGE_KW,
+    "export_cap_kw": CURTAIL_RANGE_KW,
+    "price": PRICE_RANGE,
+    "carbon": CARBON_RANGE,
+}
+"""Inclusive range of an interval's `value`, per signal."""
+
+VALUE_UNITS: dict[Signal, str] = {
+    "curtail_kw": "kW",
+    "import_cap_kw": "kW",
+    "export_cap_kw": "kW",
+    "price": "per kWh",
+    "carbon": "kg CO2/kWh",
+}
+
+
 def event_problems(event: Event, now: datetime | None) -> list[tuple[str, str]]:
     """Cross-field contract checks of an event as (loc, msg) pairs; empty when it is valid.
 
@@ -150,8 +171,8 @@ def event_problems(event: Event, now: datetime | None) -> list[tuple[str, str]]:
     with `now`, no interval may end more than 7 days after it.
     """
     problems: list[tuple[str, str]] = []
-    lo, hi = PRICE_RANGE if event.signal == "price" else CURTAIL_RANGE_KW
-    unit = "per kWh" if event.signal == "price" else "kW"
+    lo, hi = VALUE_RANGES[event.signal]
+    unit = VALUE_UNITS[event.signal]
     for i, iv in enumerate(event.intervals):
         if not (lo <= iv.value <= hi) or not math.isfinite(iv.value):
             problems.append(

@@ -4,8 +4,9 @@ A step [start, start + length) may be a 15-minute planning step or the 5 s contr
 Where events overlap, the lower `priority` number wins (an event without a priority ranks
 after every numbered one); among equals the stricter target wins (more curtailment, a lower
 cap), then the smaller event_id, so the outcome never depends on input order. Power signals
-(`curtail_kw`, `import_cap_kw`) and `price` are resolved separately: a price never displaces
-a power request. Test and cancelled events never produce targets.
+(`curtail_kw`, `import_cap_kw`), `price`, `export_cap_kw` and `carbon` are each resolved
+separately: a price, an export cap or a carbon intensity never displaces an import request.
+Test and cancelled events never produce targets.
 """
 
 from __future__ import annotations
@@ -61,7 +62,14 @@ class StepTarget:
     """Time-weighted mean price over the part of the step with a price event."""
     price_coverage: float
     segments: tuple[Segment, ...]
-    """Every winning stretch, power and price, in time order."""
+    """Every winning stretch, of every signal, in time order."""
+    export_cap_kw: float | None = None
+    """The lowest export ceiling of an export_cap_kw event in the step (kW ≥ 0)."""
+    export_event_id: str | None = None
+    """The export_cap_kw event whose cap that is."""
+    carbon: float | None = None
+    """Time-weighted mean carbon intensity over the part of the step with a carbon event
+    (kg CO2/kWh)."""
 
 
 def _rank(event: Event, value: float) -> tuple[float, float, str]:
@@ -94,8 +102,7 @@ def step_target(events: Iterable[Event], start: datetime, length: timedelta) -> 
     bounds = sorted(cuts)
     segments: list[Segment] = []
     for a, b in itertools.pairwise(bounds):
-        power: tuple[tuple[float, float, str], Segment] | None = None
-        price: tuple[tuple[float, float, str], Segment] | None = None
+        best: dict[str, tuple[tuple[float, float, str], Segment]] = {}
         for e in live:
             i = _active(e, a)
             if i is None:
@@ -103,12 +110,10 @@ def step_target(events: Iterable[Event], start: datetime, length: timedelta) -> 
             value = e.intervals[i].value
             seg = Segment(a, b, e.event_id, e.modification, e.priority, e.signal, value, i)
             rank = _rank(e, value)
-            if e.signal in POWER_SIGNALS:
-                if power is None or rank < power[0]:
-                    power = (rank, seg)
-            elif price is None or rank < price[0]:
-                price = (rank, seg)
-        segments.extend(best[1] for best in (power, price) if best is not None)
+            lane = "power" if e.signal in POWER_SIGNALS else e.signal
+            if lane not in best or rank < best[lane][0]:
+                best[lane] = (rank, seg)
+        segments.extend(seg for _, seg in sorted(best.values(), key=lambda b: b[1].signal))
     return _summarise(start, length, segments)
 
 
@@ -140,6 +145,14 @@ def _summarise(start: datetime, length: timedelta, segments: list[Segment]) -> S
     price_s = sum(s.seconds for s in prices)
     if prices:
         price = sum(s.value * s.seconds for s in prices) / price_s
+    # The lowest export cap in the step holds it all (as for import caps), for its event.
+    cap = min(
+        (s for s in segments if s.signal == "export_cap_kw"),
+        key=lambda s: (s.value, s.event_id),
+        default=None,
+    )
+    carbons = [s for s in segments if s.signal == "carbon"]
+    carbon_s = sum(s.seconds for s in carbons)
     return StepTarget(
         start=start,
         length=length,
@@ -150,6 +163,9 @@ def _summarise(start: datetime, length: timedelta, segments: list[Segment]) -> S
         price=price,
         price_coverage=price_s / total,
         segments=tuple(segments),
+        export_cap_kw=None if cap is None else cap.value,
+        export_event_id=None if cap is None else cap.event_id,
+        carbon=sum(s.value * s.seconds for s in carbons) / carbon_s if carbons else None,
     )
 
 
@@ -163,7 +179,7 @@ def step_targets(
 
 def requested_kw(signal: Signal, value: float, baseline_kw: float) -> float:
     """The reduction an interval asks for (kW ≥ 0): curtail → value; cap → max(0, baseline −
-    cap); price → 0 (a price requests nothing)."""
+    cap); price, export cap and carbon → 0 (they request no reduction of import)."""
     if signal == "curtail_kw":
         return value
     if signal == "import_cap_kw":
@@ -173,7 +189,7 @@ def requested_kw(signal: Signal, value: float, baseline_kw: float) -> float:
 
 def import_limit_kw(signal: Signal, value: float, baseline_kw: float) -> float | None:
     """The site import (kW, consumption positive) that meets the interval: baseline − value
-    for curtail, the cap itself for import_cap, None for price."""
+    for curtail, the cap itself for import_cap, None for the other signals."""
     if signal == "curtail_kw":
         return baseline_kw - value
     if signal == "import_cap_kw":
@@ -187,12 +203,15 @@ def interval_ratio(
     """delivered ÷ requested for one interval (delivered = baseline − actual, kW).
 
     For import_cap_kw with the baseline already under the cap nothing is requested: the
-    interval counts as fully delivered (1.0) when actual stays under the cap, else 0.0.
-    None when nothing was requested otherwise (a zero curtailment, a price).
+    interval counts as fully delivered (1.0) when actual stays under the cap, else 0.0; an
+    export_cap_kw interval likewise when the export (−actual) stays at or under its value.
+    None when nothing was requested otherwise (a zero curtailment, a price, carbon).
     """
     requested = requested_kw(signal, value, baseline_kw)
     if requested > 0:
         return (baseline_kw - actual_kw) / requested
     if signal == "import_cap_kw":
         return 1.0 if actual_kw <= value else 0.0
+    if signal == "export_cap_kw":
+        return 1.0 if -actual_kw <= value else 0.0
     return None

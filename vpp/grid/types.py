@@ -26,7 +26,11 @@ MAX_AHEAD = timedelta(days=7)
 """An interval may not end further than this after the site's `now`."""
 
 CURTAIL_RANGE_KW = (0.0, 100_000.0)
-"""Inclusive range of `value` for `curtail_kw` and `import_cap_kw` signals (kW)."""
+"""Inclusive range of `value` for `curtail_kw`, `import_cap_kw` and `export_cap_kw` (kW)."""
+
+CARBON_RANGE = (0.0, 10.0)
+"""Inclusive range of `value` for the `carbon` signal (kg CO2 per kWh; the most carbon-heavy
+grids are near 1.2)."""
 
 PRICE_RANGE = (-10_000.0, 10_000.0)
 """Inclusive range of `value` for the `price` signal (currency per kWh)."""
@@ -37,8 +41,9 @@ MAX_INTERVALS = 288
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 """event_id and device id: 1–64 characters of letters, digits, dot, underscore, hyphen."""
 
-Signal = Literal["curtail_kw", "import_cap_kw", "price"]
-"""What an event's interval values mean."""
+Signal = Literal["curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon"]
+"""What an event's interval values mean. `export_cap_kw` and `carbon` are this site's
+extensions of the contract (docs/grid-messages.md)."""
 
 ResponseStatus = Literal["received", "opt_in", "opt_out", "rejected", "cancelled", "completed"]
 """The status a site answers with."""

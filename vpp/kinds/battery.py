@@ -97,6 +97,10 @@ class BatteryFlex(Flex):
         ceiling = min(hi, plan.power_kw.get(self.id, 0.0))
         return max(0.0, ceiling - (self.command_kw or 0.0))
 
+    def room_absorb_kw(self, view: DeviceView, now: datetime) -> float:
+        _, hi = self._bounds(view)
+        return max(0.0, hi - (self.command_kw or 0.0))
+
     def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
         lo, hi = self._bounds(view)
         return self._set(min(hi, max(lo, (self.command_kw or 0.0) + delta_kw)), "closed_loop")

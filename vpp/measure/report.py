@@ -4,7 +4,11 @@ Per interval: requested reduction, baseline, actual import, delivered = baseline
 (kW, import positive) and the interval ratio delivered ÷ requested. For `curtail_kw` the
 requested reduction is the interval's value; for `import_cap_kw` it is max(0, baseline − cap),
 and an interval whose baseline is already under the cap counts as fully delivered (ratio 1)
-when the actual import stays under the cap (ratio 0 when it does not).
+when the actual import stays under the cap (ratio 0 when it does not). An `export_cap_kw`
+interval requests no reduction (0 kW): it is delivered (ratio 1) when the site's export,
+−actual, stays at or under its value, and its shortfall is the export past it; its
+`delivered_ratio` is then the share of compliant time, as for a cap never binding. `price`
+and `carbon` request nothing and have no ratio.
 `delivered_ratio` = total delivered energy ÷ total requested energy over the intervals that
 requested something and have both a baseline and a metered value; intervals that requested
 nothing carry no weight there and show their compliance in their own ratio.
@@ -19,7 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from vpp.measure.baseline import BaselineResult
 from vpp.measure.comfort import ZoneComfortInput, ZoneComfortResult, zone_comfort
@@ -27,7 +31,7 @@ from vpp.measure.contract import report_dict
 from vpp.measure.contribution import DeviceContribution, DeviceInput, device_contribution
 from vpp.measure.series import StepSeries, seconds, utc
 
-Signal = Literal["curtail_kw", "import_cap_kw", "price"]
+Signal = Literal["curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon"]
 REQUEST_RESOLUTION_KW = 1e-3
 """A requested reduction below this (1 W, the report's resolution) counts as none: a cap a
 hair under the baseline must not turn float noise into a ratio of millions."""
@@ -54,7 +58,7 @@ class EventSpec:
     program: str | None = None
 
     def __post_init__(self) -> None:
-        if self.signal not in ("curtail_kw", "import_cap_kw", "price"):
+        if self.signal not in get_args(Signal):
             raise ValueError(f"signal: unknown signal {self.signal!r}")
         if not self.intervals:
             raise ValueError("intervals: an event needs at least one interval")
@@ -144,6 +148,8 @@ def _requested(signal: Signal, value: float, baseline: float | None) -> float | 
         req = value
     elif signal == "import_cap_kw" and baseline is not None:
         req = max(0.0, baseline - value)
+    elif signal == "export_cap_kw":
+        req = 0.0  # a ceiling on export asks for no reduction of import
     else:
         return None
     return 0.0 if req < REQUEST_RESOLUTION_KW else req
@@ -167,6 +173,10 @@ def _ratio_and_shortfall(
         if actual is None:
             return None, None
         return (1.0 if actual <= value else 0.0), max(0.0, actual - value)
+    if signal == "export_cap_kw":
+        if actual is None:
+            return None, None
+        return (1.0 if -actual <= value + REQUEST_RESOLUTION_KW else 0.0), max(0.0, -actual - value)
     return None, 0.0  # a curtailment of 0 kW asks for nothing
 
 
@@ -238,6 +248,8 @@ def build_report(
             why.append(f"site meter covers {meter.coverage:.0%} of the interval")
         if shortfall and requested is not None and requested > 0:
             why.append(f"delivered {delivered:.3f} of {requested:.3f} kW requested")
+        elif shortfall and requested == 0 and event.signal == "export_cap_kw":
+            why.append(f"export {-(a or 0.0):.3f} kW above the {iv.value:.3f} kW export cap")
         elif shortfall and requested == 0:
             why.append(f"import {a:.3f} kW above the {iv.value:.3f} kW cap")
         if offline and shortfall:

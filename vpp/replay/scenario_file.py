@@ -25,7 +25,7 @@ from pydantic import (
 from building.params import BaseLoadParams
 from simulators.faults import Faults
 from vpp.grid.messages import Event
-from vpp.grid.types import format_duration, parse_duration, parse_time
+from vpp.grid.types import Signal, format_duration, parse_duration, parse_time
 from vpp.replay.evdraw import EvRandom
 from vpp.replay.tariff import DEFAULT_CARBON_KG_PER_KWH, SHANGHAI_TOU, Tariff
 
@@ -158,7 +158,7 @@ class ScenarioEvent(_Strict):
 
     send_at: When
     event_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$", min_length=1, max_length=64)]
-    signal: Literal["curtail_kw", "import_cap_kw", "price"]
+    signal: Signal
     modification: Annotated[int, Field(ge=0)] = 0
     intervals: list[IntervalIn] | None = None
     start: When | None = None

@@ -47,6 +47,8 @@ def site_import_range(d: PlotData) -> tuple[float, float]:
     for ev in d.events:
         if ev.signal == "import_cap_kw":
             values += [iv.value for iv in ev.intervals]
+        elif ev.signal == "export_cap_kw":
+            values += [-iv.value for iv in ev.intervals]
     if not values:
         return (0.0, 1.0)
     lo, hi = min(min(values), 0.0), max(values)
@@ -82,10 +84,10 @@ def plot_site_import(d: PlotData, path: Path) -> Path:
             )
             first_base = False
             _fill_delivered(ax, d, ev, base)
-        if ev.signal == "price":
+        if ev.signal in ("price", "carbon"):
             continue
         for iv in ev.intervals:
-            level = iv.value
+            level = -iv.value if ev.signal == "export_cap_kw" else iv.value
             if ev.signal == "curtail_kw":
                 b = baseline_at(base, iv.start, iv.end)
                 if b is None:
@@ -145,7 +147,7 @@ def plot_site_import(d: PlotData, path: Path) -> Path:
 def _fill_delivered(ax: Axes, d: PlotData, ev: Event, base: BaselineResult) -> None:
     """Fill between the baseline and the site import over the event: the reduction."""
     inside = [(t, v) for t, v in d.meter if ev.start <= t < ev.end]
-    if not inside or ev.signal == "price":
+    if not inside or ev.signal in ("price", "carbon", "export_cap_kw"):
         return
     xs = d.xs(inside)
     bs = [baseline_at(base, t, t + d.step) for t, _ in inside]

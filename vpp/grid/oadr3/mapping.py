@@ -10,11 +10,13 @@ this VEN acts on, in this order:
 | DISPATCH_SETPOINT (KW, absolute consumption) | import_cap_kw | the setpoint, held as a ceiling |
 | DISPATCH_SETPOINT_RELATIVE (KW, ≥ 0) | curtail_kw | the kW to shed |
 | SIMPLE (0-3) | curtail_kw | `grid.simple_levels_kw` of the level (0: none) |
+| EXPORT_CAPACITY_LIMIT (KW, ≥ 0) | export_cap_kw | the most the site may export |
 | PRICE | price | the price per kWh |
+| GHG (g/kWh, or KG_PER_KWH) | carbon | the intensity in kg CO2/kWh |
 
-EXPORT_CAPACITY_LIMIT and GHG have no native signal (the contract has no export limit or
-carbon input per event): they are logged and left out. Any other payload type is logged
-and ignored; an event with nothing this VEN acts on is skipped, never a crash.
+An event carrying several of them becomes one native event of the first (the others are
+logged as ignored). Any other payload type is logged and ignored; an event with nothing this
+VEN acts on is skipped, never a crash.
 
 Interval timing follows the spec: an interval without its own `intervalPeriod` starts where
 the previous one ended (the first at the event's `intervalPeriod.start`) and lasts the
@@ -36,21 +38,24 @@ CONTROL_TYPES = (
     "DISPATCH_SETPOINT",
     "DISPATCH_SETPOINT_RELATIVE",
     "SIMPLE",
+    "EXPORT_CAPACITY_LIMIT",
     "PRICE",
+    "GHG",
 )
 """Payload types this VEN acts on, the first present in an event deciding its signal."""
-
-NO_NATIVE_SIGNAL = ("EXPORT_CAPACITY_LIMIT", "GHG")
-"""Payload types the VEN understands but the native contract cannot carry (logged)."""
 
 _SIGNAL = {
     "IMPORT_CAPACITY_LIMIT": "import_cap_kw",
     "DISPATCH_SETPOINT": "import_cap_kw",
     "DISPATCH_SETPOINT_RELATIVE": "curtail_kw",
     "SIMPLE": "curtail_kw",
+    "EXPORT_CAPACITY_LIMIT": "export_cap_kw",
     "PRICE": "price",
+    "GHG": "carbon",
 }
 _KW_PER = {"KW": 1.0, "W": 0.001, "MW": 1000.0}
+# The spec's GHG is grams per kWh; a VTN may say so, or give kilograms.
+_KG_PER_KWH = {"": 0.001, "G_PER_KWH": 0.001, "G/KWH": 0.001, "KG_PER_KWH": 1.0, "KG/KWH": 1.0}
 NATIVE_PREFIX = "oadr3."
 
 
@@ -127,7 +132,12 @@ def map_event(
         )
     units = {d.payloadType: (d.units or "").upper() for d in event.payloadDescriptors or []}
     scale = 1.0
-    if kind != "PRICE" and kind != "SIMPLE":
+    if kind == "GHG":
+        unit = units.get(kind) or ""
+        if unit not in _KG_PER_KWH:
+            raise Unmappable(f"GHG in {unit}: only g/kWh (G_PER_KWH) or KG_PER_KWH is understood")
+        scale = _KG_PER_KWH[unit]
+    elif kind != "PRICE" and kind != "SIMPLE":
         unit = units.get(kind) or "KW"
         if unit not in _KW_PER:
             raise Unmappable(f"{kind} in {unit}: only KW (or W, MW) is understood")
@@ -162,6 +172,8 @@ def map_event(
             value = simple_levels_kw.get(level, 0.0)
         elif kind == "DISPATCH_SETPOINT_RELATIVE" and value < 0:
             raise Unmappable(f"{where}: DISPATCH_SETPOINT_RELATIVE must be ≥ 0 kW")
+        elif kind in ("EXPORT_CAPACITY_LIMIT", "GHG") and value < 0:
+            raise Unmappable(f"{where}: {kind} must be ≥ 0, got {value:g}")
         else:
             value *= scale
         intervals.append({"start": start.isoformat(), "duration": _iso(duration), "value": value})
