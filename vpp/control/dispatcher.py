@@ -76,7 +76,10 @@ class Dispatcher:
         self.export_margin_kw = export_margin_kw
         adapters = [a for d in site.devices if (a := adapter_for(d)) is not None]
         # The site file's `priority` decides (lower sheds first); the kind's order breaks ties.
-        self.adapters: list[Flex] = sorted(adapters, key=lambda a: (a.priority, a.order, a.id))
+        # A load's shed cost orders loads of one priority (the cheapest lost service first).
+        self.adapters: list[Flex] = sorted(
+            adapters, key=lambda a: (a.priority, a.order, a.shed_rank, a.id)
+        )
         self.margin_frac = margin_frac
         self.margin_kw = margin_kw
         self.deadband_kw = deadband_kw
@@ -173,7 +176,7 @@ class Dispatcher:
         now = snap.ts
         commands: list[Command] = []
         for a, view in usable:
-            commands += a.guard(view)
+            commands += a.guard(view, now)
         measured = snap.site_import_kw
         binding = target is not None and (
             target.source is not TargetSource.SITE_LIMIT

@@ -76,7 +76,6 @@ class SitePlanner:
         steps: int = 96,
         time_limit_s: float = 10.0,
         load_shed_cost: float = 3.0,
-        load_max_shed_h: float = 4.0,
         battery_cycle_cost: float = 0.25,
         import_headroom_kw: float = 28.0,
         tie_break_per_step: float = 1e-4,
@@ -86,7 +85,6 @@ class SitePlanner:
         self.steps = steps
         self.time_limit_s = time_limit_s
         self.load_shed_cost = load_shed_cost
-        self.load_max_shed_h = load_max_shed_h
         self.battery_cycle_cost = battery_cycle_cost
         self.import_headroom_kw = import_headroom_kw
         self.tie_break_per_step = tie_break_per_step
@@ -113,7 +111,6 @@ class SitePlanner:
             costs=AssetCosts(
                 battery_cycle_cost=self.battery_cycle_cost,
                 load_shed_cost=self.load_shed_cost,
-                load_max_shed_h=self.load_max_shed_h,
             ),
         )
         assets: list[Asset] = []
