@@ -90,7 +90,12 @@ class Block:
             self.asset_id,
             tuple(
                 (
-                    p.name, p.site_sign, p.state_coef, p.cost_per_kwh, p.rated_kw, p.ub_varies,
+                    p.name,
+                    p.site_sign,
+                    p.state_coef,
+                    p.cost_per_kwh,
+                    p.rated_kw,
+                    p.ub_varies,
                     p.price_neutral,
                 )
                 for p in self.ports
@@ -191,7 +196,9 @@ def _curtailable(a: CurtailableLoadAsset, n: int, dt: float) -> Block:
         coefs[k : k + width] = -dt
         # The first window already holds the shed under way.
         used = a.max_shed_kw * a.shed_h if k == 0 else 0.0
-        reqs.append(Requirement(f"shed_window_{k}", {0: coefs}, 0.0, -max(0.0, budget_kwh - used), None))
+        reqs.append(
+            Requirement(f"shed_window_{k}", {0: coefs}, 0.0, -max(0.0, budget_kwh - used), None)
+        )
     return Block(a.id, [port], None, reqs, offset_kw=load)
 
 

@@ -87,7 +87,9 @@ class RawHighsLp:
         cost[c.short : c.short + n] = lay.pen_dr * dt
         cost[c.peak] = d.demand_charge
         for i, p in enumerate(lay.ports):
-            cost[c.P + i * n : c.P + (i + 1) * n] = p.cost_per_kwh * dt + (ci if p.price_neutral else 0.0)
+            cost[c.P + i * n : c.P + (i + 1) * n] = p.cost_per_kwh * dt + (
+                ci if p.price_neutral else 0.0
+            )
         for s, b in enumerate(lay.storage_block):
             st = lay.blocks[b].storage
             assert st is not None

@@ -94,7 +94,13 @@ class BatteryFlex(Flex):
 
     def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
         _, hi = self._bounds(view)
-        ceiling = min(hi, plan.power_kw.get(self.id, 0.0))
+        planned = plan.power_kw.get(self.id, 0.0)
+        # In an event the loop aims at the request, not at what the plan would shed: a
+        # discharge the site does not need is given back (down to idle), kept for the
+        # event's later intervals.
+        if self.until is not None:
+            planned = max(planned, 0.0)
+        ceiling = min(hi, planned)
         return max(0.0, ceiling - (self.command_kw or 0.0))
 
     def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
