@@ -127,6 +127,11 @@ class LoadFlex(Flex):
         return max(0.0, view.values.get("power_kw", 0.0))
 
     def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
+        # In an event, a load that must rest after a shed stays shed (until its longest
+        # shed, see guard): released early it could not be shed again for the event's later
+        # intervals, which would then fall short. The divisible devices give back instead.
+        if self.until is not None and self.policy.min_rest_min > 0:
+            return 0.0
         return self.shed_power_kw if self.shed else 0.0
 
     def shift(self, delta_kw: float, view: DeviceView, now: datetime) -> list[Command]:
