@@ -36,9 +36,7 @@ def _site(tmp: Path, loads: list[dict[str, Any]], battery: bool = True) -> Site:
             }
         )
     for ld in loads:
-        devices.append(
-            {"type": "curtailable_load", "profile": "curtailable-load", "port": 0, **ld}
-        )
+        devices.append({"type": "curtailable_load", "profile": "curtailable-load", "port": 0, **ld})
     path = tmp / "site.yaml"
     path.write_text(yaml.safe_dump({"site_id": "t", "devices": devices}))
     return load_site(path)
