@@ -10,9 +10,11 @@ picks every number (`spec_from_seed`), so a generator of many buildings is a loo
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -76,7 +78,6 @@ class Spec:
     start_h: int = 14
     rebound_cap_kw: float | None = None
     seed: int = 1
-    ev_energy_kwh: list[float] = field(default_factory=list)
 
 
 def hotel() -> Spec:
@@ -318,9 +319,6 @@ def afternoon(
 ) -> Scenario:
     """`hours` of `spec`'s hot day from `spec.start_h` local; `events` as in a scenario
     file (times relative to the start)."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     site_file = tmp / f"{spec.site_id}.yaml"
     site_file.write_text(yaml.safe_dump(building(spec), sort_keys=False))
     start = datetime.fromisoformat(f"{spec.date}T{spec.start_h:02d}:00:00").replace(
