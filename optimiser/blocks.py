@@ -41,6 +41,9 @@ class Port:
     rated_kw: float  # structural upper bound (≥ every ub[t]); used for binaries
     ub_varies: bool = False  # True: ub is re-set on every plan (else fixed by the structure)
     cost_kind: str = "degradation"  # where cost_per_kwh is reported in the cost breakdown
+    # True: each kWh through the port is also charged the step's import price and carbon
+    # (a shed that must not pay for itself from the tariff: see CurtailableLoadAsset.dr_only).
+    price_neutral: bool = False
 
 
 @dataclass
@@ -86,7 +89,15 @@ class Block:
         return (
             self.asset_id,
             tuple(
-                (p.name, p.site_sign, p.state_coef, p.cost_per_kwh, p.rated_kw, p.ub_varies)
+                (
+                    p.name,
+                    p.site_sign,
+                    p.state_coef,
+                    p.cost_per_kwh,
+                    p.rated_kw,
+                    p.ub_varies,
+                    p.price_neutral,
+                )
                 for p in self.ports
             ),
             None
@@ -98,17 +109,19 @@ class Block:
         )
 
 
-def _battery(a: BatteryAsset, n: int, dt: float, pen_final: float) -> Block:
+def _battery(a: BatteryAsset, n: int, dt: float, pen_final: float, keep: np.ndarray) -> Block:
     charge_ub, discharge_ub = np.full(n, a.charge_max_kw), np.full(n, a.discharge_max_kw)
-    window = a.available_steps is not None
     if a.available_steps is not None:
         charge_ub[min(a.available_steps, n) :] = 0.0  # a vehicle's: gone once it leaves
         discharge_ub[min(a.available_steps, n) :] = 0.0
+    # Kept for the known events: no discharge before (or between) them, so that no
+    # arbitrage spends what an event will need (charging for them stays free).
+    discharge_ub[keep] = 0.0
     ports = [
         Port("charge", 1.0, dt * a.charge_efficiency, a.throughput_cost,
-             charge_ub, a.charge_max_kw, ub_varies=window),
+             charge_ub, a.charge_max_kw, ub_varies=True),
         Port("discharge", -1.0, -dt / a.discharge_efficiency, a.throughput_cost,
-             discharge_ub, a.discharge_max_kw, ub_varies=window),
+             discharge_ub, a.discharge_max_kw, ub_varies=True),
     ]  # fmt: skip
     lo_set = a.soc_min_kwh
     hi_set = a.capacity_kwh if a.soc_max_kwh is None else a.soc_max_kwh
@@ -168,21 +181,56 @@ def _zone(a: ThermalZoneAsset, out: FloatArray, n: int, dt: float, pen: float) -
 def _curtailable(a: CurtailableLoadAsset, n: int, dt: float) -> Block:
     load = np.asarray(a.load_kw, dtype=float)
     shed_ub = np.minimum(load, a.max_shed_kw)
-    port = Port("shed", -1.0, 0.0, a.cost, shed_ub, a.max_shed_kw, True, "curtailment")
-    budget = Requirement(
-        "shed_budget", {0: np.full(n, -dt)}, 0.0, -a.max_shed_kw * a.max_duration_h, None
-    )
-    return Block(a.id, [port], None, [budget], offset_kw=load)
+    shed_ub[: min(n, math.ceil(a.rest_left_h / dt - 1e-9))] = 0.0  # still resting
+    port = Port(
+        "shed", -1.0, 0.0, a.cost, shed_ub, a.max_shed_kw, True, "curtailment",
+        price_neutral=a.dr_only,
+    )  # fmt: skip
+    # Shed at most max_duration_h in every window of max_duration_h + min_rest_h: runs of
+    # at most max_duration_h, rests of at least min_rest_h, give no more in any window.
+    width = max(1, math.ceil((a.max_duration_h + a.min_rest_h) / dt - 1e-9))
+    budget_kwh = a.max_shed_kw * a.max_duration_h
+    reqs = []
+    for k in range(max(1, n - width + 1)):
+        coefs = np.zeros(n)
+        coefs[k : k + width] = -dt
+        # The first window already holds the shed under way.
+        used = a.max_shed_kw * a.shed_h if k == 0 else 0.0
+        reqs.append(
+            Requirement(f"shed_window_{k}", {0: coefs}, 0.0, -max(0.0, budget_kwh - used), None)
+        )
+    return Block(a.id, [port], None, reqs, offset_kw=load)
+
+
+def keep_for_events(problem: Problem) -> np.ndarray:
+    """Steps (mask) before or between the known curtailment and cap events: a battery
+    keeps its energy for them there."""
+    grid, n = problem.grid, problem.grid.steps
+    in_event = np.zeros(n, dtype=bool)
+    last = -1
+    for ev in problem.events:
+        if ev.kind == "price":
+            continue
+        first = max(0, grid.step_of(ev.start))
+        end = min(n, -((grid.start - ev.end) // grid.step))
+        if first < end:
+            in_event[first:end] = True
+            last = max(last, end)
+    keep = np.zeros(n, dtype=bool)
+    if last > 0:
+        keep[:last] = ~in_event[:last]
+    return keep
 
 
 def to_blocks(problem: Problem) -> list[Block]:
     """Turn every asset of `problem` into its building block (same order as the assets)."""
     n, dt, pen = problem.grid.steps, problem.grid.dt_h, problem.penalties
     out = np.asarray(problem.site.outdoor_temp_c, dtype=float)
+    keep = keep_for_events(problem)
     blocks: list[Block] = []
     for a in problem.assets:
         if isinstance(a, BatteryAsset):
-            blocks.append(_battery(a, n, dt, pen.battery_final_per_kwh))
+            blocks.append(_battery(a, n, dt, pen.battery_final_per_kwh, keep))
         elif isinstance(a, EvSession):
             blocks.append(_ev(a, n, dt, pen.ev_unmet_per_kwh))
         elif isinstance(a, ThermalZoneAsset):

@@ -26,8 +26,10 @@ def fallback_arrays(layout: Layout, data: Data) -> dict[str, np.ndarray]:
     n = layout.n
     P = np.zeros((len(layout.ports), n))
     ev_like = [
-        i for i, p in enumerate(layout.ports) if p.ub_varies and p.site_sign > 0
-    ]  # plugged-window ports (EVs): run at their per-step maximum
+        i
+        for i, p in enumerate(layout.ports)
+        if p.ub_varies and p.site_sign > 0 and layout.blocks[layout.port_block[i]].storage is None
+    ]  # plugged-window ports without a storage of their own (EVs): at their per-step maximum
     for i in ev_like:
         P[i] = data.p_ub[i]
     first: dict[int, int] = {}

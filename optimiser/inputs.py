@@ -169,8 +169,18 @@ class ThermalZoneAsset(_Plain):
 
 class CurtailableLoadAsset(_Plain):
     """A load drawing `load_kw` per step (not part of the site base load) that may shed up
-    to `max_shed_kw` at `cost` per kWh shed, for at most `max_duration_h` at full shed
-    (an energy budget of max_shed_kw·max_duration_h kWh over the horizon)."""
+    to `max_shed_kw` at `cost` per kWh shed (the value of the service lost).
+
+    It stays shed at most `max_duration_h` at a time and runs at least `min_rest_h` between
+    two sheds; the LP keeps the exact form of that rule (every window of max_duration_h +
+    min_rest_h holds at most max_duration_h of full shed). `shed_h` is how long it has been
+    shed already (the first window's budget is that much smaller), `rest_left_h` how long
+    it must still run before it may be shed again.
+
+    `dr_only` (a load shed only for DR events and site limits): shedding earns nothing from
+    the tariff (each kWh shed is charged its import price and carbon), so the plan sheds it
+    only to meet an event, the import limit or the peak, never for the price.
+    """
 
     kind: Literal["curtailable"] = "curtailable"
     id: str = Field(min_length=1)
@@ -178,6 +188,10 @@ class CurtailableLoadAsset(_Plain):
     max_shed_kw: NonNeg
     max_duration_h: NonNeg
     cost: NonNeg
+    min_rest_h: NonNeg = 0.0
+    dr_only: bool = False
+    shed_h: NonNeg = 0.0
+    rest_left_h: NonNeg = 0.0
 
 
 Asset = Annotated[

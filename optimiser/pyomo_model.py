@@ -136,8 +136,9 @@ class PyomoLp:
             c, v = [], []
             for local, arr in req.coefs.items():
                 i = ports_b[local]
-                c.extend(float(x) for x in arr)
-                v.extend(m.P[i * n + t] for t in flat)
+                nz = np.nonzero(arr)[0].tolist()
+                c.extend(float(arr[t]) for t in nz)
+                v.extend(m.P[i * n + t] for t in nz)
             if req.final_coef != 0.0:
                 c2, v2 = x_terms(layout.block_storage[b], n - 1, req.final_coef)
                 c, v = c + c2, v + v2
@@ -158,7 +159,10 @@ class PyomoLp:
         oc.append(m.demand_charge)
         ov.append(m.peak)
         for i, p in enumerate(layout.ports):
-            if p.cost_per_kwh != 0.0:
+            if p.price_neutral:
+                oc += [p.cost_per_kwh * dt + (m.price_imp[t] + m.carbon_imp[t]) * dt for t in flat]
+                ov += [m.P[i * n + t] for t in flat]
+            elif p.cost_per_kwh != 0.0:
                 oc += [p.cost_per_kwh * dt] * n
                 ov += [m.P[i * n + t] for t in flat]
         for s, b in enumerate(layout.storage_block):

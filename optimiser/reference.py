@@ -87,7 +87,9 @@ class RawHighsLp:
         cost[c.short : c.short + n] = lay.pen_dr * dt
         cost[c.peak] = d.demand_charge
         for i, p in enumerate(lay.ports):
-            cost[c.P + i * n : c.P + (i + 1) * n] = p.cost_per_kwh * dt
+            cost[c.P + i * n : c.P + (i + 1) * n] = p.cost_per_kwh * dt + (
+                ci if p.price_neutral else 0.0
+            )
         for s, b in enumerate(lay.storage_block):
             st = lay.blocks[b].storage
             assert st is not None
@@ -168,7 +170,8 @@ class RawHighsLp:
             rr = r0 + 3 * n + q
             ports_b = block_ports.get(b, [])
             for local, arr in req.coefs.items():
-                add(np.full(n, rr), c.P + ports_b[local] * n + t, arr)
+                nz = np.nonzero(arr)[0]
+                add(np.full(len(nz), rr), c.P + ports_b[local] * n + nz, arr[nz])
             if req.final_coef != 0.0:
                 s = lay.block_storage[b]
                 k = lay.soft_of_storage[s]

@@ -134,6 +134,8 @@ def assemble(layout: Layout, data: Data, a: dict[str, np.ndarray], status: str) 
             soc[blk.asset_id] = np.cumsum(req.coefs[0] * P[layout.port_block.index(b)]).tolist()
     for i, p in enumerate(layout.ports):
         c = p.cost_per_kwh * float(np.sum(P[i])) * dt
+        if p.price_neutral:  # the tariff a dr-only shed may not earn: part of its cost
+            c += float(np.sum((data.price_imp + data.carbon_imp) * P[i])) * dt
         if p.cost_kind == "curtailment":
             cost.curtailment += c
         else:

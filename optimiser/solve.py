@@ -200,6 +200,12 @@ class HighsSession:
         cost = np.concatenate(
             [ci, ci + lay.pen_over * dt, -d.price_exp * dt, np.array([d.demand_charge])]
         )
+        neutral = [i for i, p in enumerate(lay.ports) if p.price_neutral]
+        if neutral:
+            pcols = c["P"].reshape(len(lay.ports), n)
+            idx = np.concatenate([idx, pcols[neutral].reshape(-1).astype(np.int32)])
+            extra = [lay.ports[i].cost_per_kwh * dt + ci for i in neutral]
+            cost = np.concatenate([cost, *extra])
         h.changeColsCost(len(idx), idx, cost)
 
     def _column_indices(self) -> dict[str, np.ndarray]:

@@ -61,6 +61,20 @@ def _write(tmp_path: Path, mutate: object) -> Path:
         (lambda d: d["devices"][1]["limits"].update(nope=[0, 1]), "devices[1].limits.nope"),
         (lambda d: d["devices"][1].update(limits={"power_setpoint_kw": [5, 1]}), "lower limit"),
         (lambda d: d["devices"][0].update(soc_reserve_pct=10), "devices[0].soc_reserve_pct"),
+        # the sheddable loads' terms: only on loads, and within range
+        (lambda d: d["devices"][1].update(dr_only=False), "devices[1].dr_only: only sheddable"),
+        (
+            lambda d: d["devices"][16].update(max_shed_min=0),
+            "devices[16].max_shed_min: Input should be greater than 0",
+        ),
+        (
+            lambda d: d["devices"][16].update(shed_cost_per_kwh=-1),
+            "devices[16].shed_cost_per_kwh: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda d: d["devices"][16].update(dr_only="sometimes"),
+            "devices[16].dr_only: Input should be a valid boolean",
+        ),
         (lambda d: d.pop("site_id"), "site_id: Field required"),
         (lambda d: d.update(devices=[]), "devices: List should have at least 1 item"),
         (lambda d: d["broker"].update(port="x"), "broker.port: Input should be a valid integer"),

@@ -216,6 +216,16 @@ class DeviceConfig(_Strict):
     soc_reserve_pct: Annotated[float, Field(ge=0, le=100)] | None = None
     ev: EvDefaults | None = None
     priority: Annotated[int, Field(ge=0, le=100)] = 50
+    shed_cost_per_kwh: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    """Sheddable loads: the value of the service lost per kWh shed (currency/kWh; default
+    the planner's `load_shed_cost`)."""
+    max_shed_min: Annotated[float, Field(gt=0, le=1440)] | None = None
+    """Sheddable loads: the longest it may stay shed at a time (minutes; default 240)."""
+    min_rest_min: Annotated[float, Field(ge=0, le=1440)] | None = None
+    """Sheddable loads: how long it must run again before the next shed (minutes; default 0)."""
+    dr_only: bool | None = None
+    """Sheddable loads: True (default) sheds only for grid events and site limits, never
+    for tariff savings; False lets the plan shed it whenever that pays."""
     sim: dict[str, Any] | None = None
     faults: dict[str, Any] | None = None
 

@@ -49,7 +49,12 @@ def check_schedule(problem: Problem, s: Schedule) -> None:
             for t in range(n):
                 _le(-TOL, shed[t], f"{a.id} shed ≥ 0")
                 _le(shed[t], min(a.max_shed_kw, a.load_kw[t]), f"{a.id} shed ≤ max")
-            _le(sum(shed) * dt, a.max_shed_kw * a.max_duration_h, f"{a.id} shed budget")
+            # At most max_duration_h of full shed in any window of max_duration_h + min_rest_h.
+            width = max(1, math.ceil((a.max_duration_h + a.min_rest_h) / dt - 1e-9))
+            for k in range(max(1, n - width + 1)):
+                used = a.max_shed_kw * a.shed_h if k == 0 else 0.0
+                budget = max(0.0, a.max_shed_kw * a.max_duration_h - used)
+                _le(sum(shed[k : k + width]) * dt, budget, f"{a.id} shed window {k}")
     over = s.slacks.get("site.import_over_limit_kwh", 0.0)
     over_seen = 0.0
     for t in range(n):

@@ -78,7 +78,10 @@ class Dispatcher:
         self.export_margin_kw = export_margin_kw
         adapters = [a for d in site.devices if (a := adapter_for(d)) is not None]
         # The site file's `priority` decides (lower sheds first); the kind's order breaks ties.
-        self.adapters: list[Flex] = sorted(adapters, key=lambda a: (a.priority, a.order, a.id))
+        # A load's shed cost orders loads of one priority (the cheapest lost service first).
+        self.adapters: list[Flex] = sorted(
+            adapters, key=lambda a: (a.priority, a.order, a.shed_rank, a.id)
+        )
         self.margin_frac = margin_frac
         self.margin_kw = margin_kw
         self.deadband_kw = deadband_kw
@@ -175,7 +178,7 @@ class Dispatcher:
         now = snap.ts
         commands: list[Command] = []
         for a, view in usable:
-            commands += a.guard(view)
+            commands += a.guard(view, now)
         measured = snap.site_import_kw
         export_kw = self.export_limit_kw(target)
         binding = target is not None and (
@@ -209,11 +212,15 @@ class Dispatcher:
         error = measured - aim
         # Less than the whole error each cycle: device readings lag the meter, and a
         # deadbeat step on stale readings overshoots and rings.
-        if error > 0:
-            # Never past the export floor: what is left above it once the commands sent but
-            # not yet seen on the devices (the plan's, when entering) have taken effect.
-            headroom = max(0.0, measured + self._pending_kw(usable) - floor)
-            shed, unmet = self._shed(min(self.gain * error, headroom), usable, now)
+        pending = self._pending_kw(usable)
+        if error > 0 and error + pending > 0:
+            # Only what the commands sent but not yet seen on the devices (the plan's, when
+            # entering) will not take off: shedding the whole error on top of them overshot
+            # (the loop aims at the request, not at the most it can shed). And never past the
+            # export floor.
+            headroom = max(0.0, measured + pending - floor)
+            want = self.gain * (error + pending)
+            shed, unmet = self._shed(min(want, headroom), usable, now)
             commands += shed
             if unmet > 1e-6:
                 # Nothing left to turn: the whole error (not just this cycle's share) is unmet.

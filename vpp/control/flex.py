@@ -83,7 +83,13 @@ class Flex:
         """Move consumption by `delta_kw` (negative = shed); the caller stays within room."""
         return []
 
-    def guard(self, view: DeviceView) -> list[Command]:
+    @property
+    def shed_rank(self) -> float:
+        """Among devices of one priority and kind, the cheaper to shed goes first (a load's
+        `shed_cost_per_kwh`); 0 for the others."""
+        return 0.0
+
+    def guard(self, view: DeviceView, now: datetime) -> list[Command]:
         """Commands that a guardrail needs this cycle before anything else (e.g. a zone at
         the top of its comfort band), event or not."""
         return []

@@ -43,6 +43,10 @@ from vpp.store.store import Store
 
 log = structlog.get_logger(__name__)
 
+RECOVERY_WINDOW = timedelta(hours=2)
+"""After an event, how long the recovery keeps the day's peak and the rebound cap (the
+window in which the reports measure the rebound)."""
+
 
 class DrController:
     """Demand response for one site: grid inbox, plan loop, target proposals, reports.
@@ -94,6 +98,7 @@ class DrController:
         self._free_devices: frozenset[str] = frozenset()  # the devices that plan was made for
         self.recovery: Recovery | None = None
         self.last_target: Target | None = None
+        self._day_peak: tuple[object, float] = (None, 0.0)  # (local date, kW) measured
         self._replan = asyncio.Event()
         self.plans = 0
         self.solve_s_total = 0.0
@@ -139,9 +144,12 @@ class DrController:
             baselines.update(self.baselines.get(ev.event_id, {}))
         # Taken here, on the loop: the solve may run in a worker thread, and sees plain data.
         plan_inputs = self.dispatcher.plan_inputs(snap)
+        day_peak = self.day_peak_kw
 
         def solve() -> Plan:
-            problem = self.planner.problem(snap, events, baselines, plan_inputs, excluded)
+            problem = self.planner.problem(
+                snap, events, baselines, plan_inputs, excluded, day_peak_kw=day_peak
+            )
             return self.planner.plan(problem, snap.ts)
 
         if not self.solve_in_thread:
@@ -249,10 +257,19 @@ class DrController:
             await self.replan()
 
     async def _first_readings(self) -> None:
-        for _ in range(30):
-            if self._snapshot().site_import_kw is not None:
+        """Wait (bounded) for the meter and for every device's first poll: a plan made
+        before a device was read leaves it out, and an event's baseline taken from that plan
+        (fixed for the event) would miss its load. A device that never answers is planned
+        without once its first poll has failed or the wait is over."""
+        poll_s = self.site.config.periods.poll_s
+        longest = max((d.config.poll_s or poll_s for d in self.site.devices), default=poll_s)
+        for _ in range(max(30, int(2 * longest / poll_s) + 1)):
+            snap = self._snapshot()
+            if snap.site_import_kw is not None and not any(
+                v.starting for v in snap.devices.values()
+            ):
                 return
-            await self.clock.sleep(self.site.config.periods.poll_s)
+            await self.clock.sleep(poll_s)
 
     def plan_step(self, snap: Snapshot) -> PlanStep:
         """The plan's step at `snap.ts` (empty without a plan or a planning strategy)."""
@@ -312,11 +329,41 @@ class DrController:
         if target.source is TargetSource.EVENT:
             self.last_target = target
 
+    @property
+    def day_peak_kw(self) -> float:
+        """The highest site import measured today (local day; kW, 0 before any reading)."""
+        return self._day_peak[1]
+
+    def _note_peak(self, snap: Snapshot) -> None:
+        if snap.site_import_kw is None:
+            return
+        day = snap.ts.astimezone(self.site.tz).date()
+        kw = (
+            snap.site_import_kw
+            if day != self._day_peak[0]
+            else max(self._day_peak[1], snap.site_import_kw)
+        )
+        self._day_peak = (day, kw)
+
     def _start_recovery(self, now: datetime) -> None:
         limits = self.site.config.limits
         level = self.last_target.import_max_kw if self.last_target else limits.import_kw
-        end = limits.rebound_cap_kw or limits.import_kw
-        self.recovery = Recovery(now, level, limits.recovery_ramp_kw_per_min, end)
+        event_id = self.last_target.event_id if self.last_target else None
+        baseline = self.baselines.get(event_id or "", {})
+        peak = self.day_peak_kw
+        cap = limits.rebound_cap_kw
+
+        def hold(t: datetime) -> float:
+            # Not a new peak for the day, unless the site without the event would set one.
+            keep = max(peak, baseline.get(floor_step(t), 0.0))
+            if keep <= 0.0:
+                keep = limits.import_kw
+            return keep if cap is None else min(cap, keep)
+
+        self.recovery = Recovery(
+            now, level, limits.recovery_ramp_kw_per_min, limits.import_kw,
+            hold=hold, window=RECOVERY_WINDOW,
+        )  # fmt: skip
         self.dispatcher.stagger_release(now, limits.zone_release_stagger_s)
         self.last_target = None
         log.info("recovery_started", level_kw=round(level, 1), ramp=limits.recovery_ramp_kw_per_min)
@@ -325,6 +372,7 @@ class DrController:
 
     def after_snapshot(self, snap: Snapshot) -> None:
         """Count the last cycle for the reports, publish reports due, keep the plan fresh."""
+        self._note_peak(snap)
         if self.dispatcher.last is not None:
             self.reporter.note_cycle(*self.dispatcher.last)
         self.reporter.tick(snap.ts)

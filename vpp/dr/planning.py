@@ -76,20 +76,24 @@ class SitePlanner:
         steps: int = 96,
         time_limit_s: float = 10.0,
         load_shed_cost: float = 3.0,
-        load_max_shed_h: float = 4.0,
         battery_cycle_cost: float = 0.25,
         import_headroom_kw: float = 28.0,
         tie_break_per_step: float = 1e-4,
+        peak_guard_per_kw: float = 2.0,
+        recovery_h: float = 2.0,
     ) -> None:
         self.site = site
         self.forecast = forecast
         self.steps = steps
         self.time_limit_s = time_limit_s
         self.load_shed_cost = load_shed_cost
-        self.load_max_shed_h = load_max_shed_h
         self.battery_cycle_cost = battery_cycle_cost
         self.import_headroom_kw = import_headroom_kw
         self.tie_break_per_step = tie_break_per_step
+        # With events known: a price on a new peak for the day (pre-conditioning and the
+        # catch-up after an event must not set one) and the rebound cap after each event.
+        self.peak_guard_per_kw = peak_guard_per_kw
+        self.recovery = timedelta(hours=recovery_h)
         # Two persistent models: one for plans without events (the forecast baselines), one
         # for plans with them. One model switching between the two kinds of problem is handed
         # to HiGHS again at every switch (about a third of a solve at 100 devices).
@@ -113,7 +117,6 @@ class SitePlanner:
             costs=AssetCosts(
                 battery_cycle_cost=self.battery_cycle_cost,
                 load_shed_cost=self.load_shed_cost,
-                load_max_shed_h=self.load_max_shed_h,
             ),
         )
         assets: list[Asset] = []
@@ -133,8 +136,10 @@ class SitePlanner:
         baseline_kw: dict[datetime, float],
         plan_inputs: Mapping[str, object],
         excluded: set[str],
+        day_peak_kw: float = 0.0,
     ) -> Problem:
-        """The optimiser's input for a plan made now."""
+        """The optimiser's input for a plan made now (`day_peak_kw`: the import peak measured
+        today, which a plan with events keeps)."""
         grid = TimeGrid(start=floor_step(snap.ts), step=STEP, steps=self.steps)
         series = self.forecast.series(grid)
         limits = self.site.config.limits
@@ -157,6 +162,23 @@ class SitePlanner:
                         event_id=ev.event_id,
                     )
                 )
+        grid_events = [e for e in dr if e.kind != "price"]
+        if grid_events and limits.rebound_cap_kw is not None:
+            for e in grid_events:
+                dr.append(
+                    DrEvent(
+                        kind="import_cap_kw",
+                        start=e.end,
+                        end=e.end + self.recovery,
+                        value=limits.rebound_cap_kw,
+                        event_id=f"{e.event_id}:recovery",
+                    )
+                )
+        demand_charge = tariff.demand_charge_per_kw
+        peak_so_far = 0.0
+        if grid_events:
+            demand_charge = max(demand_charge, self.peak_guard_per_kw)
+            peak_so_far = day_peak_kw
         baseline = None
         if any(e.kind == "curtail_kw" for e in dr):
             fallback = self.last.schedule.site_import_kw if self.last else None
@@ -180,7 +202,8 @@ class SitePlanner:
                 import_limit_kw=max(0.0, limits.import_kw - self.import_headroom_kw),
                 import_limit_hard=limits.import_hard,
                 export_limit_kw=max(limits.export_kw, 1e-6),
-                demand_charge=tariff.demand_charge_per_kw,
+                demand_charge=demand_charge,
+                peak_so_far_kw=peak_so_far,
                 carbon_kg_per_kwh=series.carbon_kg_per_kwh,
                 carbon_price=tariff.carbon_price_per_kg,
             ),

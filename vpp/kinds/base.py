@@ -49,7 +49,6 @@ class AssetCosts:
 
     battery_cycle_cost: float
     load_shed_cost: float
-    load_max_shed_h: float
 
 
 @dataclass(frozen=True)

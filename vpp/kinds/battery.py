@@ -81,7 +81,17 @@ class BatteryFlex(Flex):
         if hours <= 0:
             return None
         reserve = (self.device.config.soc_reserve_pct or 0.0) + self.soc_margin_pct
-        return max(0.0, (soc - reserve) / 100 * cap / hours)
+        efficiency = 0.95  # AC out per kWh of SoC (the simulators' and typical LFP)
+        return max(0.0, (soc - reserve) / 100 * cap * efficiency / hours)
+
+    def guard(self, view: DeviceView, now: datetime) -> list[Command]:
+        """In an event, never discharge faster than the energy above the reserve can hold to
+        the event's end: an interval bought now would be a later interval starved (the loop
+        sheds the difference elsewhere)."""
+        rate = self.sustainable_kw(view, now)
+        if rate is not None and self.command_kw is not None and self.command_kw < -rate - 0.5:
+            return self._set(-rate, "energy_budget")
+        return []
 
     def room_down_kw(self, view: DeviceView, now: datetime) -> float:
         lo, _ = self._bounds(view)
@@ -89,12 +99,18 @@ class BatteryFlex(Flex):
         # event ends: the rest of the event would then fall on loads that cannot make it up.
         rate = self.sustainable_kw(view, now)
         if rate is not None:
-            lo = max(lo, min(-rate, self.command_kw or 0.0))
+            lo = max(lo, -rate)
         return max(0.0, (self.command_kw or 0.0) - lo)
 
     def room_up_kw(self, view: DeviceView, plan: PlanStep, now: datetime) -> float:
         _, hi = self._bounds(view)
-        ceiling = min(hi, plan.power_kw.get(self.id, 0.0))
+        planned = plan.power_kw.get(self.id, 0.0)
+        # In an event the loop aims at the request, not at what the plan would shed: a
+        # discharge the site does not need is given back (down to idle), kept for the
+        # event's later intervals.
+        if self.until is not None:
+            planned = max(planned, 0.0)
+        ceiling = min(hi, planned)
         return max(0.0, ceiling - (self.command_kw or 0.0))
 
     def room_absorb_kw(self, view: DeviceView, now: datetime) -> float:

@@ -95,7 +95,7 @@ class ZoneFlex(Flex):
         self.command_kw = kw
         return [Command(self.id, "power_limit_kw", round(kw, 1), "closed_loop")]
 
-    def guard(self, view: DeviceView) -> list[Command]:
+    def guard(self, view: DeviceView, now: datetime) -> list[Command]:
         """A zone at the top of its band gets its full power limit back, event or not, with
         its setpoint at the band's edge: the unit then draws what holds the zone there, not
         its full power to cool back to the plan's setpoint (a step the loop would have to
