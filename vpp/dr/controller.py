@@ -235,10 +235,19 @@ class DrController:
         else:
             self.events.opt_in(s.event_id, list(answer.expected_kw), s.modification)
 
+    async def _replan_guarded(self) -> None:
+        """Re-plan; a failure (a bug, an input the planner cannot take) is logged and the
+        last plan stays in force (the dispatcher's safety rules hold either way): no single
+        reading may end the agent. The next period, or the next event, plans again."""
+        try:
+            await self.replan()
+        except Exception:
+            log.exception("plan_failed", kept="the last plan" if self.plan else "no plan")
+
     async def _plan_loop(self) -> None:
         period = self.site.config.periods.plan_s
         await self._first_readings()
-        await self.replan()
+        await self._replan_guarded()
         while True:
             now = self.clock.now()
             nxt = floor_step(now, timedelta(seconds=period)) + timedelta(seconds=period)
@@ -254,7 +263,7 @@ class DrController:
             # before the solver blocks the loop.
             await self._cycle_idle()
             await self.link.flush()
-            await self.replan()
+            await self._replan_guarded()
 
     async def _first_readings(self) -> None:
         """Wait (bounded) for the meter and for every device's first poll: a plan made

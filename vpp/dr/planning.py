@@ -178,7 +178,7 @@ class SitePlanner:
         peak_so_far = 0.0
         if grid_events:
             demand_charge = max(demand_charge, self.peak_guard_per_kw)
-            peak_so_far = day_peak_kw
+            peak_so_far = max(0.0, day_peak_kw)  # a site that only exported so far: no peak yet
         baseline = None
         if any(e.kind == "curtail_kw" for e in dr):
             fallback = self.last.schedule.site_import_kw if self.last else None
