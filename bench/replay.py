@@ -162,6 +162,7 @@ def time_replay(
         "target_s_per_day": TARGET_S_PER_DAY,
         "ratio_to_target": round(wall / days / TARGET_S_PER_DAY, 2),
         "hold_timeouts": results[0].hold_timeouts if results else None,
+        "clock_leaps": results[0].leaps if results else None,
         "loadavg_1min_before": round(load_before, 2),
         "loadavg_1min_after": round(load_after, 2),
     }
