@@ -11,8 +11,9 @@ twice: quiet, then with N busy-loop processes started by the bench for the run's
 (`--load-session own`: in a session of their own, as another user's jobs run; the default
 `bench` keeps them in the bench's session). `--busy-reference` also times a pure busy loop
 of the quiet run's CPU time, quiet and under the same load: the ratio any CPU-bound,
-single-threaded program gets. `--profile HOURS` profiles that many simulated hours of the
-day with cProfile instead.
+single-threaded program gets. `--day-hours H` cuts the day to its first H hours (a
+loaded comparison on a busy machine). `--profile HOURS` profiles that many simulated hours
+of the day with cProfile instead.
 Run: `python bench/replay.py [--json] [--days 2] [--counterfactual] [--load 4]
 [--load-session own] [--busy-reference] [--profile 1]`.
 """
@@ -28,6 +29,7 @@ import json
 import os
 import pstats
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,10 +71,20 @@ def busy_processes(n: int, *, own_session: bool = False) -> Iterator[None]:
     `own_session` they run in a session of their own, as another user's jobs do: with the
     kernel's autogroup scheduling (`/proc/sys/kernel/sched_autogroup_enabled`) CPU is then
     shared between sessions first, not between the bench's and the busy processes one by one."""
-    procs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=own_session)
-        for _ in range(n)
-    ]
+    if own_session:
+        # One session for all n (one other user), its leader the first of them.
+        spin = (
+            f"import os\nfor _ in range({n - 1}):\n    if os.fork() == 0: break\nwhile True: pass"
+        )
+        leader = subprocess.Popen([sys.executable, "-c", spin], start_new_session=True)
+        try:
+            time.sleep(1.0)
+            yield
+        finally:
+            os.killpg(leader.pid, signal.SIGKILL)
+            leader.wait()
+        return
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
     try:
         time.sleep(1.0)  # let the scheduler see them before the run starts
         yield
@@ -226,6 +238,7 @@ def main() -> None:
         help="also run the counterfactual process, as `vpp replay` does by default",
     )
     ap.add_argument("--no-day", action="store_true", help="skip the summer-day run")
+    ap.add_argument("--day-hours", type=float, default=24.0, help="cut the day to its first hours")
     ap.add_argument(
         "--load", type=int, default=0, help="run each again with this many busy processes"
     )
@@ -257,7 +270,11 @@ def main() -> None:
         "busy_reference": args.busy_reference,
     }
     if not args.no_day:
-        rows += _runs(load_scenario(DAY), "day", **kw)
+        day = load_scenario(DAY)
+        if args.day_hours < 24:
+            day = day.with_duration(timedelta(hours=args.day_hours))
+        label = "day" if args.day_hours >= 24 else f"day[:{args.day_hours:g}h]"
+        rows += _runs(day, label, **kw)
     if args.days > 0:
         week = load_scenario(WEEK).with_duration(timedelta(days=args.days))
         rows += _runs(week, f"week[:{args.days:g}d]", **kw)
