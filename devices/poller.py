@@ -114,7 +114,8 @@ class Poller:
     """Polls `drivers` concurrently; an async context manager that owns its tasks.
 
     `period_s` is the default poll period; `periods` overrides it per device id. With
-    `stagger`, devices sharing a period get phases spread over it in `stagger_slot_s` slots.
+    `stagger`, devices sharing a period get phases spread over it, each phase a multiple of
+    `stagger_slot_s`.
     `bounds` are, per device id, the ranges its readings must stay in (its rating and direction:
     devices.plausible); a reading outside them counts as a failed poll.
     """
@@ -162,10 +163,13 @@ class Poller:
         now = clock.now()
         for p, group in by_period.items():
             # Phases sit on slots of `stagger_slot_s`, so devices sharing a slot wake together
-            # (one loop wake-up for many polls instead of one each).
-            slots = max(1, min(len(group), math.floor(p / stagger_slot_s)))
+            # (one loop wake-up for many polls instead of one each); a site's slot is its
+            # control cycle, so every poll lands on an instant the agent wakes anyway.
+            slots = max(1, min(len(group), math.floor(p / stagger_slot_s + 1e-9)))
             for i, d in enumerate(group):
-                phase = p * math.floor(i * slots / len(group)) / slots if stagger else 0.0
+                spread = p * math.floor(i * slots / len(group)) / slots
+                phase = stagger_slot_s * math.floor(spread / stagger_slot_s + 1e-9)
+                phase = phase if stagger else 0.0
                 self._states[d.id] = _DeviceState(
                     d, p, phase, Health.starting(now), bounds=bounds.get(d.id)
                 )

@@ -68,6 +68,10 @@ class SiteDevices:
             self.drivers.values(),
             clock=clock,
             period_s=periods.poll_s,
+            # Polls on the control cycle's instants: a 60-s group spread over its own phases
+            # made two thirds of a replay's clock leaps wake a single poll (3x the leaps, 5-7 %
+            # more CPU); live, one wake-up per cycle instead of three.
+            stagger_slot_s=periods.control_s,
             periods={
                 d.id: d.config.poll_s
                 for d in site.devices

@@ -96,6 +96,9 @@ class RunResult:
     hold_timeouts: int = 0
     """Held work the virtual clock gave up on (0 unless a message was lost)."""
     lost: list[str] = field(default_factory=list)
+    leaps: int = 0
+    """How many times the virtual clock moved on (a measure of the run's work that does not
+    depend on the machine's load: bench/replay.py reports it)."""
 
 
 class Operator:
@@ -380,4 +383,5 @@ async def run(
         site_import,
         clock.hold_timeouts,
         clock.lost,
+        clock.leaps,
     )
