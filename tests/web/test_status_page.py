@@ -119,8 +119,9 @@ def test_the_status_page_follows_the_site_live_and_shows_an_event(
             assert page.locator("#live").inner_text() == "live"
             assert "office-1" in page.locator("#site").inner_text()
             assert page.locator("#devices tbody tr").count() == 20
-            # The plan's table: the next 4 h in 15-min steps, once the first plan is made.
-            page.wait_for_function("window.vppState.plan.length >= 16", timeout=30_000)
+            # The plan's table: the next 4 h in 15-min steps, once the first plan is made (it
+            # waits for every device's first poll: up to a minute for the 60-s devices).
+            page.wait_for_function("window.vppState.plan.length >= 16", timeout=90_000)
             page.wait_for_function(
                 "document.querySelectorAll('#plan tbody tr').length >= 16", timeout=10_000
             )
