@@ -145,7 +145,10 @@ def test_the_status_page_follows_the_site_live_and_shows_an_event(
                 timeout=60,
             )
             answers = [json.loads(line) for line in sent.stdout.splitlines() if line.strip()]
-            assert [a["status"] for a in answers] == ["received", "opt_in"], sent.stderr
+            assert [a["status"] for a in answers] == ["received", "opt_in"], (
+                [(a["status"], a.get("reason")) for a in answers],
+                sent.stderr,
+            )
 
             # The event on the page: its table, and its target drawn on the live chart.
             page.wait_for_function(
