@@ -115,6 +115,19 @@ async def _until_signalled(run, stop: asyncio.Event) -> None:  # type: ignore[no
     await run(stop)
 
 
+# The broker options `vpp event send` and `vpp status` share.
+_BROKER_OPT = typer.Option(
+    None,
+    "--broker",
+    help="mqtt://[USER@]HOST:PORT or mqtts://... (default: the site file's, else "
+    "mqtt://127.0.0.1:1883). No password here: VPP_MQTT_PASSWORD or the site file's.",
+)
+_CA_OPT = typer.Option(None, "--ca-file", help="TLS: the CA certificate(s) to trust.")
+_CERT_OPT = typer.Option(None, "--cert-file", help="TLS: the client certificate (mTLS).")
+_KEY_OPT = typer.Option(None, "--key-file", help="TLS: the client certificate's key.")
+_PREFIX_OPT = typer.Option(None, "--prefix", help="Topic prefix (default: the site file's, vpp).")
+
+
 @app.command()
 def run(
     site_file: Path = typer.Argument(..., help="The site file (YAML)."),
@@ -304,15 +317,11 @@ def event_send(
     modification: int = typer.Option(0, help="Modification number."),
     test: bool = typer.Option(False, "--test", help="A test event: answered, never dispatched."),
     file: Path | None = typer.Option(None, "--file", help="Send this JSON file as the event."),
-    broker: str | None = typer.Option(
-        None,
-        help="mqtt://[USER@]HOST:PORT or mqtts://... (default: the site file's, else "
-        "mqtt://127.0.0.1:1883). No password here: VPP_MQTT_PASSWORD or the site file's.",
-    ),
-    ca_file: Path | None = typer.Option(None, help="TLS: the CA certificate(s) to trust."),
-    cert_file: Path | None = typer.Option(None, help="TLS: the client certificate (mTLS)."),
-    key_file: Path | None = typer.Option(None, help="TLS: the client certificate's key."),
-    prefix: str | None = typer.Option(None, help="Topic prefix (default: the site file's, vpp)."),
+    broker: str | None = _BROKER_OPT,
+    ca_file: Path | None = _CA_OPT,
+    cert_file: Path | None = _CERT_OPT,
+    key_file: Path | None = _KEY_OPT,
+    prefix: str | None = _PREFIX_OPT,
     wait_s: float = typer.Option(
         15.0,
         min=0,
@@ -413,15 +422,11 @@ def status(
         "--site-file",
         help="Take the broker (host, port, credentials, TLS files, prefix) from this site file.",
     ),
-    broker: str | None = typer.Option(
-        None,
-        help="mqtt://[USER@]HOST:PORT or mqtts://... (default: the site file's, else "
-        "mqtt://127.0.0.1:1883). No password here: VPP_MQTT_PASSWORD or the site file's.",
-    ),
-    ca_file: Path | None = typer.Option(None, help="TLS: the CA certificate(s) to trust."),
-    cert_file: Path | None = typer.Option(None, help="TLS: the client certificate (mTLS)."),
-    key_file: Path | None = typer.Option(None, help="TLS: the client certificate's key."),
-    prefix: str | None = typer.Option(None, help="Topic prefix (default: the site file's, vpp)."),
+    broker: str | None = _BROKER_OPT,
+    ca_file: Path | None = _CA_OPT,
+    cert_file: Path | None = _CERT_OPT,
+    key_file: Path | None = _KEY_OPT,
+    prefix: str | None = _PREFIX_OPT,
     wait_s: float = typer.Option(
         10.0, min=0, help="At most this long (s) for the next telemetry of an online site."
     ),
