@@ -33,7 +33,8 @@ class Topic:
 
 @dataclass(frozen=True)
 class SiteTopics:
-    """The five topics of one site: `PREFIX/SITE/{events,responses,status,telemetry,reports}`."""
+    """The topics of one site: `PREFIX/SITE/{events,responses,status,telemetry,reports}`, and
+    the flexibility offers (`offers`, `offer_requests`)."""
 
     prefix: str
     site_id: str
@@ -70,3 +71,13 @@ class SiteTopics:
     def reports(self) -> Topic:
         """site → grid: performance reports (QoS 1)."""
         return self._t("reports", 1)
+
+    @property
+    def offers(self) -> Topic:
+        """site → grid: the site's latest flexibility offer, retained (QoS 1)."""
+        return self._t("offers", 1, retain=True)
+
+    @property
+    def offer_requests(self) -> Topic:
+        """grid → site: asks for a fresh offer now (QoS 1)."""
+        return self._t("offer_requests", 1)
