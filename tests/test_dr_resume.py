@@ -64,7 +64,9 @@ async def test_killed_agent_resumes_active_event_on_the_same_store(
         agent, dr = agent_for(site, sim, clock, broker, store)
         run = asyncio.create_task(agent.run(asyncio.Event()))
         await advance_until(clock, lambda: dr.plans >= 1)
-        t0 = clock.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+        # An hour ahead: the settlement baseline (the mean of the hour before the event) is
+        # then made of a whole hour of metered import, not of the agent's first minute.
+        t0 = clock.now().replace(second=0, microsecond=0) + timedelta(minutes=61)
         ivs = [interval((t0 + k * IV).isoformat(), "PT5M", 40) for k in range(3)]
         async with clock.hold():
             await grid.send(payload(event_dict(event_id=EID, intervals=ivs)))
@@ -115,9 +117,9 @@ async def test_killed_agent_resumes_active_event_on_the_same_store(
         assert iv["baseline_kw"] is not None, iv
         assert iv["requested_kw"] == 40
     # Interval 1 was entirely before the kill: its actual import comes from A's telemetry.
-    assert rep["intervals"][0]["delivered_kw"] > 20
+    assert rep["intervals"][0]["delivered_kw"] > 20, rep
     # Interval 3 was entirely after the restart: B delivered it against the same baseline.
-    assert rep["intervals"][2]["delivered_kw"] > 20
+    assert rep["intervals"][2]["delivered_kw"] > 20, rep
     partial = [r for r in grid.reports if len(r["intervals"]) < len(ivs)]
     assert [len([i for i in r["intervals"] if i["actual_kw"] is not None]) for r in partial] == [
         1,

@@ -9,6 +9,7 @@ reduction of 80 kW for an hour, so a valid curtail event is answered `opt_in`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -144,9 +145,12 @@ async def watcher(broker: BrokerConfig, clock: Clock) -> AsyncIterator[Watcher]:
     client = aiomqtt.Client(
         broker.host, broker.port, identifier="grid-live-watcher", socket_options=NODELAY
     )
-    async with client:
-        for sub in ("responses", "reports", "telemetry"):
-            await client.subscribe(f"vpp/{SITE_ID}/{sub}", qos=1)
+    async with contextlib.AsyncExitStack() as stack:
+        # Time stands still while the broker answers (the simulators run meanwhile).
+        async with clock.hold():
+            await stack.enter_async_context(client)
+            for sub in ("responses", "reports", "telemetry"):
+                await client.subscribe(f"vpp/{SITE_ID}/{sub}", qos=1)
         w = Watcher(client, clock)
         task = asyncio.create_task(w.listen())
         try:

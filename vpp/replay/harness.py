@@ -138,9 +138,14 @@ class Operator:
                 clean_session=False,  # what the site answers while we reconnect waits for us
             )
             try:
-                async with client:
-                    for t in self.watch:
-                        await client.subscribe(t, qos=1)
+                async with contextlib.AsyncExitStack() as stack:
+                    # Time stands still while the broker answers: under load the clock
+                    # leapt minutes past the scenario's start with the simulators running
+                    # and the agent not yet started.
+                    async with self.clock.hold():
+                        await stack.enter_async_context(client)
+                        for t in self.watch:
+                            await client.subscribe(t, qos=1)
                     ready.set()
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._listen(client))
