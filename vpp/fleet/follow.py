@@ -1,0 +1,66 @@
+"""Real-time follow-up of a district event: which sites no longer carry their part.
+
+A site fails when it answered `opt_out` or `rejected`, when its agent is offline (retained
+status or last will), or when it is short: over the last control period its delivery
+(its import before the event − its import now, from telemetry) stayed below
+`shortfall_ratio` of what it was asked. Pure: the run, the book and the time in; per failing
+site the reason and the most it may be asked from the next interval on (0, or what it
+delivers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from vpp.fleet.book import FleetBook
+from vpp.fleet.config import AllocationOptions
+from vpp.fleet.run import EventRun, Leg
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A site whose part is to be re-allocated."""
+
+    site_id: str
+    why: str
+    limit_kw: float
+
+
+def failures(
+    run: EventRun, book: FleetBook, now: datetime, options: AllocationOptions
+) -> list[Failure]:
+    """The legs of `run` that newly fail at `now`."""
+    out = []
+    for site_id, leg in run.legs.items():
+        if leg.failed is not None or not any(leg.values):
+            continue
+        if leg.status in ("opt_out", "rejected"):
+            out.append(Failure(site_id, f"answered {leg.status}", 0.0))
+        elif book.sites[site_id].online is False:
+            out.append(Failure(site_id, "went offline", 0.0))
+        elif (short := _short(run, leg, book, now, options)) is not None:
+            out.append(Failure(site_id, "falls behind", short))
+    return out
+
+
+def _short(
+    run: EventRun, leg: Leg, book: FleetBook, now: datetime, options: AllocationOptions
+) -> float | None:
+    """What the site delivers (kW) when it stayed short over the last control period."""
+    if leg.status != "opt_in" or leg.reference_kw is None:
+        return None
+    since = now - timedelta(seconds=options.control_period_s)
+    k_since, k_now = run.interval_at(since), run.interval_at(now)
+    if k_since is None or k_now is None:
+        return None  # the control period is not wholly inside the event
+    samples = [(t, kw) for t, kw in book.sites[leg.site_id].samples if since < t <= now]
+    if len(samples) < 2:
+        return None
+    asked = [leg.asked(k) for t, _ in samples if (k := run.interval_at(t)) is not None]
+    if not asked or min(asked) <= 0:
+        return None
+    delivered = [leg.reference_kw - kw for _, kw in samples]
+    if all(d < options.shortfall_ratio * a for d, a in zip(delivered, asked, strict=False)):
+        return max(0.0, round(sum(delivered) / len(delivered), 3))
+    return None
