@@ -27,11 +27,11 @@ from vpp.grid.messages import Event, Report, ReportInterval, Response, Telemetry
 from vpp.grid.offers import OFFER_DURATIONS, Offer, OfferRequest, OfferWindow
 from vpp.grid.parse import MessageError, Rejection, parse_event, parse_message
 from vpp.grid.topics import SiteTopics
-from vpp.mqtt_link import encode
 from vpp.site import BrokerConfig
 
 log = structlog.get_logger(__name__)
 QUARTER = timedelta(minutes=15)
+_JUST_BEFORE = timedelta(microseconds=1)
 
 
 @dataclass
@@ -217,7 +217,8 @@ class EmulatedSite:
             await self.clock.sleep_until(nxt)
             nxt += period
             now = self.clock.now()
-            kw = round(self.import_kw(now), 3)
+            # The period's mean: what it was asked up to now (a new interval begins at now).
+            kw = round(self.import_kw(now - _JUST_BEFORE), 3)
             self._sample(now, kw)
             t = Telemetry(ts=now, site_import_kw=kw, devices={})
             await self._publish(self.topics.telemetry.name, t.to_json(), qos=0)
@@ -278,20 +279,30 @@ class EmulatedSite:
 
 
 class Emulator:
-    """Many emulated sites in one process, each on its own connection."""
+    """Many emulated sites in one process, each on its own connection and task; an async
+    context manager that starts them all and stops them on exit."""
 
     def __init__(self, specs: list[SiteSpec], broker: BrokerConfig, clock: Clock) -> None:
         self.sites = {s.site_id: EmulatedSite(s, broker, clock) for s in specs}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    async def run(self) -> None:
-        """Run every site until cancelled."""
-        async with asyncio.TaskGroup() as tg:
-            for site in self.sites.values():
-                tg.create_task(site.run(), name=f"emu-{site.spec.site_id}")
+    async def __aenter__(self) -> Emulator:
+        for site_id, site in self.sites.items():
+            self._tasks[site_id] = asyncio.create_task(site.run(), name=f"emu-{site_id}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for t in self._tasks.values():
+            t.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def started(self) -> None:
         """Wait until every site is connected and has published its offer."""
         await asyncio.gather(*(s.connected.wait() for s in self.sites.values()))
 
-
-__all__ = ["EmulatedSite", "Emulator", "SiteSpec", "encode", "make_offer"]
+    async def take_offline(self, site_id: str) -> None:
+        """The site's agent stops: status offline (retained), no more answers or telemetry."""
+        await self.sites[site_id].go_offline()
+        task = self._tasks[site_id]
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -17,6 +17,8 @@ from vpp.fleet.book import FleetBook
 from vpp.fleet.config import AllocationOptions
 from vpp.fleet.run import EventRun, Leg
 
+_EPS = timedelta(microseconds=1)
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -57,7 +59,8 @@ def _short(
     samples = [(t, kw) for t, kw in book.sites[leg.site_id].samples if since < t <= now]
     if len(samples) < 2:
         return None
-    asked = [leg.asked(k) for t, _ in samples if (k := run.interval_at(t)) is not None]
+    # A sample is the mean of the period up to its time: it belongs to the interval before.
+    asked = [leg.asked(k) for t, _ in samples if (k := run.interval_at(t - _EPS)) is not None]
     if not asked or min(asked) <= 0:
         return None
     delivered = [leg.reference_kw - kw for _, kw in samples]
