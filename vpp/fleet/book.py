@@ -9,6 +9,7 @@ import json
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any, Literal, TypeVar
 
 import structlog
@@ -54,6 +55,19 @@ class SiteInfo:
         """Mean of its import samples in (start, end], if any."""
         vals = [kw for t, kw in self.samples if start < t <= end]
         return sum(vals) / len(vals) if vals else None
+
+    def delivered_kw(self, reference_kw: float, start: datetime, end: datetime) -> float | None:
+        """Its reduction below `reference_kw` over (start, end] from its telemetry, counted
+        only for the part of the span its samples cover (a site that went silent delivered
+        nothing we can show); None without samples."""
+        times = [t for t, _ in self.samples if start < t <= end]
+        mean = self.mean_import(start, end)
+        if mean is None:
+            return None
+        gaps = sorted(b - a for a, b in pairwise(times))
+        spacing = gaps[len(gaps) // 2] if gaps else end - start
+        covered = min(1.0, (times[-1] - times[0] + spacing) / (end - start))
+        return (reference_kw - mean) * covered
 
     def last_before(self, t: datetime) -> float | None:
         """Its last import sample at or before `t`."""

@@ -255,7 +255,7 @@ class DistrictEvents:
             return
         for f in failing:
             leg = run.legs[f.site_id]
-            leg.failed, leg.limit_kw = f.why, f.limit_kw
+            leg.failed, leg.limit_kw, leg.record = f.why, f.limit_kw, f.record
             log.warning("fleet_site_failed", event_id=run.event_id, site=f.site_id, why=f.why)
         first = run.next_interval(now)
         if first is None:

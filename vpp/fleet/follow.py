@@ -4,8 +4,9 @@ A site fails when it answered `opt_out` or `rejected`, when its agent is offline
 status or last will), or when it is short: over the last control period its delivery
 (its import before the event − its import now, from telemetry) stayed below
 `shortfall_ratio` of what it was asked. Pure: the run, the book and the time in; per failing
-site the reason and the most it may be asked from the next interval on (0, or what it
-delivers).
+site the reason and what the next allocation may count on: nothing (limit 0) from a site
+that opted out or went away; from one that falls behind, each kW asked at the share it
+delivers (its measured record), so that others are asked the rest.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ class Failure:
 
     site_id: str
     why: str
-    limit_kw: float
+    limit_kw: float | None
+    """The most it may be asked from the next interval on (0: nothing); None: unchanged."""
+    record: float | None = None
+    """Delivered ÷ asked, measured: what each kW asked of it counts from now on."""
 
 
 def failures(
@@ -41,15 +45,17 @@ def failures(
             out.append(Failure(site_id, f"answered {leg.status}", 0.0))
         elif book.sites[site_id].online is False:
             out.append(Failure(site_id, "went offline", 0.0))
-        elif (short := _short(run, leg, book, now, options)) is not None:
-            out.append(Failure(site_id, "falls behind", short))
+        elif (ratio := _short(run, leg, book, now, options)) is not None:
+            out.append(
+                Failure(site_id, f"falls behind ({ratio:.0%} of what it is asked)", None, ratio)
+            )
     return out
 
 
 def _short(
     run: EventRun, leg: Leg, book: FleetBook, now: datetime, options: AllocationOptions
 ) -> float | None:
-    """What the site delivers (kW) when it stayed short over the last control period."""
+    """Delivered ÷ asked (0–1) when the site stayed short over the last control period."""
     if leg.status != "opt_in" or leg.reference_kw is None:
         return None
     since = now - timedelta(seconds=options.control_period_s)
@@ -65,5 +71,5 @@ def _short(
         return None
     delivered = [leg.reference_kw - kw for _, kw in samples]
     if all(d < options.shortfall_ratio * a for d, a in zip(delivered, asked, strict=False)):
-        return max(0.0, round(sum(delivered) / len(delivered), 3))
+        return min(1.0, max(0.0, round(sum(delivered) / sum(asked), 3)))
     return None

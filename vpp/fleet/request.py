@@ -57,12 +57,13 @@ def candidates(
         if info.offer is None or info.offer.valid_until <= now or info.online is False:
             continue
         leg = run.legs.get(m.site_id) if run is not None else None
+        record = m.confidence if m.confidence is not None else fleet.allocation.default_confidence
+        if leg is not None and leg.record is not None:
+            record = min(record, leg.record)
         out.append(
             Candidate(
                 offer=info.offer,
-                record=m.confidence
-                if m.confidence is not None
-                else fleet.allocation.default_confidence,
+                record=record,
                 max_kw=m.max_kw,
                 last_event_end=rests.get(m.site_id),
                 in_event=leg is not None and leg.modification >= 0,

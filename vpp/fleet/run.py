@@ -25,6 +25,9 @@ class Leg(BaseModel):
     """Why its part was re-allocated (opted out, offline, short); None while it counts."""
     limit_kw: float | None = None
     """At most this is asked of it from the next re-allocation on (kW)."""
+    record: float | None = None
+    """Delivered ÷ asked as measured in this event, once it fell behind: what the next
+    re-allocation counts on of each kW asked of it."""
     reference_kw: float | None = None
     """Its import before the event (kW): the telemetry's delivery estimate until its report."""
 

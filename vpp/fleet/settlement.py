@@ -1,6 +1,7 @@
 """Settlement of a district event, per interval, per site and for the district: baseline
 (the site's report's `baseline_kw`; until it reports, its import before the event),
-delivered (its report's `delivered_kw`; until then, from its telemetry), allocated and
+delivered (its report's `delivered_kw`; until then, from its telemetry, counted only for
+the part of the interval its telemetry covers), allocated and
 shortfall (allocated − delivered, at least 0). The district's rows are the sums, with the
 district's requested kW; they make the district's report upward and the settlement CSV."""
 
@@ -74,9 +75,14 @@ def site_row(
         return Row(
             k, leg.site_id, None, leg.asked(k), iv["baseline_kw"], iv["delivered_kw"], "report"
         )
-    mean = book.sites[leg.site_id].mean_import(run.starts[k], run.ends[k])
-    if leg.reference_kw is not None and mean is not None:
-        delivered = round(leg.reference_kw - mean, 3)
+    ref = leg.reference_kw
+    est = (
+        None
+        if ref is None
+        else book.sites[leg.site_id].delivered_kw(ref, run.starts[k], run.ends[k])
+    )
+    if ref is not None and est is not None:
+        delivered = round(est, 3)
         return Row(k, leg.site_id, None, leg.asked(k), leg.reference_kw, delivered, "telemetry")
     return Row(k, leg.site_id, None, leg.asked(k), leg.reference_kw, None, "none")
 
