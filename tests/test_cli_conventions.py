@@ -192,7 +192,7 @@ def test_check_refuses_what_is_no_config_file(tmp_path: Path) -> None:
     assert "none.yaml: cannot read" in errors[2]
 
 
-@pytest.mark.parametrize("kind", ["site", "scenario", "profile"])
+@pytest.mark.parametrize("kind", ["site", "scenario", "profile", "fleet"])
 def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
     r = vpp("schema", kind)
     assert r.returncode == 0, r.stderr
@@ -202,7 +202,9 @@ def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
         f"{path} is stale: run vpp schema {kind} > {path.relative_to(ROOT)}"
     )
     doc = json.loads(r.stdout)
-    required = {"site": "site_id", "scenario": "duration", "profile": None}[kind]
+    required = {"site": "site_id", "scenario": "duration", "profile": None, "fleet": "district_id"}[
+        kind
+    ]
     if required:
         assert required in doc["required"]
     else:
