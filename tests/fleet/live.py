@@ -17,8 +17,9 @@ import aiomqtt
 
 from devices.clock import VirtualClock
 from tests.conftest import Broker
+from vpp.fleet.aggregator import Aggregator
 from vpp.fleet.config import FleetConfig
-from vpp.fleet.emulator import SiteSpec
+from vpp.fleet.emulator import Emulator, SiteSpec
 from vpp.mqtt_link import message_key
 from vpp.site import BrokerConfig
 
@@ -125,3 +126,46 @@ async def settle(clock: VirtualClock) -> None:
     """Hold time still for a few wall milliseconds: messages in flight arrive."""
     async with clock.hold():
         await asyncio.sleep(0.05)
+
+
+@dataclass
+class District:
+    """A running district: its clock, emulated sites, the grid's side and the aggregator."""
+
+    clock: VirtualClock
+    emu: Emulator
+    grid: Grid
+    agg: Aggregator
+
+    async def ask(self, event: bytes, event_id: str) -> None:
+        """Send a district event and let time run until the district has answered it."""
+        await self.grid.send(event)
+        await advance(
+            self.clock,
+            lambda: any(s in self.grid.statuses(event_id) for s in ("opt_in", "opt_out")),
+            virtual_s=60,
+        )
+
+    def values(self, site: str) -> list[list[float]]:
+        """Per event message the site received, its interval values."""
+        return [[iv.value for iv in e.intervals] for e in self.emu.sites[site].received]
+
+
+@asynccontextmanager
+async def district(
+    broker: Broker, tmp: Path, sites: list[SiteSpec], **allocation: Any
+) -> AsyncIterator[District]:
+    """The aggregator of `sites` (emulated) running, their offers in, the grid listening."""
+    clock = VirtualClock(NOW)
+    cfg = BrokerConfig(host=broker.host, port=broker.port)
+    async with Emulator(sites, cfg, clock) as emu, grid(cfg, clock) as g:
+        await emu.started()
+        agg = Aggregator(fleet(broker, tmp, sites, **allocation), clock)
+        stop = asyncio.Event()
+        task = asyncio.create_task(agg.run(stop))
+        try:
+            await advance(clock, lambda: bool(g.offers))
+            yield District(clock, emu, g, agg)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)

@@ -1,20 +1,15 @@
 """The aggregator with five emulated sites through a real Mosquitto, on the virtual clock:
 a district curtailment split by cost, answered and reported upward as a site would, settled
-per interval; a malformed district event rejected as a site rejects it."""
+per interval; a district cap; a malformed district event rejected as a site rejects it."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 from pathlib import Path
 
-from devices.clock import VirtualClock
 from tests.conftest import Broker
-from tests.fleet.live import DISTRICT, FIVE, NOW, advance, curtail, fleet, grid, specs
-from vpp.fleet.aggregator import Aggregator
-from vpp.fleet.emulator import Emulator
-from vpp.site import BrokerConfig
+from tests.fleet.live import DISTRICT, FIVE, NOW, advance, curtail, district, specs
 
 
 async def test_district_curtailment_is_split_by_cost_reported_and_settled(
@@ -26,53 +21,56 @@ async def test_district_curtailment_is_split_by_cost_reported_and_settled(
     ended interval whose baseline is the sum of the sites' baselines and whose delivered
     is 100 kW, then completed; the settlement CSV has a row per site and interval and the
     district's."""
-    clock = VirtualClock(NOW)
-    broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
-    sites = specs()
-    cfg = fleet(mosquitto, tmp_path, sites)
-    async with Emulator(sites, broker, clock) as emu, grid(broker, clock) as g:
-        await emu.started()
-        agg = Aggregator(cfg, clock)
-        stop = asyncio.Event()
-        task = asyncio.create_task(agg.run(stop))
-        try:
-            await advance(clock, lambda: bool(g.offers) and len(g.telemetry) >= 2)
-            assert g.telemetry[-1]["site_import_kw"] == 1000.0
-            first_window = g.offers[-1]["windows"][0]
-            assert first_window["curtail_kw"] == 200.0  # 5 × 40 kW
-            assert g.offers[-1]["site_id"] == DISTRICT
+    async with district(mosquitto, tmp_path, specs()) as d:
+        g, clock = d.grid, d.clock
+        await advance(clock, lambda: len(g.telemetry) >= 2)
+        assert g.telemetry[-1]["site_import_kw"] == 1000.0
+        assert g.offers[-1]["site_id"] == DISTRICT
+        assert g.offers[-1]["windows"][0]["curtail_kw"] == 200.0  # 5 × 40 kW
 
-            start = NOW + 2 * FIVE
-            await g.send(curtail("d-1", 100.0, start))
-            await advance(clock, lambda: "opt_in" in g.statuses("d-1"), virtual_s=60)
-            assert g.statuses("d-1") == ["received", "opt_in"]
-            assert g.responses[-1]["expected_kw"] == [100.0] * 4
-            await advance(clock, lambda: sum(bool(e.received) for e in emu.sites.values()) >= 3)
-            asked = {
-                s: e.received[-1].intervals[0].value for s, e in emu.sites.items() if e.received
-            }
-            assert asked == {"b1": 40.0, "b2": 40.0, "b3": 20.0}
+        await d.ask(curtail("d-1", 100.0, NOW + 2 * FIVE), "d-1")
+        assert g.statuses("d-1") == ["received", "opt_in"]
+        assert g.responses[-1]["expected_kw"] == [100.0] * 4
+        await advance(clock, lambda: sum(bool(e.received) for e in d.emu.sites.values()) >= 3)
+        asked = {s: v[-1][0] for s in d.emu.sites if (v := d.values(s))}
+        assert asked == {"b1": 40.0, "b2": 40.0, "b3": 20.0}
 
-            await advance(clock, lambda: "completed" in g.statuses("d-1"), virtual_s=3600)
-            assert len(g.reports) == 4
-            assert [len(r["intervals"]) for r in g.reports] == [1, 2, 3, 4]
-            final = g.reports[-1]
-            for iv in final["intervals"]:
-                assert iv["requested_kw"] == 100.0
-                assert iv["baseline_kw"] == 600.0  # b1 + b2 + b3
-                assert iv["delivered_kw"] == 100.0
-                assert iv["actual_kw"] == 500.0
-            assert final["delivered_ratio"] == 1.0
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
+        await advance(clock, lambda: "completed" in g.statuses("d-1"), virtual_s=3600)
+        assert [len(r["intervals"]) for r in g.reports] == [1, 2, 3, 4]
+        final = g.reports[-1]
+        for iv in final["intervals"]:
+            assert iv["requested_kw"] == 100.0
+            assert iv["baseline_kw"] == 600.0  # b1 + b2 + b3
+            assert iv["delivered_kw"] == 100.0
+            assert iv["actual_kw"] == 500.0
+        assert final["delivered_ratio"] == 1.0
     rows = list(csv.DictReader((tmp_path / "settlement-d-1.csv").open()))
     assert len(rows) == 4 * 4  # 3 sites and the district per interval
     b3 = [r for r in rows if r["site_id"] == "b3"]
     assert [float(r["allocated_kw"]) for r in b3] == [20.0] * 4
     assert all(float(r["delivered_kw"]) == 20.0 and r["source"] == "report" for r in b3)
-    district = [r for r in rows if r["site_id"] == DISTRICT]
-    assert all(float(r["shortfall_kw"]) == 0.0 for r in district)
+    district_rows = [r for r in rows if r["site_id"] == DISTRICT]
+    assert all(float(r["shortfall_kw"]) == 0.0 for r in district_rows)
+
+
+async def test_district_cap_becomes_site_curtailments(mosquitto: Broker, tmp_path: Path) -> None:
+    """A cap of 870 kW on a district importing 1 000 kW asks 130 kW of the sites (b1 40, b2
+    40, b3 40, b4 10, as curtail_kw events); the district expects to hold the cap."""
+    async with district(mosquitto, tmp_path, specs()) as d:
+        await advance(d.clock, lambda: len(d.grid.telemetry) >= 1)
+        cap = json.loads(curtail("d-cap", 870.0, NOW + 2 * FIVE, n=2))
+        cap["signal"] = "import_cap_kw"
+        await d.ask(json.dumps(cap).encode(), "d-cap")
+        assert d.grid.statuses("d-cap") == ["received", "opt_in"]
+        assert d.grid.responses[-1]["expected_kw"] == [870.0, 870.0]
+        await advance(d.clock, lambda: bool(d.emu.sites["b4"].received))
+        assert {s: v[-1] for s in d.emu.sites if (v := d.values(s))} == {
+            "b1": [40.0, 40.0],
+            "b2": [40.0, 40.0],
+            "b3": [40.0, 40.0],
+            "b4": [10.0, 10.0],
+        }
+        assert all(e.signal == "curtail_kw" for e in d.emu.sites["b4"].received)
 
 
 async def test_malformed_district_event_is_rejected_like_a_site_does(
@@ -81,28 +79,17 @@ async def test_malformed_district_event_is_rejected_like_a_site_does(
     """A district event with a negative duration and one not JSON: each gets one `rejected`
     naming the field (the same answer vpp.grid.parse gives a site); no site gets an event,
     and the aggregator goes on to answer a valid one."""
-    clock = VirtualClock(NOW)
-    broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
-    sites = specs(2)
-    async with Emulator(sites, broker, clock) as emu, grid(broker, clock) as g:
-        await emu.started()
-        agg = Aggregator(fleet(mosquitto, tmp_path, sites), clock)
-        stop = asyncio.Event()
-        task = asyncio.create_task(agg.run(stop))
-        try:
-            await advance(clock, lambda: bool(g.offers))
-            bad = json.loads(curtail("d-bad", 50.0, NOW + FIVE))
-            bad["intervals"][1]["duration"] = "-PT5M"
-            await g.send(json.dumps(bad).encode())
-            await g.send(b"{not json")
-            await advance(clock, lambda: len(g.responses) >= 2, virtual_s=60)
-            first, second = g.responses[:2]
-            assert first["status"] == "rejected" and first["event_id"] == "d-bad"
-            assert first["errors"][0]["loc"] == "intervals[1].duration"
-            assert second["status"] == "rejected" and second["event_id"] is None
-            assert all(not e.received for e in emu.sites.values())
-            await g.send(curtail("d-ok", 30.0, NOW + 2 * FIVE))
-            await advance(clock, lambda: "opt_in" in g.statuses("d-ok"), virtual_s=60)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
+    async with district(mosquitto, tmp_path, specs(2)) as d:
+        g = d.grid
+        bad = json.loads(curtail("d-bad", 50.0, NOW + FIVE))
+        bad["intervals"][1]["duration"] = "-PT5M"
+        await g.send(json.dumps(bad).encode())
+        await g.send(b"{not json")
+        await advance(d.clock, lambda: len(g.responses) >= 2, virtual_s=60)
+        first, second = g.responses[:2]
+        assert first["status"] == "rejected" and first["event_id"] == "d-bad"
+        assert first["errors"][0]["loc"] == "intervals[1].duration"
+        assert second["status"] == "rejected" and second["event_id"] is None
+        assert all(not e.received for e in d.emu.sites.values())
+        await d.ask(curtail("d-ok", 30.0, NOW + 2 * FIVE), "d-ok")
+        assert g.statuses("d-ok") == ["received", "opt_in"]

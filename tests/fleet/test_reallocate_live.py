@@ -5,20 +5,10 @@ delivers its request again within two intervals."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from devices.clock import VirtualClock
 from tests.conftest import Broker
-from tests.fleet.live import FIVE, NOW, advance, curtail, fleet, grid, specs
-from vpp.fleet.aggregator import Aggregator
-from vpp.fleet.emulator import Emulator
-from vpp.site import BrokerConfig
-
-
-def _values(emu: Emulator, site: str) -> list[list[float]]:
-    """Per event message the site received, its interval values."""
-    return [[iv.value for iv in e.intervals] for e in emu.sites[site].received]
+from tests.fleet.live import FIVE, NOW, advance, curtail, district, specs
 
 
 async def test_opt_out_and_offline_site_are_reallocated_with_modifications(
@@ -28,43 +18,31 @@ async def test_opt_out_and_offline_site_are_reallocated_with_modifications(
     40 kW go to b3 (a modification: 20 → 40) and b4 (a new event). In interval 2 b1's agent
     goes offline: from interval 3 b4 takes 40 and b5 20 (a modification and a new event).
     The district's report shows 100 kW delivered again in interval 3 (within two intervals
-    of the failure), and b1 is settled for what it delivered before it went away."""
-    clock = VirtualClock(NOW)
-    broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
+    of the failure); interval 2, in which b1 went away, is short."""
     sites = specs()
     sites[1].opt_out = True
-    async with Emulator(sites, broker, clock) as emu, grid(broker, clock) as g:
-        await emu.started()
-        agg = Aggregator(fleet(mosquitto, tmp_path, sites), clock)
-        stop = asyncio.Event()
-        task = asyncio.create_task(agg.run(stop))
-        try:
-            await advance(clock, lambda: bool(g.offers))
-            start = NOW + 2 * FIVE  # intervals 06:10, 06:15, 06:20, 06:25, 06:30, 06:35
-            await g.send(curtail("d-2", 100.0, start, n=6))
-            await advance(clock, lambda: "opt_in" in g.statuses("d-2"), virtual_s=60)
-            # b2's opt_out is re-allocated before the event starts (from its first interval).
-            await advance(clock, lambda: bool(emu.sites["b4"].received), virtual_s=120)
-            assert _values(emu, "b2") == [[40.0] * 6]
-            assert _values(emu, "b3")[-1] == [40.0] * 6
-            assert [e.modification for e in emu.sites["b3"].received] == [0, 1]
-            assert _values(emu, "b4") == [[20.0] * 6]
+    async with district(mosquitto, tmp_path, sites) as d:
+        start = NOW + 2 * FIVE  # intervals 06:10, 06:15, 06:20, 06:25, 06:30, 06:35
+        await d.ask(curtail("d-2", 100.0, start, n=6), "d-2")
+        # b2's opt_out is re-allocated before the event starts (from its first interval).
+        await advance(d.clock, lambda: bool(d.emu.sites["b4"].received), virtual_s=120)
+        assert d.values("b2") == [[40.0] * 6]
+        assert d.values("b3")[-1] == [40.0] * 6
+        assert [e.modification for e in d.emu.sites["b3"].received] == [0, 1]
+        assert d.values("b4") == [[20.0] * 6]
 
-            await advance(clock, lambda: clock.now() >= start + 2 * FIVE + FIVE / 5)
-            await emu.take_offline("b1")
-            await advance(clock, lambda: len(emu.sites["b5"].received) >= 1, virtual_s=120)
-            assert _values(emu, "b4")[-1] == [20.0, 20.0, 20.0, 40.0, 40.0, 40.0]
-            assert emu.sites["b4"].received[-1].modification == 1
-            assert _values(emu, "b5") == [[0.0, 0.0, 0.0, 20.0, 20.0, 20.0]]
+        await advance(d.clock, lambda: d.clock.now() >= start + 2 * FIVE + FIVE / 5)
+        await d.emu.take_offline("b1")
+        await advance(d.clock, lambda: bool(d.emu.sites["b5"].received), virtual_s=120)
+        assert d.values("b4")[-1] == [20.0, 20.0, 20.0, 40.0, 40.0, 40.0]
+        assert d.emu.sites["b4"].received[-1].modification == 1
+        assert d.values("b5") == [[0.0, 0.0, 0.0, 20.0, 20.0, 20.0]]
 
-            await advance(clock, lambda: "completed" in g.statuses("d-2"), virtual_s=3600)
-            delivered = [iv["delivered_kw"] for iv in g.reports[-1]["intervals"]]
-            assert delivered[0] >= 95.0 and delivered[1] >= 95.0
-            assert delivered[2] < 95.0  # b1 left during it
-            assert all(d >= 95.0 for d in delivered[3:]), delivered
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
+        await advance(d.clock, lambda: "completed" in d.grid.statuses("d-2"), virtual_s=3600)
+        delivered = [iv["delivered_kw"] for iv in d.grid.reports[-1]["intervals"]]
+        assert delivered[0] >= 95.0 and delivered[1] >= 95.0
+        assert delivered[2] < 95.0  # b1 left during it
+        assert all(x >= 95.0 for x in delivered[3:]), delivered
 
 
 async def test_site_falling_behind_is_topped_up_by_others(
@@ -74,30 +52,17 @@ async def test_site_falling_behind_is_topped_up_by_others(
     telemetry short of 90 %, the district counts 12 kW of it and asks the rest of the next
     cheapest: b3 20 → 40 kW (a modification) and b4 8 kW (a new event), from interval 2;
     the district is back at 100 kW within two intervals."""
-    clock = VirtualClock(NOW)
-    broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
-    sites = specs(4)
-    async with Emulator(sites, broker, clock) as emu, grid(broker, clock) as g:
-        await emu.started()
-        agg = Aggregator(fleet(mosquitto, tmp_path, sites), clock)
-        stop = asyncio.Event()
-        task = asyncio.create_task(agg.run(stop))
-        try:
-            await advance(clock, lambda: bool(g.offers))
-            start = NOW + 2 * FIVE
-            await g.send(curtail("d-3", 100.0, start, n=5))
-            await advance(clock, lambda: "opt_in" in g.statuses("d-3"), virtual_s=60)
-            await advance(clock, lambda: clock.now() >= start + FIVE)
-            emu.sites["b1"].spec.delivery = 0.3
-            await advance(clock, lambda: bool(emu.sites["b4"].received), virtual_s=300)
-            assert _values(emu, "b1") == [[40.0] * 5]
-            assert _values(emu, "b3")[-1] == [20.0, 20.0, 40.0, 40.0, 40.0]
-            assert emu.sites["b3"].received[-1].modification == 1
-            assert _values(emu, "b4") == [[0.0, 0.0, 8.0, 8.0, 8.0]]
-            await advance(clock, lambda: "completed" in g.statuses("d-3"), virtual_s=3600)
-            delivered = [iv["delivered_kw"] for iv in g.reports[-1]["intervals"]]
-            assert delivered[0] >= 95.0 and delivered[1] < 95.0
-            assert all(d >= 95.0 for d in delivered[2:]), delivered
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
+    async with district(mosquitto, tmp_path, specs(4)) as d:
+        start = NOW + 2 * FIVE
+        await d.ask(curtail("d-3", 100.0, start, n=5), "d-3")
+        await advance(d.clock, lambda: d.clock.now() >= start + FIVE)
+        d.emu.sites["b1"].spec.delivery = 0.3
+        await advance(d.clock, lambda: bool(d.emu.sites["b4"].received), virtual_s=300)
+        assert d.values("b1") == [[40.0] * 5]
+        assert d.values("b3")[-1] == [20.0, 20.0, 40.0, 40.0, 40.0]
+        assert d.emu.sites["b3"].received[-1].modification == 1
+        assert d.values("b4") == [[0.0, 0.0, 8.0, 8.0, 8.0]]
+        await advance(d.clock, lambda: "completed" in d.grid.statuses("d-3"), virtual_s=3600)
+        delivered = [iv["delivered_kw"] for iv in d.grid.reports[-1]["intervals"]]
+        assert delivered[0] >= 95.0 and delivered[1] < 95.0
+        assert all(x >= 95.0 for x in delivered[2:]), delivered

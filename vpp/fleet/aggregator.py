@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from pathlib import Path
 
 import structlog
@@ -23,6 +22,7 @@ from vpp.fleet.config import FleetConfig
 from vpp.fleet.district import DistrictEvents
 from vpp.fleet.downlink import SiteLink
 from vpp.fleet.offer_sum import district_offer
+from vpp.fleet.period import every
 from vpp.fleet.store import FleetStore
 from vpp.grid.messages import Telemetry
 from vpp.mqtt_link import MqttLink
@@ -79,11 +79,7 @@ class Aggregator:
             self.events.handle(msg.payload)
 
     async def _tick(self) -> None:
-        period = self.fleet.telemetry_s
-        nxt = math.floor(self.clock.monotonic() / period) * period + period
-        while True:
-            await self.clock.sleep_until(nxt)
-            nxt += period
+        async for _ in every(self.clock, self.fleet.telemetry_s):
             try:
                 self._publish_telemetry()
                 self._publish_offer()

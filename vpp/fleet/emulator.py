@@ -21,6 +21,7 @@ import structlog
 
 from devices.clock import Clock
 from devices.mqtt_connect import MqttSettings, mqtt_client
+from vpp.fleet.period import every
 from vpp.grid.ledger import EventState, decide, opted_in, opted_out
 from vpp.grid.ledger import completed as completed_state
 from vpp.grid.messages import Event, Report, ReportInterval, Response, Telemetry
@@ -211,12 +212,7 @@ class EmulatedSite:
         return self.spec.baseline_kw - self.spec.delivery * self.asked_kw(now)
 
     async def _tick(self) -> None:
-        period = self.spec.telemetry_s
-        nxt = math.floor(self.clock.monotonic() / period) * period + period
-        while True:
-            await self.clock.sleep_until(nxt)
-            nxt += period
-            now = self.clock.now()
+        async for now in every(self.clock, self.spec.telemetry_s):
             # The period's mean: what it was asked up to now (a new interval begins at now).
             kw = round(self.import_kw(now - _JUST_BEFORE), 3)
             self._sample(now, kw)
