@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import timedelta
 from pathlib import Path
 
 from tests.conftest import Broker
 from tests.fleet.live import DISTRICT, FIVE, NOW, advance, curtail, district, specs
+from vpp.grid.offers import OfferRequest
 
 
 async def test_district_curtailment_is_split_by_cost_reported_and_settled(
@@ -93,3 +95,21 @@ async def test_malformed_district_event_is_rejected_like_a_site_does(
         assert all(not e.received for e in d.emu.sites.values())
         await d.ask(curtail("d-ok", 30.0, NOW + 2 * FIVE), "d-ok")
         assert g.statuses("d-ok") == ["received", "opt_in"]
+
+
+async def test_offers_are_refreshed_and_the_district_answers_offer_requests(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """Sites whose offers expire after 20 min are asked for fresh ones 5 min before (each
+    then has published two); an offer request to the district is answered with the sum of
+    the sites' offers, echoing its request_id."""
+    sites = specs(2, horizon=timedelta(minutes=20))
+    async with district(mosquitto, tmp_path, sites) as d:
+        await advance(d.clock, lambda: all(e.offers_sent >= 2 for e in d.emu.sites.values()))
+        assert d.clock.now() >= NOW + timedelta(minutes=15)
+        request = OfferRequest(request_id="grid-ask-1", ts=d.clock.now())
+        await d.grid.client.publish(f"vpp/{DISTRICT}/offer_requests", request.to_json(), qos=1)
+        await advance(d.clock, lambda: d.grid.offers[-1].get("request_id") == "grid-ask-1")
+        answer = d.grid.offers[-1]
+        assert answer["site_id"] == DISTRICT
+        assert answer["windows"][0]["curtail_kw"] == 80.0

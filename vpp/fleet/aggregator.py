@@ -4,14 +4,17 @@ reports and the district's offer out), the sites' link, the fleet book, the dist
 events and the store; runs until stopped.
 
 Every `telemetry_s` it publishes the district's telemetry (the sum of the member sites'
-latest import), its offer when a site's changed (vpp.fleet.offer_sum), and follows the live
-events (vpp.fleet.district.DistrictEvents.tick).
+latest import), its offer when a site's changed (vpp.fleet.offer_sum) or when the grid asks
+(`PREFIX/DISTRICT/offer_requests`, answered with its `request_id`), asks a site whose offer
+is missing or about to expire for a fresh one, and follows the live events
+(vpp.fleet.district.DistrictEvents.tick).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -25,11 +28,16 @@ from vpp.fleet.offer_sum import district_offer
 from vpp.fleet.period import every
 from vpp.fleet.store import FleetStore
 from vpp.grid.messages import Telemetry
+from vpp.grid.offers import OfferRequest
+from vpp.grid.parse import MessageError, parse_message
 from vpp.mqtt_link import MqttLink
 from vpp.outbox import Lane
 from vpp.store.store import Store
 
 log = structlog.get_logger(__name__)
+
+OFFER_REFRESH = timedelta(minutes=5)
+"""A site whose offer expires within this is asked for a fresh one (at most this often)."""
 
 
 class Aggregator:
@@ -42,12 +50,27 @@ class Aggregator:
         self._outbox_store = Store(fleet.store.with_suffix(".outbox.sqlite"))
         self.book = FleetBook([s.site_id for s in fleet.sites], fleet.broker.prefix)
         self.up = MqttLink(fleet.broker, fleet.district_id, clock, store=self._outbox_store)
-        self.down = SiteLink(fleet.broker, fleet.district_id, clock, self._on_site_message)
+        self.down = SiteLink(
+            fleet.broker,
+            fleet.district_id,
+            clock,
+            self._on_site_message,
+            extra_filters=(self.up.topics.offer_requests.name,),
+        )
+        self._asked: dict[str, datetime] = {}  # site id → when we last asked it for an offer
         self.events = DistrictEvents(
             fleet, clock, self.store, self.book, self.up, self.down, settlement
         )
 
     def _on_site_message(self, topic: str, payload: bytes) -> None:
+        if topic == self.up.topics.offer_requests.name:
+            try:
+                request = parse_message(OfferRequest, payload)
+            except MessageError as e:
+                log.warning("fleet_bad_offer_request", error=str(e)[:300])
+                return
+            self._publish_offer(request.request_id)
+            return
         msg = self.book.take(topic, payload, self.clock.now())
         if msg is not None:
             self.events.on_site_message(msg)
@@ -82,7 +105,10 @@ class Aggregator:
         async for _ in every(self.clock, self.fleet.telemetry_s):
             try:
                 self._publish_telemetry()
-                self._publish_offer()
+                if self.book.offers_changed:
+                    self.book.offers_changed = False
+                    self._publish_offer(None)
+                self._refresh_offers()
                 self.events.tick()
             except Exception:  # one bad tick never ends the aggregator
                 log.exception("fleet_tick_failed")
@@ -96,18 +122,28 @@ class Aggregator:
         )
         self.up.send_telemetry(t.payload())
 
-    def _publish_offer(self) -> None:
-        if not self.book.offers_changed:
-            return
-        self.book.offers_changed = False
+    def _publish_offer(self, request_id: str | None) -> None:
         offers = [s.offer for s in self.book.sites.values() if s.offer is not None]
-        offer = district_offer(self.fleet.district_id, offers, self.clock.now())
+        offer = district_offer(self.fleet.district_id, offers, self.clock.now(), request_id)
         if offer is None:
             return
         topic = self.up.topics.offers
         self.up.publish_nowait(
             topic.name, offer.to_json(), qos=topic.qos, retain=True, lane=Lane.LATEST
         )
+
+    def _refresh_offers(self) -> None:
+        """Ask each site whose offer is missing or expires within OFFER_REFRESH for a fresh
+        one, at most once per OFFER_REFRESH."""
+        now = self.clock.now()
+        for site_id, info in self.book.sites.items():
+            if info.offer is not None and info.offer.valid_until > now + OFFER_REFRESH:
+                continue
+            if now - self._asked.get(site_id, now - 2 * OFFER_REFRESH) < OFFER_REFRESH:
+                continue
+            self._asked[site_id] = now
+            rid = f"{self.fleet.district_id}-{int(now.timestamp())}"[:64]
+            self.down.request_offer(site_id, OfferRequest(request_id=rid, ts=now))
 
 
 async def run_until(

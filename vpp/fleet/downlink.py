@@ -37,6 +37,7 @@ class SiteLink:
         district_id: str,
         clock: Clock,
         on_message: Callable[[str, bytes], None],
+        extra_filters: tuple[str, ...] = (),
     ) -> None:
         self.broker = broker
         self.clock = clock
@@ -46,7 +47,7 @@ class SiteLink:
         self._on_message = on_message
         self.outbox = Outbox(clock)
         self.connected = asyncio.Event()
-        self.filters = [f"{broker.prefix}/+/{leaf}" for leaf in LEAVES]
+        self.filters = [f"{broker.prefix}/+/{leaf}" for leaf in LEAVES] + list(extra_filters)
 
     def send_event(self, site_id: str, event: Event) -> None:
         """Queue `event` for `PREFIX/SITE/events` (QoS 1)."""

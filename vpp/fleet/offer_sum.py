@@ -11,8 +11,11 @@ from datetime import datetime, timedelta
 from vpp.grid.offers import MAX_OFFER_WINDOWS, Offer, OfferWindow
 
 
-def district_offer(district_id: str, offers: list[Offer], now: datetime) -> Offer | None:
-    """The sum of `offers` still valid at `now`; None when there is none."""
+def district_offer(
+    district_id: str, offers: list[Offer], now: datetime, request_id: str | None = None
+) -> Offer | None:
+    """The sum of `offers` still valid at `now` (answering `request_id`, when one asked);
+    None when there is none."""
     live = [o for o in offers if o.valid_until > now]
     if not live:
         return None
@@ -35,7 +38,8 @@ def district_offer(district_id: str, offers: list[Offer], now: datetime) -> Offe
     ][:MAX_OFFER_WINDOWS]
     return Offer(
         site_id=district_id,
-        offer_id=f"{district_id}-{int(now.timestamp())}",
+        offer_id=f"{district_id}-{int(now.timestamp())}"[:64],
+        request_id=request_id,
         created=now,
         valid_until=min(o.valid_until for o in live),
         notice=max(o.notice for o in live),
