@@ -113,3 +113,35 @@ async def test_offers_are_refreshed_and_the_district_answers_offer_requests(
         answer = d.grid.offers[-1]
         assert answer["site_id"] == DISTRICT
         assert answer["windows"][0]["curtail_kw"] == 80.0
+
+
+async def test_district_modification_and_cancel_reach_the_sites(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """A higher modification (100 → 140 kW) is answered received, opt_in (140 expected) and
+    sent down as modifications (b3 20 → 40, b4 a new event of 20); a cancel is answered
+    `cancelled` and every site taking part gets a cancel, one modification higher."""
+    async with district(mosquitto, tmp_path, specs()) as d:
+        start = NOW + 3 * FIVE
+        await d.ask(curtail("d-5", 100.0, start, n=2), "d-5")
+        await advance(d.clock, lambda: bool(d.emu.sites["b3"].received))
+        await d.ask(curtail("d-5", 140.0, start, n=2, mod=1), "d-5")
+        assert d.grid.statuses("d-5") == ["received", "opt_in", "received", "opt_in"]
+        assert d.grid.responses[-1]["expected_kw"] == [140.0, 140.0]
+        await advance(d.clock, lambda: bool(d.emu.sites["b4"].received))
+        assert d.values("b3") == [[20.0, 20.0], [40.0, 40.0]]
+        assert d.values("b4") == [[20.0, 20.0]]
+        assert [e.modification for e in d.emu.sites["b3"].received] == [0, 1]
+
+        cancel = json.loads(curtail("d-5", 0.0, start, n=1, mod=2))
+        cancel["cancelled"] = True
+        await d.grid.send(json.dumps(cancel).encode())
+        await advance(d.clock, lambda: "cancelled" in d.grid.statuses("d-5"), virtual_s=60)
+        await advance(
+            d.clock, lambda: all(d.emu.sites[s].received[-1].cancelled for s in ("b1", "b4"))
+        )
+        for s in ("b1", "b2", "b3", "b4"):
+            last = d.emu.sites[s].received[-1]
+            assert last.cancelled, s
+        assert [e.modification for e in d.emu.sites["b3"].received] == [0, 1, 2]
+        assert not d.emu.sites["b5"].received

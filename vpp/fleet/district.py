@@ -54,6 +54,27 @@ class Downward(Protocol):
     def send_event(self, site_id: str, event: Event) -> None: ...
 
 
+def _carried_legs(prior: EventRun | None, starts: list[datetime]) -> dict[str, Leg]:
+    """The legs of a modified district event: each site's modification count, answer and
+    reference carried over (its next event message must be a higher modification); its
+    values too when the intervals are the same, else none yet (the new allocation sets
+    them from the current interval on)."""
+    if prior is None:
+        return {}
+    same = prior.starts == starts
+    return {
+        s: leg.model_copy(
+            update={
+                "failed": None,
+                "limit_kw": None,
+                "record": None,
+                "values": leg.values if same else [0.0] * len(starts),
+            }
+        )
+        for s, leg in prior.legs.items()
+    }
+
+
 class DistrictEvents:
     """The district's event handling; one instance per aggregator, on its event loop."""
 
@@ -120,10 +141,7 @@ class DistrictEvents:
             starts=[iv.start for iv in event.intervals],
             ends=[iv.end for iv in event.intervals],
             requested_kw=requested_kw(event, self.book),
-            legs={
-                s: leg.model_copy(update={"failed": None, "limit_kw": None})
-                for s, leg in (prior.legs.items() if prior else [])
-            },
+            legs=_carried_legs(prior, [iv.start for iv in event.intervals]),
             revision=prior.revision + 1 if prior else 0,
             test=event.test,
         )
