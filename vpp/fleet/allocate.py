@@ -106,18 +106,20 @@ class Allocation:
 def window_for(
     offer: Offer, start: datetime, end: datetime, *, in_event: bool = False
 ) -> OfferWindow | None:
-    """The offer's window for acting from `start` to `end`: one starting within the quarter
-    hour up to `start` and lasting at least `end − start`; the shortest, then the largest.
-    A site already acting (`in_event`; its newer offer starts after its notice) may use its
-    earliest window of that length."""
+    """The offer's window for acting from `start` to `end`: one lasting at least `end −
+    start` that starts within a quarter hour of `start` (windows start on quarter hours: an
+    event at 14:05 is served by 14:00's or, just after the notice, 14:15's); one starting
+    by `start` first, then the shortest, then the largest. A site already acting
+    (`in_event`; its newer offer starts after its notice) may use its earliest window of
+    that length."""
     long_enough = [w for w in offer.windows if w.duration >= end - start]
-    fits = [w for w in long_enough if start - QUARTER < w.start <= start]
+    fits = [w for w in long_enough if abs(w.start - start) < QUARTER]
     if not fits and in_event and long_enough:
         first = min(w.start for w in long_enough)
         fits = [w for w in long_enough if w.start == first]
     if not fits:
         return None
-    return min(fits, key=lambda w: (w.duration, -w.curtail_kw))
+    return min(fits, key=lambda w: (w.start > start, w.duration, -w.curtail_kw))
 
 
 @dataclass(frozen=True)

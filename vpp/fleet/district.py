@@ -250,8 +250,7 @@ class DistrictEvents:
             return
         mod = msg.payload.get("modification")
         if mod is None or mod == leg.modification:
-            leg.status = str(msg.payload["status"])
-            self.store.put_run(run)
+            leg.status = str(msg.payload["status"])  # stored as its response row
 
     # -- follow-up, reports, completion (every tick) ---------------------------------------
 

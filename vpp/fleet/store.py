@@ -52,6 +52,7 @@ class FleetStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # as the site's store: no fsync per row
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         for n in range(version, len(_MIGRATIONS)):
             self._db.execute("BEGIN")
@@ -94,11 +95,20 @@ class FleetStore:
         )
 
     def runs(self) -> dict[str, EventRun]:
-        """Every stored run, by event id."""
-        return {
+        """Every stored run, by event id, each leg with the site's latest answer to its
+        latest event message (answers are rows of their own: a run is not rewritten for
+        each of a thousand answers)."""
+        runs = {
             eid: EventRun.model_validate_json(text)
             for eid, text in self._db.execute("SELECT event_id, run FROM runs")
         }
+        for eid, site, mod, status in self._db.execute(
+            "SELECT event_id, site_id, modification, status FROM site_responses ORDER BY id"
+        ):
+            leg = runs[eid].legs.get(site) if eid in runs else None
+            if leg is not None and mod in (None, leg.modification):
+                leg.status = status
+        return runs
 
     def put_allocation(self, run: EventRun, now: datetime, why: str | None) -> None:
         """Record the run's current allocation (its revision) per site."""
