@@ -79,8 +79,9 @@ async def test_malformed_district_event_is_rejected_like_a_site_does(
     mosquitto: Broker, tmp_path: Path
 ) -> None:
     """A district event with a negative duration and one not JSON: each gets one `rejected`
-    naming the field (the same answer vpp.grid.parse gives a site); no site gets an event,
-    and the aggregator goes on to answer a valid one."""
+    naming the field (the same answer vpp.grid.parse gives a site); no site gets an event.
+    Malformed messages from the sites' side (an offer, telemetry, a response, an offer
+    request) are left out; the aggregator goes on to answer a valid event."""
     async with district(mosquitto, tmp_path, specs(2)) as d:
         g = d.grid
         bad = json.loads(curtail("d-bad", 50.0, NOW + FIVE))
@@ -93,6 +94,16 @@ async def test_malformed_district_event_is_rejected_like_a_site_does(
         assert first["errors"][0]["loc"] == "intervals[1].duration"
         assert second["status"] == "rejected" and second["event_id"] is None
         assert all(not e.received for e in d.emu.sites.values())
+        # Junk from the sites' side is logged and left out; the aggregator goes on.
+        for topic, junk in [
+            ("vpp/b1/offers", b'{"v": 1, "site_id": "b1"}'),
+            ("vpp/b1/telemetry", b"\xff\xfe"),
+            ("vpp/b2/responses", b'{"status": "opt_in"}'),
+            (f"vpp/{DISTRICT}/offer_requests", b"[]"),
+        ]:
+            await g.client.publish(topic, junk, qos=1)
+        await advance(d.clock, lambda: d.agg.book.bad_messages >= 3, virtual_s=30)
+        assert d.agg.book.sites["b1"].offer is not None  # the last good one is kept
         await d.ask(curtail("d-ok", 30.0, NOW + 2 * FIVE), "d-ok")
         assert g.statuses("d-ok") == ["received", "opt_in"]
 

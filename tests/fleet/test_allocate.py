@@ -112,3 +112,17 @@ def test_thousand_sites_solve_time() -> None:
     assert a.reason is None
     assert all(sum(v[k] for v in a.sites.values()) == pytest.approx(5000.0) for k in range(8))
     assert wall < 0.5
+
+
+def test_a_window_starting_just_after_the_event_serves_it() -> None:
+    """Offer windows start on quarter hours from the notice on: an offer made at 06:03
+    (first window 06:15) serves an event from 06:05 to 06:35 (its 06:15 + 30 min window);
+    one from 06:00 is more than a quarter hour before its first window."""
+    offer = make_offer(SiteSpec("s", capacity_kw=30.0, p90_share=1.0), NOW + timedelta(minutes=3))
+    c = Candidate(offer=offer)
+    five = timedelta(minutes=5)
+    ok = allocate([c], Request([RequestInterval(NOW + five, 6 * five, 10.0)], NOW + five / 2))
+    assert ok.sites == {"s": (10.0,)}
+    assert offer.windows[0].start == NOW + Q
+    early = allocate([c], Request([RequestInterval(NOW, 6 * five, 10.0)], NOW - five))
+    assert early.sites == {} and "no kW for that span" in early.excluded["s"]
