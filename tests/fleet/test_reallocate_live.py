@@ -16,7 +16,8 @@ async def test_opt_out_and_offline_site_are_reallocated_with_modifications(
 ) -> None:
     """100 kW over b1..b5 (40 kW each, costs 1..5). b2 opts out: from the next interval its
     40 kW go to b3 (a modification: 20 → 40) and b4 (a new event). In interval 2 b1's agent
-    goes offline: from interval 3 b4 takes 40 and b5 20 (a modification and a new event).
+    dies (the broker sends its last will): from interval 3 b4 takes 40 and b5 20 (a
+    modification and a new event).
     The district's report shows 100 kW delivered again in interval 3 (within two intervals
     of the failure); interval 2, in which b1 went away, is short."""
     sites = specs()
@@ -32,7 +33,7 @@ async def test_opt_out_and_offline_site_are_reallocated_with_modifications(
         assert d.values("b4") == [[20.0] * 6]
 
         await advance(d.clock, lambda: d.clock.now() >= start + 2 * FIVE + FIVE / 5)
-        await d.emu.take_offline("b1")
+        await d.emu.take_offline("b1", crash=True)  # its last will says offline
         await advance(d.clock, lambda: bool(d.emu.sites["b5"].received), virtual_s=120)
         assert d.values("b4")[-1] == [20.0, 20.0, 20.0, 40.0, 40.0, 40.0]
         assert d.emu.sites["b4"].received[-1].modification == 1

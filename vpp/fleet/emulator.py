@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -145,6 +146,22 @@ class EmulatedSite:
         if self._client is not None:
             with contextlib.suppress(aiomqtt.MqttError):
                 await self._publish(self.topics.status.name, b'{"online":false,"v":1}', retain=True)
+
+    def crash(self) -> None:
+        """Drop the connection as a killed agent does (no DISCONNECT): the broker publishes
+        the site's last will (offline, retained)."""
+        if self._client is not None:
+            sock = self._client._client.socket()  # paho's socket: aiomqtt has no abort
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def reap(self) -> None:
+        """Read the lost connection's error (aiomqtt keeps it in a future no one awaits
+        after a crash; unread, asyncio warns when it is collected)."""
+        fut = getattr(self._client, "_disconnected", None)
+        if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
+            fut.exception()
 
     async def _publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
@@ -296,9 +313,14 @@ class Emulator:
         """Wait until every site is connected and has published its offer."""
         await asyncio.gather(*(s.connected.wait() for s in self.sites.values()))
 
-    async def take_offline(self, site_id: str) -> None:
-        """The site's agent stops: status offline (retained), no more answers or telemetry."""
-        await self.sites[site_id].go_offline()
+    async def take_offline(self, site_id: str, *, crash: bool = False) -> None:
+        """The site's agent stops: status offline (retained; with `crash`, by the broker's
+        last will), no more answers or telemetry."""
+        if crash:
+            self.sites[site_id].crash()
+        else:
+            await self.sites[site_id].go_offline()
         task = self._tasks[site_id]
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        self.sites[site_id].reap()
