@@ -60,6 +60,7 @@ def test_version_is_the_agents() -> None:
         ("check",),
         ("schema",),
         ("status",),
+        ("aggregate",),
     ],
 )
 def test_h_is_help(command: tuple[str, ...]) -> None:
@@ -214,7 +215,7 @@ def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
 def test_schema_refuses_an_unknown_kind() -> None:
     r = vpp("schema", "tariff")
     assert r.returncode == 2
-    one_line_error(r, "tariff", "site", "scenario", "profile")
+    one_line_error(r, "tariff", "site", "scenario", "profile", "fleet")
 
 
 def test_replay_of_an_impossible_start_is_one_line(tmp_path: Path) -> None:

@@ -726,7 +726,8 @@ def aggregate(
     ),
     settlement: Path | None = typer.Option(
         None,
-        help="Write each event's settlement CSV here (default: DATA_DIR/settlement-EVENT.csv).",
+        help="Add each event's settlement to this CSV file (default: one file per event, "
+        "DATA_DIR/settlement-EVENT.csv).",
     ),
 ) -> None:
     """Run the district aggregator on the wall clock until SIGINT or SIGTERM: district events

@@ -321,8 +321,11 @@ class DistrictEvents:
             if any(leg.values) and leg.status != "opt_out":
                 self.rests[site_id] = run.ends[-1]
                 self.store.put_rest(site_id, run.ends[-1])
-        path = self.settlement or self.fleet.data_dir / f"settlement-{run.event_id}.csv"
-        self.csv_written.append(write_csv(path, run, rows))
+        if self.settlement is not None:  # one file for every event, in the order they end
+            self.csv_written.append(write_csv(self.settlement, run, rows, append=True))
+        else:
+            path = self.fleet.data_dir / f"settlement-{run.event_id}.csv"
+            self.csv_written.append(write_csv(path, run, rows))
 
     # -- storage and answers ----------------------------------------------------------------
 

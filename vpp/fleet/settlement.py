@@ -153,12 +153,15 @@ def district_report(run: EventRun, district_rows: list[Row], program: str | None
     }
 
 
-def write_csv(path: Path, run: EventRun, rows: list[Row]) -> Path:
-    """The settlement of `run` as CSV (one line per interval and site, the district last)."""
+def write_csv(path: Path, run: EventRun, rows: list[Row], *, append: bool = False) -> Path:
+    """The settlement of `run` as CSV (one line per interval and site, the district last);
+    with `append`, added to the file's lines (the header written once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    header = not (append and path.exists() and path.stat().st_size > 0)
+    with path.open("a" if append else "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
+        if header:
+            w.writerow(CSV_COLUMNS)
         for r in rows:
             w.writerow(
                 [
