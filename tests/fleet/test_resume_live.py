@@ -9,10 +9,12 @@ from pathlib import Path
 
 from devices.clock import VirtualClock
 from tests.conftest import Broker
-from tests.fleet.live import FIVE, NOW, advance, curtail, fleet, grid, settle, specs
+from tests.fleet.live import FIVE, NOW, advance, curtail, district, fleet, grid, settle, specs
 from vpp.fleet.aggregator import Aggregator
 from vpp.fleet.emulator import Emulator
 from vpp.fleet.store import FleetStore
+from vpp.grid.ledger import EventState
+from vpp.grid.parse import Rejection, parse_event
 from vpp.site import BrokerConfig
 
 
@@ -57,3 +59,21 @@ async def test_killed_aggregator_resumes_on_its_store(mosquitto: Broker, tmp_pat
         finally:
             stop.set()
             await asyncio.wait_for(second, 10)
+
+
+async def test_event_received_before_a_kill_is_planned_on_restart(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """The store holds a district event answered `received` and nothing more (killed before
+    it was allocated): the restarted aggregator allocates it once the sites' offers are in
+    and answers `opt_in` only (no second `received`)."""
+    event = parse_event(curtail("d-6", 60.0, NOW + 2 * FIVE), NOW)
+    assert not isinstance(event, Rejection)
+    store = FleetStore(tmp_path / "district.sqlite")
+    store.put_event(EventState(event, "received"))
+    store.close()
+    async with district(mosquitto, tmp_path, specs(3)) as d:
+        await advance(d.clock, lambda: "opt_in" in d.grid.statuses("d-6"), virtual_s=60)
+        assert d.grid.statuses("d-6") == ["opt_in"]
+        await advance(d.clock, lambda: bool(d.emu.sites["b2"].received))
+        assert d.values("b1") == [[40.0] * 4] and d.values("b2") == [[20.0] * 4]

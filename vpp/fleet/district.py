@@ -255,8 +255,16 @@ class DistrictEvents:
     # -- follow-up, reports, completion (every tick) ---------------------------------------
 
     def tick(self) -> None:
-        """Follow every live run: re-allocate what fails, report ended intervals, complete."""
+        """Plan what a kill left unplanned; follow every live run: re-allocate what fails,
+        report ended intervals, complete."""
         now = self.clock.now()
+        if any(s.offer is not None for s in self.book.sites.values()):
+            for state in list(self.states.values()):
+                # `received` stored, killed before the answer: plan it now (once the sites'
+                # offers are in again), the grid gets its opt_in or opt_out.
+                if state.status == "received" and now < state.event.end:
+                    log.info("fleet_event_resumed", event_id=state.event_id)
+                    self._plan(state, now)
         for run in list(self.runs.values()):
             if run.done:
                 continue
