@@ -259,12 +259,12 @@ class DistrictEvents:
         report ended intervals, complete."""
         now = self.clock.now()
         if any(s.offer is not None for s in self.book.sites.values()):
-            for state in list(self.states.values()):
+            for unplanned in list(self.states.values()):
                 # `received` stored, killed before the answer: plan it now (once the sites'
                 # offers are in again), the grid gets its opt_in or opt_out.
-                if state.status == "received" and now < state.event.end:
-                    log.info("fleet_event_resumed", event_id=state.event_id)
-                    self._plan(state, now)
+                if unplanned.status == "received" and now < unplanned.event.end:
+                    log.info("fleet_event_resumed", event_id=unplanned.event_id)
+                    self._plan(unplanned, now)
         for run in list(self.runs.values()):
             if run.done:
                 continue
