@@ -47,8 +47,9 @@ class AllocationOptions(_Strict):
     shortfall_ratio: Fraction = 0.9
     """A site delivering less than this share of its allocation over a control period is
     short: its shortfall is re-allocated."""
-    control_period_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
-    """How long a site may stay short (or offline) before its part is re-allocated (s)."""
+    control_period_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    """How long a site may stay short before its part is re-allocated (s): a building's
+    closed loop needs a minute or two to bring its import down."""
 
 
 class FleetConfig(_Strict):

@@ -242,6 +242,7 @@ class DistrictEvents:
         if msg.leaf == "reports":
             if isinstance(event_id, str):
                 self.store.put_site_report(msg.site_id, event_id, msg.payload)
+                self._reference_from(msg, event_id)
             return
         self.store.put_site_response(msg.site_id, msg.payload)
         run = self.runs.get(event_id) if isinstance(event_id, str) else None
@@ -251,6 +252,18 @@ class DistrictEvents:
         mod = msg.payload.get("modification")
         if mod is None or mod == leg.modification:
             leg.status = str(msg.payload["status"])  # stored as its response row
+
+    def _reference_from(self, msg: SiteMessage, event_id: str) -> None:
+        """A site's report: its last interval's baseline is what its telemetry is measured
+        against from now on."""
+        run = self.runs.get(event_id)
+        leg = run.legs.get(msg.site_id) if run is not None else None
+        intervals = msg.payload.get("intervals") or []
+        base = intervals[-1].get("baseline_kw") if intervals else None
+        if run is None or leg is None or not isinstance(base, float | int):
+            return
+        leg.reference_kw, leg.reported_baseline = float(base), True
+        self.store.put_run(run)
 
     # -- follow-up, reports, completion (every tick) ---------------------------------------
 

@@ -1,12 +1,15 @@
 """Real-time follow-up of a district event: which sites no longer carry their part.
 
 A site fails when it answered `opt_out` or `rejected`, when its agent is offline (retained
-status or last will), or when it is short: over the last control period its delivery
-(its import before the event − its import now, from telemetry) stayed below
-`shortfall_ratio` of what it was asked. Pure: the run, the book and the time in; per failing
-site the reason and what the next allocation may count on: nothing (limit 0) from a site
-that opted out or went away; from one that falls behind, each kW asked at the share it
-delivers (its measured record), so that others are asked the rest.
+status or last will), or when it is short: over the last control period its delivery (the
+baseline of the last interval it reported − its import now, from telemetry) stayed below
+`shortfall_ratio` of what it was asked. A site is judged short only once it has reported an
+interval: its import before the event is no baseline (a battery discharging then).
+
+Pure: the run, the book and the time in; per failing site the reason and what the next
+allocation may count on: nothing (limit 0) from a site that opted out or went away; from one
+that falls behind, each kW asked at the share it delivers (its measured record), so that
+others are asked the rest.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def _short(
     run: EventRun, leg: Leg, book: FleetBook, now: datetime, options: AllocationOptions
 ) -> float | None:
     """Delivered ÷ asked (0–1) when the site stayed short over the last control period."""
-    if leg.status != "opt_in" or leg.reference_kw is None:
+    if leg.status != "opt_in" or leg.reference_kw is None or not leg.reported_baseline:
         return None
     since = now - timedelta(seconds=options.control_period_s)
     k_since, k_now = run.interval_at(since), run.interval_at(now)

@@ -29,7 +29,12 @@ class Leg(BaseModel):
     """Delivered ÷ asked as measured in this event, once it fell behind: what the next
     re-allocation counts on of each kW asked of it."""
     reference_kw: float | None = None
-    """Its import before the event (kW): the telemetry's delivery estimate until its report."""
+    """What its telemetry is measured against (kW): its import before the event, then the
+    baseline of the last interval it reported."""
+    reported_baseline: bool = False
+    """`reference_kw` is a baseline from its own report (only then is it judged short on
+    its telemetry: an import before the event is no baseline, its battery may have been
+    discharging then)."""
 
     def asked(self, k: int) -> float:
         """kW asked in interval `k`."""

@@ -1,5 +1,6 @@
 """Settlement of a district event, per interval, per site and for the district: baseline
-(the site's report's `baseline_kw`; until it reports, its import before the event),
+(the site's report's `baseline_kw`; until it reports, its last reported baseline or its
+import before the event),
 delivered (its report's `delivered_kw`; until then, from its telemetry, counted only for
 the part of the interval its telemetry covers), allocated and
 shortfall (allocated − delivered, at least 0). The district's rows are the sums, with the
