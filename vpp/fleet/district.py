@@ -111,10 +111,16 @@ class DistrictEvents:
         if isinstance(parsed, Rejection):
             self._answer(parsed.response)
             return
+        before = self.states.get(parsed.event_id)
         try:
             self._handle(parsed, now)
         except Exception as exc:  # a fault of ours: the grid learns, the aggregator goes on
             log.exception("fleet_event_failed", event_id=parsed.event_id)
+            # Not carried out: the event's state as it was, so that the grid may send it again.
+            if before is not None:
+                self._put_state(before)
+            elif self.states.pop(parsed.event_id, None) is not None:
+                self.store.drop_event(parsed.event_id)
             self._answer(failed_handling(parsed, exc, now).response)
 
     def _handle(self, event: Event, now: datetime) -> None:

@@ -79,6 +79,10 @@ class FleetStore:
             (state.event_id, json.dumps(state.to_record())),
         )
 
+    def drop_event(self, event_id: str) -> None:
+        """Forget a district event (one that could not be handled)."""
+        self._db.execute("DELETE FROM district_events WHERE event_id = ?", (event_id,))
+
     def events(self) -> dict[str, EventState]:
         """Every stored district event's state, by event id."""
         return {
