@@ -60,6 +60,7 @@ def test_version_is_the_agents() -> None:
         ("check",),
         ("schema",),
         ("status",),
+        ("aggregate",),
     ],
 )
 def test_h_is_help(command: tuple[str, ...]) -> None:
@@ -192,7 +193,7 @@ def test_check_refuses_what_is_no_config_file(tmp_path: Path) -> None:
     assert "none.yaml: cannot read" in errors[2]
 
 
-@pytest.mark.parametrize("kind", ["site", "scenario", "profile"])
+@pytest.mark.parametrize("kind", ["site", "scenario", "profile", "fleet"])
 def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
     r = vpp("schema", kind)
     assert r.returncode == 0, r.stderr
@@ -202,7 +203,9 @@ def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
         f"{path} is stale: run vpp schema {kind} > {path.relative_to(ROOT)}"
     )
     doc = json.loads(r.stdout)
-    required = {"site": "site_id", "scenario": "duration", "profile": None}[kind]
+    required = {"site": "site_id", "scenario": "duration", "profile": None, "fleet": "district_id"}[
+        kind
+    ]
     if required:
         assert required in doc["required"]
     else:
@@ -212,7 +215,7 @@ def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
 def test_schema_refuses_an_unknown_kind() -> None:
     r = vpp("schema", "tariff")
     assert r.returncode == 2
-    one_line_error(r, "tariff", "site", "scenario", "profile")
+    one_line_error(r, "tariff", "site", "scenario", "profile", "fleet")
 
 
 def test_replay_of_an_impossible_start_is_one_line(tmp_path: Path) -> None:

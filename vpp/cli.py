@@ -1,4 +1,5 @@
-"""The `vpp` command line: sim, run, event, status, replay, demo, check, schema, version."""
+"""The `vpp` command line: sim, run, event, status, aggregate, replay, demo, check, schema,
+version."""
 
 from __future__ import annotations
 
@@ -718,10 +719,34 @@ def check(
 
 
 @app.command()
-def schema(
-    kind: ConfigFile = typer.Argument(..., help="Which file: site, scenario or profile."),
+def aggregate(
+    fleet_file: Path = typer.Argument(..., help="The fleet file (YAML): district, sites."),
+    broker: str | None = typer.Option(
+        None, help="mqtt://[USER@]HOST:PORT or mqtts://...; overrides the fleet file's broker."
+    ),
+    settlement: Path | None = typer.Option(
+        None,
+        help="Add each event's settlement to this CSV file (default: one file per event, "
+        "DATA_DIR/settlement-EVENT.csv).",
+    ),
 ) -> None:
-    """Print the JSON Schema of a site file, a scenario or a device profile (the same as
+    """Run the district aggregator on the wall clock until SIGINT or SIGTERM: district events
+    split over the sites' offers, followed, reported and settled (docs/fleet.md)."""
+    from vpp.fleet.command import Refused, aggregator_for
+
+    try:
+        agg = aggregator_for(fleet_file, broker, settlement)
+    except Refused as e:
+        typer.echo(f"error: {e}".replace("\n", "\nerror: "), err=True)
+        raise typer.Exit(2) from e
+    asyncio.run(_until_signalled(agg.run, asyncio.Event()))
+
+
+@app.command()
+def schema(
+    kind: ConfigFile = typer.Argument(..., help="Which file: site, scenario, profile or fleet."),
+) -> None:
+    """Print the JSON Schema of a site file, a scenario, a device profile or a fleet file (as
     docs/schemas/KIND.schema.json)."""
     from vpp.file_schemas import schema_text
 

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
-ConfigFile = Literal["site", "scenario", "profile"]
+ConfigFile = Literal["site", "scenario", "profile", "fleet"]
 
 
 def _site() -> dict[str, Any]:
@@ -36,10 +36,17 @@ def _profile() -> dict[str, Any]:
     return schema
 
 
+def _fleet() -> dict[str, Any]:
+    from vpp.fleet.config import FleetConfig
+
+    return FleetConfig.model_json_schema()
+
+
 _MODELS: dict[str, Callable[[], dict[str, Any]]] = {
     "site": _site,
     "scenario": _scenario,
     "profile": _profile,
+    "fleet": _fleet,
 }
 
 

@@ -1,0 +1,129 @@
+"""The aggregator's side of the sites' contract: one MQTT connection that reads every member
+site's offers, status, telemetry, responses and reports (five wildcard subscriptions) and
+publishes their events (QoS 1): in order per site, all sites at once (a fan-out to 1 000
+sites must not wait for 1 000 acknowledgements in a row), kept across reconnects.
+
+A persistent session (fixed client id, clean_session=False): the sites' answers and reports
+sent while the aggregator is away wait at the broker for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+
+import aiomqtt
+import structlog
+
+from devices.cancel import cancellable
+from devices.clock import Clock
+from devices.mqtt_connect import mqtt_client, tls_context
+from vpp.broker import connection
+from vpp.fleet.book import LEAVES
+from vpp.grid.messages import Event
+from vpp.grid.offers import OfferRequest
+from vpp.grid.topics import SiteTopics
+from vpp.outbox import Outgoing
+from vpp.site import BrokerConfig
+
+log = structlog.get_logger(__name__)
+
+
+class SiteLink:
+    """Reads the sites' topics into `on_message(topic, payload)`; sends them events."""
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        district_id: str,
+        clock: Clock,
+        on_message: Callable[[str, bytes], None],
+        extra_filters: tuple[str, ...] = (),
+    ) -> None:
+        self.broker = broker
+        self.clock = clock
+        self.client_id = f"vpp-aggr-{district_id}-sites"
+        self.settings = connection(broker, self.client_id)
+        self._tls = tls_context(self.settings)
+        self._on_message = on_message
+        self._pending: dict[str, deque[Outgoing]] = {}  # topic → messages, in order
+        self._busy: set[str] = set()  # topics being sent now
+        self._changed = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.connected = asyncio.Event()
+        self.filters = [f"{broker.prefix}/+/{leaf}" for leaf in LEAVES] + list(extra_filters)
+
+    def send_event(self, site_id: str, event: Event) -> None:
+        """Queue `event` for `PREFIX/SITE/events` (QoS 1)."""
+        topic = SiteTopics(self.broker.prefix, site_id).events
+        self._put(Outgoing(topic.name, event.to_json(), topic.qos, False))
+
+    def _put(self, item: Outgoing) -> None:
+        self._pending.setdefault(item.topic, deque()).append(item)
+        self._idle.clear()
+        self._changed.set()
+
+    def request_offer(self, site_id: str, request: OfferRequest) -> None:
+        """Queue an offer request for `PREFIX/SITE/offer_requests` (QoS 1)."""
+        topic = SiteTopics(self.broker.prefix, site_id).offer_requests
+        self._put(Outgoing(topic.name, request.to_json(), topic.qos, False))
+
+    async def run(self) -> None:
+        """Connect, subscribe, serve, reconnect (within 2 s on the clock) until cancelled."""
+        while True:
+            try:
+                async with mqtt_client(
+                    self.settings, context=self._tls, clean_session=False, timeout=10
+                ) as client:
+                    async with self.clock.hold():
+                        for f in self.filters:
+                            await cancellable(client.subscribe(f, qos=1))
+                    self.connected.set()
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._read(client))
+                        tg.create_task(self._write(client))
+            except* aiomqtt.MqttError as eg:
+                self.connected.clear()
+                self._busy.clear()
+                log.warning("fleet_sites_link_lost", error=str(eg.exceptions[0]))
+                await self.clock.sleep(1.0)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for m in client.messages:
+            data = m.payload if isinstance(m.payload, bytes) else str(m.payload or "").encode()
+            try:
+                self._on_message(str(m.topic), data)
+            except Exception:  # one message never ends the aggregator
+                log.exception("fleet_site_message_failed", topic=str(m.topic))
+
+    async def _write(self, client: aiomqtt.Client) -> None:
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                await self._changed.wait()
+                self._changed.clear()
+                for topic, queue in self._pending.items():
+                    if queue and topic not in self._busy:
+                        self._busy.add(topic)
+                        tg.create_task(self._send_topic(client, topic, queue))
+
+    async def _send_topic(self, client: aiomqtt.Client, topic: str, queue: deque[Outgoing]) -> None:
+        """Send one site's queued messages in order; each leaves the queue once the broker
+        has acknowledged it (a lost connection leaves it first in line)."""
+        try:
+            while queue:
+                item = queue[0]
+                async with self.clock.hold():
+                    await cancellable(client.publish(item.topic, item.payload, qos=item.qos))
+                queue.popleft()
+        finally:
+            self._busy.discard(topic)
+            if not any(self._pending.values()):
+                self._idle.set()
+
+    async def drain(self, wall_timeout_s: float = 5.0) -> None:
+        """Wait (wall time, bounded) until the broker has every queued event."""
+        if self.connected.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), wall_timeout_s)
