@@ -103,6 +103,7 @@ class Watcher:
     responses: list[dict[str, Any]] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
     telemetry: list[dict[str, Any]] = field(default_factory=list)
+    offers: list[dict[str, Any]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def listen(self) -> None:
@@ -117,12 +118,21 @@ class Watcher:
                 self.reports.append(msg)
             elif topic.endswith("/telemetry"):
                 self.telemetry.append(msg)
+            elif topic.endswith("/offers"):
+                self.offers.append(msg)
             self.changed.set()
 
     async def send(self, data: bytes) -> None:
         """Publish raw bytes on the site's events topic (QoS 1); the virtual clock holds
         until the agent has received them."""
         topic = f"{self.prefix}/events"
+        self.clock.expect(message_key(topic, data))
+        await self.client.publish(topic, data, qos=1)
+
+    async def request_offer(self, data: bytes) -> None:
+        """Publish raw bytes on the site's offer requests topic (QoS 1); the virtual clock
+        holds until the agent has received them."""
+        topic = f"{self.prefix}/offer_requests"
         self.clock.expect(message_key(topic, data))
         await self.client.publish(topic, data, qos=1)
 
@@ -145,7 +155,7 @@ async def watcher(broker: BrokerConfig, clock: Clock) -> AsyncIterator[Watcher]:
         broker.host, broker.port, identifier="grid-live-watcher", socket_options=NODELAY
     )
     async with client:
-        for sub in ("responses", "reports", "telemetry"):
+        for sub in ("responses", "reports", "telemetry", "offers"):
             await client.subscribe(f"vpp/{SITE_ID}/{sub}", qos=1)
         w = Watcher(client, clock)
         task = asyncio.create_task(w.listen())
