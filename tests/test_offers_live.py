@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 import structlog
 
 from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW, event_dict, interval, payload
-from tests.grid.live import advance_until, agent_for, sim_for, small_site, watcher
+from tests.grid.live import Watcher, advance_until, agent_for, sim_for, small_site, watcher
 from vpp.grid.offers import OFFER_DURATIONS
 from vpp.grid.schemas import DEFAULT_DIR
+from vpp.grid.types import parse_duration
 from vpp.site import BrokerConfig
+from vpp.store.store import Store
 
 OFFER_SCHEMA = json.loads((DEFAULT_DIR / "offer.json").read_text())
 
@@ -41,11 +43,11 @@ async def test_offer_after_the_first_plan_and_on_request(mosquitto: Broker, tmp_
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
         try:
-            t0 = time.perf_counter()
             await advance_until(clock, lambda: len(grid.offers) >= 1)
             first = grid.offers[0]
+            # Bounded work: a free plan, then at most 1 + refine + 1 solves per window.
             stats = dr.offers.maker.last_stats
-            print(f"offer: {stats} in {time.perf_counter() - t0:.1f} s wall")
+            assert stats.windows == 20 and 20 * 2 <= stats.solves <= 1 + 20 * 4
             _valid(first)
             assert first["site_id"] == site.id and first["request_id"] is None
             assert dr.plans >= 1
@@ -92,3 +94,89 @@ async def test_offer_after_the_first_plan_and_on_request(mosquitto: Broker, tmp_
         finally:
             stop.set()
             await asyncio.wait_for(run, 20)
+
+
+def _window(offer: dict[str, Any], duration: str) -> dict[str, Any]:
+    return next(w for w in offer["windows"] if w["duration"] == duration)
+
+
+def _quarters(start: str, n: int, kw: float) -> list[dict[str, Any]]:
+    t0 = datetime.fromisoformat(start)
+    return [interval((t0 + timedelta(minutes=15 * k)).isoformat(), "PT15M", kw) for k in range(n)]
+
+
+async def _ask(
+    grid: Watcher, clock: VirtualClock, event_id: str, window: dict[str, Any], kw: float
+) -> list[str]:
+    """Send a curtailment of `kw` over exactly `window` (15-min intervals); wait for the
+    answer and, if opted in, the event's end: the statuses answered."""
+    n = int(parse_duration(window["duration"]) / timedelta(minutes=15))
+    await grid.send(
+        payload(event_dict(event_id=event_id, intervals=_quarters(window["start"], n, kw)))
+    )
+    await advance_until(clock, lambda: len(grid.statuses(event_id)) >= 2)
+    if "opt_in" in grid.statuses(event_id):
+        end = datetime.fromisoformat(window["start"]) + parse_duration(window["duration"])
+        await clock.sleep((end - clock.now()).total_seconds() + 30)
+        await advance_until(clock, lambda: "completed" in grid.statuses(event_id))
+    return grid.statuses(event_id)
+
+
+def _delivered(grid: Watcher, store: Store, event_id: str) -> list[tuple[float, float]]:
+    """Per interval of the event's final report: (delivered by the report, delivered against
+    the control baseline the agent kept, both against the meter's interval mean)."""
+    _, control = store.baseline(event_id)
+    final = [r for r in grid.reports if r["event_id"] == event_id]
+    out = []
+    for iv in final[-1]["intervals"]:
+        assert iv["baseline_kw"] - iv["actual_kw"] == pytest.approx(iv["delivered_kw"], abs=0.01)
+        base = control[datetime.fromisoformat(iv["start"])]
+        out.append((iv["delivered_kw"], base - iv["actual_kw"]))
+    return out
+
+
+async def test_the_offer_is_delivered_when_asked_exactly_that(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """The first 30-min window of the first offer, asked at its `curtail_kw_p90`: the site
+    opts in and delivers at least 95 % of it in every 15-min interval, by its report and
+    against its control baseline (both on the meter). Then, from a fresh offer, half as
+    much again as a 30-min window's `curtail_kw`: opted out, or short of it."""
+    clock = VirtualClock(NOW, max_hold_wall_s=30.0)
+    broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
+    site = small_site()
+    sim = sim_for(site, clock, broker)
+    async with sim, watcher(broker, clock) as grid:
+        agent, _ = agent_for(site, sim, clock, broker, tmp_path / "site.sqlite")
+        stop = asyncio.Event()
+        run = asyncio.create_task(agent.run(stop))
+        try:
+            await advance_until(clock, lambda: len(grid.offers) >= 1)
+            window = _window(grid.offers[0], "PT30M")
+            ask = window["curtail_kw_p90"]
+            assert ask > 50  # the battery and the loads, not a token
+            assert await _ask(grid, clock, "as-offered", window, ask) == [
+                "received", "opt_in", "completed"
+            ]  # fmt: skip
+            delivered = _delivered(grid, agent.store, "as-offered")
+            assert len(delivered) == 2
+            for by_report, by_control in delivered:
+                assert by_report >= 0.95 * ask and by_control >= 0.95 * ask, (ask, delivered)
+
+            # Half as much again as a fresh offer's 30-min window holds.
+            n = len(grid.offers)
+            await grid.request_offer(payload({"v": 1, "request_id": "rq-over", "ts": _iso(clock)}))
+            await advance_until(clock, lambda: len(grid.offers) > n, virtual_s=10)
+            fresh = _window(grid.offers[-1], "PT30M")
+            over = round(1.5 * fresh["curtail_kw"], 1)
+            assert over > 50
+            if "opt_out" not in await _ask(grid, clock, "over", fresh, over):
+                short = _delivered(grid, agent.store, "over")
+                assert min(min(d) for d in short) < 0.95 * over, (over, short)
+        finally:
+            stop.set()
+            await asyncio.wait_for(run, 20)
+
+
+def _iso(clock: VirtualClock) -> str:
+    return clock.now().isoformat()
