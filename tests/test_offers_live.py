@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 import structlog
 
@@ -18,6 +19,7 @@ from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW, event_dict, interval, payload
 from tests.grid.live import Watcher, advance_until, agent_for, sim_for, small_site, watcher
+from vpp.dr.delivery_record import confidence_factor
 from vpp.grid.offers import OFFER_DURATIONS
 from vpp.grid.schemas import DEFAULT_DIR
 from vpp.grid.types import parse_duration
@@ -168,6 +170,14 @@ async def test_the_offer_is_delivered_when_asked_exactly_that(
             await grid.request_offer(payload({"v": 1, "request_id": "rq-over", "ts": _iso(clock)}))
             await advance_until(clock, lambda: len(grid.offers) > n, virtual_s=10)
             fresh = _window(grid.offers[-1], "PT30M")
+            # The delivery record now has the event: its 10th percentile scales the p90.
+            factor = confidence_factor(agent.store)
+            ratios = [
+                d[0] / e for d, e in zip(delivered, _expected(grid, "as-offered"), strict=True)
+            ]
+            assert factor == pytest.approx(min(1.0, float(np.quantile(ratios, 0.1))), abs=1e-3)
+            for w in grid.offers[-1]["windows"]:
+                assert w["curtail_kw_p90"] == pytest.approx(round(w["curtail_kw"] * factor, 1))
             over = round(1.5 * fresh["curtail_kw"], 1)
             assert over > 50
             if "opt_out" not in await _ask(grid, clock, "over", fresh, over):
@@ -176,6 +186,14 @@ async def test_the_offer_is_delivered_when_asked_exactly_that(
         finally:
             stop.set()
             await asyncio.wait_for(run, 20)
+
+
+def _expected(grid: Watcher, event_id: str) -> list[float]:
+    return next(
+        r["expected_kw"]
+        for r in grid.responses
+        if r["status"] == "opt_in" and r["event_id"] == event_id
+    )
 
 
 def _iso(clock: VirtualClock) -> str:
