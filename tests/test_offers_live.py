@@ -18,12 +18,20 @@ import structlog
 from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW, event_dict, interval, payload
-from tests.grid.live import Watcher, advance_until, agent_for, sim_for, small_site, watcher
+from tests.grid.live import (
+    Watcher,
+    advance_until,
+    agent_for,
+    sim_for,
+    small_site,
+    small_site_data,
+    watcher,
+)
 from vpp.dr.delivery_record import confidence_factor
 from vpp.grid.offers import OFFER_DURATIONS
 from vpp.grid.schemas import DEFAULT_DIR
 from vpp.grid.types import parse_duration
-from vpp.site import BrokerConfig
+from vpp.site import BrokerConfig, parse_site
 from vpp.store.store import Store
 
 OFFER_SCHEMA = json.loads((DEFAULT_DIR / "offer.json").read_text())
@@ -40,7 +48,7 @@ async def test_offer_after_the_first_plan_and_on_request(mosquitto: Broker, tmp_
     site = small_site()
     sim = sim_for(site, clock, broker)
     async with sim, watcher(broker, clock) as grid:
-        agent, dr = agent_for(site, sim, clock, broker, tmp_path / "site.sqlite")
+        agent, dr = agent_for(site, sim, clock, broker, tmp_path / "site.sqlite", offers=True)
         assert dr.offers is not None
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
@@ -146,10 +154,12 @@ async def test_the_offer_is_delivered_when_asked_exactly_that(
     much again as a 30-min window's `curtail_kw`: opted out, or short of it."""
     clock = VirtualClock(NOW, max_hold_wall_s=30.0)
     broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
-    site = small_site()
+    data = small_site_data()
+    data["grid"] = {"offers": {"horizon_h": 1}}  # one start: 5 windows, the test's time
+    site = parse_site(data, tmp_path / "site.yaml")
     sim = sim_for(site, clock, broker)
     async with sim, watcher(broker, clock) as grid:
-        agent, _ = agent_for(site, sim, clock, broker, tmp_path / "site.sqlite")
+        agent, _ = agent_for(site, sim, clock, broker, tmp_path / "site.sqlite", offers=True)
         stop = asyncio.Event()
         run = asyncio.create_task(agent.run(stop))
         try:

@@ -173,9 +173,17 @@ def sim_for(site: Site, clock: Clock, broker: BrokerConfig) -> SimulatedSite:
 
 
 def agent_for(
-    site: Site, sim: SimulatedSite, clock: Clock, broker: BrokerConfig, store: Path
+    site: Site,
+    sim: SimulatedSite,
+    clock: Clock,
+    broker: BrokerConfig,
+    store: Path,
+    *,
+    offers: bool = False,
 ) -> tuple[Agent, DrController]:
-    """The real agent and its DrController (optimiser strategy) on the started `sim`."""
+    """The real agent and its DrController (optimiser strategy) on the started `sim`; with
+    `offers`, its flexibility offers (off by default: about 60 solves a plan period that
+    the tests of events do not need)."""
     live = rebind(site, sim.endpoints())
     base = BaseLoadParams.model_validate(live.config.sim.base_load)
     agent = site_agent(
@@ -185,6 +193,7 @@ def agent_for(
         store_path=store,
         client_id="grid-live-agent",
         forecast=TwinForecast(live, environment(live), base),
+        offers=offers,
     )
     assert isinstance(agent.controller, DrController)
     return agent, agent.controller

@@ -73,6 +73,7 @@ class DrController:
         cycle_idle: Callable[[], Awaitable[None]],
         strategy: Strategy,
         solve_in_thread: bool | None = None,
+        offers: bool = True,
     ) -> None:
         self.site = site
         self.clock = clock
@@ -112,7 +113,7 @@ class DrController:
         self.plans = 0
         self.solve_s_total = 0.0
         """Seconds the solver took over every plan since start (the schedules' solve time)."""
-        self.offers = self._offer_service(forecast)
+        self.offers = self._offer_service(forecast) if offers else None
         """Flexibility offers (None: turned off, no link carries them, or no plans)."""
         for state in self.events.resumable():
             log.info("event_resumed", event_id=state.event_id, status=state.status)
@@ -134,6 +135,7 @@ class DrController:
             return None
         maker = OfferMaker(
             self.site,
+            self.clock,
             forecast,
             run_solve=self.run_solve,
             baseline=lambda event, free: self.reporter.baseline_profile(event, free)[0],

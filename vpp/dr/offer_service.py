@@ -80,10 +80,14 @@ class OfferService:
             requests, self._requests = self._requests, []
             periodic, self._period_due = self._period_due, False
             inputs = self._inputs()
-            if inputs is None:
-                continue  # nothing read yet: the first plan period publishes
+            if inputs is None:  # nothing read yet: answered after the first plan
+                self._requests = requests + self._requests
+                self._period_due = self._period_due or periodic
+                continue
             try:
-                windows = await self.maker.windows(inputs)
+                # Simulated time stands still while the offer is made (its solves yield).
+                async with self.clock.hold():
+                    windows = await self.maker.windows(inputs)
             except Exception:  # no offer this time; the next period (or request) tries again
                 log.exception("offer_failed")
                 continue

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 import structlog
 
+from devices.clock import Clock
 from optimiser import Schedule
 from vpp.control.types import Snapshot
 from vpp.dr.forecast import TwinForecast
@@ -122,6 +123,7 @@ class OfferMaker:
     def __init__(
         self,
         site: Site,
+        clock: Clock,
         forecast: TwinForecast,
         *,
         run_solve: SolveRunner[Plan],
@@ -130,6 +132,7 @@ class OfferMaker:
         tol_kw: float = 1.0,
     ) -> None:
         self.site = site
+        self.clock = clock
         self.config = site.config.grid.offers
         self.planner = SitePlanner(site, forecast)
         self._run_solve = run_solve
@@ -269,6 +272,9 @@ class OfferMaker:
             return planner.plan(problem, inputs.snapshot.ts)
 
         plan = await self._run_solve(solve)
+        # A scheduling point between solves: on the virtual clock they run in the loop's
+        # thread, and the devices' Modbus answers (on wall-clock time-outs) must get through.
+        await self.clock.sleep(0)
         stats.solves += 1
         stats.solve_s += plan.schedule.timings.solve_s
         return plan
