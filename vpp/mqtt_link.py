@@ -34,6 +34,7 @@ from vpp.broker import connection, default_client_id
 from vpp.grid.inbox import Inbox, InboxLimits
 from vpp.grid.link import InboundGridMessage, response_payload
 from vpp.grid.messages import ExtendedStatus, Response, Status
+from vpp.grid.offers import Offer
 from vpp.grid.topics import SiteTopics, Topic
 from vpp.measure.contract import contract_report
 from vpp.outbox import Lane, Outbox, Outgoing
@@ -51,6 +52,9 @@ def _agent_version() -> str:
 
 
 AGENT_VERSION = _agent_version()
+
+OFFER_REQUESTS_KEPT = 16
+"""Offer requests waiting for their offer at most; an older one is dropped for a newer."""
 """The `agent_version` of the status message: the installed `vpp` package's version."""
 
 
@@ -98,6 +102,7 @@ class MqttLink:
         extensions: bool = False,
         store: Store | None = None,
         inbox: InboxLimits | None = None,
+        offers: bool = False,
     ) -> None:
         self.broker = broker
         self.clock = clock
@@ -112,6 +117,11 @@ class MqttLink:
         self._events_topic = self.topics.events.name
         self.connected = asyncio.Event()
         self._subscriptions = [self.topics.events.name] if subscriptions is None else subscriptions
+        self._offer_requests_topic = self.topics.offer_requests.name
+        if offers and subscriptions is None:
+            self._subscriptions.append(self._offer_requests_topic)
+        # Offer requests wait here, the newest OFFER_REQUESTS_KEPT (an offer answers each).
+        self._offer_requests: asyncio.Queue[bytes] = asyncio.Queue(OFFER_REQUESTS_KEPT)
         self.outbox = Outbox(clock, store)
         # Short and capped: a retry against a refused port costs nothing, and the grid wants
         # the site back within seconds of the broker's return (a 30 s cap: 21 s late).
@@ -160,6 +170,14 @@ class MqttLink:
     def send_telemetry(self, telemetry: dict[str, Any]) -> None:
         """On `PREFIX/SITE/telemetry` (QoS 0): the newest only, when nothing else waits."""
         self._send(self.topics.telemetry, telemetry, Lane.LATEST)
+
+    def send_offer(self, offer: Offer) -> None:
+        """On `PREFIX/SITE/offers` (QoS 1, retained): the newest queued offer only."""
+        self._send(self.topics.offers, offer.model_dump(mode="json"), Lane.LATEST)
+
+    async def receive_offer_request(self) -> bytes:
+        """The next payload on `PREFIX/SITE/offer_requests` (subscribed with `offers`)."""
+        return await self._offer_requests.get()
 
     def status_payload(self, online: bool, *, will: bool = False) -> bytes:
         """The retained status: online, or offline on a clean shutdown. Exactly the
@@ -262,6 +280,11 @@ class MqttLink:
         topic = str(message.topic)
         if topic == self._events_topic:
             self._inbox.put(data, topic)
+        elif topic == self._offer_requests_topic:
+            if self._offer_requests.full():
+                self._offer_requests.get_nowait()
+                log.warning("offer_request_dropped", reason="too many waiting")
+            self._offer_requests.put_nowait(data)
         self.clock.arrived(message_key(topic, data))
 
     async def _write(self, client: aiomqtt.Client) -> None:

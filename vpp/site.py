@@ -312,6 +312,21 @@ class OpenAdr2bConfig(_Strict):
         return self
 
 
+class OfferConfig(_Strict):
+    """Flexibility offers (docs/grid-messages.md, "Flexibility offers"): the site publishes
+    what it can shed after each plan period and on request."""
+
+    enabled: Annotated[bool, Field(strict=True)] = True
+    """False: no offers published, offer requests ignored."""
+    horizon_h: Annotated[float, Field(gt=0, le=12)] = 4.0
+    """Window starts over this many hours from the notice on."""
+    start_every_min: Annotated[int, Field(ge=15, le=720, multiple_of=15)] = 60
+    """Minutes between two window starts (each start × 15 min, 30 min, 1 h, 2 h, 4 h)."""
+    notice_min: Annotated[int, Field(ge=0, le=1440)] = 15
+    """The least time between an event's arrival and its start the site needs (minutes):
+    the first window starts on the quarter hour this far ahead."""
+
+
 class GridConfig(_Strict):
     """The site's grid links and what it publishes to the grid operator
     (docs/grid-messages.md, docs/openadr.md)."""
@@ -326,6 +341,8 @@ class GridConfig(_Strict):
     """kW to shed for OpenADR SIMPLE levels 1-3 (both versions); a level not named here is
     ignored (logged) for its event."""
 
+    offers: OfferConfig = OfferConfig()
+    """Flexibility offers on `PREFIX/SITE/offers` (the native MQTT contract only)."""
     extensions: Annotated[bool, Field(strict=True)] = False
     """False (default): status, telemetry and reports carry exactly the contract's fields
     (grid-interface.md), so a strict receiver accepts them. True: also this site's extension
