@@ -18,10 +18,17 @@ SECRET_ENV = "VPP_TEST_OADR3_SECRET"
 VEN_NAME = "office-1"
 
 
-def oadr3_site(vtn: Vtn, monkeypatch: pytest.MonkeyPatch, *, poll_s: float = 5.0) -> Site:
-    """The small site with `grid.openadr3` pointing at `vtn` (and the native MQTT link)."""
+def oadr3_site(
+    vtn: Vtn,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    poll_s: float = 5.0,
+    data: dict[str, Any] | None = None,
+) -> Site:
+    """The small site (or the site file `data`) with `grid.openadr3` pointing at `vtn` (and
+    the native MQTT link)."""
     monkeypatch.setenv(SECRET_ENV, VEN_CLIENT[1])
-    data = small_site_data()
+    data = small_site_data() if data is None else data
     data["grid"] = {
         "openadr3": {
             "vtn_url": vtn.base_url,
@@ -51,18 +58,20 @@ def cap_event(
         ("DEMAND", "KW"),
         ("BASELINE", "KW"),
     ),
+    payload_type: str = "IMPORT_CAPACITY_LIMIT",
 ) -> dict[str, Any]:
-    """An IMPORT_CAPACITY_LIMIT event: consecutive intervals of `duration` from `start`,
-    the first with the event's period, the others following on (no intervalPeriod)."""
+    """An IMPORT_CAPACITY_LIMIT event (or another KW `payload_type`): consecutive intervals
+    of `duration` from `start`, the first with the event's period, the others following on
+    (no intervalPeriod)."""
     minutes = int(duration.total_seconds() // 60)
     body = {
         "programID": program_id,
-        "eventName": "cap",
+        "eventName": payload_type.lower(),
         "intervalPeriod": {"start": start.isoformat(), "duration": f"PT{minutes}M"},
         "payloadDescriptors": [
             {
                 "objectType": "EVENT_PAYLOAD_DESCRIPTOR",
-                "payloadType": "IMPORT_CAPACITY_LIMIT",
+                "payloadType": payload_type,
                 "units": "KW",
             }
         ],
@@ -71,7 +80,7 @@ def cap_event(
         ],
         "targets": [VEN_NAME],
         "intervals": [
-            {"id": 10 + i, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [cap]}]}
+            {"id": 10 + i, "payloads": [{"type": payload_type, "values": [cap]}]}
             for i, cap in enumerate(caps_kw)
         ],
     }
