@@ -3,13 +3,15 @@ the native MQTT contract, and what the tests create on the VTN."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.grid.live import small_site_data
+from devices.clock import VirtualClock
+from tests.grid.live import advance_until, small_site_data
 from tests.oadr3_vtn.app import Vtn
 from tests.oadr3_vtn.server import BL_CLIENT, VEN_CLIENT
 from vpp.site import Site, parse_site
@@ -85,3 +87,25 @@ def cap_event(
         ],
     }
     return vtn.create("events", body, BL_CLIENT[0])
+
+
+def meter_kw(store: Path, a: datetime, b: datetime, column: str = "mean") -> list[float]:
+    """The site meter's stored minutes in [a, b): each minute's `column` (mean, min, max)."""
+    assert column in ("mean", "min", "max")
+    with sqlite3.connect(store) as db:
+        rows = db.execute(
+            f"SELECT {column} FROM telemetry WHERE device_id='meter'"
+            " AND point='import_power_kw' AND ts>=? AND ts<? ORDER BY ts",
+            (a.timestamp(), b.timestamp()),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+async def until_final_report(clock: VirtualClock, vtn: Vtn, end: datetime) -> None:
+    """Let simulated time run until the VTN holds a final report (bounded: 300 s past `end`)."""
+    await advance_until(
+        clock,
+        lambda: any(r["reportName"].endswith("final") for r in vtn.objects["reports"].values()),
+        virtual_s=(end - clock.now()).total_seconds() + 300,
+        step_s=5.0,
+    )

@@ -19,7 +19,7 @@ from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW
 from tests.grid.live import advance_until, agent_for, sim_for, small_site_data, watcher
-from tests.oadr3.live import cap_event, oadr3_site, program
+from tests.oadr3.live import cap_event, meter_kw, oadr3_site, program, until_final_report
 from tests.oadr3_vtn.server import serve
 from vpp.site import BrokerConfig
 
@@ -47,16 +47,6 @@ def _pv_site_data() -> dict[str, Any]:
         }
     )
     return data
-
-
-def _meter_minima(store: Path, a: datetime, b: datetime) -> list[float]:
-    with sqlite3.connect(store) as db:
-        rows = db.execute(
-            "SELECT min FROM telemetry WHERE device_id='meter' AND point='import_power_kw'"
-            " AND ts>=? AND ts<? ORDER BY ts",
-            (a.timestamp(), b.timestamp()),
-        ).fetchall()
-    return [r[0] for r in rows]
 
 
 def _import_without_battery(store: Path, a: datetime, b: datetime) -> list[float]:
@@ -99,14 +89,7 @@ async def test_export_capacity_limit_from_the_vtn_keeps_the_export_under_it(
                     payload_type="EXPORT_CAPACITY_LIMIT",
                 )
                 end = start + STEP * 2
-                await advance_until(
-                    clock,
-                    lambda: any(
-                        r["reportName"].endswith("final") for r in vtn.objects["reports"].values()
-                    ),
-                    virtual_s=(end - clock.now()).total_seconds() + 300,
-                    step_s=5.0,
-                )
+                await until_final_report(clock, vtn, end)
                 native = f"oadr3.{event['id']}"
                 signals = [
                     e.payload["event"]["signal"]
@@ -124,7 +107,7 @@ async def test_export_capacity_limit_from_the_vtn_keeps_the_export_under_it(
     assert len(unheld) >= 9 and max(unheld) < -CAP_KW - 20.0, unheld
     # During it, each minute's lowest 5-s sample (the first minute, before the battery's
     # first setpoint reached the meter, aside) at most the cap (and a cycle's lag) in export.
-    during = _meter_minima(store, start, end)
+    during = meter_kw(store, start, end, "min")
     assert len(during) >= 9, during
     assert min(during[1:]) >= -CAP_KW - LAG_TOLERANCE_KW, during
     assert vtn.bad_exchanges() == []

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW
 from tests.grid.live import advance_until, agent_for, sim_for, watcher
-from tests.oadr3.live import cap_event, oadr3_site, program
+from tests.oadr3.live import cap_event, meter_kw, oadr3_site, program, until_final_report
 from tests.oadr3_vtn.server import serve
 from vpp.grid.fanout import FanoutLink
 from vpp.grid.oadr3.link import Oadr3Link
@@ -29,16 +28,6 @@ STEP = timedelta(minutes=5)
 ABOVE_KW = 40.0  # the first interval's target above the import before the event
 BELOW_KW = 30.0  # the second's below it
 TOLERANCE_KW = 5.0  # the loop's half deadband, the base load's noise and a cycle's lag
-
-
-def _meter(store: Path, a: datetime, b: datetime) -> list[float]:
-    with sqlite3.connect(store) as db:
-        rows = db.execute(
-            "SELECT ts, mean FROM telemetry WHERE device_id='meter' AND point='import_power_kw'"
-            " AND ts>=? AND ts<? ORDER BY ts",
-            (a.timestamp(), b.timestamp()),
-        ).fetchall()
-    return [v for _, v in rows]
 
 
 @pytest.mark.timeout(120)
@@ -63,8 +52,8 @@ async def test_dispatch_setpoint_is_followed_above_and_below_the_natural_import(
                 now = clock.now()
                 start = (now + timedelta(minutes=3)).replace(second=0, microsecond=0)
                 await advance_until(clock, lambda: clock.now() >= start - STEP / 5, 600, 5.0)
-                natural = math.fsum(_meter(store, start - STEP, start)) / max(
-                    1, len(_meter(store, start - STEP, start))
+                natural = math.fsum(meter_kw(store, start - STEP, start)) / max(
+                    1, len(meter_kw(store, start - STEP, start))
                 )
                 targets = [round(natural + ABOVE_KW, 1), round(natural - BELOW_KW, 1)]
                 event = cap_event(
@@ -76,14 +65,7 @@ async def test_dispatch_setpoint_is_followed_above_and_below_the_natural_import(
                     payload_type="DISPATCH_SETPOINT",
                 )
                 end = start + STEP * len(targets)
-                await advance_until(
-                    clock,
-                    lambda: any(
-                        r["reportName"].endswith("final") for r in vtn.objects["reports"].values()
-                    ),
-                    virtual_s=(end - clock.now()).total_seconds() + 300,
-                    step_s=5.0,
-                )
+                await until_final_report(clock, vtn, end)
                 native = f"oadr3.{event['id']}"
                 answers = [r for r in agent.store.responses(native) if r["status"] == "opt_in"]
             finally:
@@ -94,7 +76,7 @@ async def test_dispatch_setpoint_is_followed_above_and_below_the_natural_import(
     # within the tolerance of its target; the site naturally imports far from both.
     for i, target in enumerate(targets):
         a = start + STEP * i
-        minutes = _meter(store, a + timedelta(minutes=1), a + STEP)
+        minutes = meter_kw(store, a + timedelta(minutes=1), a + STEP)
         assert len(minutes) >= 3, minutes
         mean = math.fsum(minutes) / len(minutes)
         assert abs(mean - target) <= TOLERANCE_KW, (i, target, minutes, natural)

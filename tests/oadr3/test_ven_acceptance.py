@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW
 from tests.grid.live import advance_until, agent_for, sim_for, watcher
-from tests.oadr3.live import VEN_NAME, cap_event, oadr3_site, program
+from tests.oadr3.live import VEN_NAME, cap_event, meter_kw, oadr3_site, program
 from tests.oadr3_vtn.server import mqtt_notifier, serve
 from vpp.grid.fanout import FanoutLink
 from vpp.grid.oadr3.link import Oadr3Link
@@ -28,16 +27,6 @@ from vpp.site import BrokerConfig
 
 CAPS_KW = [115.0, 110.0]
 STEP = timedelta(minutes=10)
-
-
-def _meter(store: Path, a: datetime, b: datetime) -> list[float]:
-    with sqlite3.connect(store) as db:
-        rows = db.execute(
-            "SELECT ts, mean FROM telemetry WHERE device_id='meter' AND point='import_power_kw'"
-            " AND ts>=? AND ts<? ORDER BY ts",
-            (a.timestamp(), b.timestamp()),
-        ).fetchall()
-    return [v for _, v in rows]
 
 
 @pytest.mark.timeout(240)
@@ -104,7 +93,7 @@ async def test_cap_event_from_the_vtn_is_carried_out_and_reported(
         # Carried out: the site's import under the cap in each interval.
         for i, cap in enumerate(CAPS_KW):
             a = start + STEP * i
-            minutes = _meter(tmp_path / "s.sqlite", a, a + STEP)
+            minutes = meter_kw(tmp_path / "s.sqlite", a, a + STEP)
             assert len(minutes) >= 9
             assert math.fsum(minutes) / len(minutes) <= cap, (i, minutes)
             assert max(minutes) <= cap + 5.0, (i, minutes)  # no minute far over it
