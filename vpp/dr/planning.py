@@ -152,13 +152,10 @@ class SitePlanner:
         import_price = [p + self.tie_break_per_step * k for k, p in enumerate(series.import_price)]
         dr: list[DrEvent] = []
         for ev in events:
-            # The plan holds an import target as its ceiling; the closed loop also keeps the
-            # import up to it (the dispatcher's import floor).
-            kind = "import_cap_kw" if ev.signal == "import_target_kw" else ev.signal
             for iv in ev.intervals:
                 dr.append(
                     DrEvent(
-                        kind=kind,
+                        kind=ev.signal,
                         start=iv.start,
                         end=iv.end,
                         value=iv.value,
@@ -248,9 +245,8 @@ def expected_delivery(plan: Plan, event: Event, baseline_kw: dict[datetime, floa
         elif event.signal == "import_cap_kw":
             out.append(round(iv.value if mean_import <= iv.value + 1e-6 else mean_import, 3))
         elif event.signal == "import_target_kw":
-            # The import the plan expects, at most the target (a lower bound: under the
-            # target the closed loop raises the import within the devices' room).
-            out.append(round(min(iv.value, mean_import), 3))
+            # The import the plan foresees: the target, or as near as the devices allow.
+            out.append(round(mean_import, 3))
         elif event.signal == "export_cap_kw":
             export = -min(predicted)  # the step that exports most
             out.append(round(iv.value if export <= iv.value + 1e-6 else export, 3))
