@@ -3,7 +3,10 @@ the native MQTT contract, and what the tests create on the VTN."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,10 +14,13 @@ from typing import Any
 import pytest
 
 from devices.clock import VirtualClock
-from tests.grid.live import advance_until, small_site_data
+from tests.grid.live import advance_until, agent_for, sim_for, small_site_data, watcher
 from tests.oadr3_vtn.app import Vtn
 from tests.oadr3_vtn.server import BL_CLIENT, VEN_CLIENT
-from vpp.site import Site, parse_site
+from vpp.agent import Agent
+from vpp.grid.fanout import FanoutLink
+from vpp.grid.oadr3.link import Oadr3Link
+from vpp.site import BrokerConfig, Site, parse_site
 
 SECRET_ENV = "VPP_TEST_OADR3_SECRET"
 VEN_NAME = "office-1"
@@ -109,3 +115,25 @@ async def until_final_report(clock: VirtualClock, vtn: Vtn, end: datetime) -> No
         virtual_s=(end - clock.now()).total_seconds() + 300,
         step_s=5.0,
     )
+
+
+@asynccontextmanager
+async def running_agent(
+    site: Site, clock: VirtualClock, broker: BrokerConfig, store: Path
+) -> AsyncIterator[Agent]:
+    """The agent of `site` running on its simulated devices (and a grid watcher on the
+    broker), once it has planned and its 3.1 VEN has registered; stopped on exit."""
+    sim = sim_for(site, clock, broker)
+    async with sim, watcher(broker, clock):
+        agent, dr = agent_for(site, sim, clock, broker, store)
+        assert isinstance(agent.link, FanoutLink)
+        ven = agent.link.links["openadr3"]
+        assert isinstance(ven, Oadr3Link)
+        stop = asyncio.Event()
+        run = asyncio.create_task(agent.run(stop))
+        try:
+            await advance_until(clock, lambda: dr.plans >= 1 and ven.registered.is_set())
+            yield agent
+        finally:
+            stop.set()
+            await asyncio.wait_for(run, 30)

@@ -7,7 +7,6 @@ and the export stays under the cap. Every request and response body is valid."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,8 +17,15 @@ import pytest
 from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW
-from tests.grid.live import advance_until, agent_for, sim_for, small_site_data, watcher
-from tests.oadr3.live import cap_event, meter_kw, oadr3_site, program, until_final_report
+from tests.grid.live import small_site_data
+from tests.oadr3.live import (
+    cap_event,
+    meter_kw,
+    oadr3_site,
+    program,
+    running_agent,
+    until_final_report,
+)
 from tests.oadr3_vtn.server import serve
 from vpp.site import BrokerConfig
 
@@ -71,34 +77,22 @@ async def test_export_capacity_limit_from_the_vtn_keeps_the_export_under_it(
     store = tmp_path / "s.sqlite"
     with serve() as vtn:
         site = oadr3_site(vtn, monkeypatch, data=_pv_site_data())
-        sim = sim_for(site, clock, broker)
-        async with sim, watcher(broker, clock):
-            agent, dr = agent_for(site, sim, clock, broker, store)
-            ven = agent.link.links["openadr3"]  # type: ignore[attr-defined]
-            stop = asyncio.Event()
-            run = asyncio.create_task(agent.run(stop))
-            try:
-                await advance_until(clock, lambda: dr.plans >= 1 and ven.registered.is_set())
-                start = (clock.now() + timedelta(minutes=3)).replace(second=0, microsecond=0)
-                event = cap_event(
-                    vtn,
-                    program(vtn)["id"],
-                    start,
-                    [CAP_KW, CAP_KW],
-                    duration=STEP,
-                    payload_type="EXPORT_CAPACITY_LIMIT",
-                )
-                end = start + STEP * 2
-                await until_final_report(clock, vtn, end)
-                native = f"oadr3.{event['id']}"
-                signals = [
-                    e.payload["event"]["signal"]
-                    for e in agent.store.events()
-                    if e.event_id == native
-                ]
-            finally:
-                stop.set()
-                await asyncio.wait_for(run, 30)
+        async with running_agent(site, clock, broker, store) as agent:
+            start = (clock.now() + timedelta(minutes=3)).replace(second=0, microsecond=0)
+            event = cap_event(
+                vtn,
+                program(vtn)["id"],
+                start,
+                [CAP_KW, CAP_KW],
+                duration=STEP,
+                payload_type="EXPORT_CAPACITY_LIMIT",
+            )
+            end = start + STEP * 2
+            await until_final_report(clock, vtn, end)
+            native = f"oadr3.{event['id']}"
+            signals = [
+                e.payload["event"]["signal"] for e in agent.store.events() if e.event_id == native
+            ]
 
     assert signals and set(signals) == {"export_cap_kw"}
     # The control: without the battery's charging the site would have exported far past the

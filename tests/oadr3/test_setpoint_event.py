@@ -7,7 +7,6 @@ import follows each within a tolerance, and the reports say so. Every body is va
 
 from __future__ import annotations
 
-import asyncio
 import math
 from datetime import timedelta
 from pathlib import Path
@@ -17,11 +16,16 @@ import pytest
 from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW
-from tests.grid.live import advance_until, agent_for, sim_for, watcher
-from tests.oadr3.live import cap_event, meter_kw, oadr3_site, program, until_final_report
+from tests.grid.live import advance_until
+from tests.oadr3.live import (
+    cap_event,
+    meter_kw,
+    oadr3_site,
+    program,
+    running_agent,
+    until_final_report,
+)
 from tests.oadr3_vtn.server import serve
-from vpp.grid.fanout import FanoutLink
-from vpp.grid.oadr3.link import Oadr3Link
 from vpp.site import BrokerConfig
 
 STEP = timedelta(minutes=5)
@@ -39,38 +43,27 @@ async def test_dispatch_setpoint_is_followed_above_and_below_the_natural_import(
     store = tmp_path / "s.sqlite"
     with serve() as vtn:
         site = oadr3_site(vtn, monkeypatch)
-        sim = sim_for(site, clock, broker)
-        async with sim, watcher(broker, clock):
-            agent, dr = agent_for(site, sim, clock, broker, store)
-            assert isinstance(agent.link, FanoutLink)
-            ven = agent.link.links["openadr3"]
-            assert isinstance(ven, Oadr3Link)
-            stop = asyncio.Event()
-            run = asyncio.create_task(agent.run(stop))
-            try:
-                await advance_until(clock, lambda: dr.plans >= 1 and ven.registered.is_set())
-                now = clock.now()
-                start = (now + timedelta(minutes=3)).replace(second=0, microsecond=0)
-                await advance_until(clock, lambda: clock.now() >= start - STEP / 5, 600, 5.0)
-                natural = math.fsum(meter_kw(store, start - STEP, start)) / max(
-                    1, len(meter_kw(store, start - STEP, start))
-                )
-                targets = [round(natural + ABOVE_KW, 1), round(natural - BELOW_KW, 1)]
-                event = cap_event(
-                    vtn,
-                    program(vtn)["id"],
-                    start,
-                    targets,
-                    duration=STEP,
-                    payload_type="DISPATCH_SETPOINT",
-                )
-                end = start + STEP * len(targets)
-                await until_final_report(clock, vtn, end)
-                native = f"oadr3.{event['id']}"
-                answers = [r for r in agent.store.responses(native) if r["status"] == "opt_in"]
-            finally:
-                stop.set()
-                await asyncio.wait_for(run, 30)
+        async with running_agent(site, clock, broker, store) as agent:
+            now = clock.now()
+            start = (now + timedelta(minutes=3)).replace(second=0, microsecond=0)
+            await advance_until(clock, lambda: clock.now() >= start - STEP / 5, 600, 5.0)
+            before = meter_kw(store, start - STEP, start)
+            assert before, "the meter was read before the event"
+            natural = math.fsum(before) / len(before)
+            targets = [round(natural + ABOVE_KW, 1), round(natural - BELOW_KW, 1)]
+            event = cap_event(
+                vtn,
+                program(vtn)["id"],
+                start,
+                targets,
+                duration=STEP,
+                payload_type="DISPATCH_SETPOINT",
+            )
+            end = start + STEP * len(targets)
+            await until_final_report(clock, vtn, end)
+            native = f"oadr3.{event['id']}"
+            answers = [r for r in agent.store.responses(native) if r["status"] == "opt_in"]
+            (report,) = agent.store.reports(native, final_only=True)
 
     # Followed both ways: each interval's metered minutes (the first, the loop's ramp, aside)
     # within the tolerance of its target; the site naturally imports far from both.
@@ -89,6 +82,9 @@ async def test_dispatch_setpoint_is_followed_above_and_below_the_natural_import(
     assert demand[10] > natural + ABOVE_KW / 2, (demand, natural)
     assert demand[11] < natural - BELOW_KW / 2, (demand, natural)
     assert vtn.bad_exchanges() == []
+    # The native report rates each interval by how close the import came to its target.
+    ratios = [iv["ratio"] for iv in report["intervals"]]
+    assert len(ratios) == 2 and min(ratios) >= 0.9, report
     # Opted in once, with the import the plan foresees for each interval.
     (answer,) = answers
     assert len(answer["expected_kw"]) == len(targets)
