@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from devices.clock import VirtualClock
-from tests.grid.live import advance_until, agent_for, sim_for, small_site_data, watcher
+from tests.grid.live import Watcher, advance_until, agent_for, sim_for, small_site_data, watcher
 from tests.oadr3_vtn.app import Vtn
 from tests.oadr3_vtn.server import BL_CLIENT, VEN_CLIENT
 from vpp.agent import Agent
@@ -117,14 +118,23 @@ async def until_final_report(clock: VirtualClock, vtn: Vtn, end: datetime) -> No
     )
 
 
+@dataclass
+class Running:
+    """A running agent, its 3.1 VEN and the native contract's grid side."""
+
+    agent: Agent
+    ven: Oadr3Link
+    grid: Watcher
+
+
 @asynccontextmanager
 async def running_agent(
     site: Site, clock: VirtualClock, broker: BrokerConfig, store: Path
-) -> AsyncIterator[Agent]:
+) -> AsyncIterator[Running]:
     """The agent of `site` running on its simulated devices (and a grid watcher on the
     broker), once it has planned and its 3.1 VEN has registered; stopped on exit."""
     sim = sim_for(site, clock, broker)
-    async with sim, watcher(broker, clock):
+    async with sim, watcher(broker, clock) as grid:
         agent, dr = agent_for(site, sim, clock, broker, store)
         assert isinstance(agent.link, FanoutLink)
         ven = agent.link.links["openadr3"]
@@ -133,7 +143,7 @@ async def running_agent(
         run = asyncio.create_task(agent.run(stop))
         try:
             await advance_until(clock, lambda: dr.plans >= 1 and ven.registered.is_set())
-            yield agent
+            yield Running(agent, ven, grid)
         finally:
             stop.set()
             await asyncio.wait_for(run, 30)

@@ -77,7 +77,7 @@ async def test_export_capacity_limit_from_the_vtn_keeps_the_export_under_it(
     store = tmp_path / "s.sqlite"
     with serve() as vtn:
         site = oadr3_site(vtn, monkeypatch, data=_pv_site_data())
-        async with running_agent(site, clock, broker, store) as agent:
+        async with running_agent(site, clock, broker, store) as live:
             start = (clock.now() + timedelta(minutes=3)).replace(second=0, microsecond=0)
             event = cap_event(
                 vtn,
@@ -91,7 +91,9 @@ async def test_export_capacity_limit_from_the_vtn_keeps_the_export_under_it(
             await until_final_report(clock, vtn, end)
             native = f"oadr3.{event['id']}"
             signals = [
-                e.payload["event"]["signal"] for e in agent.store.events() if e.event_id == native
+                e.payload["event"]["signal"]
+                for e in live.agent.store.events()
+                if e.event_id == native
             ]
 
     assert signals and set(signals) == {"export_cap_kw"}

@@ -43,7 +43,7 @@ async def test_dispatch_setpoint_is_followed_above_and_below_the_natural_import(
     store = tmp_path / "s.sqlite"
     with serve() as vtn:
         site = oadr3_site(vtn, monkeypatch)
-        async with running_agent(site, clock, broker, store) as agent:
+        async with running_agent(site, clock, broker, store) as live:
             now = clock.now()
             start = (now + timedelta(minutes=3)).replace(second=0, microsecond=0)
             await advance_until(clock, lambda: clock.now() >= start - STEP / 5, 600, 5.0)
@@ -62,8 +62,8 @@ async def test_dispatch_setpoint_is_followed_above_and_below_the_natural_import(
             end = start + STEP * len(targets)
             await until_final_report(clock, vtn, end)
             native = f"oadr3.{event['id']}"
-            answers = [r for r in agent.store.responses(native) if r["status"] == "opt_in"]
-            (report,) = agent.store.reports(native, final_only=True)
+            answers = [r for r in live.agent.store.responses(native) if r["status"] == "opt_in"]
+            (report,) = live.agent.store.reports(native, final_only=True)
 
     # Followed both ways: each interval's metered minutes (the first, the loop's ramp, aside)
     # within the tolerance of its target; the site naturally imports far from both.
