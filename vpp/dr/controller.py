@@ -352,8 +352,9 @@ class DrController:
 
     def proposals(self, snap: Snapshot) -> Sequence[Proposal]:
         """The event's target while one is dispatched (baseline − value for a curtailment,
-        else the cap), then the recovery ramp until it is over; nothing otherwise. An
-        export-cap event adds its export ceiling beside them."""
+        else the cap; an import target is both the ceiling and the floor), then the recovery
+        ramp until it is over; nothing otherwise. An export-cap event adds its export ceiling
+        beside them."""
         now = snap.ts
         period = timedelta(seconds=self.site.config.periods.control_s)
         st = step_target(self.events.dispatchable(), now, period)
@@ -384,7 +385,10 @@ class DrController:
                 value = st.value_kw
             self.recovery = None
             ev = self.events.states[st.event_id].event
-            return [Proposal(value, TargetSource.EVENT, st.event_id, until=ev.end)]
+            floor = value if st.signal == "import_target_kw" else None
+            return [
+                Proposal(value, TargetSource.EVENT, st.event_id, until=ev.end, import_min_kw=floor)
+            ]
         if self.last_target is not None and self.recovery is None:
             self._start_recovery(now)
         if self.recovery is not None:
