@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Mosquitto broker on a free loopback port."""
+"""Shared fixtures: a real Mosquitto broker on a free loopback port; a 3-node NATS cluster."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.nats_cluster import NatsCluster
 
 
 def free_port() -> int:
@@ -77,3 +81,12 @@ def fresh_mosquitto(tmp_path: Path) -> Iterator[Broker]:
     yield broker
     broker.process.terminate()
     broker.process.wait(timeout=10)
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A 3-node NATS cluster with MQTT and JetStream of this test's own (tests/nats_cluster)."""
+    from tests.nats_cluster import nats_cluster
+
+    with nats_cluster(tmp_path / "nats") as cluster:
+        yield cluster

