@@ -1,7 +1,8 @@
 """One MQTT connection shared by many devices: subscriptions fan out to per-topic callbacks.
 
 The hub owns the aiomqtt client and its task; it reconnects with backoff on the injected
-clock and re-subscribes every topic after a reconnect. A device driver registers a callback
+clock and re-subscribes every topic after a reconnect, on the next node of a clustered broker
+(MqttSettings.failover). A device driver registers a callback
 for its telemetry topic and publishes commands through the hub.
 """
 
@@ -47,6 +48,7 @@ class MqttHub:
         self._min_s, self._max_s = reconnect_min_s, reconnect_max_s
         self._callbacks: dict[str, list[MessageCallback]] = {}
         self._client: aiomqtt.Client | None = None
+        self._node = 0  # which node of a clustered broker (settings.failover)
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_error = ""
@@ -102,7 +104,7 @@ class MqttHub:
             raise DeviceError(f"MQTT publish failed: {e}") from e
 
     def _make_client(self) -> aiomqtt.Client:
-        return mqtt_client(self.settings, watch=self._watch, context=self._tls)
+        return mqtt_client(self.settings.node(self._node), watch=self._watch, context=self._tls)
 
     async def _run(self) -> None:
         delay = self._min_s
@@ -124,14 +126,16 @@ class MqttHub:
                     self._connected.set()
                     delay = self._min_s
                     if failed:
-                        log.info("mqtt_reconnected", host=self.settings.host)
+                        log.info("mqtt_reconnected", broker=self.settings.node(self._node).address)
                         failed = False
                     async for message in client.messages:
                         self._dispatch(str(message.topic), message.payload)
             except aiomqtt.MqttError as e:
                 self.last_error = str(e)
+                lost = self.settings.node(self._node).address
+                self._node += 1  # a clustered broker: the next node has our session
                 if not failed:
-                    log.warning("mqtt_disconnected", host=self.settings.host, reason=str(e))
+                    log.warning("mqtt_disconnected", broker=lost, reason=str(e))
                     failed = True
             finally:
                 self._connected.clear()

@@ -137,6 +137,7 @@ class MqttDeviceServer:
         self.connected = asyncio.Event()
         self.served_once = False
         self.reconnect_s = 1.0
+        self._node = 0  # which node of a clustered broker (MqttSettings.failover)
 
     @property
     def running(self) -> bool:
@@ -210,11 +211,13 @@ class MqttDeviceServer:
                 if lost is None or not self.served_once:
                     raise
                 log.warning("device %s lost the broker (%s); reconnecting", self.device.id, lost)
+                self._node += 1  # a clustered broker: the next node
             await self.clock.sleep(self.reconnect_s)
 
     async def _serve(self) -> None:
         will = aiomqtt.Will(self.state_topic, json.dumps({"online": False}), qos=1, retain=True)
-        client = mqtt_client(self.settings, identifier=self.client_id, context=self._tls, will=will)
+        settings = self.settings.node(self._node)
+        client = mqtt_client(settings, identifier=self.client_id, context=self._tls, will=will)
         async with contextlib.AsyncExitStack() as stack:
             # The broker is another process: hold virtual time until we are subscribed.
             # `cancellable`: aiomqtt's waits can swallow the cancellation of `stop()`.

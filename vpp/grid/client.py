@@ -5,7 +5,7 @@ publish it to a site and collect the site's responses.
 `PREFIX/SITE/events` (both QoS 1), so no answer can be missed, and returns the responses to
 this event until a final one (`completed`, `rejected`, `opt_out`, `cancelled`; or those of
 `until`) or until `wait_s` of clock time has passed. `send` also reads the site's retained
-status first.
+status first. On a clustered broker it connects to the first node that accepts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import structlog
 from pydantic import ValidationError
 
 from devices.clock import Clock, timeout
-from devices.mqtt_connect import MqttSettings, mqtt_client
+from devices.mqtt_connect import MqttSettings, connect_first
 from vpp.grid.messages import Event, Response
 from vpp.grid.observe import next_status
 from vpp.grid.parse import MessageError, parse_message, validation_errors
@@ -243,7 +243,7 @@ async def send(
     body, event_id, modification = _payload(event)
     responses: list[Response] = []
     status: dict[str, Any] | None = None
-    async with mqtt_client(
+    async with connect_first(
         broker,
         identifier=identifier or f"vpp-operator-{secrets.token_hex(4)}",
         context=tls if isinstance(tls, ssl.SSLContext) else None,
