@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +30,7 @@ import aiomqtt
 import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from devices.clock import Clock
 
@@ -70,6 +71,11 @@ class MqttSettings:
     def address(self) -> str:
         """`host:port`, for logs and errors (never the credentials)."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def addresses(self) -> str:
+        """Every node's `host:port`, comma-separated (for errors)."""
+        return ", ".join(f"{h}:{p}" for h, p in [(self.host, self.port), *self.failover])
 
     @property
     def node_count(self) -> int:
@@ -237,18 +243,35 @@ def _mqtt5(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def subscribe(client: aiomqtt.Client, topic: str, qos: int = 1) -> None:
+    """Subscribe, or raise aiomqtt.MqttError when the broker refuses (a SUBACK failure
+    code): a client that went on would be connected but deaf. NATS refuses a subscription
+    whose JetStream consumer it cannot create in 5 s (a leader lost with a node)."""
+    granted = await client.subscribe(topic, qos=qos)
+    codes = [g.value if isinstance(g, ReasonCode) else int(g) for g in granted]
+    if any(c >= 0x80 for c in codes):
+        raise aiomqtt.MqttError(f"the broker refused the subscription to {topic} ({codes})")
+
+
 @asynccontextmanager
-async def connect_first(settings: MqttSettings, **options: Any) -> AsyncIterator[MqttClient]:
-    """A connected client on the first node of `settings` that accepts (each tried once, in
-    order); the last node's aiomqtt.MqttError when none does. `options` as mqtt_client's."""
+async def connect_first(
+    settings: MqttSettings, topics: Sequence[tuple[str, int]] = (), **options: Any
+) -> AsyncIterator[MqttClient]:
+    """A client connected to the first node of `settings` that accepts it and its
+    subscriptions to `topics` (`(topic, qos)`, in order); each node tried once, in order;
+    the last node's aiomqtt.MqttError when none does. `options` as mqtt_client's."""
     error: aiomqtt.MqttError | None = None
     for i in range(settings.node_count):
         stack = AsyncExitStack()
         try:
             client = await stack.enter_async_context(mqtt_client(settings.node(i), **options))
+            for topic, qos in topics:
+                await subscribe(client, topic, qos)
         except aiomqtt.MqttError as e:
+            await stack.aclose()
             error = e
-            log.warning("mqtt_node_unreachable", broker=settings.node(i).address, error=str(e))
+            if i + 1 < settings.node_count:  # the last one's error is the caller's to say
+                log.warning("mqtt_node_unreachable", broker=settings.node(i).address, error=str(e))
             continue
         async with stack:
             yield client

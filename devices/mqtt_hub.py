@@ -19,7 +19,13 @@ import structlog
 from devices.cancel import cancellable
 from devices.clock import Clock
 from devices.driver import DeviceError
-from devices.mqtt_connect import MqttSettings, SessionWatch, mqtt_client, tls_context
+from devices.mqtt_connect import (
+    MqttSettings,
+    SessionWatch,
+    mqtt_client,
+    subscribe,
+    tls_context,
+)
 
 log = structlog.get_logger("devices.mqtt")
 
@@ -84,7 +90,7 @@ class MqttHub:
         self._callbacks.setdefault(topic, []).append(callback)
         if first and self._client is not None and self.connected:
             try:
-                await cancellable(self._client.subscribe(topic, qos=1))
+                await cancellable(subscribe(self._client, topic, qos=1))
             except aiomqtt.MqttError as e:  # re-subscribed on reconnect anyway
                 self.last_error = str(e)
             else:
@@ -119,7 +125,7 @@ class MqttHub:
                         client = await cancellable(stack.enter_async_context(self._make_client()))
                         self._client = client
                         for topic in self._callbacks:
-                            await cancellable(client.subscribe(topic, qos=1))
+                            await cancellable(subscribe(client, topic, qos=1))
                     # Messages sent on these topics before we subscribed never reach us (a
                     # simulated device's first telemetry): a virtual clock must not wait.
                     self._clock.release(self._callbacks)

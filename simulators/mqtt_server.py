@@ -32,7 +32,7 @@ import aiomqtt
 
 from devices.cancel import cancellable
 from devices.clock import Clock
-from devices.mqtt_connect import MqttSettings, mqtt_client, tls_context
+from devices.mqtt_connect import MqttSettings, mqtt_client, subscribe, tls_context
 from devices.profile import MqttPoint, MqttProfile
 from simulators.device import ServedDevice
 
@@ -223,7 +223,7 @@ class MqttDeviceServer:
             # `cancellable`: aiomqtt's waits can swallow the cancellation of `stop()`.
             async with self.clock.hold():
                 await cancellable(stack.enter_async_context(client))
-                await cancellable(client.subscribe(self.command_topic, qos=1))
+                await cancellable(subscribe(client, self.command_topic, qos=1))
                 online = json.dumps({"online": True})
                 await cancellable(client.publish(self.state_topic, online, qos=1, retain=True))
             self._client = client

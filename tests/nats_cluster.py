@@ -113,6 +113,13 @@ class NatsCluster:
             proc.wait(timeout=10)
         self.nodes[i].process = None
 
+    def wait_serving(self, wall_s: float = 20.0) -> None:
+        """Until every running node takes a QoS 1 subscription and stores a QoS 1 message
+        (after a kill: JetStream has elected the leaders the dead node held)."""
+        for node in self.nodes:
+            if node.process is not None:
+                mqtt_probe(node.mqtt_port, f"vpp-probe-{node.name}", wall_s)
+
     def restart(self, i: int, wall_s: float = 20.0) -> None:
         """Start node i again (same ports and store) and wait until it serves MQTT."""
         self.start_node(i)
@@ -160,24 +167,36 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def mqtt_probe(port: int, client_id: str = "vpp-probe", wall_s: float = 15.0) -> None:
-    """One MQTT 3.1.1 CONNECT (clean session) that must be accepted: the first MQTT client
-    of an account makes the cluster create MQTT's JetStream streams, which needs every
-    replica's node up, so the fixture does it while all three run."""
+def mqtt_probe(port: int, client_id: str = "vpp-probe", wall_s: float = 20.0) -> None:
+    """An MQTT 3.1.1 CONNECT (clean session), a QoS 1 SUBSCRIBE and a QoS 1 PUBLISH, until
+    all three are answered (a subscription is a JetStream consumer on NATS).
+    The first MQTT client of an account makes the cluster create MQTT's JetStream streams
+    (which needs every replica's node up: the fixture probes while all three run); after a
+    node is killed, a stream leader it held is elected again before a QoS 1 message can be
+    stored (NATS closes a connection whose publish waits more than 5 s)."""
     cid = client_id.encode()
     body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+    topic = b"vpp-probe"
+    publish = bytes([0x32, 2 + len(topic) + 2 + 2]) + len(topic).to_bytes(2, "big") + topic
+    publish += b"\x00\x01{}"
+    sub_topic = len(topic + b"/in").to_bytes(2, "big") + topic + b"/in\x01"
+    subscribe = bytes([0x82, 2 + len(sub_topic)]) + b"\x00\x02" + sub_topic
     end = time.monotonic() + wall_s
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=8) as s:
                 s.sendall(bytes([0x10, len(body)]) + body)
                 if s.recv(4) == b"\x20\x02\x00\x00":
-                    s.sendall(b"\xe0\x00")  # DISCONNECT
-                    return
+                    s.sendall(subscribe)
+                    if s.recv(5) == b"\x90\x03\x00\x02\x01":  # SUBACK of 2: QoS 1
+                        s.sendall(publish)
+                        if s.recv(4) == b"\x40\x02\x00\x01":  # PUBACK of packet 1
+                            s.sendall(b"\xe0\x00")  # DISCONNECT
+                            return
         except OSError:
             pass
         if time.monotonic() > end:
-            raise RuntimeError(f"no MQTT CONNACK on {port} within {wall_s} s")
+            raise RuntimeError(f"no MQTT CONNACK and PUBACK on {port} within {wall_s} s")
         time.sleep(0.2)
 
 

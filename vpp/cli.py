@@ -404,7 +404,7 @@ def event_send(
             )
         )
     except Exception as e:
-        typer.echo(f"error: cannot reach the broker at {settings.address}: {e}", err=True)
+        typer.echo(f"error: cannot reach the broker at {settings.addresses}: {e}", err=True)
         raise typer.Exit(1) from e
     if sent.site_status is None or sent.site_status.get("online") is not True:
         state = "has no status on the broker" if sent.site_status is None else "is offline"
@@ -485,7 +485,7 @@ def status(
             )
         )
     except Exception as e:
-        typer.echo(f"error: cannot reach the broker at {settings.address}: {e}", err=True)
+        typer.echo(f"error: cannot reach the broker at {settings.addresses}: {e}", err=True)
         raise typer.Exit(1) from e
     if json_out:
         doc = {"site_id": site_id, "status": view.status, "telemetry": view.telemetry}

@@ -30,7 +30,7 @@ import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
-from devices.mqtt_connect import SessionWatch, mqtt_client, tls_context
+from devices.mqtt_connect import SessionWatch, mqtt_client, subscribe, tls_context
 from vpp.broker import connection, default_client_id
 from vpp.grid.inbox import Inbox, InboxLimits
 from vpp.grid.link import InboundGridMessage, response_payload
@@ -232,7 +232,7 @@ class MqttLink:
                             )
                         )
                         for topic in self._subscriptions:
-                            await cancellable(client.subscribe(topic, qos=1))
+                            await cancellable(subscribe(client, topic, qos=1))
                     self.connected.set()
                     if self.connects > 1:
                         log.info("mqtt_reconnected", broker=self.address)
