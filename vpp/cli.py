@@ -349,15 +349,8 @@ def event_send(
     loaded = _load_site_or_exit(site_file) if site_file is not None else None
     site_id = _site_id_or_exit(site, loaded)
     try:
-        b = _event_broker(
-            broker,
-            loaded.config.broker if loaded else None,
-            ca_file,
-            cert_file,
-            key_file,
-            prefix,
-            protocol=mqtt_protocol,
-        )
+        base = loaded.config.broker if loaded else None
+        b = _event_broker(broker, base, ca_file, cert_file, key_file, prefix, mqtt_protocol)
         settings = connection(b)
         context = tls_context(settings)  # a bad CA or key file: an error here, not "unreachable"
         if file is not None:
@@ -459,15 +452,8 @@ def status(
     loaded = _load_site_or_exit(site_file) if site_file is not None else None
     site_id = _site_id_or_exit(site, loaded)
     try:
-        b = _event_broker(
-            broker,
-            loaded.config.broker if loaded else None,
-            ca_file,
-            cert_file,
-            key_file,
-            prefix,
-            protocol=mqtt_protocol,
-        )
+        base = loaded.config.broker if loaded else None
+        b = _event_broker(broker, base, ca_file, cert_file, key_file, prefix, mqtt_protocol)
         settings = connection(b)
         context = tls_context(settings)
     except (ValueError, OSError) as e:
@@ -518,8 +504,7 @@ def _event_broker(
     cert_file: Path | None,
     key_file: Path | None,
     prefix: str | None,
-    *,
-    protocol: str | None = None,
+    protocol: str | None,
 ) -> BrokerConfig:
     """The broker `vpp event send` uses: the site file's (or the defaults), then the URL,
     then the TLS files, prefix and MQTT protocol given as options. ValueError names the
