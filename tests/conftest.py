@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Mosquitto broker on a free loopback port."""
+"""Shared fixtures: a real Mosquitto broker on a free loopback port; a 3-node NATS cluster."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.nats_cluster import NatsCluster
 
 
 def free_port() -> int:
@@ -100,6 +104,7 @@ WALL_CLOCK_MODULES = (
     "tests/test_flood_live.py",
     "tests/test_grid_link_reliability.py",
     "tests/test_mqtt_identity.py",
+    "tests/test_nats_cluster.py",
     "tests/test_outbox_kill.py",
     "tests/test_packaging.py",
     "tests/test_vpp_run.py",
@@ -113,3 +118,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         rel = Path(str(item.path)).relative_to(root).as_posix()
         if rel.startswith(WALL_CLOCK_MODULES):
             item.add_marker(pytest.mark.xdist_group("wall_clock"))
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A 3-node NATS cluster with MQTT and JetStream of this test's own (tests/nats_cluster)."""
+    from tests.nats_cluster import nats_cluster
+
+    with nats_cluster(tmp_path / "nats") as cluster:
+        yield cluster

@@ -7,7 +7,8 @@ Nothing is lost across a broker restart or a kill of the agent: a response or re
 the outbox (and its store row) only after the broker acknowledged it (QoS 1), and the
 session (fixed client id, clean_session=False) keeps the grid's events queued for us while
 we are away. Answers to valid events and reports go first, then `rejected` answers, then the
-newest telemetry. A lost connection is retried within `reconnect_max_s` (2 s) on the clock.
+newest telemetry. A lost connection is retried within `reconnect_max_s` (2 s) on the clock,
+on the next node of a clustered broker (`broker.failover`): the session lives on there.
 
 Inbound messages go straight from aiomqtt into a bounded inbox (vpp.grid.inbox) that serves
 valid-looking events first: a flood of junk neither delays a valid event nor grows memory.
@@ -29,7 +30,7 @@ import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
-from devices.mqtt_connect import SessionWatch, mqtt_client, tls_context
+from devices.mqtt_connect import SessionWatch, mqtt_client, subscribe, tls_context
 from vpp.broker import connection, default_client_id
 from vpp.grid.inbox import Inbox, InboxLimits
 from vpp.grid.link import InboundGridMessage, response_payload
@@ -128,6 +129,7 @@ class MqttLink:
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._client: aiomqtt.Client | None = None
+        self._node = 0  # which of the broker's nodes (a cluster's) we connect to
         self.connects = 0
         self.extensions = extensions
         """The site's `grid.extensions`: False publishes the contract's status `{v, online}`,
@@ -204,7 +206,7 @@ class MqttLink:
             status.name, self.status_payload(False, will=True), qos=status.qos, retain=status.retain
         )
         return mqtt_client(
-            self.settings,
+            self.settings.node(self._node),
             watch=self._session_watch,
             context=self._tls,
             clean_session=False,
@@ -212,6 +214,11 @@ class MqttLink:
             timeout=10,
             queue_type=self._arrivals_queue(),
         )
+
+    @property
+    def address(self) -> str:
+        """`host:port` of the broker node this link connects (or last connected) to."""
+        return self.settings.node(self._node).address
 
     def _arrivals_queue(self) -> type[asyncio.Queue[aiomqtt.Message]]:
         """aiomqtt's `queue_type` (called with `maxsize=`): see _Arrivals."""
@@ -243,12 +250,10 @@ class MqttLink:
                             )
                         )
                         for topic in self._subscriptions:
-                            await cancellable(client.subscribe(topic, qos=1))
+                            await cancellable(subscribe(client, topic, qos=1))
                     self.connected.set()
                     if self.connects > 1:
-                        log.info(
-                            "mqtt_reconnected", broker=f"{self.broker.host}:{self.broker.port}"
-                        )
+                        log.info("mqtt_reconnected", broker=self.address)
                     backoff = self._reconnect_min_s
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._read(client))
@@ -258,11 +263,15 @@ class MqttLink:
                 self._client = None
                 # A virtual clock must not wait for messages on their way to a lost link.
                 self.clock.release(self._subscriptions)
+                lost = self.address
+                # A clustered broker: the next node serves the same session.
+                self._node += 1
                 log.warning(
                     "mqtt_disconnected",
-                    broker=f"{self.broker.host}:{self.broker.port}",
+                    broker=lost,
                     error=str(eg.exceptions[0]),
                     retry_s=backoff,
+                    next_broker=self.address,
                 )
                 await self.clock.sleep(backoff)
                 backoff = min(backoff * 2, self._reconnect_max_s)
