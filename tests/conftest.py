@@ -118,6 +118,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         rel = Path(str(item.path)).relative_to(root).as_posix()
         if rel.startswith(WALL_CLOCK_MODULES):
             item.add_marker(pytest.mark.xdist_group("wall_clock"))
+
+
 @pytest.fixture
 def nats(tmp_path: Path) -> Iterator[NatsCluster]:
     """A 3-node NATS cluster with MQTT and JetStream of this test's own (tests/nats_cluster)."""
