@@ -98,7 +98,7 @@ class _RequestHandler(ServerRequestHandler):
             task.add_done_callback(self._tasks.discard)
             return
         # Without a delay nothing in the answer waits: run it here, as an eager task would
-        # (a task and a loop iteration less per request).
+        # (a task less per request).
         coro = self.handle_request()
         try:
             coro.send(None)

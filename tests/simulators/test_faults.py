@@ -67,7 +67,7 @@ async def test_delay_costs_clock_seconds_not_wall_seconds() -> None:
 
 async def test_requests_without_delay_are_answered_without_a_task_each() -> None:
     """The server answers a request where it is read (a task only waits out a delay fault):
-    a task and a loop iteration less per request, a fifth of a replay's Modbus round trips."""
+    a task less per request."""
     clock = VirtualClock()
     loop = asyncio.get_running_loop()
     created: list[asyncio.Task[object]] = []
