@@ -3,8 +3,9 @@ under load.
 
 Runs `vpp.replay.runner.replay` in process (the same code as `vpp replay`) for the summer
 day (20 devices, 15-min planning, 5-s control cycle), then the week scenario shortened to
-`--days` days, and reports CPU seconds (this process and its children: the counterfactual,
-from `resource.getrusage`), wall seconds, the load average and the clock's hold time-outs,
+`--days` days, and reports CPU seconds (this process and its children: the counterfactual and,
+with `--broker mosquitto`, the broker; from `resource.getrusage`), wall seconds, the load
+average and the clock's hold time-outs,
 against the goals of at most 20 s of CPU per simulated day and, with `--load N`, a wall
 time under N busy processes within 1.5x of the quiet run's. `--load N` runs every scenario
 twice: quiet, then with N busy-loop processes started by the bench for the run's duration
@@ -15,7 +16,7 @@ single-threaded program gets. `--day-hours H` cuts the day to its first H hours 
 loaded comparison on a busy machine). `--profile HOURS` profiles that many simulated hours
 of the day with cProfile instead.
 Run: `python bench/replay.py [--json] [--days 2] [--counterfactual] [--load 4]
-[--load-session own] [--busy-reference] [--profile 1]`.
+[--load-session own] [--busy-reference] [--broker mosquitto] [--profile 1]`.
 """
 
 from __future__ import annotations
@@ -130,7 +131,13 @@ def time_busy_loop(cpu_s: float, *, load: int, own_session: bool) -> dict[str, A
 
 
 def time_replay(
-    sc: Scenario, label: str, *, counterfactual: bool, load: int = 0, own_session: bool = False
+    sc: Scenario,
+    label: str,
+    *,
+    counterfactual: bool,
+    load: int = 0,
+    own_session: bool = False,
+    broker_url: str | None = None,
 ) -> dict[str, Any]:
     """CPU and wall time of one replay of `sc` into a temporary folder (outputs included),
     with `load` busy processes on the machine meanwhile."""
@@ -148,6 +155,7 @@ def time_replay(
                     Path(tmp),
                     strategy=sc.strategy,
                     counterfactual=counterfactual,
+                    broker_url=broker_url,
                     on_result=results.append,
                 )
             )
@@ -163,6 +171,7 @@ def time_replay(
         "counterfactual": counterfactual,
         "busy_processes": load,
         "busy_own_session": own_session if load else None,
+        "broker": broker_url or "embedded amqtt",
         "sim_s": sim_s,
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
@@ -193,10 +202,11 @@ def _runs(
     load: int,
     own_session: bool = False,
     busy_reference: bool = False,
+    broker_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Quiet, then (with `load`) under load; the loaded row carries its wall ratio and, with
     `busy_reference`, that of a busy loop of the quiet run's CPU time under the same load."""
-    quiet = time_replay(sc, label, counterfactual=counterfactual)
+    quiet = time_replay(sc, label, counterfactual=counterfactual, broker_url=broker_url)
     if not load:
         return [quiet]
     loaded = time_replay(
@@ -205,6 +215,7 @@ def _runs(
         counterfactual=counterfactual,
         load=load,
         own_session=own_session,
+        broker_url=broker_url,
     )
     loaded["wall_ratio_to_quiet"] = round(loaded["wall_s"] / quiet["wall_s"], 2)
     loaded["loaded_goal_ratio"] = LOADED_GOAL_RATIO
@@ -253,6 +264,12 @@ def main() -> None:
         action="store_true",
         help="with --load: also time a busy loop of the quiet run's CPU, quiet and loaded",
     )
+    ap.add_argument(
+        "--broker",
+        default=None,
+        help="`mosquitto` (a Mosquitto process the replay starts: its CPU counts as the"
+        " children's) or a broker URL; default the embedded amqtt, in this process",
+    )
     ap.add_argument("--profile", type=float, default=0.0, help="profile this many sim hours")
     ap.add_argument("--top", type=int, default=30, help="rows of the profile")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
@@ -268,6 +285,7 @@ def main() -> None:
         "load": args.load,
         "own_session": args.load_session == "own",
         "busy_reference": args.busy_reference,
+        "broker_url": args.broker,
     }
     if not args.no_day:
         day = load_scenario(DAY)

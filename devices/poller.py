@@ -174,6 +174,9 @@ class Poller:
                     d, p, phase, Health.starting(now), bounds=bounds.get(d.id)
                 )
         self._subscribers: list[asyncio.Queue[HealthChange]] = []
+        self.changes = 0
+        """Readings and health changes so far: two looks at the same count (and instant) see
+        the same devices."""
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
         self._t0 = 0.0
@@ -399,6 +402,7 @@ class Poller:
 
     def _answered(self, st: _DeviceState, reading: Reading) -> None:
         st.latest = reading
+        self.changes += 1
         if st.failures and st.failed_logged:
             log.info(
                 "device_recovered",
@@ -449,5 +453,6 @@ class Poller:
     def _set_health(self, st: _DeviceState, health: Health) -> None:
         change = HealthChange(st.driver.id, health, st.health)
         st.health = health
+        self.changes += 1
         for q in self._subscribers:
             q.put_nowait(change)

@@ -89,9 +89,23 @@ class _RequestHandler(ServerRequestHandler):
     _tasks: ClassVar[set[asyncio.Task[None]]] = set()
 
     def handle_later(self) -> None:
-        task = self.loop.create_task(self.handle_request())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        pdu = self.last_pdu
+        context: _Datastore = self.server.context
+        store = context.stores.get(pdu.dev_id) if pdu is not None else None
+        if store is not None and store.device.faults.delay_s > 0:
+            task = self.loop.create_task(self.handle_request())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        # Without a delay nothing in the answer waits: run it here, as an eager task would
+        # (a task less per request).
+        coro = self.handle_request()
+        try:
+            coro.send(None)
+        except StopIteration:
+            return
+        coro.close()
+        raise RuntimeError("a Modbus request without a delay fault waited")
 
 
 class _TcpServer(ModbusTcpServer):

@@ -111,7 +111,7 @@ class Agent:
             snap = self.snapshot()
             for dev_id, view in snap.devices.items():
                 if view.usable and view.values:
-                    self.store.add_telemetry(snap.ts, dev_id, dict(view.values))
+                    self.store.add_telemetry(snap.ts, dev_id, view.values)
             self.link.send_telemetry(self._telemetry.message(snap))
 
     async def _health_loop(self) -> None:

@@ -87,6 +87,7 @@ class SiteDevices:
         self._meter = next(
             (d.id for d in site.devices if plugin_for(d.kind).report_role is ReportRole.meter), None
         )
+        self._snapshot: tuple[tuple[float, int], Snapshot] | None = None
 
     def watchdog_s(self, device_id: str) -> float:
         """The device's own fail-safe timeout (s), as it reports it; 60 s if it does not."""
@@ -96,7 +97,18 @@ class SiteDevices:
         return 60.0
 
     def snapshot(self) -> Snapshot:
-        """Every device's last reading and health, taken at once."""
+        """Every device's last reading and health, taken at once.
+
+        Looks at one instant with no reading or health change between them share one
+        snapshot (the control cycle's and the telemetry's, every 5 s)."""
+        key = (self.clock.monotonic(), self.poller.changes)
+        if self._snapshot is not None and self._snapshot[0] == key:
+            return self._snapshot[1]
+        snap = self._take_snapshot()
+        self._snapshot = (key, snap)
+        return snap
+
+    def _take_snapshot(self) -> Snapshot:
         views: dict[str, DeviceView] = {}
         for d in self.site.devices:
             if d.id not in self.drivers:
@@ -107,7 +119,7 @@ class SiteDevices:
             views[d.id] = DeviceView(
                 d.id,
                 h.usable and r is not None,
-                dict(r.values) if r else {},
+                r.values if r else {},  # a reading is never changed once made
                 r.ts if r else None,
                 h.reason,
                 h,

@@ -6,6 +6,7 @@ Strict (unknown keys rejected); every error names the file and the field path, e
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlparse
@@ -449,8 +450,9 @@ class Device(BaseModel):
     config: DeviceConfig
     profile_or_none: ModbusProfile | MqttProfile | None = Field(default=None, alias="profile")
 
-    @property
+    @cached_property
     def id(self) -> str:
+        """The device's id (cached: the control cycle asks for it hundreds of times)."""
         return self.config.id
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
@@ -61,6 +63,35 @@ async def test_delay_costs_clock_seconds_not_wall_seconds() -> None:
             t0 = clock.monotonic()
             await c.read_holding_registers(SOC, count=1, device_id=1)
             assert clock.monotonic() == t0
+
+
+async def test_requests_without_delay_are_answered_without_a_task_each() -> None:
+    """The server answers a request where it is read (a task only waits out a delay fault):
+    a task less per request."""
+    clock = VirtualClock()
+    loop = asyncio.get_running_loop()
+    created: list[asyncio.Task[object]] = []
+
+    def factory(lp: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = asyncio.Task(coro, loop=lp, **kw)
+        created.append(task)
+        return task
+
+    async with _site(clock) as site:
+        async with _client(site.endpoints()[0].port) as c:
+            loop.set_task_factory(factory)
+            try:
+                for _ in range(20):
+                    rr = await c.read_holding_registers(SOC, count=1, device_id=1)
+                    assert not rr.isError()
+                plain = len(created)
+                await site.set_fault("bat", Faults(delay_s=1.0))
+                rr = await c.read_holding_registers(SOC, count=1, device_id=1)
+                assert not rr.isError()
+            finally:
+                loop.set_task_factory(None)
+    assert plain < 5, f"{plain} tasks for 20 requests"
+    assert len(created) > plain  # the delayed answer waits in a task of its own
 
 
 @pytest.mark.parametrize("code", [4, 6, 11])

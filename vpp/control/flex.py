@@ -32,6 +32,9 @@ class Flex:
     commanded_ts: datetime | None = None
     checked_ts: datetime | None = None
     follow_misses: int = 0
+    _limit_bounds: dict[str, tuple[float | None, float | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     excluded_reason: str = ""
     # The knob is a ceiling (a power limit, a shed coil): drawing less than told is following.
     ceiling: bool = False
@@ -51,13 +54,21 @@ class Flex:
         return self.device.config.priority
 
     def limit(self, point: str, lo: float, hi: float) -> tuple[float, float]:
-        """The tighter of (lo, hi) and the site file's limits for `point`."""
-        site = self.device.config.limits.get(point)
-        p = self.device.profile.points.get(point)
-        pmin = getattr(p, "min", None)
-        pmax = getattr(p, "max", None)
-        lo = max(lo, site[0] if site else lo, pmin if pmin is not None else lo)
-        hi = min(hi, site[1] if site else hi, pmax if pmax is not None else hi)
+        """The tighter of (lo, hi) and the site file's and the profile's limits for `point`."""
+        bounds = self._limit_bounds.get(point)
+        if bounds is None:  # the site file and the profile do not change: once per point
+            site = self.device.config.limits.get(point)
+            p = self.device.profile.points.get(point)
+            los = [x for x in (site[0] if site else None, getattr(p, "min", None)) if x is not None]
+            his = [x for x in (site[1] if site else None, getattr(p, "max", None)) if x is not None]
+            bounds = self._limit_bounds[point] = (
+                max(los) if los else None,
+                min(his) if his else None,
+            )
+        if bounds[0] is not None:
+            lo = max(lo, bounds[0])
+        if bounds[1] is not None:
+            hi = min(hi, bounds[1])
         return lo, max(lo, hi)
 
     # -- the knob -------------------------------------------------------------------------

@@ -431,10 +431,25 @@ class _KindFields(Mapping[str, frozenset[str]]):
     """Per wire kind, its own telemetry fields, read from the kinds registry when first used
     (the registry imports the control code; the wire models are imported without it)."""
 
+    def __init__(self) -> None:
+        self._source: dict[str, frozenset[str]] | None = None
+        self._kinds: dict[str, frozenset[str]] = {}
+        self._all: frozenset[str] = frozenset()
+
     def _table(self) -> dict[str, frozenset[str]]:
         from vpp.kinds import wire_kind_fields
 
-        return {k: v for k, v in wire_kind_fields().items() if v}
+        source = wire_kind_fields()  # the same dict until a plugin is registered
+        if source is not self._source:
+            self._kinds = {k: v for k, v in source.items() if v}
+            self._all = frozenset().union(*self._kinds.values())
+            self._source = source
+        return self._kinds
+
+    def all_fields(self) -> frozenset[str]:
+        """Every kind's own fields together."""
+        self._table()
+        return self._all
 
     def __getitem__(self, kind: str) -> frozenset[str]:
         return self._table()[kind]
@@ -492,9 +507,7 @@ class ExtendedDeviceTelemetry(DeviceTelemetry):
                 raise ValueError(f"kind: {self.kind!r} is not a known device kind")
             own = KIND_FIELDS.get(self.kind, frozenset())
             foreign = sorted(
-                f
-                for f in set().union(*KIND_FIELDS.values())
-                if f not in own and getattr(self, f) is not None
+                f for f in KIND_FIELDS.all_fields() if f not in own and getattr(self, f) is not None
             )
             if foreign:
                 raise ValueError(f"a {self.kind} has no {', '.join(foreign)}")

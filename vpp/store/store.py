@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,7 +168,7 @@ class Store:
 
     # -- telemetry ------------------------------------------------------------------------
 
-    def add_telemetry(self, ts: datetime, device_id: str, values: dict[str, float]) -> None:
+    def add_telemetry(self, ts: datetime, device_id: str, values: Mapping[str, float]) -> None:
         """Add one reading; it is averaged into its resolution window."""
         t = _ts(ts)
         start = t - (t % self._resolution)
