@@ -1,6 +1,7 @@
-"""Buildings that nobody tuned for: a site file and a shortened DR scenario written by a small
-function from a few parameters (zones with their own comfort bands, a battery, chargers, PV,
-sheddable load groups with a price), using only the bundled device profiles.
+"""Buildings that nobody tuned for (the first generator; the package's is
+vpp.replay.generate, whose site files these are): a site file and a shortened DR scenario
+written by a small function from a few parameters (zones with their own comfort bands, a
+battery, chargers, PV, sheddable load groups with a price), using only the bundled profiles.
 
 `building(spec)` is the site file's data; `afternoon(tmp, spec, events)` the scenario that
 replays it from `spec.start_h` local, with the events given relative to that start. A seed
@@ -18,42 +19,19 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from vpp.replay.generate import (
+    DAY_SHAPES,
+    BuildingSpec,
+    Charger,
+    Load,
+    Zone,
+    site_data,
+    visits,
+)
 from vpp.replay.scenario import Scenario, load_scenario
 
-# A hotel's day: guests out mid-morning, busy evening (fractions of the peak, by local hour).
-HOTEL_DAY = [
-    0.45, 0.4, 0.4, 0.4, 0.45, 0.55, 0.7, 0.8, 0.75, 0.65, 0.6, 0.6,
-    0.65, 0.65, 0.7, 0.75, 0.85, 0.95, 1.0, 1.0, 0.95, 0.85, 0.7, 0.55,
-]  # fmt: skip
-# An office's day (the simulators' default shape), for the other kind of building.
-OFFICE_DAY = [
-    0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.35, 0.5, 0.8, 0.95, 1.0, 1.0,
-    0.95, 1.0, 1.0, 1.0, 0.95, 0.85, 0.6, 0.45, 0.4, 0.35, 0.3, 0.3,
-]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Zone:
-    """An HVAC zone: comfort band (degC), chiller rating (kW electric), RC, gains (kW)."""
-
-    min_c: float
-    max_c: float
-    max_kw: float
-    r_k_per_kw: float
-    c_kwh_per_k: float
-    gain_kw: float
-
-
-@dataclass(frozen=True)
-class Load:
-    """A sheddable load group and its price and limits as a site file gives them."""
-
-    id: str
-    power_kw: float
-    shed_cost_per_kwh: float
-    max_shed_min: float
-    min_rest_min: float
-    dr_only: bool = True
+HOTEL_DAY = DAY_SHAPES["hotel"]
+OFFICE_DAY = DAY_SHAPES["office"]
 
 
 @dataclass(frozen=True)
@@ -163,149 +141,32 @@ def spec_from_seed(seed: int) -> Spec:
     )
 
 
+def building_spec(spec: Spec) -> BuildingSpec:
+    """`spec` as the package's generator describes a building (identical chargers)."""
+    return BuildingSpec(
+        site_id=spec.site_id,
+        kind="hotel" if spec.shape is HOTEL_DAY else "office",
+        timezone=spec.timezone,
+        base_peak_kw=spec.base_peak_kw,
+        shape=spec.shape,
+        zones=spec.zones,
+        battery_kw=spec.battery_kw,
+        battery_kwh=spec.battery_kwh,
+        battery_soc_pct=spec.battery_soc_pct,
+        chargers=[Charger(f"ev{i + 1}", spec.charger_kw) for i in range(spec.chargers)],
+        pv_kw=spec.pv_kw,
+        loads=spec.loads,
+        outdoor_min_c=spec.outdoor_min_c,
+        outdoor_max_c=spec.outdoor_max_c,
+        date=spec.date,
+        rebound_cap_kw=spec.rebound_cap_kw,
+        seed=spec.seed,
+    )
+
+
 def building(spec: Spec) -> dict[str, Any]:
     """The site file's data for `spec` (ports from the OS: `port: 0`)."""
-    devices: list[dict[str, Any]] = [
-        {"id": "meter", "type": "meter", "profile": "site-meter", "port": 0, "sim": {}}
-    ]
-    if spec.battery_kw > 0:
-        devices.append(
-            {
-                "id": "bat1",
-                "type": "battery",
-                "profile": "sunspec-battery",
-                "port": 0,
-                "limits": {"power_setpoint_kw": [-spec.battery_kw, spec.battery_kw]},
-                "soc_reserve_pct": 20,
-                "priority": 10,
-                "sim": {
-                    "default_watchdog_s": 180,
-                    "capacity_kwh": spec.battery_kwh,
-                    "max_charge_kw": spec.battery_kw,
-                    "max_discharge_kw": spec.battery_kw,
-                    "initial_soc_pct": spec.battery_soc_pct,
-                    "soc_min_pct": 5,
-                    "soc_max_pct": 95,
-                    "soc_reserve_pct": 20,
-                },
-            }
-        )
-    if spec.pv_kw > 0:
-        devices.append(
-            {
-                "id": "pv1",
-                "type": "pv",
-                "profile": "pv-inverter",
-                "poll_s": 60,
-                "port": 0,
-                "sim": {"rated_kw": spec.pv_kw},
-            }
-        )
-    for i, z in enumerate(spec.zones):
-        mid = round((z.min_c + z.max_c) / 2, 1)
-        devices.append(
-            {
-                "id": f"zone-{i + 1}",
-                "type": "hvac",
-                "profile": "hvac-zone",
-                "poll_s": 60,
-                "port": 0,
-                "limits": {"setpoint_c": [18, 30], "power_limit_kw": [0, 2 * z.max_kw]},
-                "comfort": {"min_c": z.min_c, "max_c": z.max_c},
-                "priority": 40,
-                "sim": {
-                    "default_watchdog_s": 180,
-                    "r_k_per_kw": z.r_k_per_kw,
-                    "c_kwh_per_k": z.c_kwh_per_k,
-                    "cop": 3.0,
-                    "max_power_kw": z.max_kw,
-                    "initial_temp_c": mid,
-                    "local_setpoint_c": mid,
-                    "internal_gains_kw": z.gain_kw,
-                    "solar_gain_factor": 5,
-                },
-            }
-        )
-    for i in range(spec.chargers):
-        devices.append(
-            {
-                "id": f"ev{i + 1}",
-                "type": "ev_charger",
-                "profile": "ev-charger-modbus",
-                "poll_s": 60,
-                "port": 0,
-                "limits": {"power_limit_kw": [0, spec.charger_kw]},
-                "ev": {"departure_after_h": 6, "energy_needed_kwh": 15},
-                "priority": 30,
-                "sim": {
-                    "default_watchdog_s": 180,
-                    "max_power_kw": spec.charger_kw,
-                    "default_limit_kw": spec.charger_kw,
-                },
-            }
-        )
-    for ld in spec.loads:
-        devices.append(
-            {
-                "id": ld.id,
-                "type": "curtailable_load",
-                "profile": "curtailable-load",
-                "poll_s": 60,
-                "port": 0,
-                "priority": 20,
-                "shed_cost_per_kwh": ld.shed_cost_per_kwh,
-                "max_shed_min": ld.max_shed_min,
-                "min_rest_min": ld.min_rest_min,
-                "dr_only": ld.dr_only,
-                "sim": {"default_watchdog_s": 180, "power_kw": ld.power_kw},
-            }
-        )
-    limits: dict[str, Any] = {
-        "import_kw": 2 * spec.base_peak_kw + sum(z.max_kw for z in spec.zones) + 100,
-        "export_kw": 0,
-        "recovery_ramp_kw_per_min": 20,
-    }
-    if spec.rebound_cap_kw is not None:
-        limits["rebound_cap_kw"] = spec.rebound_cap_kw
-    return {
-        "site_id": spec.site_id,
-        "name": f"generated building {spec.site_id}",
-        "timezone": spec.timezone,
-        "grid": {"extensions": True},
-        "periods": {"poll_s": 5, "telemetry_s": 5, "plan_s": 900, "control_s": 5},
-        "store": {"telemetry_resolution_s": 60},
-        "limits": limits,
-        "sim": {
-            "step_s": 5,
-            "seed": spec.seed,
-            "base_load": {"peak_kw": spec.base_peak_kw, "noise_kw": 2, "shape": spec.shape},
-            "environment": {
-                "outdoor_min_c": spec.outdoor_min_c,
-                "outdoor_max_c": spec.outdoor_max_c,
-            },
-        },
-        "devices": devices,
-    }
-
-
-def _visits(spec: Spec, hours: float) -> dict[str, list[dict[str, Any]]]:
-    """Cars plugged in during the first half hour, leaving after the replay ends (so every
-    need counts), each wanting what a few hours at a fraction of the charger's rating give."""
-    rng = random.Random(spec.seed * 7 + 1)
-    out = {}
-    for i in range(spec.chargers):
-        arrive = 5 + 2 * i
-        stay_min = int(hours * 60) + rng.randint(30, 120)
-        energy = round(rng.uniform(0.15, 0.35) * spec.charger_kw * hours, 1)
-        out[f"ev{i + 1}"] = [
-            {
-                "arrival": f"PT{arrive}M",
-                "departure": f"PT{arrive + stay_min}M",
-                "energy_needed_kwh": energy,
-                "vehicle_max_kw": spec.charger_kw,
-            }
-        ]
-    return out
+    return site_data(building_spec(spec))
 
 
 def afternoon(
@@ -336,7 +197,7 @@ def afternoon(
         "history_days": 2,
         "weather": {"outdoor_min_c": spec.outdoor_min_c, "outdoor_max_c": spec.outdoor_max_c},
         "base_load": {"peak_kw": spec.base_peak_kw, "noise_kw": 2, "shape": spec.shape},
-        "ev_arrivals": {"explicit": _visits(spec, hours)},
+        "ev_arrivals": {"explicit": visits(building_spec(spec), hours)},
         "events": events,
         "faults": faults or [],
     }

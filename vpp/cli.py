@@ -17,6 +17,7 @@ from vpp.control.strategy import REGISTRY as STRATEGY_REGISTRY  # names only: no
 from vpp.file_schemas import ConfigFile
 from vpp.log import configure_logging
 from vpp.log import quiet as quiet_logs
+from vpp.scenario_cli import scenario_app
 
 if TYPE_CHECKING:  # vpp.site is imported lazily: the CLI starts fast
     from vpp.site import BrokerConfig
@@ -288,6 +289,7 @@ event_app = typer.Typer(
     context_settings=HELP,
 )
 app.add_typer(event_app, name="event")
+app.add_typer(scenario_app, name="scenario")
 
 
 @event_app.command("send")
