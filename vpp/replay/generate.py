@@ -70,6 +70,8 @@ DURATIONS_MIN = (30, 60, 90, 120, 180, 240)
 DEPTH = (0.05, 0.40)
 """An event's depth: a fraction of the expected peak (reduction, or cut below the baseline
 for a cap)."""
+DEPTH_OF_IMPORT = 0.5
+"""At most this share of the import expected during the event is asked for."""
 LEAD_MIN = (30, 60)
 """The run starts this long before the first event (at least, at most): the agent polls and
 plans first, and a long notice leaves it time to prepare within the run."""
@@ -143,9 +145,18 @@ class BuildingSpec:
         )
 
     def expected_import_kw(self, hour: float) -> float:
-        """A rough import at local `hour` (the base load's shape; the rest as in the peak)."""
+        """A cautious import at local `hour` (the base load's shape, some of the chillers and
+        chargers, the loads) less what the PV makes then (a clear day's arc, 6:00-18:00)."""
         base = self.base_peak_kw * self.shape[int(hour) % 24]
-        return base + self.expected_peak_kw() - self.base_peak_kw
+        sun = max(0.0, math.sin(math.pi * (hour - 6.0) / 12.0))
+        # Zones coast within their bands and cars finish: a quarter of the chillers and a
+        # sixth of the chargers, not the peak's shares.
+        rest = (
+            0.25 * sum(z.max_kw for z in self.zones)
+            + sum(ld.power_kw for ld in self.loads)
+            + sum(c.kw for c in self.chargers) / 6
+        )
+        return max(0.0, base + rest - self.pv_kw * sun)
 
 
 @dataclass(frozen=True)
@@ -243,13 +254,17 @@ def _draw_events(rng: random.Random, spec: BuildingSpec) -> list[dict[str, Any]]
         dur = rng.choice(DURATIONS_MIN)
         if t + dur > 21 * 60:
             break
-        depth = rng.uniform(*DEPTH) * peak
         signal = "curtail_kw" if rng.random() < 0.7 else "import_cap_kw"
+        hours = [(t + m) / 60 for m in range(0, dur, 15)]
+        # Never deeper than what the site is expected to import then (less a margin): a
+        # request above the baseline itself is out of any controller's reach.
+        low = min(spec.expected_import_kw(h) for h in hours)
+        depth = min(rng.uniform(*DEPTH) * peak, DEPTH_OF_IMPORT * low)
         if signal == "curtail_kw":
-            value = round(depth)
+            value = max(1, round(depth))
         else:
-            base = max(spec.expected_import_kw((t + m) / 60) for m in range(0, dur, 15))
-            value = round(max(0.0, base - depth))
+            high = max(spec.expected_import_kw(h) for h in hours)
+            value = round(max(0.0, high - depth))
         out.append(
             {
                 "event_id": f"{'curtail' if signal == 'curtail_kw' else 'cap'}-{i + 1}",

@@ -105,6 +105,7 @@ class Oracle:
 
         forecast = TwinForecast(self.site, sc.environment(), sc.base_load(), prices=prices)
         self.series = _mean_series(forecast, start, steps)
+        self.planned_assets: list[Asset] = []
         self.assets = self._assets(forecast)
         self.planner = Planner()
         self._cache: dict[tuple[datetime, datetime], float] = {}
@@ -124,6 +125,7 @@ class Oracle:
             view = DeviceView(d.id, True, {})
             made = plugin_for(d.kind).assets(d, view, forecast.device_params(d.id), ctx, None)
             for a in made:
+                self.planned_assets.append(a)
                 if isinstance(a, ThermalZoneAsset):
                     # The true band: the planner's margin is the closed loop's room, not a
                     # limit of the building.
@@ -136,8 +138,9 @@ class Oracle:
                 elif isinstance(a, BatteryAsset) and d.id in lost:
                     a = a.model_copy(update={"available_steps": lost[d.id]})
                 assets.append(a)
-        assets += self._vehicles()
-        return assets
+        vehicles = self._vehicles()
+        self.planned_assets += vehicles
+        return assets + vehicles
 
     def _lost_steps(self) -> dict[str, int]:
         """Devices offline (or deaf to commands) from some instant to the end of the run:
@@ -177,7 +180,7 @@ class Oracle:
             )
         return out
 
-    def _problem(self, caps: Mapping[datetime, float]) -> Problem:
+    def _problem(self, caps: Mapping[datetime, float], assets: list[Asset]) -> Problem:
         s = self.series
         limits = self.site.config.limits
         events = [
@@ -195,14 +198,14 @@ class Oracle:
                 import_limit_kw=limits.import_kw,
                 export_limit_kw=max(limits.export_kw, 1e-6),
             ),
-            assets=self.assets,
+            assets=assets,
             events=events,
             penalties=PENALTIES,
             solver=SolverOptions(time_limit_s=60.0),
         )
 
-    def _solve(self, caps: Mapping[datetime, float]) -> Schedule:
-        schedule = self.planner.plan(self._problem(caps))
+    def _solve(self, caps: Mapping[datetime, float], assets: list[Asset] | None = None) -> Schedule:
+        schedule = self.planner.plan(self._problem(caps, self.assets if assets is None else assets))
         if schedule.fallback:
             raise OracleError(f"the oracle's solve failed: {schedule.reason}")
         return schedule
@@ -220,6 +223,12 @@ class Oracle:
             imports = self._solve(caps).site_import_kw
             self._cache[key] = math.fsum(imports[k] for k in steps) / len(steps)
         return self._cache[key]
+
+    def planned_import_kw(self) -> list[float]:
+        """The import per step (kW) of the day planned for the tariff alone, no event, within
+        the bands as the agent plans them (its margin inside each): an estimate of the
+        optimiser's counterfactual (e.g. to judge a generator's depths without a replay)."""
+        return self._solve({}, self.planned_assets).site_import_kw
 
     def _steps(self, start: datetime, end: datetime) -> list[datetime]:
         a = floor_step(start)
