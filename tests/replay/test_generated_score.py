@@ -3,8 +3,9 @@ vpp.replay.generate (seeds 1..SCENARIOS, each cut to its first event), replayed 
 real agent (simulated devices over Modbus and MQTT, Mosquitto, the virtual clock, the
 counterfactual in a second process) and judged against the perfect-foresight oracle.
 
-Per interval: delivered ≥ 95 % of min(request, oracle) (`feasible_ratio`), and the oracle
-honest (delivered ≤ oracle_kw + 2 % of the request: more would mean the oracle is wrong);
+Per interval: delivered ≥ 95 % of min(request, oracle) (`feasible_ratio`, see
+vpp.replay.feasible), and the oracle honest (in a run that kept comfort and EV needs, as the
+oracle does: delivered ≤ oracle_kw + 2 % of the request; more would mean it is wrong);
 per run: comfort 0 degC·h, unmet EV 0 kWh; per event: |reported − measured| delivered ratio
 ≤ 0.10 (10 % of the request). Over the set: the oracle holds the full request in ≥ 80 % of
 the events (the generator's depths leave most events feasible)."""
@@ -24,7 +25,7 @@ from vpp.replay.runner import COUNTERFACTUAL, STORE, replay
 from vpp.replay.scenario import load_scenario
 from vpp.replay.summary import event_reports
 
-SCENARIOS = 8
+SCENARIOS = 6  # about 30 s of wall a replay on a quiet machine: 6 fit in ~3 min
 FEASIBLE_SHARE = 0.8
 HONEST_TOL = 0.02
 # Filled by each replay, read by the last test (the file runs on one worker, in order).
@@ -50,6 +51,7 @@ async def test_a_generated_day_delivers_what_was_possible(
     print(f"seed {seed}: {sc.duration} simulated in {time.perf_counter() - wall0:.1f} s wall")
     for ev in s["events"]:
         FULL_REQUEST[(seed, ev["event_id"])] = ev["oracle_full_request"]
+        print(f"  {ev['event_id']}: oracle fraction {ev['oracle_fraction']}")
     out = tmp_path / "out"
     reports = event_reports(out / STORE, sc, out / COUNTERFACTUAL / STORE)
     problems = []
@@ -64,7 +66,9 @@ async def test_a_generated_day_delivers_what_was_possible(
             at = f"{ev['event_id']} {iv.start.astimezone(sc.tz):%H:%M}"
             req, got = iv.requested_kw, iv.delivered_kw
             assert req is not None and got is not None and possible is not None, (seed, at)
-            if got > possible + HONEST_TOL * max(req, 1.0):
+            # The oracle keeps comfort and EV needs: a run that broke them is outside it.
+            kept = s["comfort_violation_degC_h"] == 0.0 and s["unmet_ev_kwh"] == 0.0
+            if kept and got > possible + HONEST_TOL * max(req, 1.0):
                 problems.append(f"{at}: delivered {got:.1f} kW > oracle {possible:.1f} kW")
             if ratio is not None and ratio < 0.95:
                 problems.append(

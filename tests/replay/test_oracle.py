@@ -92,3 +92,7 @@ def test_full_request_knows_when_the_energy_runs_out(tmp_path: Path) -> None:
     assert oracle.full_request(hour) is False
     assert oracle.full_request(hour[:1]) is True
     assert oracle.full_request([(a, b, 95.0) for a, b, _ in hour]) is True
+    # Of 20 kW asked for that hour, 8.55 kWh hold 42.75 % in every interval.
+    asks = [(a, b, 100.0, 20.0) for a, b, _ in hour]
+    assert oracle.event_fraction(asks) == pytest.approx(8.55 / 20.0, abs=0.01)
+    assert oracle.event_fraction([(a, b, 100.0, 5.0) for a, b, _ in hour]) == 1.0

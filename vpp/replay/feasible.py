@@ -2,14 +2,19 @@
 
 Per interval of a measured event (`vpp.replay.oracle` for the least import):
 
-- `oracle_kw`: the largest deliverable reduction, baseline − the oracle's least import over
-  the interval (kW, ≥ 0; the baseline is the summary's: the counterfactual's import);
-- `feasible_ratio`: delivered ÷ min(requested, oracle_kw). An interval requesting nothing
-  (a cap above the baseline) keeps the report's compliance ratio (1 held, 0 not); one where
-  the oracle can deliver nothing (under `MIN_KW`) has none.
+- `oracle_kw`: the largest deliverable reduction of the interval alone, baseline − the
+  oracle's least import over it (kW, ≥ 0; the baseline is the summary's: the
+  counterfactual's import). No replay can deliver more (the oracle's honesty);
+- `feasible_ratio`: delivered ÷ min(requested, oracle_kw, f·requested), f being the event's
+  `oracle_fraction`: the largest share of every interval's request the oracle holds in all
+  of them at once (1 when the full request is feasible, so that the ratio is then delivered
+  ÷ requested; below 1 an interval is judged on what could be held throughout, not on what
+  it could give by starving the others). An interval requesting nothing (a cap above the
+  baseline) keeps the report's compliance ratio (1 held, 0 not); one where the request or
+  the possible delivery is under `MIN_KW` has none.
 
-Per event: `min_feasible_ratio` (the worst interval's) and `oracle_full_request` (whether the
-oracle can hold every interval's request at once: caps of baseline − request, or the cap).
+Per event: `min_feasible_ratio` (the worst interval's), `oracle_fraction` and
+`oracle_full_request` (f = 1: every interval's request can be held at once).
 """
 
 from __future__ import annotations
@@ -31,41 +36,39 @@ def oracle_figures(report: EventReport, oracle: Oracle | None) -> dict[str, Any]
         "oracle_kw": None,
         "feasible_ratio": None,
         "min_feasible_ratio": None,
+        "oracle_fraction": None,
         "oracle_full_request": None,
     }
     if oracle is None:
         return empty | {"oracle_note": "no oracle for this run"}
     oracle_kw: list[float | None] = []
-    ratios: list[float | None] = []
-    caps: list[tuple[datetime, datetime, float]] = []
+    asks: list[tuple[datetime, datetime, float, float]] = []
     try:
         for iv in report.intervals:
             end = iv.start + iv.duration
             least = oracle.min_import_kw(iv.start, end)
-            if iv.baseline_kw is None:
-                oracle_kw.append(None)
-                ratios.append(None)
-                continue
-            possible = max(0.0, iv.baseline_kw - least)
-            oracle_kw.append(possible)
-            req = iv.requested_kw
-            if req is not None and req >= MIN_KW:
-                caps.append((iv.start, end, iv.baseline_kw - req))
-            if req is None or iv.delivered_kw is None:
-                ratios.append(None)
-            elif req < MIN_KW:
-                ratios.append(iv.ratio)
-            elif min(req, possible) < MIN_KW:
-                ratios.append(None)
-            else:
-                ratios.append(iv.delivered_kw / min(req, possible))
-        full = oracle.full_request(caps)
+            base, req = iv.baseline_kw, iv.requested_kw
+            oracle_kw.append(None if base is None else max(0.0, base - least))
+            if base is not None and req is not None and req >= MIN_KW:
+                asks.append((iv.start, end, base, req))
+        fraction = oracle.event_fraction(asks)
     except (OracleError, ValueError) as e:
         return empty | {"oracle_note": str(e)}
+    ratios: list[float | None] = []
+    for iv, possible in zip(report.intervals, oracle_kw, strict=True):
+        req, got = iv.requested_kw, iv.delivered_kw
+        if req is None or got is None or possible is None:
+            ratios.append(None)
+        elif req < MIN_KW:
+            ratios.append(iv.ratio)
+        else:
+            due = min(req, possible, fraction * req)
+            ratios.append(got / due if due >= MIN_KW else None)
     known = [r for r in ratios if r is not None]
     return {
         "oracle_kw": oracle_kw,
         "feasible_ratio": ratios,
         "min_feasible_ratio": min(known) if known else None,
-        "oracle_full_request": full,
+        "oracle_fraction": fraction,
+        "oracle_full_request": fraction >= 1.0,
     }

@@ -12,7 +12,8 @@ interval (whole 15-min steps): the interval alone, everything before it spent fo
 a baseline it is the largest deliverable reduction of that interval, an upper bound no
 replay can beat (issue 12: a replay delivering more than it, beyond 2 % of the request,
 means the oracle is wrong).
-`full_request(caps)` says whether every interval of one event can hold its cap at once.
+`full_request(caps)` says whether every interval of one event can hold its cap at once, and
+`event_fraction(asks)` the largest share of every interval's request they can all hold.
 
 Per-step inputs are means over the step (sampled each minute), not the value at its middle:
 PV and gains are curved, and the honest bound needs their mean.
@@ -58,6 +59,10 @@ PENALTIES = Penalties(
 )
 FEASIBLE_TOL_KW = 0.5
 """A cap counts as held when the oracle's import exceeds it by at most this (kW, LP noise)."""
+
+
+FRACTION_TOL = 0.005
+"""How closely `event_fraction` is bisected."""
 
 
 class OracleError(RuntimeError):
@@ -223,6 +228,22 @@ class Oracle:
             imports = self._solve(caps).site_import_kw
             self._cache[key] = math.fsum(imports[k] for k in steps) / len(steps)
         return self._cache[key]
+
+    def event_fraction(self, asks: list[tuple[datetime, datetime, float, float]]) -> float:
+        """The largest share f (0-1, to `FRACTION_TOL`) of every interval's request that can
+        be held in all of them at once: `asks` are `(start, end, baseline kW, request kW)`,
+        each held when import ≤ baseline − f·request."""
+
+        def holds(f: float) -> bool:
+            return self.full_request([(a, b, base - f * req) for a, b, base, req in asks])
+
+        if not asks or holds(1.0):
+            return 1.0
+        lo, hi = 0.0, 1.0
+        while hi - lo > FRACTION_TOL:
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if holds(mid) else (lo, mid)
+        return lo
 
     def planned_import_kw(self) -> list[float]:
         """The import per step (kW) of the day planned for the tariff alone, no event, within

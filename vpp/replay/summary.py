@@ -6,7 +6,8 @@ the lowest interval ratio (vpp.measure.build_report against the baseline below),
 of the zones outside their comfort bands over the event, energy the vehicles plugged in
 during the event lacked at departure, and the rebound peak in the 2 h after the event.
 
-`oracle_kw`, `feasible_ratio` (per interval), `min_feasible_ratio`, `oracle_full_request`:
+`oracle_kw`, `feasible_ratio` (per interval), `min_feasible_ratio`, `oracle_fraction`,
+`oracle_full_request`:
 the delivery against what a perfect-foresight controller could have done
 (vpp.replay.feasible, vpp.replay.oracle).
 
@@ -213,6 +214,7 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
         "oracle_kw": None,
         "feasible_ratio": None,
         "min_feasible_ratio": None,
+        "oracle_fraction": None,
         "oracle_full_request": None,
         **_reported(run.store, event.event_id),
     }
