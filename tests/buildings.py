@@ -25,6 +25,7 @@ from vpp.replay.generate import (
     Charger,
     Load,
     Zone,
+    draw_zone,
     site_data,
     visits,
 )
@@ -35,27 +36,14 @@ OFFICE_DAY = DAY_SHAPES["office"]
 
 
 @dataclass(frozen=True)
-class Spec:
-    """Everything that makes one generated building."""
+class Spec(BuildingSpec):
+    """A generated building and the local hour its afternoon starts."""
 
-    site_id: str
-    timezone: str
-    base_peak_kw: float
-    shape: list[float]
-    zones: list[Zone]
-    battery_kw: float
-    battery_kwh: float
-    battery_soc_pct: float
-    chargers: int
-    charger_kw: float
-    pv_kw: float
-    loads: list[Load]
-    outdoor_min_c: float = 27.0
-    outdoor_max_c: float = 36.0
-    date: str = "2026-07-15"
     start_h: int = 14
-    rebound_cap_kw: float | None = None
-    seed: int = 1
+
+
+def _chargers(count: int, kw: float) -> list[Charger]:
+    return [Charger(f"ev{i + 1}", kw) for i in range(count)]
 
 
 def hotel() -> Spec:
@@ -74,6 +62,7 @@ def hotel() -> Spec:
     ]
     return Spec(
         site_id="hotel-1",
+        kind="hotel",
         timezone="America/New_York",
         base_peak_kw=180.0,
         shape=HOTEL_DAY,
@@ -81,8 +70,7 @@ def hotel() -> Spec:
         battery_kw=100.0,
         battery_kwh=200.0,
         battery_soc_pct=70.0,
-        chargers=12,
-        charger_kw=11.0,
+        chargers=_chargers(12, 11.0),
         pv_kw=120.0,
         loads=loads,
         outdoor_min_c=27.0,
@@ -97,19 +85,8 @@ def spec_from_seed(seed: int) -> Spec:
     a battery of 0.5-2 h, 2-12 chargers, PV, 2-5 load groups with their prices."""
     rng = random.Random(seed)
     is_hotel = rng.random() < 0.5
-    zones = []
-    for _ in range(rng.randint(3, 6)):
-        lo = rng.choice([20.0, 21.0, 22.0, 23.0])
-        zones.append(
-            Zone(
-                lo,
-                lo + rng.choice([3.0, 3.5, 4.0]),
-                rng.choice([25.0, 30.0, 40.0, 50.0]),
-                rng.uniform(0.3, 0.8),
-                rng.uniform(20.0, 45.0),
-                rng.uniform(12.0, 30.0),
-            )
-        )
+    ratings = [25.0, 30.0, 40.0, 50.0]
+    zones = [draw_zone(rng, ratings, (12.0, 30.0)) for _ in range(rng.randint(3, 6))]
     names = ["laundry", "pool-pumps", "lighting", "hot-water", "fans"]
     loads = [
         Load(
@@ -124,6 +101,7 @@ def spec_from_seed(seed: int) -> Spec:
     kw = rng.choice([50.0, 100.0, 150.0])
     return Spec(
         site_id=f"gen-{seed}",
+        kind="hotel" if is_hotel else "office",
         timezone=rng.choice(["America/New_York", "Europe/Paris", "Asia/Shanghai"]),
         base_peak_kw=rng.uniform(120.0, 300.0),
         shape=HOTEL_DAY if is_hotel else OFFICE_DAY,
@@ -131,8 +109,7 @@ def spec_from_seed(seed: int) -> Spec:
         battery_kw=kw,
         battery_kwh=kw * rng.choice([1.0, 2.0]),
         battery_soc_pct=rng.uniform(50.0, 90.0),
-        chargers=rng.randint(2, 12),
-        charger_kw=rng.choice([7.0, 11.0, 22.0]),
+        chargers=_chargers(rng.randint(2, 12), rng.choice([7.0, 11.0, 22.0])),
         pv_kw=rng.choice([0.0, 50.0, 120.0]),
         loads=loads,
         outdoor_min_c=rng.uniform(25.0, 29.0),
@@ -141,32 +118,9 @@ def spec_from_seed(seed: int) -> Spec:
     )
 
 
-def building_spec(spec: Spec) -> BuildingSpec:
-    """`spec` as the package's generator describes a building (identical chargers)."""
-    return BuildingSpec(
-        site_id=spec.site_id,
-        kind="hotel" if spec.shape is HOTEL_DAY else "office",
-        timezone=spec.timezone,
-        base_peak_kw=spec.base_peak_kw,
-        shape=spec.shape,
-        zones=spec.zones,
-        battery_kw=spec.battery_kw,
-        battery_kwh=spec.battery_kwh,
-        battery_soc_pct=spec.battery_soc_pct,
-        chargers=[Charger(f"ev{i + 1}", spec.charger_kw) for i in range(spec.chargers)],
-        pv_kw=spec.pv_kw,
-        loads=spec.loads,
-        outdoor_min_c=spec.outdoor_min_c,
-        outdoor_max_c=spec.outdoor_max_c,
-        date=spec.date,
-        rebound_cap_kw=spec.rebound_cap_kw,
-        seed=spec.seed,
-    )
-
-
 def building(spec: Spec) -> dict[str, Any]:
     """The site file's data for `spec` (ports from the OS: `port: 0`)."""
-    return site_data(building_spec(spec))
+    return site_data(spec)
 
 
 def afternoon(
@@ -197,7 +151,7 @@ def afternoon(
         "history_days": 2,
         "weather": {"outdoor_min_c": spec.outdoor_min_c, "outdoor_max_c": spec.outdoor_max_c},
         "base_load": {"peak_kw": spec.base_peak_kw, "noise_kw": 2, "shape": spec.shape},
-        "ev_arrivals": {"explicit": visits(building_spec(spec), hours)},
+        "ev_arrivals": {"explicit": visits(spec, hours)},
         "events": events,
         "faults": faults or [],
     }

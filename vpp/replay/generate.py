@@ -184,25 +184,28 @@ def _minutes(offset: str) -> int:
     return int(offset.removeprefix("PT").removesuffix("M"))
 
 
+def draw_zone(rng: random.Random, ratings_kw: list[float], gain_kw: tuple[float, float]) -> Zone:
+    """A zone: a band 3-4 degC wide from 20-23 degC, a chiller of one of `ratings_kw`, an RC
+    of 0.3-0.8 K/kW and 20-45 kWh/K, internal gains drawn from `gain_kw` (kW)."""
+    lo = rng.choice([20.0, 21.0, 22.0, 23.0])
+    return Zone(
+        lo,
+        lo + rng.choice([3.0, 3.5, 4.0]),
+        rng.choice(ratings_kw),
+        rng.uniform(0.3, 0.8),
+        rng.uniform(20.0, 45.0),
+        rng.uniform(*gain_kw),
+    )
+
+
 def draw_building(seed: int) -> BuildingSpec:
     """The building of `seed` (see the module docstring for the space it is drawn from)."""
     rng = random.Random(seed)
     kind = rng.choice(KINDS)
     tz = rng.choice(sorted(CLIMATES))
     (lo_a, lo_b), (hi_a, hi_b) = CLIMATES[tz]
-    zones = []
-    for _ in range(rng.randint(2, 8)):
-        lo = rng.choice([20.0, 21.0, 22.0, 23.0])
-        zones.append(
-            Zone(
-                lo,
-                lo + rng.choice([3.0, 3.5, 4.0]),
-                rng.choice([20.0, 25.0, 30.0, 40.0, 50.0]),
-                rng.uniform(0.3, 0.8),
-                rng.uniform(20.0, 45.0),
-                rng.uniform(8.0, 25.0),
-            )
-        )
+    ratings = [20.0, 25.0, 30.0, 40.0, 50.0]
+    zones = [draw_zone(rng, ratings, (8.0, 25.0)) for _ in range(rng.randint(2, 8))]
     names = ["laundry", "pool-pumps", "lighting", "hot-water", "fans", "fountain", "signage"]
     loads = [
         Load(
