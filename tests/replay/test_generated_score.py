@@ -72,7 +72,8 @@ async def test_a_generated_day_delivers_what_was_possible(
                 problems.append(f"{at}: delivered {got:.1f} kW > oracle {possible:.1f} kW")
             if ratio is not None and ratio < 0.95:
                 problems.append(
-                    f"{at}: delivered {got:.1f} of min(request {req:.1f}, oracle {possible:.1f})"
+                    f"{at}: delivered {got:.1f} of min(request {req:.1f}, oracle {possible:.1f},"
+                    f" {ev['oracle_fraction']} × request)"
                 )
         gap = abs((ev["reported_delivered_ratio"] or 0.0) - (ev["delivered_ratio"] or 0.0))
         if gap > 0.10:

@@ -5,7 +5,8 @@ hospital or school, each with its day shape; 2-8 HVAC zones with their own comfo
 a battery or none; 0-16 chargers of mixed kinds (Modbus and MQTT, 7-22 kW); PV or none; 0-5
 sheddable loads with a price and limits, mostly `dr_only`; a time zone and its climate as the
 built-in weather) and its events (`curtail_kw` or `import_cap_kw`, 15 min to 1 day of
-notice, 30 min to 4 h long, 5-40 % of the expected peak deep, 1-3 a day, sometimes the
+notice, 30 min to 4 h long, 5-40 % of the expected peak deep (less for events longer than
+an hour, and never more than 40 % of the import expected then), 1-3 a day, sometimes the
 battery lost during one). Only the bundled device profiles are used.
 
 `site_data(spec)` is the site file's data, `scenario_data(gen, site_file)` the scenario's:
@@ -70,8 +71,9 @@ DURATIONS_MIN = (30, 60, 90, 120, 180, 240)
 DEPTH = (0.05, 0.40)
 """An event's depth: a fraction of the expected peak (reduction, or cut below the baseline
 for a cap)."""
-DEPTH_OF_IMPORT = 0.5
-"""At most this share of the import expected during the event is asked for."""
+DEPTH_OF_IMPORT = 0.4
+"""At most this share of the import expected during the event (less half the battery's
+rating, which the counterfactual may spend on the tariff then) is asked for."""
 LEAD_MIN = (30, 60)
 """The run starts this long before the first event (at least, at most): the agent polls and
 plans first, and a long notice leaves it time to prepare within the run."""
@@ -261,8 +263,11 @@ def _draw_events(rng: random.Random, spec: BuildingSpec) -> list[dict[str, Any]]
         hours = [(t + m) / 60 for m in range(0, dur, 15)]
         # Never deeper than what the site is expected to import then (less a margin): a
         # request above the baseline itself is out of any controller's reach.
-        low = min(spec.expected_import_kw(h) for h in hours)
-        depth = min(rng.uniform(*DEPTH) * peak, DEPTH_OF_IMPORT * low)
+        low = min(spec.expected_import_kw(h) for h in hours) - spec.battery_kw / 2
+        # A long event holds less: the depth's draw shrinks with the square root of its
+        # length beyond an hour (a battery or a zone's headroom is energy, not power).
+        shrink = min(1.0, math.sqrt(60.0 / dur))
+        depth = min(rng.uniform(*DEPTH) * peak * shrink, DEPTH_OF_IMPORT * max(0.0, low))
         if signal == "curtail_kw":
             value = max(1, round(depth))
         else:
