@@ -249,6 +249,13 @@ def draw_building(seed: int) -> BuildingSpec:
     )
 
 
+def _low_import(spec: BuildingSpec, start_min: int, dur_min: int) -> float:
+    """The least import expected over an event's window, less half the battery's rating
+    (which the counterfactual may spend on the tariff then), kW ≥ 0."""
+    low = min(spec.expected_import_kw((start_min + m) / 60) for m in range(0, dur_min, 15))
+    return max(0.0, low - spec.battery_kw / 2)
+
+
 def _draw_events(rng: random.Random, spec: BuildingSpec) -> list[dict[str, Any]]:
     """1-3 events in 11:00-21:00 local, 30 min apart at least; absolute local times."""
     count = rng.choices([1, 2, 3], weights=[6, 3, 1])[0]
@@ -260,14 +267,19 @@ def _draw_events(rng: random.Random, spec: BuildingSpec) -> list[dict[str, Any]]
         if t + dur > 21 * 60:
             break
         signal = "curtail_kw" if rng.random() < 0.7 else "import_cap_kw"
-        hours = [(t + m) / 60 for m in range(0, dur, 15)]
-        # Never deeper than what the site is expected to import then (less a margin): a
-        # request above the baseline itself is out of any controller's reach.
-        low = min(spec.expected_import_kw(h) for h in hours) - spec.battery_kw / 2
         # A long event holds less: the depth's draw shrinks with the square root of its
         # length beyond an hour (a battery or a zone's headroom is energy, not power).
         shrink = min(1.0, math.sqrt(60.0 / dur))
-        depth = min(rng.uniform(*DEPTH) * peak * shrink, DEPTH_OF_IMPORT * max(0.0, low))
+        # Never deeper than what the site is expected to import then (less a margin): a
+        # request above the baseline itself is out of any controller's reach. A window
+        # where even the shallowest event would be (the PV's noon) moves later, as a grid
+        # operator's would, while the day allows.
+        low = _low_import(spec, t, dur)
+        while DEPTH_OF_IMPORT * low < DEPTH[0] * peak * shrink and t + 30 + dur <= 21 * 60:
+            t += 30
+            low = _low_import(spec, t, dur)
+        depth = min(rng.uniform(*DEPTH) * peak * shrink, DEPTH_OF_IMPORT * low)
+        hours = [(t + m) / 60 for m in range(0, dur, 15)]
         if signal == "curtail_kw":
             value = max(1, round(depth))
         else:
