@@ -40,7 +40,7 @@ def _scenario(tmp: Path, seed: int) -> Any:
     return load_scenario(tmp / "scenario.yaml")
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("seed", range(1, SCENARIOS + 1))
 async def test_a_generated_day_delivers_what_was_possible(
     fresh_mosquitto: Broker, tmp_path: Path, seed: int
