@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,11 +23,12 @@ from vpp.replay.generate import (
     DAY_SHAPES,
     BuildingSpec,
     Charger,
+    Generated,
     Load,
     Zone,
     draw_zone,
+    scenario_data,
     site_data,
-    visits,
 )
 from vpp.replay.scenario import Scenario, load_scenario
 
@@ -139,22 +140,9 @@ def afternoon(
     start = datetime.fromisoformat(f"{spec.date}T{spec.start_h:02d}:00:00").replace(
         tzinfo=ZoneInfo(spec.timezone)
     )
-    minutes = int(hours * 60)
-    data = {
-        "name": f"{spec.site_id}-afternoon",
-        "site": str(site_file),
-        "timezone": spec.timezone,
-        "start": start.isoformat(),
-        "duration": f"PT{minutes}M",
-        "seed": spec.seed,
-        "strategy": strategy,
-        "history_days": 2,
-        "weather": {"outdoor_min_c": spec.outdoor_min_c, "outdoor_max_c": spec.outdoor_max_c},
-        "base_load": {"peak_kw": spec.base_peak_kw, "noise_kw": 2, "shape": spec.shape},
-        "ev_arrivals": {"explicit": visits(spec, hours)},
-        "events": events,
-        "faults": faults or [],
-    }
+    gen = Generated(spec, start, timedelta(minutes=int(hours * 60)), events, faults or [])
+    data = scenario_data(gen, str(site_file), strategy=strategy)
+    data["name"] = f"{spec.site_id}-afternoon"
     path = tmp / f"{spec.site_id}-scenario.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return load_scenario(path)
