@@ -18,6 +18,7 @@ from vpp.control.strategy import REGISTRY as STRATEGY_REGISTRY  # names only: no
 from vpp.file_schemas import ConfigFile
 from vpp.log import configure_logging
 from vpp.log import quiet as quiet_logs
+from vpp.scenario_cli import scenario_app
 
 if TYPE_CHECKING:  # vpp.site is imported lazily: the CLI starts fast
     from vpp.site import BrokerConfig
@@ -295,6 +296,7 @@ event_app = typer.Typer(
     context_settings=HELP,
 )
 app.add_typer(event_app, name="event")
+app.add_typer(scenario_app, name="scenario")
 
 
 @event_app.command("send")

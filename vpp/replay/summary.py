@@ -6,6 +6,11 @@ the lowest interval ratio (vpp.measure.build_report against the baseline below),
 of the zones outside their comfort bands over the event, energy the vehicles plugged in
 during the event lacked at departure, and the rebound peak in the 2 h after the event.
 
+`oracle_kw`, `feasible_ratio` (per interval), `min_feasible_ratio`, `oracle_fraction`,
+`oracle_full_request`:
+the delivery against what a perfect-foresight controller could have done
+(vpp.replay.feasible, vpp.replay.oracle).
+
 `reported_*`: what the agent's final report said (its delivered ratio, and its settlement
 baseline's method and like days), to set beside the measured figures.
 
@@ -45,6 +50,8 @@ from vpp.measure import (
 from vpp.measure.series import DEFAULT_STEP, ceil_to, floor_to
 from vpp.measure.settlement import settlement_baseline
 from vpp.replay import readings as rd
+from vpp.replay.feasible import oracle_figures
+from vpp.replay.oracle import Oracle
 from vpp.replay.scenario import Scenario
 from vpp.store.store import Store
 
@@ -100,6 +107,17 @@ class _Run:
             cf = rd.site_import(counterfactual, sc, sc.start - lookback, sc.end)
             self.cf = rd.step_series(cf, self.step, "counterfactual import")
         self.event_days = {e.start.astimezone(sc.tz).date() for e in sc.final_events()}
+        self._oracle: Oracle | bool | None = False  # False: not built yet
+
+    def oracle(self) -> Oracle | None:
+        """The run's perfect-foresight oracle (built on first use; None when the run is
+        beyond it, e.g. longer than the optimiser's horizon)."""
+        if self._oracle is False:
+            try:
+                self._oracle = Oracle(self.scenario)
+            except ValueError:
+                self._oracle = None
+        return self._oracle if isinstance(self._oracle, Oracle) else None
 
     def baseline(self, event: Event, profile_end: datetime) -> BaselineResult:
         if self.cf is not None:
@@ -193,6 +211,11 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
         "rebound_peak_kw": None,
         "rebound_excess_kw": None,
         "baseline_method": None,
+        "oracle_kw": None,
+        "feasible_ratio": None,
+        "min_feasible_ratio": None,
+        "oracle_fraction": None,
+        "oracle_full_request": None,
         **_reported(run.store, event.event_id),
     }
     if not _measured(event, sc):
@@ -207,6 +230,7 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
     baseline = report.baseline
     assert baseline is not None
     out.update(report_figures(report))
+    out.update(oracle_figures(report, run.oracle()))
     if rebound_end > ceil_to(event.end, DEFAULT_STEP):
         reb = rebound_peak(
             run.meter,
