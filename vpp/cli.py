@@ -744,7 +744,9 @@ def aggregate(
 
 @app.command()
 def schema(
-    kind: ConfigFile = typer.Argument(..., help="Which file: site, scenario, profile or fleet."),
+    kind: ConfigFile = typer.Argument(
+        ..., help="Which file: site, scenario, profile, fleet or fleet-scenario."
+    ),
 ) -> None:
     """Print the JSON Schema of a site file, a scenario, a device profile or a fleet file (as
     docs/schemas/KIND.schema.json)."""
