@@ -41,10 +41,10 @@ from vpp.replay.harness import (
     TimedFault,
     agent_factory,
     faults_task,
-    with_sim_params,
+    simulated_for,
 )
 from vpp.replay.runner import fresh_store, spec_for
-from vpp.simsite import environment, rebind, simulated_site
+from vpp.simsite import rebind
 from vpp.site import BrokerConfig
 
 log = structlog.get_logger(__name__)
@@ -160,19 +160,7 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
     async with contextlib.AsyncExitStack() as stack:
         sims = []
         for spec in specs:
-            site = with_sim_params(spec.site, spec.sim_params)
-            env = spec.env or environment(site)
-            sim = simulated_site(
-                site,
-                clock,
-                broker=connection(cfg),
-                any_port=True,
-                env=env,
-                base_load=spec.base_load,
-                seed=spec.seed,
-                announce_mqtt=True,
-                telemetry_period_s=spec.mqtt_telemetry_s,
-            )
+            site, env, sim = simulated_for(spec, clock, cfg)
             await stack.enter_async_context(sim)
             assert spec.base_load is not None
             live = rebind(site, sim.endpoints())

@@ -27,6 +27,7 @@ from building.weather import Environment
 from devices.clock import VirtualClock
 from devices.mqtt_connect import mqtt_client
 from simulators.faults import Faults
+from simulators.site import SimulatedSite
 from vpp.agent import Agent
 from vpp.broker import connection
 from vpp.dr.forecast import PriceSource, TwinForecast
@@ -291,6 +292,27 @@ async def _kills_task(
         await running.kill_and_restart(new_agent)
 
 
+def simulated_for(
+    spec: RunSpec, clock: VirtualClock, broker: BrokerConfig
+) -> tuple[Site, Environment, SimulatedSite]:
+    """The run's site (with its scenario's sim inputs), environment and simulated site (an
+    async context: its simulators serve on loopback ports from the OS)."""
+    site = with_sim_params(spec.site, spec.sim_params)
+    env = spec.env or environment(site)
+    sim = simulated_site(
+        site,
+        clock,
+        broker=connection(broker),  # credentials and TLS too, for an external broker
+        any_port=True,
+        env=env,
+        base_load=spec.base_load,
+        seed=spec.seed,
+        announce_mqtt=True,
+        telemetry_period_s=spec.mqtt_telemetry_s,
+    )
+    return site, env, sim
+
+
 def agent_factory(
     spec: RunSpec,
     live: Site,
@@ -333,19 +355,7 @@ async def run(
         await replay_broker.restart()  # raises the one-line error naming broker_restart_at
     broker = replay_broker.config
     clock = VirtualClock(spec.start)
-    site = with_sim_params(spec.site, spec.sim_params)
-    env = spec.env or environment(site)
-    sim = simulated_site(
-        site,
-        clock,
-        broker=connection(broker),  # credentials and TLS too, for an external broker
-        any_port=True,
-        env=env,
-        base_load=spec.base_load,
-        seed=spec.seed,
-        announce_mqtt=True,
-        telemetry_period_s=spec.mqtt_telemetry_s,
-    )
+    site, env, sim = simulated_for(spec, clock, broker)
     wall0 = time.perf_counter()
     operator = Operator(clock, broker, site.id)
     site_import: list[tuple[datetime, float]] = []
