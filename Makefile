@@ -50,7 +50,7 @@ imports:
 	$(BIN)/lint-imports
 
 pytest:
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=20
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30 -n 2 --dist loadgroup
 
 bench: setup
 	$(BIN)/python bench/optimiser.py

@@ -7,23 +7,40 @@ It also watches for a session the broker takes away: MQTT 3.1.1 gives the client
 when a second connection with the same client id takes its session over (the broker just
 closes the socket), so a run of sessions each ended by the broker soon after it began is
 reported as an error naming the likely cause.
+
+A clustered broker (a NATS cluster: every node serves the same sessions) is one address and
+`failover` nodes: `MqttSettings.node(i)` is the i-th of them (round robin), which a
+reconnecting client moves on to when its node drops it, and `connect_first` tries each in
+turn for a one-shot client. `protocol` is "3.1.1" (the default, and all that NATS accepts)
+or "5"; nothing of ours needs MQTT 5 (docs/operations.md, "A clustered broker (NATS)").
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import aiomqtt
 import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from devices.clock import Clock
 
 log = structlog.get_logger("devices.mqtt")
+
+MqttProtocol = Literal["3.1.1", "5"]
+"""The MQTT version a client speaks: 3.1.1 (default; NATS refuses 5) or 5."""
+
+SESSION_KEPT_S = 0xFFFFFFFF
+"""MQTT 5's session expiry for a persistent session: never (3.1.1's clean_session=False)."""
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 """No Nagle delay: small MQTT packets must not wait out Nagle + delayed ACK (40 ms)."""
@@ -46,11 +63,34 @@ class MqttSettings:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    protocol: MqttProtocol = "3.1.1"
+    failover: tuple[tuple[str, int], ...] = ()
+    """Further nodes of the same clustered broker, `(host, port)`, tried after this one."""
 
     @property
     def address(self) -> str:
         """`host:port`, for logs and errors (never the credentials)."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def addresses(self) -> str:
+        """Every node's `host:port`, comma-separated (for errors)."""
+        return ", ".join(f"{h}:{p}" for h, p in [(self.host, self.port), *self.failover])
+
+    @property
+    def node_count(self) -> int:
+        """How many nodes: this one and its failover nodes."""
+        return 1 + len(self.failover)
+
+    def node(self, i: int) -> MqttSettings:
+        """These settings on node `i` (modulo the node count; 0 is `host:port`), the node
+        list rotated so that it still names every node."""
+        nodes = [(self.host, self.port), *self.failover]
+        k = i % len(nodes)
+        if k == 0:
+            return self
+        order = nodes[k:] + nodes[:k]
+        return replace(self, host=order[0][0], port=order[0][1], failover=tuple(order[1:]))
 
 
 def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
@@ -172,7 +212,10 @@ def mqtt_client(
     """A client for `settings` (not connected): client id `identifier` or the settings' own;
     `context` a TLS context made once by `tls_context` (a long-lived client reuses it, so a
     reconnect cannot fail on a file); `options` are further aiomqtt.Client arguments (will,
-    clean_session, timeout)."""
+    clean_session, timeout). Under MQTT 5, `clean_session=False` becomes a session that
+    never expires (clean start off)."""
+    if settings.protocol == "5":
+        options = _mqtt5(options)
     return MqttClient(
         settings.host,
         settings.port,
@@ -185,3 +228,53 @@ def mqtt_client(
         watch=watch,
         **options,
     )
+
+
+def _mqtt5(options: dict[str, Any]) -> dict[str, Any]:
+    """3.1.1's `clean_session` as MQTT 5's clean start and session expiry."""
+    out = dict(options)
+    keep = out.pop("clean_session", None) is False
+    out["protocol"] = aiomqtt.ProtocolVersion.V5
+    if keep:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_KEPT_S
+        out["clean_start"] = False
+        out["properties"] = props
+    return out
+
+
+async def subscribe(client: aiomqtt.Client, topic: str, qos: int = 1) -> None:
+    """Subscribe, or raise aiomqtt.MqttError when the broker refuses (a SUBACK failure
+    code): a client that went on would be connected but deaf. NATS refuses a subscription
+    whose JetStream consumer it cannot create in 5 s (a leader lost with a node)."""
+    granted = await client.subscribe(topic, qos=qos)
+    codes = [g.value if isinstance(g, ReasonCode) else int(g) for g in granted]
+    if any(c >= 0x80 for c in codes):
+        raise aiomqtt.MqttError(f"the broker refused the subscription to {topic} ({codes})")
+
+
+@asynccontextmanager
+async def connect_first(
+    settings: MqttSettings, topics: Sequence[tuple[str, int]] = (), **options: Any
+) -> AsyncIterator[MqttClient]:
+    """A client connected to the first node of `settings` that accepts it and its
+    subscriptions to `topics` (`(topic, qos)`, in order); each node tried once, in order;
+    the last node's aiomqtt.MqttError when none does. `options` as mqtt_client's."""
+    error: aiomqtt.MqttError | None = None
+    for i in range(settings.node_count):
+        stack = AsyncExitStack()
+        try:
+            client = await stack.enter_async_context(mqtt_client(settings.node(i), **options))
+            for topic, qos in topics:
+                await subscribe(client, topic, qos)
+        except aiomqtt.MqttError as e:
+            await stack.aclose()
+            error = e
+            if i + 1 < settings.node_count:  # the last one's error is the caller's to say
+                log.warning("mqtt_node_unreachable", broker=settings.node(i).address, error=str(e))
+            continue
+        async with stack:
+            yield client
+        return
+    assert error is not None
+    raise error

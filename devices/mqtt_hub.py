@@ -1,7 +1,8 @@
 """One MQTT connection shared by many devices: subscriptions fan out to per-topic callbacks.
 
 The hub owns the aiomqtt client and its task; it reconnects with backoff on the injected
-clock and re-subscribes every topic after a reconnect. A device driver registers a callback
+clock and re-subscribes every topic after a reconnect, on the next node of a clustered broker
+(MqttSettings.failover). A device driver registers a callback
 for its telemetry topic and publishes commands through the hub.
 """
 
@@ -18,7 +19,13 @@ import structlog
 from devices.cancel import cancellable
 from devices.clock import Clock
 from devices.driver import DeviceError
-from devices.mqtt_connect import MqttSettings, SessionWatch, mqtt_client, tls_context
+from devices.mqtt_connect import (
+    MqttSettings,
+    SessionWatch,
+    mqtt_client,
+    subscribe,
+    tls_context,
+)
 
 log = structlog.get_logger("devices.mqtt")
 
@@ -47,6 +54,7 @@ class MqttHub:
         self._min_s, self._max_s = reconnect_min_s, reconnect_max_s
         self._callbacks: dict[str, list[MessageCallback]] = {}
         self._client: aiomqtt.Client | None = None
+        self._node = 0  # which node of a clustered broker (settings.failover)
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_error = ""
@@ -82,7 +90,7 @@ class MqttHub:
         self._callbacks.setdefault(topic, []).append(callback)
         if first and self._client is not None and self.connected:
             try:
-                await cancellable(self._client.subscribe(topic, qos=1))
+                await cancellable(subscribe(self._client, topic, qos=1))
             except aiomqtt.MqttError as e:  # re-subscribed on reconnect anyway
                 self.last_error = str(e)
             else:
@@ -102,7 +110,7 @@ class MqttHub:
             raise DeviceError(f"MQTT publish failed: {e}") from e
 
     def _make_client(self) -> aiomqtt.Client:
-        return mqtt_client(self.settings, watch=self._watch, context=self._tls)
+        return mqtt_client(self.settings.node(self._node), watch=self._watch, context=self._tls)
 
     async def _run(self) -> None:
         delay = self._min_s
@@ -117,21 +125,23 @@ class MqttHub:
                         client = await cancellable(stack.enter_async_context(self._make_client()))
                         self._client = client
                         for topic in self._callbacks:
-                            await cancellable(client.subscribe(topic, qos=1))
+                            await cancellable(subscribe(client, topic, qos=1))
                     # Messages sent on these topics before we subscribed never reach us (a
                     # simulated device's first telemetry): a virtual clock must not wait.
                     self._clock.release(self._callbacks)
                     self._connected.set()
                     delay = self._min_s
                     if failed:
-                        log.info("mqtt_reconnected", host=self.settings.host)
+                        log.info("mqtt_reconnected", broker=self.settings.node(self._node).address)
                         failed = False
                     async for message in client.messages:
                         self._dispatch(str(message.topic), message.payload)
             except aiomqtt.MqttError as e:
                 self.last_error = str(e)
+                lost = self.settings.node(self._node).address
+                self._node += 1  # a clustered broker: the next node has our session
                 if not failed:
-                    log.warning("mqtt_disconnected", host=self.settings.host, reason=str(e))
+                    log.warning("mqtt_disconnected", broker=lost, reason=str(e))
                     failed = True
             finally:
                 self._connected.clear()

@@ -77,6 +77,7 @@ def fallback_arrays(layout: Layout, data: Data) -> dict[str, np.ndarray]:
     exp = np.clip(-net, 0.0, data.exp_lim)
     curt = np.minimum(np.maximum(0.0, -net - data.exp_lim), data.pv)
     short = np.maximum(0.0, imp + over - data.cap)
+    under = np.maximum(0.0, data.floor - (imp + over - exp))
     R = np.zeros(layout.n_slack)
     for r, (b, req) in enumerate(layout.reqs):
         k = layout.soft_req[r]
@@ -94,7 +95,7 @@ def fallback_arrays(layout: Layout, data: Data) -> dict[str, np.ndarray]:
     peak = np.array([max(data.peak_lb, float(np.max(imp + over)))])
     return {
         "P": P, "Y": Y, "H": H, "L": L, "R": R, "imp": imp, "over": over, "exp": exp,
-        "curt": curt, "short": short, "peak": peak,
+        "curt": curt, "short": short, "under": under, "peak": peak,
     }  # fmt: skip
 
 

@@ -202,12 +202,15 @@ Asset = Annotated[
 
 class DrEvent(_Plain):
     """A DR event interval [start, end). `curtail_kw`: site import at most baseline − value;
-    `import_cap_kw`: site import at most value; `price`: the import price for the interval
+    `import_cap_kw`: site import at most value; `import_target_kw`: site import value, soft
+    both ways (penalised as a DR shortfall either side); `price`: the import price for the interval
     (currency/kWh); `export_cap_kw`: site export at most value (kW, under the site's own
     export limit); `carbon`: the grid's carbon intensity for the interval (kg CO2/kWh,
     costed at `SiteForecast.carbon_price`). Each step overlapping the interval is affected."""
 
-    kind: Literal["curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon"]
+    kind: Literal[
+        "curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon", "import_target_kw"
+    ]
     start: datetime
     end: datetime
     value: Finite

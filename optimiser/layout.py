@@ -8,13 +8,18 @@ columns  P[port,t] ∈ [0, ub]            port power, kW
          R[r] ≥ 0                       requirement slack (soft requirements only)
          imp[t] ∈ [0, import limit], over[t] ≥ 0 (import beyond the limit), exp[t] ∈ [0,
          export limit], curt[t] ∈ [0, pv[t]] (PV curtailed), short[t] ≥ 0 (DR shortfall),
-         peak ≥ peak so far
+         under[t] ≥ 0 (import under an import target), peak ≥ peak so far
 rows     dyn[s,t]:  X[s,t] − a·X[s,t−1] − Σ coef·P[port,t] = drive[t] (+ a·x0 at t = 0),
                     X = Y + H − L
          bal[t]:    imp + over − exp − curt − Σ sign·P = base − pv + offsets
          dr[t]:     imp + over − short ≤ cap[t]
          pk[t]:     peak − imp − over ≥ 0
          req[r]:    Σ coef·P + final_coef·X[s,T−1] + R ≥ rhs
+         fl[t]:     imp + over − exp + under ≥ floor[t]  (an import target's floor; without
+                    one −exp_lim[t] − 1, never binding)
+
+An import target X is the step's bounds [X, X], both soft at the DR shortfall's penalty:
+`cap` X (the ceiling, slack `short`) and `floor` X (slack `under`).
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class Data:
     req_rhs: np.ndarray  # (requirements,)
     bal_rhs: np.ndarray  # (n,) kW
     cap: np.ndarray  # (n,) kW, inf when no event
+    floor: np.ndarray  # (n,) kW, the import floor (an import target), −exp_lim − 1 without
     pv: np.ndarray  # (n,) kW
     imp_lim: float
     exp_lim: np.ndarray  # (n,) kW, the site's export limit lowered by export-cap events
@@ -116,11 +122,12 @@ def make_layout(problem: Problem, blocks: list[Block]) -> Layout:
 
 def _event_arrays(
     problem: Problem, price: np.ndarray, carbon_kg: np.ndarray, exp_lim: np.ndarray
-) -> np.ndarray:
-    """Apply DR events: returns the import cap per step; overrides `price` and `carbon_kg`
-    and lowers `exp_lim` in place."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply DR events: returns the import cap and floor per step; overrides `price` and
+    `carbon_kg` and lowers `exp_lim` in place."""
     grid, n = problem.grid, problem.grid.steps
     cap = np.full(n, INF)
+    floor = np.full(n, -INF)
     base = None if problem.baseline_kw is None else np.asarray(problem.baseline_kw, float)
     for ev in problem.events:
         first = max(0, grid.step_of(ev.start))
@@ -136,10 +143,15 @@ def _event_arrays(
             exp_lim[sl] = np.minimum(exp_lim[sl], ev.value)
         elif ev.kind == "import_cap_kw":
             cap[sl] = np.minimum(cap[sl], ev.value)
+        elif ev.kind == "import_target_kw":
+            cap[sl] = np.minimum(cap[sl], ev.value)
+            floor[sl] = np.maximum(floor[sl], ev.value)
         else:
             assert base is not None  # validated by Problem
             cap[sl] = np.minimum(cap[sl], base[sl] - ev.value)
-    return cap
+    # A floor never above the step's ceiling (a stricter cap wins); none: never binding.
+    floor = np.minimum(floor, cap)
+    return cap, np.where(np.isfinite(floor), floor, -exp_lim - 1.0)
 
 
 def make_data(problem: Problem, layout: Layout) -> Data:
@@ -171,10 +183,10 @@ def make_data(problem: Problem, layout: Layout) -> Data:
         else np.asarray(site.carbon_kg_per_kwh, dtype=float).copy()
     )
     exp_lim = np.full(n, float(site.export_limit_kw))
-    cap = _event_arrays(problem, price, carbon_kg, exp_lim)
+    cap, floor = _event_arrays(problem, price, carbon_kg, exp_lim)
     carbon = site.carbon_price * carbon_kg
     return Data(
-        p_ub, y_lo, y_hi, dyn_rhs, req_rhs, bal_rhs, cap, pv, site.import_limit_kw,
+        p_ub, y_lo, y_hi, dyn_rhs, req_rhs, bal_rhs, cap, floor, pv, site.import_limit_kw,
         exp_lim, site.peak_so_far_kw, price, carbon,
         np.asarray(site.export_price, dtype=float), site.demand_charge,
     )  # fmt: skip

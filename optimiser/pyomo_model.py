@@ -41,6 +41,7 @@ class PyomoLp:
         m.req_rhs = pyo.Param(range(nr), mutable=True, initialize=_init(data.req_rhs, range(nr)))
         m.bal_rhs = pyo.Param(flat, mutable=True, initialize=_init(data.bal_rhs, flat))
         m.cap = pyo.Param(flat, mutable=True, initialize=_init(data.cap, flat))
+        m.floor = pyo.Param(flat, mutable=True, initialize=_init(data.floor, flat))
         m.price_imp = pyo.Param(flat, mutable=True, initialize=_init(data.price_imp, flat))
         m.carbon_imp = pyo.Param(flat, mutable=True, initialize=_init(data.carbon_imp, flat))
         m.price_exp = pyo.Param(flat, mutable=True, initialize=_init(data.price_exp, flat))
@@ -62,6 +63,7 @@ class PyomoLp:
         m.exp = pyo.Var(flat, bounds=lambda _m, t: (0.0, exp_lim[t]))
         m.curt = pyo.Var(flat, bounds=lambda _m, t: (0.0, pv[t]))
         m.short = pyo.Var(flat, domain=pyo.NonNegativeReals)
+        m.under = pyo.Var(flat, domain=pyo.NonNegativeReals)
         m.peak = pyo.Var(bounds=(data.peak_lb, None))
 
         # Each row's terms, in construction order, kept for the hand-over to HiGHS
@@ -128,6 +130,14 @@ class PyomoLp:
             flat, rule=lambda _m, t: lin([1.0, -1.0, -1.0], [m.peak, m.imp[t], m.over[t]]) >= 0.0
         )
         record(m.pk)
+        m.fl = pyo.Constraint(
+            flat,
+            rule=lambda _m, t: (
+                lin([1.0, 1.0, -1.0, 1.0], [m.imp[t], m.over[t], m.exp[t], m.under[t]])
+                >= m.floor[t]
+            ),
+        )
+        record(m.fl)
 
         # ---- requirements
         req_rows: list[Any] = []
@@ -156,6 +166,8 @@ class PyomoLp:
             ci = (m.price_imp[t] + m.carbon_imp[t]) * dt
             oc += [ci, ci + layout.pen_over * dt, -m.price_exp[t] * dt, layout.pen_dr * dt]
             ov += [m.imp[t], m.over[t], m.exp[t], m.short[t]]
+            oc.append(layout.pen_dr * dt)
+            ov.append(m.under[t])
         oc.append(m.demand_charge)
         ov.append(m.peak)
         for i, p in enumerate(layout.ports):
@@ -189,6 +201,7 @@ class PyomoLp:
             "req_rhs": list(m.req_rhs.values()),
             "bal_rhs": list(m.bal_rhs.values()),
             "cap": list(m.cap.values()),
+            "floor": list(m.floor.values()),
             "price_imp": list(m.price_imp.values()),
             "carbon_imp": list(m.carbon_imp.values()),
             "price_exp": list(m.price_exp.values()),

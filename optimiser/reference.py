@@ -28,6 +28,7 @@ class _Cols:
     exp: int
     curt: int
     short: int
+    under: int
     peak: int
     total: int
 
@@ -37,7 +38,7 @@ def _columns(lay: Layout) -> _Cols:
     sizes = [
         ("P", len(lay.ports) * n), ("Y", len(lay.storage_block) * n), ("H", lay.n_soft * n),
         ("L", lay.n_soft * n), ("R", lay.n_slack), ("imp", n), ("over", n), ("exp", n),
-        ("curt", n), ("short", n), ("peak", 1),
+        ("curt", n), ("short", n), ("under", n), ("peak", 1),
     ]  # fmt: skip
     off, starts = 0, {}
     for name, size in sizes:
@@ -85,6 +86,7 @@ class RawHighsLp:
         cost[c.over : c.over + n] = ci + lay.pen_over * dt
         cost[c.exp : c.exp + n] = -d.price_exp * dt
         cost[c.short : c.short + n] = lay.pen_dr * dt
+        cost[c.under : c.under + n] = lay.pen_dr * dt
         cost[c.peak] = d.demand_charge
         for i, p in enumerate(lay.ports):
             cost[c.P + i * n : c.P + (i + 1) * n] = p.cost_per_kwh * dt + (
@@ -111,8 +113,10 @@ class RawHighsLp:
     def _row_bounds(self, d: Data) -> tuple[np.ndarray, np.ndarray]:
         n = self.lay.n
         dyn = d.dyn_rhs.ravel()
-        lo = np.concatenate([dyn, d.bal_rhs, np.full(n, -INF), np.zeros(n), d.req_rhs])
-        hi = np.concatenate([dyn, d.bal_rhs, d.cap, np.full(n, INF), np.full(len(d.req_rhs), INF)])
+        lo = np.concatenate([dyn, d.bal_rhs, np.full(n, -INF), np.zeros(n), d.req_rhs, d.floor])
+        hi = np.concatenate(
+            [dyn, d.bal_rhs, d.cap, np.full(n, INF), np.full(len(d.req_rhs), INF), np.full(n, INF)]
+        )
         return lo, hi
 
     def _matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -182,7 +186,13 @@ class RawHighsLp:
                     add(one, np.array([c.L + k * n + n - 1]), -req.final_coef)
             if lay.soft_req[q] >= 0:
                 add(np.array([rr]), np.array([c.R + lay.soft_req[q]]), 1.0)
-        n_rows = r0 + 3 * n + len(lay.reqs)
+        # floor rows (after the requirements)
+        rf = r0 + 3 * n + len(lay.reqs) + t
+        add(rf, c.imp + t, 1.0)
+        add(rf, c.over + t, 1.0)
+        add(rf, c.exp + t, -1.0)
+        add(rf, c.under + t, 1.0)
+        n_rows = r0 + 4 * n + len(lay.reqs)
         R = np.concatenate(rows)
         K = np.concatenate(cols)
         V = np.concatenate(vals)

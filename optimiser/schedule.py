@@ -145,7 +145,7 @@ def assemble(layout: Layout, data: Data, a: dict[str, np.ndarray], status: str) 
     cost.carbon = float(np.sum(data.carbon_imp * imp) * dt)
     cost.demand = data.demand_charge * float(a["peak"][0])
     over_kwh = float(np.sum(a["over"]) * dt)
-    short_kwh = float(np.sum(a["short"]) * dt)
+    short_kwh = float(np.sum(a["short"]) * dt) + float(np.sum(a["under"]) * dt)
     cost.penalties += layout.pen_over * over_kwh + layout.pen_dr * short_kwh
     if over_kwh > SLACK_TOL:
         slacks["site.import_over_limit_kwh"] = over_kwh

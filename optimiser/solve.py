@@ -160,7 +160,7 @@ class HighsSession:
         m = self.lp.model
         self._rows = {
             name: np.fromiter((cmap[c] for c in getattr(m, name).values()), dtype=np.int32)
-            for name in ("dyn", "bal", "dr", "req")
+            for name in ("dyn", "bal", "dr", "req", "fl")
         }
 
     def push(self) -> None:
@@ -195,6 +195,7 @@ class HighsSession:
         rows(r["bal"], d.bal_rhs, d.bal_rhs)
         rows(r["dr"], -inf, d.cap.astype(float))
         rows(r["req"], d.req_rhs.astype(float), np.full(len(d.req_rhs), np.inf))
+        rows(r["fl"], d.floor.astype(float), inf)
         ci = (d.price_imp + d.carbon_imp) * dt
         idx = np.concatenate([c["imp"], c["over"], c["exp"], c["peak"]]).astype(np.int32)
         cost = np.concatenate(
@@ -213,7 +214,7 @@ class HighsSession:
         vmap: dict[int, int] = self.opt._pyomo_var_to_solver_var_map
         m = self.lp.model
         cols = {}
-        for name in ("P", "Y", "H", "L", "R", "imp", "over", "exp", "curt", "short"):
+        for name in ("P", "Y", "H", "L", "R", "imp", "over", "exp", "curt", "short", "under"):
             comp = getattr(m, name)
             cols[name] = np.fromiter((vmap[id(v)] for v in comp.values()), dtype=np.int64)
         cols["peak"] = np.array([vmap[id(m.peak)]], dtype=np.int64)

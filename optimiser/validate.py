@@ -54,7 +54,7 @@ def violations(layout: Layout, data: Data, a: dict[str, np.ndarray]) -> list[str
     bound("site.export_kw", a["exp"], 0.0, data.exp_lim)
     bound("site.pv_curtailed_kw", a["curt"], 0.0, data.pv)
     bound("site.import_over_limit_kw", a["over"], 0.0, 0.0 if layout.hard_import else np.inf)
-    for name in ("short", "R", "H", "L"):
+    for name in ("short", "under", "R", "H", "L"):
         bound(f"slack {name}", a[name], 0.0, np.inf)
 
     # Storage dynamics: X[t] = decay·X[t−1] + Σ coef·P[t] + drive[t] (X = Y + H − L).

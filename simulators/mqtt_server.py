@@ -32,7 +32,7 @@ import aiomqtt
 
 from devices.cancel import cancellable
 from devices.clock import Clock
-from devices.mqtt_connect import MqttSettings, mqtt_client, tls_context
+from devices.mqtt_connect import MqttSettings, mqtt_client, subscribe, tls_context
 from devices.profile import MqttPoint, MqttProfile
 from simulators.device import ServedDevice
 
@@ -137,6 +137,7 @@ class MqttDeviceServer:
         self.connected = asyncio.Event()
         self.served_once = False
         self.reconnect_s = 1.0
+        self._node = 0  # which node of a clustered broker (MqttSettings.failover)
 
     @property
     def running(self) -> bool:
@@ -210,17 +211,19 @@ class MqttDeviceServer:
                 if lost is None or not self.served_once:
                     raise
                 log.warning("device %s lost the broker (%s); reconnecting", self.device.id, lost)
+                self._node += 1  # a clustered broker: the next node
             await self.clock.sleep(self.reconnect_s)
 
     async def _serve(self) -> None:
         will = aiomqtt.Will(self.state_topic, json.dumps({"online": False}), qos=1, retain=True)
-        client = mqtt_client(self.settings, identifier=self.client_id, context=self._tls, will=will)
+        settings = self.settings.node(self._node)
+        client = mqtt_client(settings, identifier=self.client_id, context=self._tls, will=will)
         async with contextlib.AsyncExitStack() as stack:
             # The broker is another process: hold virtual time until we are subscribed.
             # `cancellable`: aiomqtt's waits can swallow the cancellation of `stop()`.
             async with self.clock.hold():
                 await cancellable(stack.enter_async_context(client))
-                await cancellable(client.subscribe(self.command_topic, qos=1))
+                await cancellable(subscribe(client, self.command_topic, qos=1))
                 online = json.dumps({"online": True})
                 await cancellable(client.publish(self.state_topic, online, qos=1, retain=True))
             self._client = client

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Mosquitto broker on a free loopback port."""
+"""Shared fixtures: a real Mosquitto broker on a free loopback port; a 3-node NATS cluster."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.nats_cluster import NatsCluster
 
 
 def free_port() -> int:
@@ -77,3 +81,49 @@ def fresh_mosquitto(tmp_path: Path) -> Iterator[Broker]:
     yield broker
     broker.process.terminate()
     broker.process.wait(timeout=10)
+
+
+# Tests on the wall clock with processes of their own (`vpp run`, `vpp sim`, a VTN, a browser):
+# under `pytest -n 2` (make test) they run one at a time, beside the virtual-clock tests,
+# whose results do not depend on the machine's load.
+WALL_CLOCK_MODULES = (
+    "tests/grid/test_answer_priority.py",
+    "tests/grid/test_client.py",
+    "tests/grid/test_fanout_link.py",
+    "tests/grid/test_solve_thread_live.py",
+    "tests/oadr3/test_vpp_run_oadr3.py",
+    "tests/openadr2b/",
+    "tests/replay/test_progress.py",
+    "tests/replay/test_replay_runs.py",
+    "tests/simulators/test_mbpoll.py",
+    "tests/test_cli_operator.py",
+    "tests/test_cli_sim.py",
+    "tests/test_clock.py",
+    "tests/test_deploy.py",
+    "tests/test_device_acl.py",
+    "tests/test_flood_live.py",
+    "tests/test_grid_link_reliability.py",
+    "tests/test_mqtt_identity.py",
+    "tests/test_nats_cluster.py",
+    "tests/test_outbox_kill.py",
+    "tests/test_packaging.py",
+    "tests/test_vpp_run.py",
+    "tests/web/",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        rel = Path(str(item.path)).relative_to(root).as_posix()
+        if rel.startswith(WALL_CLOCK_MODULES):
+            item.add_marker(pytest.mark.xdist_group("wall_clock"))
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A 3-node NATS cluster with MQTT and JetStream of this test's own (tests/nats_cluster)."""
+    from tests.nats_cluster import nats_cluster
+
+    with nats_cluster(tmp_path / "nats") as cluster:
+        yield cluster

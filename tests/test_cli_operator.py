@@ -20,6 +20,7 @@ import aiomqtt
 import pytest
 
 from devices.clock import WallClock
+from devices.mqtt_connect import subscribe
 from tests.conftest import Broker
 from vpp.grid.ledger import EventState, decide, opted_in
 from vpp.grid.parse import Rejection, parse_event
@@ -62,7 +63,7 @@ async def _agent(broker: Broker, topics: SiteTopics, ready: asyncio.Event) -> No
     known: dict[str, EventState] = {}
     status = {"v": 1, "online": True, "site_id": topics.site_id, "agent_version": "0.1.0"}
     async with aiomqtt.Client(broker.host, broker.port, identifier=f"agent-{topics.site_id}") as c:
-        await c.subscribe(topics.events.name, qos=1)
+        await subscribe(c, topics.events.name, qos=1)  # a refusal (NATS) must not go unseen
         await c.publish(topics.status.name, json.dumps(status), qos=1, retain=True)
 
         async def telemetry() -> None:

@@ -253,3 +253,36 @@ def test_export_cap_closes_the_loop_and_the_battery_soaks_up_export_past_it(
     assert battery_after(target) == round(10.0 + Dispatcher(site).gain * (25 - 5 + 1), 3)
     # Without the cap 25 kW is within the site's own limit: the battery keeps to its plan.
     assert battery_after(Target(site.config.limits.import_kw, TargetSource.SITE_LIMIT)) == 10.0
+
+
+def test_an_import_target_raises_the_import_to_it_and_sheds_down_to_it() -> None:
+    from vpp.control.arbiter import Arbiter, Proposal
+
+    site = load_site(OFFICE)
+    limit = site.config.limits.import_kw
+    # The arbiter keeps the governing proposal's floor, never above the site's limit.
+    target = Arbiter(limit).decide([Proposal(300.0, TargetSource.EVENT, "t1", import_min_kw=300.0)])
+    assert (target.import_max_kw, target.import_min_kw) == (300.0, 300.0)
+    over = Arbiter(limit).decide(
+        [Proposal(limit + 50, TargetSource.EVENT, "t2", import_min_kw=limit + 50)]
+    )
+    assert over.import_min_kw == over.import_max_kw == limit
+    plan = PlanStep(power_kw={"bat1": 0.0})
+    views = _views(bat1={"power_kw": 0.0})
+
+    def battery_after(import_kw: float, target: Target) -> float:
+        d = Dispatcher(site)
+        d.cycle(_snap(import_kw, views), plan, None)
+        res = d.cycle(_snap(import_kw, views, 5), plan, target)
+        return _setpoints(res.commands, "power_setpoint_kw").get("bat1", 0.0)
+
+    gain = Dispatcher(site).gain
+    # 40 kW under the target: the battery charges (beyond its plan) by the gain's share.
+    assert battery_after(260.0, target) == round(gain * 40.0, 3)
+    # 40 kW over it: the battery discharges, aiming at the target itself (no margin under).
+    assert battery_after(340.0, target) == -round(gain * 40.0, 3)
+    # Within half the deadband either way: left alone.
+    assert battery_after(301.5, target) == 0.0
+    assert battery_after(298.5, target) == 0.0
+    # The same 40 kW under a cap alone (no floor) asks nothing of the battery.
+    assert battery_after(260.0, Target(300.0, TargetSource.EVENT, "c1")) == 0.0

@@ -53,6 +53,7 @@ async def test_the_site_agent_plans_and_opts_in(fresh_mosquitto: Broker, tmp_pat
             broker=broker,
             store_path=tmp_path / "s.sqlite",
             client_id="t-run",
+            offers=False,  # tests/test_offers_live.py tests them
         )
         stop = asyncio.Event()
         ready = asyncio.Event()

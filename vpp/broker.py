@@ -72,4 +72,6 @@ def connection(broker: BrokerConfig, client_id: str | None = None) -> MqttSettin
         ca_file=broker.ca_file,
         cert_file=broker.cert_file,
         key_file=broker.key_file,
+        protocol=broker.protocol,
+        failover=tuple(broker.nodes()[1:]),
     )

@@ -121,7 +121,13 @@ _BROKER_OPT = typer.Option(
     None,
     "--broker",
     help="mqtt://[USER@]HOST:PORT or mqtts://... (default: the site file's, else "
-    "mqtt://127.0.0.1:1883). No password here: VPP_MQTT_PASSWORD or the site file's.",
+    "mqtt://127.0.0.1:1883); a cluster's nodes comma-separated, mqtt://H1:P1,H2:P2. No "
+    "password here: VPP_MQTT_PASSWORD or the site file's.",
+)
+_PROTOCOL_OPT = typer.Option(
+    None,
+    "--mqtt-protocol",
+    help="MQTT version: 3.1.1 (default; a NATS broker accepts only it) or 5.",
 )
 _CA_OPT = typer.Option(None, "--ca-file", help="TLS: the CA certificate(s) to trust.")
 _CERT_OPT = typer.Option(None, "--cert-file", help="TLS: the client certificate (mTLS).")
@@ -323,6 +329,7 @@ def event_send(
     cert_file: Path | None = _CERT_OPT,
     key_file: Path | None = _KEY_OPT,
     prefix: str | None = _PREFIX_OPT,
+    mqtt_protocol: str | None = _PROTOCOL_OPT,
     wait_s: float = typer.Option(
         15.0,
         min=0,
@@ -343,9 +350,8 @@ def event_send(
     loaded = _load_site_or_exit(site_file) if site_file is not None else None
     site_id = _site_id_or_exit(site, loaded)
     try:
-        b = _event_broker(
-            broker, loaded.config.broker if loaded else None, ca_file, cert_file, key_file, prefix
-        )
+        base = loaded.config.broker if loaded else None
+        b = _event_broker(broker, base, ca_file, cert_file, key_file, prefix, mqtt_protocol)
         settings = connection(b)
         context = tls_context(settings)  # a bad CA or key file: an error here, not "unreachable"
         if file is not None:
@@ -392,7 +398,7 @@ def event_send(
             )
         )
     except Exception as e:
-        typer.echo(f"error: cannot reach the broker at {settings.address}: {e}", err=True)
+        typer.echo(f"error: cannot reach the broker at {settings.addresses}: {e}", err=True)
         raise typer.Exit(1) from e
     if sent.site_status is None or sent.site_status.get("online") is not True:
         state = "has no status on the broker" if sent.site_status is None else "is offline"
@@ -428,6 +434,7 @@ def status(
     cert_file: Path | None = _CERT_OPT,
     key_file: Path | None = _KEY_OPT,
     prefix: str | None = _PREFIX_OPT,
+    mqtt_protocol: str | None = _PROTOCOL_OPT,
     wait_s: float = typer.Option(
         10.0, min=0, help="At most this long (s) for the next telemetry of an online site."
     ),
@@ -446,9 +453,8 @@ def status(
     loaded = _load_site_or_exit(site_file) if site_file is not None else None
     site_id = _site_id_or_exit(site, loaded)
     try:
-        b = _event_broker(
-            broker, loaded.config.broker if loaded else None, ca_file, cert_file, key_file, prefix
-        )
+        base = loaded.config.broker if loaded else None
+        b = _event_broker(broker, base, ca_file, cert_file, key_file, prefix, mqtt_protocol)
         settings = connection(b)
         context = tls_context(settings)
     except (ValueError, OSError) as e:
@@ -466,7 +472,7 @@ def status(
             )
         )
     except Exception as e:
-        typer.echo(f"error: cannot reach the broker at {settings.address}: {e}", err=True)
+        typer.echo(f"error: cannot reach the broker at {settings.addresses}: {e}", err=True)
         raise typer.Exit(1) from e
     if json_out:
         doc = {"site_id": site_id, "status": view.status, "telemetry": view.telemetry}
@@ -499,15 +505,23 @@ def _event_broker(
     cert_file: Path | None,
     key_file: Path | None,
     prefix: str | None,
+    protocol: str | None,
 ) -> BrokerConfig:
     """The broker `vpp event send` uses: the site file's (or the defaults), then the URL,
-    then the TLS files and prefix given as options. ValueError names the field."""
+    then the TLS files, prefix and MQTT protocol given as options. ValueError names the
+    field."""
     from pydantic import ValidationError
 
     from vpp.site import BrokerConfig, broker_error
 
     b = BrokerConfig.from_url(url, base) if url else (base or BrokerConfig())
-    updates = {"ca_file": ca_file, "cert_file": cert_file, "key_file": key_file, "prefix": prefix}
+    updates = {
+        "ca_file": ca_file,
+        "cert_file": cert_file,
+        "key_file": key_file,
+        "prefix": prefix,
+        "protocol": protocol,
+    }
     given = {k: v for k, v in updates.items() if v is not None}
     if not given:
         return b
@@ -515,7 +529,8 @@ def _event_broker(
         return BrokerConfig.model_validate({**b.model_dump(), **given})
     except ValidationError as e:
         option, _, msg = broker_error(e, "--").partition(": ")
-        raise ValueError(f"{option.replace('_', '-')}: {msg}") from None
+        flag = {"--protocol": "--mqtt-protocol"}.get(option, option.replace("_", "-"))
+        raise ValueError(f"{flag}: {msg}") from None
 
 
 def _require_extra(extra: str, what: str) -> None:

@@ -7,7 +7,8 @@ Nothing is lost across a broker restart or a kill of the agent: a response or re
 the outbox (and its store row) only after the broker acknowledged it (QoS 1), and the
 session (fixed client id, clean_session=False) keeps the grid's events queued for us while
 we are away. Answers to valid events and reports go first, then `rejected` answers, then the
-newest telemetry. A lost connection is retried within `reconnect_max_s` (2 s) on the clock.
+newest telemetry. A lost connection is retried within `reconnect_max_s` (2 s) on the clock,
+on the next node of a clustered broker (`broker.failover`): the session lives on there.
 
 Inbound messages go straight from aiomqtt into a bounded inbox (vpp.grid.inbox) that serves
 valid-looking events first: a flood of junk neither delays a valid event nor grows memory.
@@ -30,11 +31,12 @@ import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
-from devices.mqtt_connect import SessionWatch, mqtt_client, tls_context
+from devices.mqtt_connect import SessionWatch, mqtt_client, subscribe, tls_context
 from vpp.broker import connection, default_client_id
 from vpp.grid.inbox import Inbox, InboxLimits
 from vpp.grid.link import InboundGridMessage, response_payload
 from vpp.grid.messages import ExtendedStatus, Response, Status
+from vpp.grid.offers import Offer
 from vpp.grid.topics import SiteTopics, Topic
 from vpp.measure.contract import contract_report
 from vpp.outbox import Lane, Outbox, Outgoing
@@ -52,6 +54,9 @@ def _agent_version() -> str:
 
 
 AGENT_VERSION = _agent_version()
+
+OFFER_REQUESTS_KEPT = 16
+"""Offer requests waiting for their offer at most; an older one is dropped for a newer."""
 """The `agent_version` of the status message: the installed `vpp` package's version."""
 
 
@@ -99,6 +104,7 @@ class MqttLink:
         extensions: bool = False,
         store: Store | None = None,
         inbox: InboxLimits | None = None,
+        offers: bool = False,
     ) -> None:
         self.broker = broker
         self.clock = clock
@@ -113,12 +119,18 @@ class MqttLink:
         self._events_topic = self.topics.events.name
         self.connected = asyncio.Event()
         self._subscriptions = [self.topics.events.name] if subscriptions is None else subscriptions
+        self._offer_requests_topic = self.topics.offer_requests.name
+        if offers and subscriptions is None:
+            self._subscriptions.append(self._offer_requests_topic)
+        # Offer requests wait here, the newest OFFER_REQUESTS_KEPT (an offer answers each).
+        self._offer_requests: asyncio.Queue[bytes] = asyncio.Queue(OFFER_REQUESTS_KEPT)
         self.outbox = Outbox(clock, store)
         # Short and capped: a retry against a refused port costs nothing, and the grid wants
         # the site back within seconds of the broker's return (a 30 s cap: 21 s late).
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._client: aiomqtt.Client | None = None
+        self._node = 0  # which of the broker's nodes (a cluster's) we connect to
         self.connects = 0
         self.extensions = extensions
         """The site's `grid.extensions`: False publishes the contract's status `{v, online}`,
@@ -162,6 +174,14 @@ class MqttLink:
         """On `PREFIX/SITE/telemetry` (QoS 0): the newest only, when nothing else waits."""
         self._send(self.topics.telemetry, telemetry, Lane.LATEST)
 
+    def send_offer(self, offer: Offer) -> None:
+        """On `PREFIX/SITE/offers` (QoS 1, retained): the newest queued offer only."""
+        self._send(self.topics.offers, offer.model_dump(mode="json"), Lane.LATEST)
+
+    async def receive_offer_request(self) -> bytes:
+        """The next payload on `PREFIX/SITE/offer_requests` (subscribed with `offers`)."""
+        return await self._offer_requests.get()
+
     def status_payload(self, online: bool, *, will: bool = False) -> bytes:
         """The retained status: online, or offline on a clean shutdown. Exactly the
         contract's `{"v": 1, "online": ...}` (vpp.grid.messages.Status), or with
@@ -187,7 +207,7 @@ class MqttLink:
             status.name, self.status_payload(False, will=True), qos=status.qos, retain=status.retain
         )
         return mqtt_client(
-            self.settings,
+            self.settings.node(self._node),
             watch=self._session_watch,
             context=self._tls,
             clean_session=False,
@@ -195,6 +215,11 @@ class MqttLink:
             timeout=10,
             queue_type=self._arrivals_queue(),
         )
+
+    @property
+    def address(self) -> str:
+        """`host:port` of the broker node this link connects (or last connected) to."""
+        return self.settings.node(self._node).address
 
     def _arrivals_queue(self) -> type[asyncio.Queue[aiomqtt.Message]]:
         """aiomqtt's `queue_type` (called with `maxsize=`): see _Arrivals."""
@@ -226,12 +251,10 @@ class MqttLink:
                             )
                         )
                         for topic in self._subscriptions:
-                            await cancellable(client.subscribe(topic, qos=1))
+                            await cancellable(subscribe(client, topic, qos=1))
                     self.connected.set()
                     if self.connects > 1:
-                        log.info(
-                            "mqtt_reconnected", broker=f"{self.broker.host}:{self.broker.port}"
-                        )
+                        log.info("mqtt_reconnected", broker=self.address)
                     backoff = self._reconnect_min_s
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._read(client))
@@ -241,11 +264,15 @@ class MqttLink:
                 self._client = None
                 # A virtual clock must not wait for messages on their way to a lost link.
                 self.clock.release(self._subscriptions)
+                lost = self.address
+                # A clustered broker: the next node serves the same session.
+                self._node += 1
                 log.warning(
                     "mqtt_disconnected",
-                    broker=f"{self.broker.host}:{self.broker.port}",
+                    broker=lost,
                     error=str(eg.exceptions[0]),
                     retry_s=backoff,
+                    next_broker=self.address,
                 )
                 await self.clock.sleep(backoff)
                 backoff = min(backoff * 2, self._reconnect_max_s)
@@ -263,6 +290,11 @@ class MqttLink:
         topic = str(message.topic)
         if topic == self._events_topic:
             self._inbox.put(data, topic)
+        elif topic == self._offer_requests_topic:
+            if self._offer_requests.full():
+                self._offer_requests.get_nowait()
+                log.warning("offer_request_dropped", reason="too many waiting")
+            self._offer_requests.put_nowait(data)
         self.clock.arrived(message_key(topic, data))
 
     async def _write(self, client: aiomqtt.Client) -> None:

@@ -46,10 +46,12 @@ def site_agent(
     client_id: str | None = None,
     forecast: TwinForecast | None = None,
     demand_response: bool = True,
+    offers: bool = True,
 ) -> Agent:
     """An agent for `site` with its DR controller (`strategy`: optimiser, rules or none);
     `forecast` defaults to the site's own twin (a replay gives its scenario's). Without
-    `demand_response` the agent has no controller: the site limit alone governs."""
+    `demand_response` the agent has no controller: the site limit alone governs. Without
+    `offers` it publishes no flexibility offers, whatever the site file says."""
     strat = strategy_named(strategy)
     broker = broker or site.config.broker or BrokerConfig()
     store = Store(
@@ -76,6 +78,7 @@ def site_agent(
             request_cycle=cycles.request,
             cycle_idle=cycles.idle,
             strategy=strat,
+            offers=offers,
         )
     return Agent(
         site,

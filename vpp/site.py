@@ -48,7 +48,9 @@ class BrokerConfig(_Strict):
     `username` and the password from `password_env` (a variable's name) or `password_file`;
     what the site file leaves unset comes from VPP_MQTT_USERNAME / VPP_MQTT_PASSWORD
     (vpp.broker). TLS: `ca_file` to trust (default: the system's CA store), `cert_file` and
-    `key_file` for a client certificate (mTLS)."""
+    `key_file` for a client certificate (mTLS). A clustered broker (NATS): `failover` lists
+    its other nodes as `HOST:PORT`, moved on to when the connection drops; `protocol` is the
+    MQTT version, 3.1.1 (the default, and all that NATS accepts) or 5."""
 
     host: str = "127.0.0.1"
     port: Port = 1883
@@ -62,6 +64,19 @@ class BrokerConfig(_Strict):
     client_id: str | None = None
     prefix: str = "vpp"
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    failover: Annotated[list[str], Field(max_length=16)] = []
+
+    @field_validator("failover")
+    @classmethod
+    def _failover(cls, v: list[str]) -> list[str]:
+        for i, node in enumerate(v):
+            node_address(node, f"[{i}]")
+        return v
+
+    def nodes(self) -> list[tuple[str, int]]:
+        """Every node as (host, port): `host:port`, then the failover nodes."""
+        return [(self.host, self.port), *(node_address(n) for n in self.failover)]
 
     @field_validator("prefix")
     @classmethod
@@ -100,9 +115,12 @@ class BrokerConfig(_Strict):
 
     @classmethod
     def from_url(cls, url: str, base: BrokerConfig | None = None) -> BrokerConfig:
-        """`mqtt://[USER@]HOST:PORT` or `mqtts://...` over the site file's broker settings.
-        A password in the URL is refused: argv is visible to every user of the machine."""
-        parsed = urlparse(url)
+        """`mqtt://[USER@]HOST:PORT` or `mqtts://...` over the site file's broker settings;
+        a clustered broker's nodes comma-separated (`mqtt://H1:P1,H2:P2,H3:P3`, the first
+        tried first; the rest replace `failover`). A password in the URL is refused: argv
+        is visible to every user of the machine."""
+        first, more = _first_node(url)
+        parsed = urlparse(first)
         if "@" in parsed.netloc and ":" in parsed.netloc.rsplit("@", 1)[0]:
             raise ValueError(
                 "--broker: a password in the URL is visible in the process list; give it "
@@ -117,12 +135,33 @@ class BrokerConfig(_Strict):
         tls = parsed.scheme == "mqtts"
         data = (base or cls()).model_dump()
         data.update(host=hostname, port=port or (8883 if tls else 1883), tls=tls)
+        data["failover"] = more
         if parsed.username:
             data["username"] = unquote(parsed.username)
         try:
             return cls.model_validate(data)
         except ValidationError as e:
             raise ValueError(f"--broker {url}: {broker_error(e)}") from None
+
+
+def _first_node(url: str) -> tuple[str, list[str]]:
+    """`mqtt://[USER@]H1:P1,H2:P2,...` → (`mqtt://[USER@]H1:P1`, [`H2:P2`, ...]): a
+    clustered broker's nodes, the first one connected to first."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    first, *more = netloc.split(",")
+    if not sep or not more:
+        return url, []
+    return f"{scheme}://{first}{slash}{path}", more
+
+
+def node_address(node: str, where: str = "") -> tuple[str, int]:
+    """`HOST:PORT` → (host, port); ValueError naming the node otherwise."""
+    host, _, port = node.strip().rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(f"{where}: expected HOST:PORT, got {node!r}".lstrip(": "))
+    return host, int(port)
 
 
 def broker_error(e: ValidationError, label: str = "broker.") -> str:
@@ -312,6 +351,21 @@ class OpenAdr2bConfig(_Strict):
         return self
 
 
+class OfferConfig(_Strict):
+    """Flexibility offers (docs/grid-messages.md, "Flexibility offers"): the site publishes
+    what it can shed after each plan period and on request."""
+
+    enabled: Annotated[bool, Field(strict=True)] = True
+    """False: no offers published, offer requests ignored."""
+    horizon_h: Annotated[float, Field(gt=0, le=12)] = 4.0
+    """Window starts over this many hours from the notice on."""
+    start_every_min: Annotated[int, Field(ge=15, le=720, multiple_of=15)] = 60
+    """Minutes between two window starts (each start × 15 min, 30 min, 1 h, 2 h, 4 h)."""
+    notice_min: Annotated[int, Field(ge=0, le=1440)] = 15
+    """The least time between an event's arrival and its start the site needs (minutes):
+    the first window starts on the quarter hour this far ahead."""
+
+
 class GridConfig(_Strict):
     """The site's grid links and what it publishes to the grid operator
     (docs/grid-messages.md, docs/openadr.md)."""
@@ -326,6 +380,8 @@ class GridConfig(_Strict):
     """kW to shed for OpenADR SIMPLE levels 1-3 (both versions); a level not named here is
     ignored (logged) for its event."""
 
+    offers: OfferConfig = OfferConfig()
+    """Flexibility offers on `PREFIX/SITE/offers` (the native MQTT contract only)."""
     extensions: Annotated[bool, Field(strict=True)] = False
     """False (default): status, telemetry and reports carry exactly the contract's fields
     (grid-interface.md), so a strict receiver accepts them. True: also this site's extension

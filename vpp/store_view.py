@@ -138,7 +138,7 @@ class StoredSite:
             base = baseline.get(floor_step(iv.start))
             if ev.signal == "curtail_kw":
                 target = None if base is None else base - iv.value
-            elif ev.signal == "import_cap_kw":
+            elif ev.signal in ("import_cap_kw", "import_target_kw"):
                 target = iv.value
             else:
                 target = None

@@ -104,6 +104,7 @@ class Watcher:
     responses: list[dict[str, Any]] = field(default_factory=list)
     reports: list[dict[str, Any]] = field(default_factory=list)
     telemetry: list[dict[str, Any]] = field(default_factory=list)
+    offers: list[dict[str, Any]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def listen(self) -> None:
@@ -118,12 +119,21 @@ class Watcher:
                 self.reports.append(msg)
             elif topic.endswith("/telemetry"):
                 self.telemetry.append(msg)
+            elif topic.endswith("/offers"):
+                self.offers.append(msg)
             self.changed.set()
 
     async def send(self, data: bytes) -> None:
         """Publish raw bytes on the site's events topic (QoS 1); the virtual clock holds
         until the agent has received them."""
         topic = f"{self.prefix}/events"
+        self.clock.expect(message_key(topic, data))
+        await self.client.publish(topic, data, qos=1)
+
+    async def request_offer(self, data: bytes) -> None:
+        """Publish raw bytes on the site's offer requests topic (QoS 1); the virtual clock
+        holds until the agent has received them."""
+        topic = f"{self.prefix}/offer_requests"
         self.clock.expect(message_key(topic, data))
         await self.client.publish(topic, data, qos=1)
 
@@ -149,7 +159,7 @@ async def watcher(broker: BrokerConfig, clock: Clock) -> AsyncIterator[Watcher]:
         # Time stands still while the broker answers (the simulators run meanwhile).
         async with clock.hold():
             await stack.enter_async_context(client)
-            for sub in ("responses", "reports", "telemetry"):
+            for sub in ("responses", "reports", "telemetry", "offers"):
                 await client.subscribe(f"vpp/{SITE_ID}/{sub}", qos=1)
         w = Watcher(client, clock)
         task = asyncio.create_task(w.listen())
@@ -167,9 +177,17 @@ def sim_for(site: Site, clock: Clock, broker: BrokerConfig) -> SimulatedSite:
 
 
 def agent_for(
-    site: Site, sim: SimulatedSite, clock: Clock, broker: BrokerConfig, store: Path
+    site: Site,
+    sim: SimulatedSite,
+    clock: Clock,
+    broker: BrokerConfig,
+    store: Path,
+    *,
+    offers: bool = False,
 ) -> tuple[Agent, DrController]:
-    """The real agent and its DrController (optimiser strategy) on the started `sim`."""
+    """The real agent and its DrController (optimiser strategy) on the started `sim`; with
+    `offers`, its flexibility offers (off by default: about 60 solves a plan period that
+    the tests of events do not need)."""
     live = rebind(site, sim.endpoints())
     base = BaseLoadParams.model_validate(live.config.sim.base_load)
     agent = site_agent(
@@ -179,6 +197,7 @@ def agent_for(
         store_path=store,
         client_id="grid-live-agent",
         forecast=TwinForecast(live, environment(live), base),
+        offers=offers,
     )
     assert isinstance(agent.controller, DrController)
     return agent, agent.controller

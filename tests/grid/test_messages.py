@@ -31,6 +31,7 @@ from vpp.grid.messages import (
     Status,
     Telemetry,
 )
+from vpp.grid.offers import Offer, OfferRequest
 from vpp.grid.parse import MAX_ERRORS, MessageError, Rejection, parse_event, parse_message
 from vpp.grid.topics import SiteTopics
 from vpp.grid.types import format_duration, parse_duration, parse_time
@@ -43,6 +44,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "report": Report,
     "status": Status,
     "telemetry": Telemetry,
+    "offer": Offer,
+    "offer_request": OfferRequest,
     "extended/report": ExtendedReport,
     "extended/status": ExtendedStatus,
     "extended/telemetry": ExtendedTelemetry,

@@ -246,3 +246,15 @@ def test_export_caps_and_carbon_resolve_beside_the_power_request() -> None:
     assert (later.export_cap_kw, later.export_event_id) == (40.0, "x-loose")
     assert later.carbon == pytest.approx((0.6 * 0 + 0.2 * 10) / 10)
     assert step_target(events, H14 + timedelta(minutes=40), M15).export_cap_kw is None
+
+
+def test_an_import_target_is_rated_by_how_close_the_import_came() -> None:
+    from vpp.grid.targets import interval_ratio, requested_kw
+
+    assert requested_kw("import_target_kw", 100.0, 80.0) == 0.0
+    assert interval_ratio("import_target_kw", 100.0, 80.0, 100.0) == 1.0
+    assert interval_ratio("import_target_kw", 100.0, 80.0, 90.0) == pytest.approx(0.9)
+    assert interval_ratio("import_target_kw", 100.0, 80.0, 110.0) == pytest.approx(0.9)
+    assert interval_ratio("import_target_kw", 100.0, 80.0, 250.0) == 0.0
+    # A target of 0 kW: every kW off costs the whole ratio.
+    assert interval_ratio("import_target_kw", 0.0, 80.0, 0.5) == pytest.approx(0.5)

@@ -258,3 +258,21 @@ def test_carbon_report_requests_nothing() -> None:
     )
     assert [(r.requested_kw, r.ratio) for r in rep.intervals] == [(None, None), (None, None)]
     assert rep.delivered_ratio is None
+
+
+def test_import_target_report_rates_how_close_the_import_came_either_way() -> None:
+    rep = build_report(
+        event("import_target_kw", [100, 100, 100, 0]),
+        baseline=baseline_of([60, 60, 60, 60]),
+        site=per_quarter([100, 90, 125, 0.25]),
+    )
+    rows = [(r.requested_kw, r.ratio, r.shortfall_kw) for r in rep.intervals]
+    assert rows == [
+        (0, 1.0, 0.0),  # on the target
+        (0, pytest.approx(0.9), pytest.approx(10.0)),  # 10 kW under it
+        (0, pytest.approx(0.75), pytest.approx(25.0)),  # 25 kW over it
+        (0, pytest.approx(0.75), pytest.approx(0.25)),  # a 0 kW target: scaled by 1 kW
+    ]
+    assert rep.intervals[1].notes == ("import 90.000 kW, 10.000 kW off the 100.000 kW target",)
+    assert rep.requested_kwh == 0
+    assert rep.delivered_ratio == pytest.approx((1.0 + 0.9 + 0.75 + 0.75) / 4)

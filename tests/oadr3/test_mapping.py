@@ -51,7 +51,7 @@ def _map(event: Event) -> dict[str, Any]:
     [
         ("IMPORT_CAPACITY_LIMIT", 120, "KW", "import_cap_kw", 120.0),
         ("IMPORT_CAPACITY_LIMIT", 120000, "W", "import_cap_kw", 120.0),
-        ("DISPATCH_SETPOINT", 80.5, "KW", "import_cap_kw", 80.5),
+        ("DISPATCH_SETPOINT", 80.5, "KW", "import_target_kw", 80.5),
         ("DISPATCH_SETPOINT_RELATIVE", 30, "KW", "curtail_kw", 30.0),
         ("SIMPLE", 2, None, "curtail_kw", 100.0),
         ("SIMPLE", 0, None, "curtail_kw", 0.0),

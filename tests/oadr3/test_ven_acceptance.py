@@ -8,9 +8,7 @@ openadr3.yaml."""
 
 from __future__ import annotations
 
-import asyncio
 import math
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,25 +17,13 @@ import pytest
 from devices.clock import VirtualClock
 from tests.conftest import Broker
 from tests.grid.helpers import NOW
-from tests.grid.live import advance_until, agent_for, sim_for, watcher
-from tests.oadr3.live import VEN_NAME, cap_event, oadr3_site, program
+from tests.grid.live import advance_until
+from tests.oadr3.live import VEN_NAME, cap_event, meter_kw, oadr3_site, program, running_agent
 from tests.oadr3_vtn.server import mqtt_notifier, serve
-from vpp.grid.fanout import FanoutLink
-from vpp.grid.oadr3.link import Oadr3Link
 from vpp.site import BrokerConfig
 
 CAPS_KW = [115.0, 110.0]
 STEP = timedelta(minutes=10)
-
-
-def _meter(store: Path, a: datetime, b: datetime) -> list[float]:
-    with sqlite3.connect(store) as db:
-        rows = db.execute(
-            "SELECT ts, mean FROM telemetry WHERE device_id='meter' AND point='import_power_kw'"
-            " AND ts>=? AND ts<? ORDER BY ts",
-            (a.timestamp(), b.timestamp()),
-        ).fetchall()
-    return [v for _, v in rows]
 
 
 @pytest.mark.timeout(240)
@@ -46,43 +32,33 @@ async def test_cap_event_from_the_vtn_is_carried_out_and_reported(
 ) -> None:
     clock = VirtualClock(NOW, max_hold_wall_s=30.0)
     broker = BrokerConfig(host=mosquitto.host, port=mosquitto.port)
+    store = tmp_path / "s.sqlite"
     with serve() as vtn, mqtt_notifier(vtn, mosquitto.host, mosquitto.port):
         site = oadr3_site(vtn, monkeypatch)
-        sim = sim_for(site, clock, broker)
-        async with sim, watcher(broker, clock) as grid:
-            agent, dr = agent_for(site, sim, clock, broker, tmp_path / "s.sqlite")
-            assert isinstance(agent.link, FanoutLink)
-            ven = agent.link.links["openadr3"]
-            assert isinstance(ven, Oadr3Link)
-            stop = asyncio.Event()
-            run = asyncio.create_task(agent.run(stop))
-            try:
-                await advance_until(clock, lambda: dr.plans >= 1 and ven.registered.is_set())
-                # The program and event appear after the VEN started: it must pick them up.
-                now = clock.now()
-                start = (now + timedelta(minutes=5)).replace(second=0, microsecond=0)
-                prog = program(vtn)
-                event = cap_event(vtn, prog["id"], start, CAPS_KW, duration=STEP)
-                native = f"oadr3.{event['id']}"
-                end = start + STEP * len(CAPS_KW)
-                await advance_until(
-                    clock,
-                    lambda: any(r["status"] == "opt_in" for r in agent.store.responses(native)),
-                    120,
-                )
-                await advance_until(
-                    clock,
-                    lambda: any(
-                        r["reportName"].endswith("final") for r in vtn.objects["reports"].values()
-                    ),
-                    virtual_s=(end - clock.now()).total_seconds() + 600,
-                    step_s=5.0,
-                )
-                # The native contract worked alongside: telemetry kept coming over MQTT.
-                assert len(grid.telemetry) > 10
-            finally:
-                stop.set()
-                await asyncio.wait_for(run, 30)
+        async with running_agent(site, clock, broker, store) as live:
+            agent, ven, grid = live.agent, live.ven, live.grid
+            # The program and event appear after the VEN started: it must pick them up.
+            now = clock.now()
+            start = (now + timedelta(minutes=5)).replace(second=0, microsecond=0)
+            prog = program(vtn)
+            event = cap_event(vtn, prog["id"], start, CAPS_KW, duration=STEP)
+            native = f"oadr3.{event['id']}"
+            end = start + STEP * len(CAPS_KW)
+            await advance_until(
+                clock,
+                lambda: any(r["status"] == "opt_in" for r in agent.store.responses(native)),
+                120,
+            )
+            await advance_until(
+                clock,
+                lambda: any(
+                    r["reportName"].endswith("final") for r in vtn.objects["reports"].values()
+                ),
+                virtual_s=(end - clock.now()).total_seconds() + 600,
+                step_s=5.0,
+            )
+            # The native contract worked alongside: telemetry kept coming over MQTT.
+            assert len(grid.telemetry) > 10
 
         # Registered as the spec says: the VEN object created by the VEN, the site resource.
         (ven_obj,) = vtn.objects["vens"].values()
@@ -104,7 +80,7 @@ async def test_cap_event_from_the_vtn_is_carried_out_and_reported(
         # Carried out: the site's import under the cap in each interval.
         for i, cap in enumerate(CAPS_KW):
             a = start + STEP * i
-            minutes = _meter(tmp_path / "s.sqlite", a, a + STEP)
+            minutes = meter_kw(store, a, a + STEP)
             assert len(minutes) >= 9
             assert math.fsum(minutes) / len(minutes) <= cap, (i, minutes)
             assert max(minutes) <= cap + 5.0, (i, minutes)  # no minute far over it

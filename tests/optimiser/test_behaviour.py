@@ -281,3 +281,23 @@ def test_carbon_event_sets_the_carbon_intensity_of_its_intervals() -> None:
     assert sum(plain.power_kw["ev"][:12]) > 1.0
     assert sum(s.power_kw["ev"][:12]) == pytest.approx(0.0, abs=1e-6)
     check_schedule(p, s)
+
+
+def test_import_target_is_followed_both_ways_within_the_battery_and_soft_beyond() -> None:
+    # Base load 20 kW, a battery of 20 kW either way: a target of 35 kW charges it 15 kW, one
+    # of 8 kW discharges it 12 kW, one of 60 kW is met as far as the battery can (40 kW),
+    # never infeasible (soft, as a DR shortfall).
+    evs = [
+        DrEvent(kind="import_target_kw", start=at(2), end=at(4), value=35.0),
+        DrEvent(kind="import_target_kw", start=at(6), end=at(8), value=8.0),
+        DrEvent(kind="import_target_kw", start=at(10), end=at(12), value=60.0),
+    ]
+    p = problem(N, [battery(soc_kwh=20.0)], events=evs)
+    s = Planner().plan(p)
+    assert not s.fallback
+    imp = s.site_import_kw
+    assert all(imp[t] == pytest.approx(35.0, abs=1e-6) for t in (2, 3))
+    assert all(imp[t] == pytest.approx(8.0, abs=1e-6) for t in (6, 7))
+    assert all(imp[t] == pytest.approx(40.0, abs=1e-6) for t in (10, 11))
+    assert s.slacks["site.dr_shortfall_kwh"] == pytest.approx(2 * 20.0 * 0.25, rel=1e-6)
+    check_schedule(p, s)

@@ -42,8 +42,10 @@ def mixed(shift: float = 0.0) -> object:
         ),
     ]  # fmt: skip
     ev = DrEvent(kind="curtail_kw", start=at(6), end=at(9), value=10.0 + shift)
+    # An import target above what the site would take: its soft floor binds.
+    target = DrEvent(kind="import_target_kw", start=at(11), end=at(13), value=45.0 + shift)
     return problem(
-        N, assets, price=prices, events=[ev], baseline_kw=[40.0] * N,
+        N, assets, price=prices, events=[ev, target], baseline_kw=[40.0] * N,
         site_kw={
             "demand_charge": 0.3 + shift, "pv_kw": [15.0 + shift] * N,
             "export_limit_kw": 3.0 + shift, "import_limit_kw": 200.0 - shift,

@@ -206,14 +206,23 @@ class Dispatcher:
                 commands += a.follow_plan(view, plan, now)
         for a, _view in usable:
             a.until = target.until
+        # The import floor: the export limit's, raised by an import target's. A target aims at
+        # the target itself (ceiling = floor) and tolerates half the deadband either way.
         floor = -export_kw + self.export_margin_kw
+        tolerance = 0.0
+        if target.import_min_kw is not None:
+            floor = max(floor, target.import_min_kw)
+            tolerance = self.deadband_kw / 2
         margin = max(self.margin_kw, self.margin_frac * target.import_max_kw)
         aim = max(target.import_max_kw - margin, floor)
         error = measured - aim
         # Less than the whole error each cycle: device readings lag the meter, and a
         # deadbeat step on stale readings overshoots and rings.
         pending = self._pending_kw(usable)
-        if error > 0 and error + pending > 0:
+        low = measured < -export_kw or (
+            target.import_min_kw is not None and measured < target.import_min_kw - tolerance
+        )
+        if error > tolerance and error + pending > 0:
             # Only what the commands sent but not yet seen on the devices (the plan's, when
             # entering) will not take off: shedding the whole error on top of them overshot
             # (the loop aims at the request, not at the most it can shed). And never past the
@@ -227,14 +236,16 @@ class Dispatcher:
                 return CycleResult(
                     commands, target, error, newly, replan, error, tuple(sorted(self._excluded))
                 )
-        elif error < -self.deadband_kw or measured < -export_kw:
-            # Exporting past the limit is corrected at once, inside the deadband too.
+        elif error < -self.deadband_kw or low:
+            # Exporting past the limit (or importing under a target) is corrected at once,
+            # inside the deadband too.
             surplus = -error if error > -self.deadband_kw else -error - self.deadband_kw / 2
             commands += self._give_back(self.gain * surplus, surplus, usable, plan, now)
-            if measured < -export_kw:
-                # More export than the plan foresaw (PV above its forecast): what giving back
-                # cannot take up, devices that can draw beyond their plan soak up.
-                over = -export_kw + self.export_margin_kw - measured - self._pending_up_kw(usable)
+            if low:
+                # More export (or less import) than the plan foresaw (PV above its forecast,
+                # a target above the plan): what giving back cannot take up, devices that can
+                # draw beyond their plan soak up.
+                over = floor - measured - self._pending_up_kw(usable)
                 commands += self._absorb(self.gain * over, usable, now)
         return CycleResult(commands, target, error, newly, replan)
 

@@ -69,6 +69,9 @@ class Target:
     until: datetime | None = None
     # An export-cap event's ceiling on export (kW ≥ 0), under the site's `limits.export_kw`.
     export_max_kw: float | None = None
+    # An import target's floor: the site import at or above this (kW, ≤ import_max_kw), met
+    # within the devices' limits (charging, giving back shed load). None: no floor.
+    import_min_kw: float | None = None
 
     @property
     def label(self) -> str:

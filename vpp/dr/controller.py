@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -30,18 +30,23 @@ from vpp.control.dispatcher import DispatchView
 from vpp.control.recovery import Recovery
 from vpp.control.strategy import OptIn, OptOut, Strategy
 from vpp.control.types import PlanStep, Snapshot, Target, TargetSource
+from vpp.dr.delivery_record import confidence_factor
 from vpp.dr.events import EventManager
 from vpp.dr.forecast import TwinForecast
+from vpp.dr.offer_service import OfferService
+from vpp.dr.offers import OfferInputs, OfferMaker
 from vpp.dr.planning import STEP, Plan, SitePlanner, expected_delivery, floor_step
 from vpp.dr.reporting import Reporter
 from vpp.grid.ledger import EventState
 from vpp.grid.link import GridLink
 from vpp.grid.messages import Event
+from vpp.grid.offer_link import offer_channel
 from vpp.grid.targets import StepTarget, step_target
 from vpp.site import Site
 from vpp.store.store import Store
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 RECOVERY_WINDOW = timedelta(hours=2)
 """After an event, how long the recovery keeps the day's peak and the rebound cap (the
@@ -68,6 +73,7 @@ class DrController:
         cycle_idle: Callable[[], Awaitable[None]],
         strategy: Strategy,
         solve_in_thread: bool | None = None,
+        offers: bool = True,
     ) -> None:
         self.site = site
         self.clock = clock
@@ -78,6 +84,10 @@ class DrController:
         self._request_cycle = request_cycle
         self._cycle_idle = cycle_idle
         self.planner = SitePlanner(self.site, forecast)
+        self.store = store
+        # One solve at a time, the plans' and the offers' (each has its own models, but
+        # Pyomo's HiGHS interface swaps sys.stdout while it runs: two threads would mix up).
+        self._solver = asyncio.Lock()
         self.events = EventManager(clock, store, link, self._on_event_change)
         self.reporter = Reporter(site, clock, store, link, self.events, dispatcher)
         # Live, the solver runs in a worker thread so that the loop keeps answering the grid.
@@ -103,6 +113,8 @@ class DrController:
         self.plans = 0
         self.solve_s_total = 0.0
         """Seconds the solver took over every plan since start (the schedules' solve time)."""
+        self.offers = self._offer_service(forecast) if offers else None
+        """Flexibility offers (None: turned off, no link carries them, or no plans)."""
         for state in self.events.resumable():
             log.info("event_resumed", event_id=state.event_id, status=state.status)
             self.baselines[state.event_id] = self.reporter.stored_baseline(state.event_id)
@@ -111,8 +123,56 @@ class DrController:
             self.reporter.resume(state.event)
 
     def tasks(self) -> Sequence[Coroutine[Any, Any, None]]:
-        """The grid inbox and the plan loop."""
-        return [self._inbox_loop(), self._plan_loop()]
+        """The grid inbox and the plan loop (and the offers, when on)."""
+        offers = [self.offers.run()] if self.offers is not None else []
+        return [self._inbox_loop(), self._plan_loop(), *offers]
+
+    # -- offers ---------------------------------------------------------------------------
+
+    def _offer_service(self, forecast: TwinForecast) -> OfferService | None:
+        channel = offer_channel(self.link)
+        if not self.site.config.grid.offers.enabled or channel is None or not self.strategy.plans:
+            return None
+        maker = OfferMaker(
+            self.site,
+            self.clock,
+            forecast,
+            run_solve=self.run_solve,
+            baseline=lambda event, free: self.reporter.baseline_profile(event, free)[0],
+        )
+        return OfferService(self.site, self.clock, channel, maker, self._offer_inputs)
+
+    def _offer_inputs(self) -> OfferInputs | None:
+        """The site now, as the offer's solves need it (None before the first readings)."""
+        snap = self._snapshot()
+        if snap.site_import_kw is None and not any(v.usable for v in snap.devices.values()):
+            return None
+        live = [s for s in self.events.states.values() if s.live and not s.event.cancelled]
+        planned = [s.event for s in live if s.status != "opt_out"]
+        baselines: dict[datetime, float] = {}
+        for ev in planned:
+            baselines.update(self.baselines.get(ev.event_id, {}))
+        return OfferInputs(
+            snapshot=snap,
+            plan_inputs=self.dispatcher.plan_inputs(snap),
+            excluded=frozenset(self.dispatcher.excluded),
+            day_peak_kw=self.day_peak_kw,
+            events=tuple(planned),
+            baselines=baselines,
+            confidence=confidence_factor(self.store),
+        )
+
+    async def run_solve(self, solve: Callable[[], T]) -> T:
+        """Run one solve where solves run (see `_solve`), one at a time."""
+        async with self._solver:
+            if not self.solve_in_thread:
+                # Replay: solved in the loop's thread, so simulated time cannot move meanwhile.
+                return solve()
+            # Live: in a worker thread, so that the loop keeps answering while it solves (an
+            # event arriving meanwhile gets `received` at once, not after the solve). Output
+            # to fds 1 and 2 while HiGHS runs (about 0.1 s at 100 devices) goes to Pyomo's
+            # capture.
+            return await asyncio.to_thread(solve)
 
     def on_not_following(self, device_ids: list[str]) -> None:
         self._replan.set()
@@ -152,13 +212,7 @@ class DrController:
             )
             return self.planner.plan(problem, snap.ts)
 
-        if not self.solve_in_thread:
-            # Replay: solved in the loop's thread, so simulated time cannot move meanwhile.
-            return solve()
-        # Live: in a worker thread, so that the loop keeps answering while it solves (an
-        # event arriving meanwhile gets `received` at once, not after the solve). Output to
-        # fds 1 and 2 while HiGHS runs (about 0.1 s at 100 devices) goes to Pyomo's capture.
-        return await asyncio.to_thread(solve)
+        return await self.run_solve(solve)
 
     async def replan(self) -> None:
         """Plan now and answer the events it planned (see `_solve` for where it runs)."""
@@ -248,6 +302,7 @@ class DrController:
         period = self.site.config.periods.plan_s
         await self._first_readings()
         await self._replan_guarded()
+        self._plan_period_done()
         while True:
             now = self.clock.now()
             nxt = floor_step(now, timedelta(seconds=period)) + timedelta(seconds=period)
@@ -264,6 +319,13 @@ class DrController:
             await self._cycle_idle()
             await self.link.flush()
             await self._replan_guarded()
+            if sleeper.done() and not sleeper.cancelled():
+                self._plan_period_done()
+
+    def _plan_period_done(self) -> None:
+        """A plan period's plan is made: its offer follows (once per period, not per re-plan)."""
+        if self.offers is not None:
+            self.offers.plan_period_done()
 
     async def _first_readings(self) -> None:
         """Wait (bounded) for the meter and for every device's first poll: a plan made
@@ -290,8 +352,9 @@ class DrController:
 
     def proposals(self, snap: Snapshot) -> Sequence[Proposal]:
         """The event's target while one is dispatched (baseline − value for a curtailment,
-        else the cap), then the recovery ramp until it is over; nothing otherwise. An
-        export-cap event adds its export ceiling beside them."""
+        else the cap; an import target is both the ceiling and the floor), then the recovery
+        ramp until it is over; nothing otherwise. An export-cap event adds its export ceiling
+        beside them."""
         now = snap.ts
         period = timedelta(seconds=self.site.config.periods.control_s)
         st = step_target(self.events.dispatchable(), now, period)
@@ -322,7 +385,10 @@ class DrController:
                 value = st.value_kw
             self.recovery = None
             ev = self.events.states[st.event_id].event
-            return [Proposal(value, TargetSource.EVENT, st.event_id, until=ev.end)]
+            floor = value if st.signal == "import_target_kw" else None
+            return [
+                Proposal(value, TargetSource.EVENT, st.event_id, until=ev.end, import_min_kw=floor)
+            ]
         if self.last_target is not None and self.recovery is None:
             self._start_recovery(now)
         if self.recovery is not None:

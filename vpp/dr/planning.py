@@ -223,7 +223,8 @@ class SitePlanner:
 
 def expected_delivery(plan: Plan, event: Event, baseline_kw: dict[datetime, float]) -> list[float]:
     """Per interval of `event`, the reduction (curtail) or cap (import or export) the plan
-    expects to meet (kW); 0 for price and carbon."""
+    expects to meet, or for an import target the import it expects (kW); 0 for price and
+    carbon."""
     out = []
     for iv in event.intervals:
         steps = []
@@ -243,6 +244,9 @@ def expected_delivery(plan: Plan, event: Event, baseline_kw: dict[datetime, floa
             out.append(round(max(0.0, min(iv.value, base - mean_import)), 3))
         elif event.signal == "import_cap_kw":
             out.append(round(iv.value if mean_import <= iv.value + 1e-6 else mean_import, 3))
+        elif event.signal == "import_target_kw":
+            # The import the plan foresees: the target, or as near as the devices allow.
+            out.append(round(mean_import, 3))
         elif event.signal == "export_cap_kw":
             export = -min(predicted)  # the step that exports most
             out.append(round(iv.value if export <= iv.value + 1e-6 else export, 3))

@@ -122,7 +122,17 @@ class Reporter:
         return StepSeries(rows, max_hold=hold, name="site_import_kw")
 
     def make_baseline(self, event: Event, forecast_plan: Plan | None) -> dict[datetime, float]:
-        """The event's control baseline (15-min starts → kW).
+        """The event's control baseline (15-min starts → kW), its method kept for the
+        reports (see `baseline_profile`)."""
+        profile, method = self.baseline_profile(event, forecast_plan)
+        self.methods[event.event_id] = method
+        log.info("baseline_made", event_id=event.event_id, method=method)
+        return profile
+
+    def baseline_profile(
+        self, event: Event, forecast_plan: Plan | None
+    ) -> tuple[dict[datetime, float], str]:
+        """The control baseline `event` would get (15-min starts → kW) and its method.
 
         X-of-Y from stored history when enough like days exist; the forecast of the site
         without events when a plan is given; where both exist, the lower of the two, so the
@@ -157,11 +167,8 @@ class Reporter:
             level = recent.kw if recent.kw is not None else 0.0
             profile = {t: level for t in steps}
             methods = ["last_hour_mean"]
-        self.methods[event.event_id] = (
-            "min(" + ",".join(methods) + ")" if len(methods) > 1 else methods[0]
-        )
-        log.info("baseline_made", event_id=event.event_id, method=self.methods[event.event_id])
-        return profile
+        method = "min(" + ",".join(methods) + ")" if len(methods) > 1 else methods[0]
+        return profile, method
 
     def _x_of_y(self, event: Event, start: datetime, end: datetime) -> dict[datetime, float]:
         since = start - timedelta(days=HISTORY_DAYS)

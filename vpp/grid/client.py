@@ -5,11 +5,12 @@ publish it to a site and collect the site's responses.
 `PREFIX/SITE/events` (both QoS 1), so no answer can be missed, and returns the responses to
 this event until a final one (`completed`, `rejected`, `opt_out`, `cancelled`; or those of
 `until`) or until `wait_s` of clock time has passed. `send` also reads the site's retained
-status first.
+status first. On a clustered broker it connects to the first node that accepts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import ssl
@@ -23,7 +24,7 @@ import structlog
 from pydantic import ValidationError
 
 from devices.clock import Clock, timeout
-from devices.mqtt_connect import MqttSettings, mqtt_client
+from devices.mqtt_connect import MqttSettings, connect_first
 from vpp.grid.messages import Event, Response
 from vpp.grid.observe import next_status
 from vpp.grid.parse import MessageError, parse_message, validation_errors
@@ -243,16 +244,21 @@ async def send(
     body, event_id, modification = _payload(event)
     responses: list[Response] = []
     status: dict[str, Any] | None = None
-    async with mqtt_client(
-        broker,
-        identifier=identifier or f"vpp-operator-{secrets.token_hex(4)}",
-        context=tls if isinstance(tls, ssl.SSLContext) else None,
-    ) as client:
-        messages: AsyncIterator[aiomqtt.Message] = aiter(client.messages)
+    subscriptions = [(topics.responses.name, topics.responses.qos)]
+    if status_wait_s > 0:
+        subscriptions.append((topics.status.name, topics.status.qos))
+    async with contextlib.AsyncExitStack() as stack:
+        # Time stands still while the broker connects us and confirms the subscriptions.
         async with clock.hold():
-            await client.subscribe(topics.responses.name, qos=topics.responses.qos)
-            if status_wait_s > 0:
-                await client.subscribe(topics.status.name, qos=topics.status.qos)
+            client = await stack.enter_async_context(
+                connect_first(
+                    broker,
+                    subscriptions,
+                    identifier=identifier or f"vpp-operator-{secrets.token_hex(4)}",
+                    context=tls if isinstance(tls, ssl.SSLContext) else None,
+                )
+            )
+        messages: AsyncIterator[aiomqtt.Message] = aiter(client.messages)
         if status_wait_s > 0:
             status = await next_status(clock, messages, topics, status_wait_s)
         # The first answer comes "at once" by contract: a virtual clock must not leap past

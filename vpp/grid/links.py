@@ -55,6 +55,7 @@ def _mqtt(ctx: LinkContext) -> GridLink:
         client_id=ctx.client_id,
         extensions=ctx.site.config.grid.extensions,
         store=ctx.store,
+        offers=ctx.site.config.grid.offers.enabled,
     )
 
 

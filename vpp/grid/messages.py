@@ -77,8 +77,9 @@ class Interval(WireModel):
     duration: Duration
     """Positive, at most P1D."""
     value: Annotated[float, Field(allow_inf_nan=False)]
-    """kW for curtail_kw (reduction below baseline), import_cap_kw (import ceiling) and
-    export_cap_kw (export ceiling); currency per kWh for price; kg CO2/kWh for carbon."""
+    """kW for curtail_kw (reduction below baseline), import_cap_kw (import ceiling),
+    export_cap_kw (export ceiling) and import_target_kw (the import to follow); currency per
+    kWh for price; kg CO2/kWh for carbon."""
 
     @field_validator("duration")
     @classmethod
@@ -107,7 +108,8 @@ class Event(WireModel):
     signal: Signal
     """curtail_kw: reduce import by value kW below baseline (0–100000); import_cap_kw: keep
     import ≤ value kW (0–100000); price: energy price per kWh (−10000…10000); extensions:
-    export_cap_kw: keep export ≤ value kW (0–100000); carbon: the grid's carbon intensity
+    export_cap_kw: keep export ≤ value kW (0–100000); import_target_kw: import value kW,
+    neither more nor less (0–100000); carbon: the grid's carbon intensity
     in kg CO2/kWh (0–10)."""
     intervals: Annotated[list[Interval], Field(min_length=1, max_length=MAX_INTERVALS)]
     """1–288, in start order, not overlapping; none may end more than 7 days ahead."""
@@ -150,6 +152,7 @@ VALUE_RANGES: dict[Signal, tuple[float, float]] = {
     "curtail_kw": CURTAIL_RANGE_KW,
     "import_cap_kw": CURTAIL_RANGE_KW,
     "export_cap_kw": CURTAIL_RANGE_KW,
+    "import_target_kw": CURTAIL_RANGE_KW,
     "price": PRICE_RANGE,
     "carbon": CARBON_RANGE,
 }
@@ -159,6 +162,7 @@ VALUE_UNITS: dict[Signal, str] = {
     "curtail_kw": "kW",
     "import_cap_kw": "kW",
     "export_cap_kw": "kW",
+    "import_target_kw": "kW",
     "price": "per kWh",
     "carbon": "kg CO2/kWh",
 }

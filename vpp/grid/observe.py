@@ -19,7 +19,7 @@ from typing import Any
 import aiomqtt
 
 from devices.clock import Clock, timeout
-from devices.mqtt_connect import MqttSettings, mqtt_client
+from devices.mqtt_connect import MqttSettings, connect_first
 from vpp.grid.topics import DEFAULT_PREFIX, SiteTopics
 
 STATUS_WAIT_S = 1.0
@@ -84,12 +84,10 @@ async def observe_site(
     """Read a site's retained status, then, if it is online, wait up to `wait_s` of `clock`
     time for its next telemetry. Broker errors raise aiomqtt.MqttError."""
     topics = SiteTopics(prefix, site_id)
-    async with mqtt_client(
-        broker, identifier=f"vpp-status-{secrets.token_hex(4)}", context=tls
+    subscriptions = [(topics.status.name, topics.status.qos), (topics.telemetry.name, 0)]
+    async with connect_first(
+        broker, subscriptions, identifier=f"vpp-status-{secrets.token_hex(4)}", context=tls
     ) as client:
-        await client.subscribe(
-            [(topics.status.name, topics.status.qos), (topics.telemetry.name, 0)]
-        )
         messages: AsyncIterator[aiomqtt.Message] = aiter(client.messages)
         status: dict[str, Any] | None = None
         telemetry: dict[str, Any] | None = None

@@ -24,6 +24,7 @@ from vpp.grid.messages import (
     Status,
     Telemetry,
 )
+from vpp.grid.offers import Offer, OfferRequest
 
 MODELS: dict[str, type[BaseModel]] = {
     "event": Event,
@@ -31,9 +32,11 @@ MODELS: dict[str, type[BaseModel]] = {
     "report": Report,
     "status": Status,
     "telemetry": Telemetry,
+    "offer": Offer,
+    "offer_request": OfferRequest,
 }
-"""File stem → model; `event` is what a site accepts, the others what it sends: exactly the
-contract's fields (what a grid operator validates against)."""
+"""File stem → model; `event` and `offer_request` are what a site accepts, the others what it
+sends: exactly the contract's fields (what a grid operator validates against)."""
 
 EXTENDED: dict[str, type[BaseModel]] = {
     "extended/report": ExtendedReport,

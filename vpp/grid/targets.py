@@ -4,7 +4,8 @@ A step [start, start + length) may be a 15-minute planning step or the 5 s contr
 Where events overlap, the lower `priority` number wins (an event without a priority ranks
 after every numbered one); among equals the stricter target wins (more curtailment, a lower
 cap), then the smaller event_id, so the outcome never depends on input order. Power signals
-(`curtail_kw`, `import_cap_kw`), `price`, `export_cap_kw` and `carbon` are each resolved
+(`curtail_kw`, `import_cap_kw`, `import_target_kw`: one lane, one of them governs),
+`price`, `export_cap_kw` and `carbon` are each resolved
 separately: a price, an export cap or a carbon intensity never displaces an import request.
 Test and cancelled events never produce targets.
 """
@@ -19,8 +20,9 @@ from datetime import datetime, timedelta
 
 from vpp.grid.messages import Event
 from vpp.grid.types import Signal
+from vpp.measure.target import target_ratio
 
-POWER_SIGNALS: frozenset[Signal] = frozenset({"curtail_kw", "import_cap_kw"})
+POWER_SIGNALS: frozenset[Signal] = frozenset({"curtail_kw", "import_cap_kw", "import_target_kw"})
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class StepTarget:
     """The power signal covering most of the step; None when no power event is active."""
     value_kw: float | None
     """For curtail_kw the reduction averaged over the whole step (uncovered time counts as 0,
-    so value × length is the requested energy); for import_cap_kw the lowest cap in it."""
+    so value × length is the requested energy); for import_cap_kw the lowest cap in it, for
+    import_target_kw the lowest target."""
     coverage: float
     """Fraction 0–1 of the step under `signal`."""
     event_id: str | None
@@ -179,7 +182,8 @@ def step_targets(
 
 def requested_kw(signal: Signal, value: float, baseline_kw: float) -> float:
     """The reduction an interval asks for (kW ≥ 0): curtail → value; cap → max(0, baseline −
-    cap); price, export cap and carbon → 0 (they request no reduction of import)."""
+    cap); price, export cap, import target and carbon → 0 (they request no reduction of
+    import)."""
     if signal == "curtail_kw":
         return value
     if signal == "import_cap_kw":
@@ -189,10 +193,11 @@ def requested_kw(signal: Signal, value: float, baseline_kw: float) -> float:
 
 def import_limit_kw(signal: Signal, value: float, baseline_kw: float) -> float | None:
     """The site import (kW, consumption positive) that meets the interval: baseline − value
-    for curtail, the cap itself for import_cap, None for the other signals."""
+    for curtail, the cap itself for import_cap (the target for import_target), None for the
+    other signals."""
     if signal == "curtail_kw":
         return baseline_kw - value
-    if signal == "import_cap_kw":
+    if signal in ("import_cap_kw", "import_target_kw"):
         return value
     return None
 
@@ -205,6 +210,7 @@ def interval_ratio(
     For import_cap_kw with the baseline already under the cap nothing is requested: the
     interval counts as fully delivered (1.0) when actual stays under the cap, else 0.0; an
     export_cap_kw interval likewise when the export (−actual) stays at or under its value.
+    An import_target_kw interval: `target_ratio` (how close the import came to the target).
     None when nothing was requested otherwise (a zero curtailment, a price, carbon).
     """
     requested = requested_kw(signal, value, baseline_kw)
@@ -214,4 +220,6 @@ def interval_ratio(
         return 1.0 if actual_kw <= value else 0.0
     if signal == "export_cap_kw":
         return 1.0 if -actual_kw <= value else 0.0
+    if signal == "import_target_kw":
+        return target_ratio(value, actual_kw)
     return None

@@ -41,7 +41,9 @@ MAX_INTERVALS = 288
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 """event_id and device id: 1–64 characters of letters, digits, dot, underscore, hyphen."""
 
-Signal = Literal["curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon"]
+Signal = Literal[
+    "curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon", "import_target_kw"
+]
 """What an event's interval values mean. `export_cap_kw` and `carbon` are this site's
 extensions of the contract (docs/grid-messages.md)."""
 

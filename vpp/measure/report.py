@@ -7,8 +7,11 @@ and an interval whose baseline is already under the cap counts as fully delivere
 when the actual import stays under the cap (ratio 0 when it does not). An `export_cap_kw`
 interval requests no reduction (0 kW): it is delivered (ratio 1) when the site's export,
 −actual, stays at or under its value, and its shortfall is the export past it; its
-`delivered_ratio` is then the share of compliant time, as for a cap never binding. `price`
-and `carbon` request nothing and have no ratio.
+`delivered_ratio` is then the share of compliant time, as for a cap never binding. An
+`import_target_kw` interval requests no reduction either: its ratio is how close the import
+came to the target, 1 − |actual − target| ÷ max(target, 1 kW) clipped to 0–1
+(vpp.measure.target), and its shortfall |actual − target| kW. `price` and `carbon` request
+nothing and have no ratio.
 `delivered_ratio` = total delivered energy ÷ total requested energy over the intervals that
 requested something and have both a baseline and a metered value; intervals that requested
 nothing carry no weight there and show their compliance in their own ratio.
@@ -30,8 +33,11 @@ from vpp.measure.comfort import ZoneComfortInput, ZoneComfortResult, zone_comfor
 from vpp.measure.contract import report_dict
 from vpp.measure.contribution import DeviceContribution, DeviceInput, device_contribution
 from vpp.measure.series import StepSeries, seconds, utc
+from vpp.measure.target import target_ratio
 
-Signal = Literal["curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon"]
+Signal = Literal[
+    "curtail_kw", "import_cap_kw", "price", "export_cap_kw", "carbon", "import_target_kw"
+]
 REQUEST_RESOLUTION_KW = 1e-3
 """A requested reduction below this (1 W, the report's resolution) counts as none: a cap a
 hair under the baseline must not turn float noise into a ratio of millions."""
@@ -148,8 +154,8 @@ def _requested(signal: Signal, value: float, baseline: float | None) -> float | 
         req = value
     elif signal == "import_cap_kw" and baseline is not None:
         req = max(0.0, baseline - value)
-    elif signal == "export_cap_kw":
-        req = 0.0  # a ceiling on export asks for no reduction of import
+    elif signal in ("export_cap_kw", "import_target_kw"):
+        req = 0.0  # an export ceiling or an import target asks for no reduction of import
     else:
         return None
     return 0.0 if req < REQUEST_RESOLUTION_KW else req
@@ -173,6 +179,10 @@ def _ratio_and_shortfall(
         if actual is None:
             return None, None
         return (1.0 if actual <= value else 0.0), max(0.0, actual - value)
+    if signal == "import_target_kw":
+        if actual is None:
+            return None, None
+        return target_ratio(value, actual), abs(actual - value)
     if signal == "export_cap_kw":
         if actual is None:
             return None, None
@@ -248,6 +258,10 @@ def build_report(
             why.append(f"site meter covers {meter.coverage:.0%} of the interval")
         if shortfall and requested is not None and requested > 0:
             why.append(f"delivered {delivered:.3f} of {requested:.3f} kW requested")
+        elif shortfall and requested == 0 and event.signal == "import_target_kw":
+            why.append(
+                f"import {a or 0.0:.3f} kW, {shortfall:.3f} kW off the {iv.value:.3f} kW target"
+            )
         elif shortfall and requested == 0 and event.signal == "export_cap_kw":
             why.append(f"export {-(a or 0.0):.3f} kW above the {iv.value:.3f} kW export cap")
         elif shortfall and requested == 0:

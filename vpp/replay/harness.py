@@ -333,6 +333,10 @@ def agent_factory(
             strategy=spec.strategy,
             client_id=spec.client_id,
             forecast=TwinForecast(live, env, base, spec.tariff, prices=spec.prices),
+            # No flexibility offers: about 60 solves a plan period that change nothing
+            # a replay scores (an offer has its own models and acts on nothing). The fleet
+            # replay publishes stand-in offers instead (vpp.replay.fleet_offers).
+            offers=False,
         )
         # A replay's store is an output, rewritten by the next run: one transaction per
         # 15 simulated minutes instead of one per command and per telemetry window.

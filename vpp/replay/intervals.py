@@ -55,7 +55,7 @@ def _target(signal: str, value: float, baseline: float | None) -> float | None:
     """The import the event asks for in an interval (None for a price or no baseline)."""
     if signal == "curtail_kw":
         return None if baseline is None else baseline - value
-    if signal == "import_cap_kw":
+    if signal in ("import_cap_kw", "import_target_kw"):
         return value
     return None
 

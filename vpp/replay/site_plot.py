@@ -45,7 +45,7 @@ def site_import_range(d: PlotData) -> tuple[float, float]:
     for base in d.baselines.values():
         values += [p.kw for p in base.adjusted if p.kw is not None]
     for ev in d.events:
-        if ev.signal == "import_cap_kw":
+        if ev.signal in ("import_cap_kw", "import_target_kw"):
             values += [iv.value for iv in ev.intervals]
         elif ev.signal == "export_cap_kw":
             values += [-iv.value for iv in ev.intervals]

@@ -7,7 +7,7 @@ this VEN acts on, in this order:
 | OpenADR payload type | native signal | value |
 |---|---|---|
 | IMPORT_CAPACITY_LIMIT (KW) | import_cap_kw | the limit |
-| DISPATCH_SETPOINT (KW, absolute consumption) | import_cap_kw | the setpoint, held as a ceiling |
+| DISPATCH_SETPOINT (KW, absolute consumption) | import_target_kw | the import to follow |
 | DISPATCH_SETPOINT_RELATIVE (KW, ≥ 0) | curtail_kw | the kW to shed |
 | SIMPLE (0-3) | curtail_kw | `grid.simple_levels_kw` of the level (0: none) |
 | EXPORT_CAPACITY_LIMIT (KW, ≥ 0) | export_cap_kw | the most the site may export |
@@ -46,7 +46,7 @@ CONTROL_TYPES = (
 
 _SIGNAL = {
     "IMPORT_CAPACITY_LIMIT": "import_cap_kw",
-    "DISPATCH_SETPOINT": "import_cap_kw",
+    "DISPATCH_SETPOINT": "import_target_kw",
     "DISPATCH_SETPOINT_RELATIVE": "curtail_kw",
     "SIMPLE": "curtail_kw",
     "EXPORT_CAPACITY_LIMIT": "export_cap_kw",
