@@ -120,7 +120,11 @@ def event_summary(fs: FleetScenario, res: FleetResult, event: Event) -> dict[str
 
 def write_fleet_outputs(fs: FleetScenario, res: FleetResult, out: Path) -> dict[str, Any]:
     """summary.json, the messages and the plots in `out`; returns the summary."""
-    events = [event_summary(fs, res, e) for e in _final_events(fs).values()]
+    end = fs.start + fs.duration
+    # An event after the end of a shortened run is not summarised (nothing measured).
+    events = [
+        event_summary(fs, res, e) for e in _final_events(fs).values() if e.intervals[0].start < end
+    ]
     summary = {
         "scenario": fs.config.name or fs.source.stem,
         "district_id": fs.config.district_id,
