@@ -150,7 +150,8 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
     specs = _site_specs(fs, out)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     imports: dict[str, list[tuple[datetime, float]]] = {s.site.id: [] for s in specs}
-    offers = stand_in_offers(fs, fs.start)
+    own = fs.config.offers == "agents"
+    offers = [] if own else stand_in_offers(fs, fs.start)
     operator = Operator(clock, cfg, fs.config.district_id)
     recorder = _Recorder(clock, cfg, fs)
     events = [
@@ -164,7 +165,9 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
             await stack.enter_async_context(sim)
             assert spec.base_load is not None
             live = rebind(site, sim.endpoints())
-            sims.append((spec, sim, agent_factory(spec, live, clock, cfg, env, spec.base_load)))
+            enrolled = own and not spec.site.id.endswith(CF)
+            new = agent_factory(spec, live, clock, cfg, env, spec.base_load, offers=enrolled)
+            sims.append((spec, sim, new))
         await _publish_offers(clock, cfg, offers)
         agg = Aggregator(fleet_config(fs, cfg, out), clock, settlement=out / "settlement.csv")
         stop = asyncio.Event()
@@ -210,7 +213,8 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
         district_messages=operator.messages,
         site_messages=recorder.messages,
         runs=dict(agg.events.runs),
-        offers={o.site_id: o for o in offers},
+        offers={o.site_id: o for o in offers}
+        | {k: v.offer for k, v in agg.book.sites.items() if own and v.offer is not None},
         wall_s=time.perf_counter() - wall0,
         cpu_s=time.process_time() - cpu0,
         leaps=clock.leaps,

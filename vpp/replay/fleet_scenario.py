@@ -68,6 +68,9 @@ class FleetScenarioConfig(_Strict):
     faults: list[SiteFault] = Field(default_factory=list)
     agent_kills: list[AgentKill] = Field(default_factory=list)
     allocation: AllocationOptions = Field(default_factory=AllocationOptions)
+    offers: Literal["stand_in", "agents"] = "stand_in"
+    """Whose flexibility offers the aggregator allocates over: stand-ins from each site's
+    `offer_kw` (vpp.replay.fleet_offers), or the site agents' own (their optimiser's)."""
 
 
 @dataclass(frozen=True)

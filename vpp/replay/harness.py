@@ -320,6 +320,8 @@ def agent_factory(
     broker: BrokerConfig,
     env: Environment,
     base: BaseLoadParams,
+    *,
+    offers: bool = False,
 ) -> Callable[[], Agent]:
     """What makes the run's agent (again, after a kill): the agent a site runs (vpp run) on
     the simulators' endpoints (`live`), with the scenario's weather and prices as forecast."""
@@ -335,8 +337,8 @@ def agent_factory(
             forecast=TwinForecast(live, env, base, spec.tariff, prices=spec.prices),
             # No flexibility offers: about 60 solves a plan period that change nothing
             # a replay scores (an offer has its own models and acts on nothing). The fleet
-            # replay publishes stand-in offers instead (vpp.replay.fleet_offers).
-            offers=False,
+            # replay asks for them (`offers`) or publishes stand-ins (vpp.replay.fleet_offers).
+            offers=offers,
         )
         # A replay's store is an output, rewritten by the next run: one transaction per
         # 15 simulated minutes instead of one per command and per telemetry window.
