@@ -193,7 +193,7 @@ def test_check_refuses_what_is_no_config_file(tmp_path: Path) -> None:
     assert "none.yaml: cannot read" in errors[2]
 
 
-@pytest.mark.parametrize("kind", ["site", "scenario", "profile", "fleet"])
+@pytest.mark.parametrize("kind", ["site", "scenario", "profile", "fleet", "fleet-scenario"])
 def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
     r = vpp("schema", kind)
     assert r.returncode == 0, r.stderr
@@ -203,9 +203,13 @@ def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
         f"{path} is stale: run vpp schema {kind} > {path.relative_to(ROOT)}"
     )
     doc = json.loads(r.stdout)
-    required = {"site": "site_id", "scenario": "duration", "profile": None, "fleet": "district_id"}[
-        kind
-    ]
+    required = {
+        "site": "site_id",
+        "scenario": "duration",
+        "profile": None,
+        "fleet": "district_id",
+        "fleet-scenario": "sites",
+    }[kind]
     if required:
         assert required in doc["required"]
     else:
@@ -215,7 +219,7 @@ def test_schema_files_are_what_vpp_schema_prints(kind: str) -> None:
 def test_schema_refuses_an_unknown_kind() -> None:
     r = vpp("schema", "tariff")
     assert r.returncode == 2
-    one_line_error(r, "tariff", "site", "scenario", "profile", "fleet")
+    one_line_error(r, "tariff", "site", "scenario", "profile", "fleet", "fleet-scenario")
 
 
 def test_replay_of_an_impossible_start_is_one_line(tmp_path: Path) -> None:

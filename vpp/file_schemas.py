@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
-ConfigFile = Literal["site", "scenario", "profile", "fleet"]
+ConfigFile = Literal["site", "scenario", "profile", "fleet", "fleet-scenario"]
 
 
 def _site() -> dict[str, Any]:
@@ -42,11 +42,18 @@ def _fleet() -> dict[str, Any]:
     return FleetConfig.model_json_schema()
 
 
+def _fleet_scenario() -> dict[str, Any]:
+    from vpp.replay.fleet_scenario import FleetScenarioConfig
+
+    return FleetScenarioConfig.model_json_schema()
+
+
 _MODELS: dict[str, Callable[[], dict[str, Any]]] = {
     "site": _site,
     "scenario": _scenario,
     "profile": _profile,
     "fleet": _fleet,
+    "fleet-scenario": _fleet_scenario,
 }
 
 

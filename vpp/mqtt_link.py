@@ -22,6 +22,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -328,6 +329,15 @@ class MqttLink:
         except TimeoutError:
             return False
         return True
+
+    def abort(self) -> None:
+        """Cut the connection without a DISCONNECT, as a killed process's does: the broker
+        publishes the last will (offline, retained). For replays and tests."""
+        client = self._client
+        sock = client._client.socket() if client is not None else None  # aiomqtt has no abort
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     async def close(self) -> None:
         """Publish status offline (retained) and disconnect cleanly."""

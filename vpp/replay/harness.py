@@ -27,6 +27,7 @@ from building.weather import Environment
 from devices.clock import VirtualClock
 from devices.mqtt_connect import mqtt_client
 from simulators.faults import Faults
+from simulators.site import SimulatedSite
 from vpp.agent import Agent
 from vpp.broker import connection
 from vpp.dr.forecast import PriceSource, TwinForecast
@@ -213,7 +214,7 @@ def with_sim_params(site: Site, overrides: dict[str, dict[str, Any]]) -> Site:
     return Site(config=config, devices=devices, source=site.source)
 
 
-async def _faults_task(sim: Any, clock: VirtualClock, faults: list[TimedFault]) -> None:
+async def faults_task(sim: Any, clock: VirtualClock, faults: list[TimedFault]) -> None:
     changes: list[tuple[datetime, str, Faults]] = []
     for f in faults:
         changes.append((f.start, f.device, f.faults))
@@ -242,30 +243,41 @@ async def _restarts_task(
             await asyncio.sleep(RESTART_SETTLE_WALL_S)
 
 
-class _Running:
+class Running:
     """The agent the replay runs now, and its task (a kill replaces both)."""
 
     def __init__(self, agent: Agent, stop: asyncio.Event, tg: asyncio.TaskGroup) -> None:
         self.agent, self.stop, self.tg = agent, stop, tg
         self.task = tg.create_task(agent.run(stop), name="agent")
 
-    async def kill_and_restart(self, new_agent: Callable[[], Agent]) -> None:
+    async def kill(self, *, drop_link: bool = False) -> None:
         """What SIGKILL does, as far as one process can: the store keeps what a live agent
         would have committed (Store.abandon: in-memory telemetry windows are lost), the
-        agent's tasks end without their clean stop (no offline status, no final flush);
-        then a new agent starts on the same store, as a supervisor would restart `vpp run`."""
+        agent's tasks end without their clean stop (no offline status, no final flush).
+        With `drop_link` its MQTT connection is cut first without a DISCONNECT, so the
+        broker publishes its last will (offline), as for a killed process."""
+        if drop_link and isinstance(self.agent.link, MqttLink):
+            self.agent.link.abort()
         store = self.agent.store
         store.abandon()
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         store.close()  # the agent's own close did it, unless it never got there
+
+    def restart(self, new_agent: Callable[[], Agent]) -> None:
+        """A new agent on the same store, as a supervisor would restart `vpp run`."""
         self.agent = new_agent()
         self.task = self.tg.create_task(self.agent.run(self.stop), name="agent")
 
+    async def kill_and_restart(self, new_agent: Callable[[], Agent]) -> None:
+        """`kill`, then `restart`."""
+        await self.kill()
+        self.restart(new_agent)
+
 
 async def _kills_task(
-    running: _Running,
+    running: Running,
     new_agent: Callable[[], Agent],
     clock: VirtualClock,
     operator: Operator,
@@ -278,6 +290,62 @@ async def _kills_task(
         operator.record_kill(n)
         log.warning("agent_kill", n=n, at=at.isoformat())
         await running.kill_and_restart(new_agent)
+
+
+def simulated_for(
+    spec: RunSpec, clock: VirtualClock, broker: BrokerConfig
+) -> tuple[Site, Environment, SimulatedSite]:
+    """The run's site (with its scenario's sim inputs), environment and simulated site (an
+    async context: its simulators serve on loopback ports from the OS)."""
+    site = with_sim_params(spec.site, spec.sim_params)
+    env = spec.env or environment(site)
+    sim = simulated_site(
+        site,
+        clock,
+        broker=connection(broker),  # credentials and TLS too, for an external broker
+        any_port=True,
+        env=env,
+        base_load=spec.base_load,
+        seed=spec.seed,
+        announce_mqtt=True,
+        telemetry_period_s=spec.mqtt_telemetry_s,
+    )
+    return site, env, sim
+
+
+def agent_factory(
+    spec: RunSpec,
+    live: Site,
+    clock: VirtualClock,
+    broker: BrokerConfig,
+    env: Environment,
+    base: BaseLoadParams,
+    *,
+    offers: bool = False,
+) -> Callable[[], Agent]:
+    """What makes the run's agent (again, after a kill): the agent a site runs (vpp run) on
+    the simulators' endpoints (`live`), with the scenario's weather and prices as forecast."""
+
+    def new_agent() -> Agent:
+        agent = site_agent(
+            live,
+            clock,
+            broker=broker,
+            store_path=spec.store_path,
+            strategy=spec.strategy,
+            client_id=spec.client_id,
+            forecast=TwinForecast(live, env, base, spec.tariff, prices=spec.prices),
+            # No flexibility offers: about 60 solves a plan period that change nothing
+            # a replay scores (an offer has its own models and acts on nothing). The fleet
+            # replay asks for them (`offers`) or publishes stand-ins (vpp.replay.fleet_offers).
+            offers=offers,
+        )
+        # A replay's store is an output, rewritten by the next run: one transaction per
+        # 15 simulated minutes instead of one per command and per telemetry window.
+        agent.store.begin_group_commit()
+        return agent
+
+    return new_agent
 
 
 async def run(
@@ -293,19 +361,7 @@ async def run(
         await replay_broker.restart()  # raises the one-line error naming broker_restart_at
     broker = replay_broker.config
     clock = VirtualClock(spec.start)
-    site = with_sim_params(spec.site, spec.sim_params)
-    env = spec.env or environment(site)
-    sim = simulated_site(
-        site,
-        clock,
-        broker=connection(broker),  # credentials and TLS too, for an external broker
-        any_port=True,
-        env=env,
-        base_load=spec.base_load,
-        seed=spec.seed,
-        announce_mqtt=True,
-        telemetry_period_s=spec.mqtt_telemetry_s,
-    )
+    site, env, sim = simulated_for(spec, clock, broker)
     wall0 = time.perf_counter()
     operator = Operator(clock, broker, site.id)
     site_import: list[tuple[datetime, float]] = []
@@ -313,25 +369,7 @@ async def run(
         live = rebind(site, sim.endpoints())
         base = spec.base_load or BaseLoadParams.model_validate(site.config.sim.base_load)
 
-        def new_agent() -> Agent:
-            # The agent a site runs (vpp run), with the scenario's weather and prices as
-            # forecast.
-            agent = site_agent(
-                live,
-                clock,
-                broker=broker,
-                store_path=spec.store_path,
-                strategy=spec.strategy,
-                client_id=spec.client_id,
-                forecast=TwinForecast(live, env, base, spec.tariff, prices=spec.prices),
-                # No flexibility offers: about 60 solves a plan period that change nothing
-                # a replay scores (an offer has its own models and acts on nothing).
-                offers=False,
-            )
-            # A replay's store is an output, rewritten by the next run: one transaction per
-            # 15 simulated minutes instead of one per command and per telemetry window.
-            agent.store.begin_group_commit()
-            return agent
+        new_agent = agent_factory(spec, live, clock, broker, env, base)
 
         stop = asyncio.Event()
         ready = asyncio.Event()
@@ -342,8 +380,8 @@ async def run(
             link_up = first.link.connected if isinstance(first.link, MqttLink) else None
             op = tg.create_task(operator.run(spec.events, ready, link_up))
             await ready.wait()
-            current = _Running(first, stop, tg)
-            fault_task = tg.create_task(_faults_task(sim, clock, spec.faults))
+            current = Running(first, stop, tg)
+            fault_task = tg.create_task(faults_task(sim, clock, spec.faults))
             restart_task = tg.create_task(
                 _restarts_task(replay_broker, clock, operator, spec.broker_restarts)
             )

@@ -1,0 +1,223 @@
+"""Runs a fleet scenario: the aggregator and one real site agent per building, each on its own
+simulators (loopback Modbus/MQTT), all on ONE virtual clock through one broker, with the
+grid's side (the site harness's Operator, under the district id) sending the district events.
+
+The counterfactual runs in the same run on the same clock: each building a second time under
+`SITE-cf`, not enrolled in the district (so it never gets an event), with the same faults but
+not the agent kills. Every minute each building's import (and its counterfactual's) is read
+off its simulated meter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from devices.clock import VirtualClock
+from devices.mqtt_connect import mqtt_client
+from vpp.broker import connection
+from vpp.fleet.aggregator import Aggregator
+from vpp.fleet.config import FleetConfig
+from vpp.fleet.run import EventRun
+from vpp.grid.offers import Offer
+from vpp.grid.topics import SiteTopics
+from vpp.replay.broker import ReplayBroker
+from vpp.replay.fleet_offers import stand_in_offers
+from vpp.replay.fleet_scenario import AgentKill, FleetScenario
+from vpp.replay.harness import (
+    AFTER_END_S,
+    COMMIT_EVERY_S,
+    Operator,
+    Running,
+    RunSpec,
+    TimedEvent,
+    TimedFault,
+    agent_factory,
+    faults_task,
+    simulated_for,
+)
+from vpp.replay.runner import fresh_store, spec_for
+from vpp.simsite import rebind
+from vpp.site import BrokerConfig
+
+log = structlog.get_logger(__name__)
+
+SAMPLE_S = 60.0
+CF = "-cf"
+
+
+@dataclass
+class FleetResult:
+    """What a fleet run left behind."""
+
+    imports: dict[str, list[tuple[datetime, float]]]
+    """Per site id (and `ID-cf` for its counterfactual): its import each minute (kW)."""
+    district_messages: list[dict[str, Any]]
+    """Grid ↔ district (the Operator's record)."""
+    site_messages: list[dict[str, Any]]
+    """District ↔ sites: site events, responses, reports."""
+    runs: dict[str, EventRun]
+    offers: dict[str, Offer]
+    wall_s: float
+    cpu_s: float
+    leaps: int = 0
+    hold_timeouts: int = 0
+    lost: list[str] = field(default_factory=list)
+
+
+def fleet_config(fs: FleetScenario, broker: BrokerConfig, out: Path) -> FleetConfig:
+    """The district's fleet file for the replay: every building enrolled, store in `out`."""
+    return FleetConfig.model_validate(
+        {
+            "district_id": fs.config.district_id,
+            "broker": broker.model_dump(),
+            "sites": [{"site_id": s.site.id} for s in fs.sites],
+            "allocation": fs.config.allocation.model_dump(),
+            "store": out / "district.sqlite",
+            "data_dir": out,
+        }
+    )
+
+
+def _site_specs(fs: FleetScenario, out: Path) -> list[RunSpec]:
+    """Each building's run, then each one's counterfactual."""
+    specs = []
+    for events in (True, False):
+        for sc in fs.sites:
+            sid = sc.site.id
+            d = out / "sites" / (sid if events else sid + CF)
+            spec = spec_for(
+                sc, fresh_store(d, sc, fs.config.strategy), strategy=sc.strategy, events=events
+            )
+            spec.faults += [
+                TimedFault(
+                    f.device,
+                    fs.at(f.from_),
+                    fs.at(f.to) if f.to else fs.at(fs.duration),
+                    f.faults(),
+                )
+                for f in fs.config.faults
+                if f.site == sid
+            ]
+            specs.append(spec)
+    return specs
+
+
+class _Recorder(Operator):
+    """The district ↔ sites messages (site events, responses, reports), recorded as the
+    Operator records its own; sends nothing."""
+
+    def __init__(self, clock: VirtualClock, broker: BrokerConfig, fs: FleetScenario) -> None:
+        super().__init__(clock, broker, f"{fs.config.district_id}-recorder")
+        self.watch = [
+            f"{broker.prefix}/{sc.site.id}/{leaf}"
+            for sc in fs.sites
+            for leaf in ("events", "responses", "reports")
+        ]
+
+
+async def _publish_offers(clock: VirtualClock, broker: BrokerConfig, offers: list[Offer]) -> None:
+    async with clock.hold():
+        async with mqtt_client(connection(broker), identifier="vpp-fleet-replay-offers") as c:
+            for o in offers:
+                topic = SiteTopics(broker.prefix, o.site_id).offers
+                await c.publish(topic.name, o.to_json(), qos=1, retain=True)
+
+
+async def _kill(
+    running: Running, new_agent: Any, clock: VirtualClock, fs: FleetScenario, kill: AgentKill
+) -> None:
+    await clock.sleep_until((fs.at(kill.at) - fs.start).total_seconds())
+    log.warning("agent_kill", site_id=kill.site)
+    await running.kill(drop_link=True)
+    if kill.restart_at is not None:
+        await clock.sleep_until((fs.at(kill.restart_at) - fs.start).total_seconds())
+        log.warning("agent_restart", site_id=kill.site)
+        running.restart(new_agent)
+
+
+async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> FleetResult:
+    """Run `fs` to its end on `broker` (results: FleetResult; stores under `out`)."""
+    cfg = broker.config
+    clock = VirtualClock(fs.start)
+    specs = _site_specs(fs, out)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    imports: dict[str, list[tuple[datetime, float]]] = {s.site.id: [] for s in specs}
+    own = fs.config.offers == "agents"
+    offers = [] if own else stand_in_offers(fs, fs.start)
+    operator = Operator(clock, cfg, fs.config.district_id)
+    recorder = _Recorder(clock, cfg, fs)
+    events = [
+        TimedEvent(e.send_at, e.event.model_dump(mode="json", exclude_none=True))
+        for e in fs.events()
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        sims = []
+        for spec in specs:
+            site, env, sim = simulated_for(spec, clock, cfg)
+            await stack.enter_async_context(sim)
+            assert spec.base_load is not None
+            live = rebind(site, sim.endpoints())
+            enrolled = own and not spec.site.id.endswith(CF)
+            new = agent_factory(spec, live, clock, cfg, env, spec.base_load, offers=enrolled)
+            sims.append((spec, sim, new))
+        await _publish_offers(clock, cfg, offers)
+        agg = Aggregator(fleet_config(fs, cfg, out), clock, settlement=out / "settlement.csv")
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            rec_ready, ready = asyncio.Event(), asyncio.Event()
+            rec = tg.create_task(recorder.run([], rec_ready))
+            await rec_ready.wait()
+            running = {spec.site.id: Running(new(), stop, tg) for spec, _, new in sims}
+            factories = {spec.site.id: new for spec, _, new in sims}
+            agg_task = tg.create_task(agg.run(stop), name="aggregator")
+            op = tg.create_task(operator.run(events, ready, agg.up.connected))
+            await ready.wait()
+            side = [tg.create_task(faults_task(sim, clock, spec.faults)) for spec, sim, _ in sims]
+            side += [
+                tg.create_task(_kill(running[k.site], factories[k.site], clock, fs, k))
+                for k in fs.config.agent_kills
+            ]
+            total = fs.duration.total_seconds()
+            t = 0.0
+            while t < total:
+                t = min(total, t + SAMPLE_S)
+                await clock.sleep_until(t)
+                for spec, sim, _ in sims:
+                    imports[spec.site.id].append((clock.now(), sim.meter_kw()))
+                if t % COMMIT_EVERY_S == 0:
+                    for r in running.values():
+                        if not r.task.done():
+                            r.agent.store.commit()
+            await clock.sleep_until(total + AFTER_END_S)
+            stop.set()
+            for task in side:
+                task.cancel()
+            for r in running.values():
+                if not r.task.cancelled():  # a killed agent that stayed down
+                    await r.task
+            await agg_task
+            for task in (op, rec):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    return FleetResult(
+        imports=imports,
+        district_messages=operator.messages,
+        site_messages=recorder.messages,
+        runs=dict(agg.events.runs),
+        offers={o.site_id: o for o in offers}
+        | {k: v.offer for k, v in agg.book.sites.items() if own and v.offer is not None},
+        wall_s=time.perf_counter() - wall0,
+        cpu_s=time.process_time() - cpu0,
+        leaps=clock.leaps,
+        hold_timeouts=clock.hold_timeouts,
+        lost=list(clock.lost),
+    )
