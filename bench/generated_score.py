@@ -8,7 +8,11 @@ vpp.replay.feasible), and the oracle honest (in a run that kept comfort and EV n
 oracle does: delivered ≤ oracle_kw + 2 % of the request; more would mean it is wrong);
 per run: comfort 0 degC·h, unmet EV 0 kWh; per event: |reported − measured| delivered ratio
 ≤ 0.10 (10 % of the request). Over the set: the oracle holds the full request in ≥ 80 % of
-the events (the generator's depths leave most events feasible)."""
+the events (the generator's depths leave most events feasible).
+
+Not in `make test` yet: it fails today (issue 12 stays open; docs/performance.md, "Generated
+buildings", names each failing seed and cause). Run it by hand, about 3 min on a quiet machine:
+`PYTHONPATH=. .venv/bin/python -m pytest -p tests.conftest bench/generated_score.py`."""
 
 from __future__ import annotations
 
