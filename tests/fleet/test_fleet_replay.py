@@ -25,8 +25,9 @@ def _sites(tmp: Path) -> list[Path]:
     """Five small buildings (one or two zones, a 40-80 kW battery, a charger or none)."""
     paths = []
     for n in range(5):
+        drawn = spec_from_seed(100 + n)
         spec = replace(
-            spec_from_seed(100 + n),
+            drawn,
             site_id=f"small-{n}",
             timezone="Europe/Paris",
             base_peak_kw=60.0 + 15 * n,
@@ -35,7 +36,7 @@ def _sites(tmp: Path) -> list[Path]:
             battery_kw=40.0 + 10 * n,
             battery_kwh=80.0 + 20 * n,
             battery_soc_pct=80.0,
-            chargers=n % 2,
+            chargers=drawn.chargers[: n % 2],
             pv_kw=0.0,
             loads=[Load("fans", 10.0, 1.0, 120, 30)],
         )

@@ -62,14 +62,14 @@ async def run_hour(seed: int) -> tuple[list[float], float]:
     return trace, wall
 
 
-async def test_an_hour_of_twenty_devices_is_fast_and_deterministic() -> None:
-    a, wall_a = await run_hour(seed=7)
+async def test_an_hour_of_twenty_devices_is_deterministic() -> None:
+    # Its speed is a benchmark's (bench/replay.py), not a timed test's: on a shared machine a
+    # wall-time bound fails with the load, not with the code.
+    a, _ = await run_hour(seed=7)
     b, _ = await run_hour(seed=7)
     c, _ = await run_hour(seed=8)
     assert a == b
     assert a != c
-    print(f"one simulated hour of 20 devices: {wall_a:.3f} s wall")
-    assert wall_a < 1.0, f"an hour of 20 devices took {wall_a:.2f} s of wall time"
 
 
 async def test_meter_sums_every_device_and_the_base_load() -> None:
