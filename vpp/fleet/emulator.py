@@ -21,7 +21,8 @@ import aiomqtt
 import structlog
 
 from devices.clock import Clock
-from devices.mqtt_connect import MqttSettings, mqtt_client
+from devices.mqtt_connect import mqtt_client
+from vpp.broker import connection
 from vpp.fleet.period import every
 from vpp.grid.ledger import EventState, decide, opted_in, opted_out
 from vpp.grid.ledger import completed as completed_state
@@ -109,7 +110,8 @@ class EmulatedSite:
         self.spec = spec
         self.clock = clock
         self.topics = SiteTopics(broker.prefix, spec.site_id)
-        self._settings = MqttSettings(host=broker.host, port=broker.port)
+        # The broker's protocol (3.1.1 for NATS) and nodes, as the aggregator's and a site's.
+        self._settings = connection(broker)
         self.states: dict[str, EventState] = {}
         self._measured: dict[str, _Measured] = {}
         self.received: list[Event] = []
