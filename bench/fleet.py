@@ -260,7 +260,9 @@ async def _phases(
     start = _ceil_quarter(datetime.now(UTC) + timedelta(minutes=1))
     t_event = time.time()
     await grid.publish(f"vpp/{DISTRICT}/events", district_event("d-1", request_kw, start, 4), qos=1)
-    await _until(lambda: bool(agg.events.allocations), 30, "allocation")
+    allocated_s = await _until(lambda: bool(agg.events.allocations), 30, "allocation", 0.001)
+    # Every site event acknowledged by the broker (the sites link's queues empty).
+    acked_s = allocated_s + await _until(agg.down._idle.is_set, 30, "site events acked", 0.001)
     first_alloc = agg.events.allocations[0]
     asked = {s for s, v in first_alloc.sites.items() if any(v)}
     await _until(lambda: any(r.get("status") == "opt_in" for r in responses), 30, "opt_in")
@@ -309,6 +311,8 @@ async def _phases(
         "sites_asked": len(asked),
         "allocation_solve_s": round(alloc_s, 4),
         "allocation_ratio_to_goal": round(alloc_s / GOAL_ALLOCATION_S, 3),
+        "event_to_allocated_s": round(allocated_s, 3),
+        "event_to_last_puback_s": round(acked_s, 3),
         "fanout_sites": len(firsts),
         "fanout_p50_s": round(p50, 4),
         "fanout_p99_s": round(p99, 4),
