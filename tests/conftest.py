@@ -92,6 +92,7 @@ WALL_CLOCK_MODULES = (
     "tests/grid/test_fanout_link.py",
     "tests/grid/test_solve_thread_live.py",
     "tests/oadr3/test_vpp_run_oadr3.py",
+    "tests/fleet/test_nats_kill_live.py",
     "tests/openadr2b/",
     "tests/replay/test_progress.py",
     "tests/replay/test_replay_runs.py",

@@ -67,7 +67,10 @@ class NatsNode:
             f"server_name: {self.name}\n"
             f"listen: 127.0.0.1:{self.client_port}\n"
             f"http: 127.0.0.1:{self.http_port}\n"
-            f'jetstream {{ store_dir: "{self.store}" }}\n'
+            # MQTT makes a JetStream consumer per QoS 1 subscription, all on one stream:
+            # NATS 2.15 allows 1 000 consumers per stream by default (a fleet of 1 000
+            # sites has 2 000; beyond the limit the broker refuses the SUBSCRIBE).
+            f'jetstream {{ store_dir: "{self.store}", limits {{ default_max_consumers: -1 }} }}\n'
             f"cluster {{ name: {CLUSTER}, listen: 127.0.0.1:{self.cluster_port}, "
             f"routes: [{route_urls}] }}\n"
             # Every node holds a replica of MQTT's streams (sessions, QoS 1 messages,

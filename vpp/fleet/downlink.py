@@ -4,7 +4,9 @@ publishes their events (QoS 1): in order per site, all sites at once (a fan-out 
 sites must not wait for 1 000 acknowledgements in a row), kept across reconnects.
 
 A persistent session (fixed client id, clean_session=False): the sites' answers and reports
-sent while the aggregator is away wait at the broker for it."""
+sent while the aggregator is away wait at the broker for it. On a clustered broker (NATS:
+`broker.failover`) a lost connection moves on to the next node, which serves the same
+session."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import structlog
 
 from devices.cancel import cancellable
 from devices.clock import Clock
-from devices.mqtt_connect import mqtt_client, tls_context
+from devices.mqtt_connect import mqtt_client, subscribe, tls_context
 from vpp.broker import connection
 from vpp.fleet.book import LEAVES
 from vpp.grid.messages import Event
@@ -53,6 +55,8 @@ class SiteLink:
         self._idle = asyncio.Event()
         self._idle.set()
         self.connected = asyncio.Event()
+        self._node = 0  # which of the broker's nodes (a cluster's) we connect to
+        self.connects = 0
         self.filters = [f"{broker.prefix}/+/{leaf}" for leaf in LEAVES] + list(extra_filters)
 
     def send_event(self, site_id: str, event: Event) -> None:
@@ -75,11 +79,15 @@ class SiteLink:
         while True:
             try:
                 async with mqtt_client(
-                    self.settings, context=self._tls, clean_session=False, timeout=10
+                    self.settings.node(self._node),
+                    context=self._tls,
+                    clean_session=False,
+                    timeout=10,
                 ) as client:
                     async with self.clock.hold():
                         for f in self.filters:
-                            await cancellable(client.subscribe(f, qos=1))
+                            await cancellable(subscribe(client, f, qos=1))
+                    self.connects += 1
                     self.connected.set()
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._read(client))
@@ -87,7 +95,14 @@ class SiteLink:
             except* aiomqtt.MqttError as eg:
                 self.connected.clear()
                 self._busy.clear()
-                log.warning("fleet_sites_link_lost", error=str(eg.exceptions[0]))
+                lost = self.settings.node(self._node).address
+                self._node += 1  # a clustered broker: the next node serves the same session
+                log.warning(
+                    "fleet_sites_link_lost",
+                    broker=lost,
+                    error=str(eg.exceptions[0]),
+                    next_broker=self.settings.node(self._node).address,
+                )
                 await self.clock.sleep(1.0)
 
     async def _read(self, client: aiomqtt.Client) -> None:

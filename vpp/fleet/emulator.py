@@ -21,7 +21,8 @@ import aiomqtt
 import structlog
 
 from devices.clock import Clock
-from devices.mqtt_connect import MqttSettings, mqtt_client
+from devices.mqtt_connect import MqttSettings, mqtt_client, subscribe
+from vpp.broker import connection
 from vpp.fleet.period import every
 from vpp.grid.ledger import EventState, decide, opted_in, opted_out
 from vpp.grid.ledger import completed as completed_state
@@ -109,7 +110,8 @@ class EmulatedSite:
         self.spec = spec
         self.clock = clock
         self.topics = SiteTopics(broker.prefix, spec.site_id)
-        self._settings = MqttSettings(host=broker.host, port=broker.port)
+        # The broker's protocol (3.1.1 for NATS) and nodes, as the aggregator's and a site's.
+        self._settings = connection(broker)
         self.states: dict[str, EventState] = {}
         self._measured: dict[str, _Measured] = {}
         self.received: list[Event] = []
@@ -119,23 +121,48 @@ class EmulatedSite:
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
 
-    async def run(self) -> None:
-        """Connect, announce, answer and report until cancelled."""
+    async def run(self, connect_slots: asyncio.Semaphore | None = None) -> None:
+        """Connect, announce, answer and report until cancelled; a lost connection or a
+        refused subscription (NATS: its JetStream consumer not made in 5 s) is tried again
+        a second later on the broker's next node. `connect_slots` bounds how many sites
+        of one emulator connect at once (a thousand at once time out on NATS)."""
+        node = 0
+        while True:
+            try:
+                await self._serve(self._settings.node(node), connect_slots)
+            except* aiomqtt.MqttError as eg:
+                self.connected.clear()
+                log.info(
+                    "emulated_site_reconnects", site=self.spec.site_id, error=str(eg.exceptions[0])
+                )
+                node += 1
+                await self.clock.sleep(1.0)
+
+    async def _serve(self, settings: MqttSettings, slots: asyncio.Semaphore | None) -> None:
         status = self.topics.status
         will = aiomqtt.Will(status.name, b'{"online":false,"v":1}', qos=1, retain=True)
-        async with mqtt_client(
-            self._settings,
-            identifier=f"vpp-emu-{self.spec.site_id}",
-            will=will,
-            clean_session=False,
-            timeout=10,
-        ) as client:
-            self._client = client
-            async with self.clock.hold():
-                await client.subscribe(self.topics.events.name, qos=1)
-                await client.subscribe(self.topics.offer_requests.name, qos=1)
-                await self._publish(status.name, b'{"online":true,"v":1}', retain=True)
-                await self._publish_offer(None)
+        async with contextlib.AsyncExitStack() as stack:
+            if slots is not None:
+                await slots.acquire()  # held while connecting and subscribing
+            try:
+                client = await stack.enter_async_context(
+                    mqtt_client(
+                        settings,
+                        identifier=f"vpp-emu-{self.spec.site_id}",
+                        will=will,
+                        clean_session=False,
+                        timeout=10,
+                    )
+                )
+                self._client = client
+                async with self.clock.hold():
+                    await subscribe(client, self.topics.events.name, qos=1)
+                    await subscribe(client, self.topics.offer_requests.name, qos=1)
+                    await self._publish(status.name, b'{"online":true,"v":1}', retain=True)
+                    await self._publish_offer(None)
+            finally:
+                if slots is not None:
+                    slots.release()
             self.connected.set()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._listen(client))
@@ -295,13 +322,22 @@ class Emulator:
     """Many emulated sites in one process, each on its own connection and task; an async
     context manager that starts them all and stops them on exit."""
 
-    def __init__(self, specs: list[SiteSpec], broker: BrokerConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        specs: list[SiteSpec],
+        broker: BrokerConfig,
+        clock: Clock,
+        *,
+        connecting_at_once: int = 50,
+    ) -> None:
         self.sites = {s.site_id: EmulatedSite(s, broker, clock) for s in specs}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(connecting_at_once)
 
     async def __aenter__(self) -> Emulator:
         for site_id, site in self.sites.items():
-            self._tasks[site_id] = asyncio.create_task(site.run(), name=f"emu-{site_id}")
+            task = asyncio.create_task(site.run(self._slots), name=f"emu-{site_id}")
+            self._tasks[site_id] = task
         return self
 
     async def __aexit__(self, *exc: object) -> None:
