@@ -115,17 +115,10 @@ WALL_CLOCK_MODULES = (
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = Path(str(config.rootpath))
-    wall, rest = [], []
     for item in items:
         rel = Path(str(item.path)).relative_to(root).as_posix()
         if rel.startswith(WALL_CLOCK_MODULES):
             item.add_marker(pytest.mark.xdist_group("wall_clock"))
-            wall.append(item)
-        else:
-            rest.append(item)
-    # The group is one unit of work of several minutes: first, so that the other worker
-    # spreads the rest around it instead of one worker running it alone at the end.
-    items[:] = wall + rest
 
 
 @pytest.fixture
