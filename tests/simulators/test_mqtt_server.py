@@ -200,6 +200,12 @@ async def test_going_offline_while_an_ack_is_acknowledged_ends(
         await c.subscribe(f"{base}/cmd/ack", qos=1)
         async with site:
             await command(clock, c, f"{base}/cmd", {"power_limit_kw": 7.0})
+            # The ack reaches this client and the broker's PUBACK the device in either
+            # order: wait (bounded) for the PUBACK too.
+            for _ in range(100):
+                if going_offline:
+                    break
+                await asyncio.sleep(0.05)
             assert going_offline, "the device's ack was not acknowledged by the broker"
             done, _ = await asyncio.wait(going_offline, timeout=5)
             assert done, "stop() hangs: the device's command loop did not end"
