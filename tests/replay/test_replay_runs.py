@@ -155,16 +155,18 @@ async def test_same_outputs_through_an_external_broker(
     assert len(ca) > 100 and ca == cb
 
 
+# Spins while its parent lives: a worker killed by a time-out (no `finally`) leaves no
+# busy loop behind on the machine (four such orphans once ran for an hour).
+SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+
+
 async def test_a_loaded_machine_changes_nothing(tmp_path: Path) -> None:
     """Four busy processes on the machine for the whole run: the run is slower in wall time,
     never different (the clock waits for held work; it used to give up after 1 s of wall
     time and let simulated time move on, logging a hold time-out)."""
     sc = early_event_day(tmp_path)
     quiet = await run_one(sc, tmp_path / "quiet", strategy=sc.strategy, broker_url=None)
-    busy = [
-        await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
-        for _ in range(4)
-    ]
+    busy = [await asyncio.create_subprocess_exec(sys.executable, "-c", SPIN) for _ in range(4)]
     try:
         loaded = await run_one(sc, tmp_path / "loaded", strategy=sc.strategy, broker_url=None)
     finally:
