@@ -126,3 +126,32 @@ def test_a_window_starting_just_after_the_event_serves_it() -> None:
     assert offer.windows[0].start == NOW + Q
     early = allocate([c], Request([RequestInterval(NOW, 6 * five, 10.0)], NOW - five))
     assert early.sites == {} and "no kW for that span" in early.excluded["s"]
+
+
+def test_spread_caps_each_sites_share_while_others_can_take_the_rest() -> None:
+    """90 kW over four 100 kW sites: least cost alone asks all of it of the cheapest; with
+    max_share 0.35 none is counted for more than 31.5 kW, the cheapest three take it. Two
+    sites only: the cap is soft, the cheaper takes what the other cannot."""
+    sites = [_site(f"s{i}", 1.0 + i, kw=100.0) for i in range(4)]
+    alone = allocate(sites, _request([90.0]))
+    assert alone.sites == {"s0": (90.0,)}
+    spread = allocate(sites, _request([90.0]), max_share=0.35)
+    assert spread.sites == {"s0": (31.5,), "s1": (31.5,), "s2": (27.0,)}
+    assert spread.reason is None
+    small = Candidate(offer=_site("small", 5.0, kw=20.0).offer)
+    soft = allocate([sites[0], small], _request([90.0]), max_share=0.35)
+    assert soft.sites == {"s0": (70.0,), "small": (20.0,)}
+    assert soft.expected_kw == (90.0,) and soft.reason is None
+
+
+def test_a_site_in_the_event_takes_the_running_intervals_remainder() -> None:
+    """A re-allocation 5 min into interval 0 (a site lost): a site already acting may be
+    asked more in the running interval (a modification), a new one only from the first
+    interval its notice allows."""
+    acting = Candidate(offer=_site("acting", 2.0).offer, in_event=True)
+    new = _site("new", 1.0)
+    req = Request(_request([40.0, 40.0]).intervals, NOW + Q + timedelta(minutes=5), first=0)
+    a = allocate([acting, new], req)
+    assert a.sites["acting"][0] == 40.0
+    assert a.sites.get("new", (0.0, 0.0))[0] == 0.0
+    assert a.expected_kw[0] == 40.0

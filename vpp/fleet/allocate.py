@@ -10,16 +10,24 @@ interval the LP chooses `x` (kW asked of the site) to
 `weight` is how much of an asked kW the district counts on: 1 − margin · (1 − p90 share ×
 record), with p90 share = curtail_kw_p90 ÷ curtail_kw of the site's offer window and record
 its delivery record (0–1). Margin 1 over-allocates each site by its 90 % gap and its record;
-0 counts every asked kW. A site is left out (with the reason in `excluded`) when its offer is
+0 counts every asked kW.
+
+Spread (`max_share`): the kW the district counts on from one site beyond `max_share` of an
+interval's request cost CONCENTRATION_PER_KWH more (a second column per site and interval):
+least cost alone puts the whole request on the cheapest site large enough, and a district
+that one agent's loss leaves without its request is not reliable. A soft cap: when the
+other sites cannot take the rest, the site is asked beyond it rather than the request left
+uncovered. A site is left out (with the reason in `excluded`) when its offer is
 stale, no window of it covers the span, the event starts within its notice, or its last
-event ended less than its `min_rest` before.
+event ended less than its `min_rest` before. A site already in the event (`in_event`) may
+be asked from the running interval on: a modification needs no notice.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import highspy
@@ -29,6 +37,9 @@ from vpp.grid.offers import Offer, OfferWindow
 
 PENALTY_PER_KWH = 1e6
 """Cost of one kWh of the request left uncovered: far above any site's cost."""
+CONCENTRATION_PER_KWH = 1e3
+"""Extra cost of one kWh counted from a site beyond its share of the request: above any
+site's cost, below leaving the request uncovered."""
 QUARTER = timedelta(minutes=15)
 _EPS = 1e-6
 
@@ -142,8 +153,17 @@ def _eligible(
     ivs = list(request.intervals)[request.first :]
     if not ivs:
         return [], "nothing left to allocate"
-    earliest = now if c.in_event else now + offer.notice
-    first = next((k for k, iv in enumerate(ivs) if iv.start >= earliest - _EPS_T), None)
+    # A site already acting may take the running interval's remainder (a modification of
+    # its current value); a new one only intervals that start after its notice.
+    earliest = now + offer.notice
+    first = next(
+        (
+            k
+            for k, iv in enumerate(ivs)
+            if (iv.end > now if c.in_event else iv.start >= earliest - _EPS_T)
+        ),
+        None,
+    )
     if first is None:
         return [], f"the event starts within its notice ({offer.notice})"
     if not c.in_event and c.last_event_end is not None:
@@ -175,8 +195,25 @@ def _eligible(
 _EPS_T = timedelta(microseconds=1)
 
 
-def allocate(candidates: Sequence[Candidate], request: Request, margin: float = 1.0) -> Allocation:
-    """The least-cost split of `request` over `candidates` (see the module docstring)."""
+def _spread(col: _Column, requested_kw: float, hours: float, max_share: float) -> list[_Column]:
+    """The column as is when the site's counted kW stays within `max_share` of the request,
+    else split at that share: the part beyond it costs CONCENTRATION_PER_KWH more."""
+    within = max_share * requested_kw / col.weight
+    if max_share >= 1.0 or col.upper <= within + _EPS:
+        return [col]
+    extra = col.cost + CONCENTRATION_PER_KWH * hours
+    return [replace(col, upper=within), replace(col, upper=col.upper - within, cost=extra)]
+
+
+def allocate(
+    candidates: Sequence[Candidate],
+    request: Request,
+    margin: float = 1.0,
+    max_share: float = 1.0,
+) -> Allocation:
+    """The least-cost split of `request` over `candidates` (see the module docstring); each
+    site counted for at most `max_share` of an interval's request unless the others cannot
+    take the rest (1: no spread)."""
     t0 = time.perf_counter()
     n = len(request.intervals)
     requested = tuple(
@@ -190,14 +227,16 @@ def allocate(candidates: Sequence[Candidate], request: Request, margin: float = 
         if why is not None:
             excluded[c.site_id] = why
         for t, upper, cost, weight in rows:
-            cols.append(_Column(s, t, upper, cost, weight))
+            hours = request.intervals[t].duration.total_seconds() / 3600.0
+            cols += _spread(_Column(s, t, upper, cost, weight), requested[t], hours, max_share)
     x = _solve(cols, requested, n) if cols else np.zeros(0)
     sites: dict[str, list[float]] = {}
     expected = [0.0] * n
     for col, v in zip(cols, x, strict=True):
-        kw = round(float(v), 3) if v > 1e-4 else 0.0
-        sites.setdefault(ids[col.site], [0.0] * n)[col.interval] = kw
+        kw = float(v) if v > 1e-4 else 0.0
+        sites.setdefault(ids[col.site], [0.0] * n)[col.interval] += kw
         expected[col.interval] += col.weight * kw
+    sites = {s: [round(kw, 3) for kw in v] for s, v in sites.items()}
     expected_t = tuple(round(min(e, r), 3) for e, r in zip(expected, requested, strict=True))
     allocated = {s: tuple(v) for s, v in sites.items() if any(v)}
     return Allocation(
