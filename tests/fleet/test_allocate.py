@@ -155,3 +155,15 @@ def test_a_site_in_the_event_takes_the_running_intervals_remainder() -> None:
     assert a.sites["acting"][0] == 40.0
     assert a.sites.get("new", (0.0, 0.0))[0] == 0.0
     assert a.expected_kw[0] == 40.0
+
+
+def test_a_re_allocation_keeps_what_acting_sites_are_asked() -> None:
+    """A site acting whose newest offer has nothing for the rest of the event (made with its
+    commitment in its plan) keeps its 30 kW (a floor), counted at its weight; the others
+    take only the rest. Without the floor it was left out and its part dropped."""
+    spent = make_offer(SiteSpec("spent", capacity_kw=0.0, p90_share=1.0), NOW)
+    acting = Candidate(offer=spent, in_event=True, asked_kw=(30.0, 30.0))
+    other = Candidate(offer=_site("other", 2.0, kw=50.0).offer, in_event=True)
+    a = allocate([acting, other], _request([50.0, 50.0], first=1))
+    assert a.sites == {"spent": (0.0, 30.0), "other": (0.0, 20.0)}
+    assert a.reason is None

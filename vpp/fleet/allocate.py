@@ -74,6 +74,11 @@ class Candidate:
     limit_kw: float | None = None
     """At most this from now on (kW): what a site that falls behind delivers; 0 for a site
     that opted out or went offline."""
+    asked_kw: tuple[float, ...] = ()
+    """Per interval of the request, what it is asked now (a site acting whose part holds):
+    a re-allocation asks it at least that. Its newest offer is made with its commitments
+    in its plan, so a window over the event may show little or nothing: without the floor
+    a re-allocation took away the parts of sites that were delivering them."""
 
     @property
     def site_id(self) -> str:
@@ -140,13 +145,30 @@ class _Column:
     upper: float
     cost: float
     weight: float
+    lower: float = 0.0
 
 
-def _eligible(
-    c: Candidate, request: Request, margin: float
-) -> tuple[list[tuple[int, float, float, float]], str | None]:
-    """(interval, upper kW, cost per kW, weight) of each interval the site may take, or why
-    none."""
+def _kept(c: Candidate, request: Request, weight: float, cost_per_kwh: float) -> list[_Column]:
+    """The site's current part as fixed columns (a site acting whose offer has nothing more
+    for the span): it keeps what it is asked."""
+    out = []
+    for t in range(request.first, len(request.intervals)):
+        kw = c.asked_kw[t] if t < len(c.asked_kw) else 0.0
+        if kw > _EPS:
+            hours = request.intervals[t].duration.total_seconds() / 3600.0
+            out.append(_Column(-1, t, kw, cost_per_kwh * hours + _EPS, weight, kw))
+    return out
+
+
+def _weight(c: Candidate, window: OfferWindow | None, margin: float) -> float:
+    kw = window.curtail_kw if window is not None else 0.0
+    p90_share = window.curtail_kw_p90 / kw if window is not None and kw > _EPS else 1.0
+    return max(0.0, 1.0 - margin * (1.0 - p90_share * c.record))
+
+
+def _eligible(c: Candidate, request: Request, margin: float) -> tuple[list[_Column], str | None]:
+    """The columns (interval, upper kW, cost per kW, weight, lower kW; site unset) of each
+    interval the site may take, or why none."""
     offer, now = c.offer, request.now
     if offer.valid_until <= now:
         return [], f"its offer expired at {offer.valid_until.isoformat()}"
@@ -173,22 +195,26 @@ def _eligible(
                 f"time ({offer.min_rest})"
             )
     window = window_for(offer, ivs[first].start, ivs[-1].end, in_event=c.in_event)
+    weight = _weight(c, window, margin)
     if window is None or window.curtail_kw <= _EPS:
-        return [], "its offer has no kW for that span"
+        kept = _kept(c, request, weight, 0.0)
+        return kept, None if kept else "its offer has no kW for that span"
     upper = window.curtail_kw
     for cap in (c.max_kw, c.limit_kw):
         if cap is not None:
             upper = min(upper, cap)
     if upper <= _EPS:
         return [], "it may be asked nothing more"
-    p90_share = window.curtail_kw_p90 / window.curtail_kw
-    weight = 1.0 - margin * (1.0 - p90_share * c.record)
     if weight <= _EPS:
-        return [], "its offer holds nothing for sure (no 90 % kW or no record)"
+        kept = _kept(c, request, 0.0, window.cost_per_kwh)
+        return kept, None if kept else "its offer holds nothing for sure (no 90 % kW or no record)"
     out = []
     for k, iv in enumerate(ivs[first:], start=first):
+        t = request.first + k
         hours = iv.duration.total_seconds() / 3600.0
-        out.append((request.first + k, upper, window.cost_per_kwh * hours + _EPS, weight))
+        floor = c.asked_kw[t] if t < len(c.asked_kw) else 0.0
+        cost = window.cost_per_kwh * hours + _EPS
+        out.append(_Column(-1, t, max(upper, floor), cost, weight, floor))
     return out, None
 
 
@@ -198,11 +224,16 @@ _EPS_T = timedelta(microseconds=1)
 def _spread(col: _Column, requested_kw: float, hours: float, max_share: float) -> list[_Column]:
     """The column as is when the site's counted kW stays within `max_share` of the request,
     else split at that share: the part beyond it costs CONCENTRATION_PER_KWH more."""
+    if max_share >= 1.0 or col.weight <= _EPS:
+        return [col]
     within = max_share * requested_kw / col.weight
-    if max_share >= 1.0 or col.upper <= within + _EPS:
+    if col.upper <= within + _EPS:
         return [col]
     extra = col.cost + CONCENTRATION_PER_KWH * hours
-    return [replace(col, upper=within), replace(col, upper=col.upper - within, cost=extra)]
+    return [
+        replace(col, upper=within, lower=min(col.lower, within)),
+        replace(col, upper=col.upper - within, cost=extra, lower=max(0.0, col.lower - within)),
+    ]
 
 
 def allocate(
@@ -226,9 +257,9 @@ def allocate(
         rows, why = _eligible(c, request, margin)
         if why is not None:
             excluded[c.site_id] = why
-        for t, upper, cost, weight in rows:
-            hours = request.intervals[t].duration.total_seconds() / 3600.0
-            cols += _spread(_Column(s, t, upper, cost, weight), requested[t], hours, max_share)
+        for col in rows:
+            hours = request.intervals[col.interval].duration.total_seconds() / 3600.0
+            cols += _spread(replace(col, site=s), requested[col.interval], hours, max_share)
     x = _solve(cols, requested, n) if cols else np.zeros(0)
     sites: dict[str, list[float]] = {}
     expected = [0.0] * n
@@ -255,7 +286,7 @@ def _solve(cols: list[_Column], requested: tuple[float, ...], n: int) -> np.ndar
     lp.num_col_ = m + n
     lp.num_row_ = n
     lp.col_cost_ = np.array([c.cost for c in cols] + [PENALTY_PER_KWH] * n)
-    lp.col_lower_ = np.zeros(m + n)
+    lp.col_lower_ = np.array([c.lower for c in cols] + [0.0] * n)
     lp.col_upper_ = np.array([c.upper for c in cols] + [highspy.kHighsInf] * n)
     lp.row_lower_ = np.array(requested, dtype=float)
     lp.row_upper_ = np.full(n, highspy.kHighsInf)

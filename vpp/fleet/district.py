@@ -173,8 +173,8 @@ class DistrictEvents:
         self._put_state(new_state)
         self._answer(response)
 
-    def _allocate(self, run: EventRun, first: int, now: datetime) -> Allocation:
-        cands = candidates(self.fleet, self.book, run, self.rests, now)
+    def _allocate(self, run: EventRun, first: int, now: datetime, keep: bool = False) -> Allocation:
+        cands = candidates(self.fleet, self.book, run, self.rests, now, keep)
         alloc = allocate(
             cands,
             Request(request_intervals(run), now, first),
@@ -326,7 +326,8 @@ class DistrictEvents:
             self.store.put_run(run)
             return
         run.revision += 1
-        self._apply(run, self._allocate(run, first, now), first, now, keep=set(lost))
+        alloc = self._allocate(run, first, now, keep=True)
+        self._apply(run, alloc, first, now, keep=set(lost))
 
     def _report(self, run: EventRun, state: EventState, now: datetime) -> None:
         n = len(run.starts)
