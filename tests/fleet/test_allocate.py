@@ -167,3 +167,27 @@ def test_a_re_allocation_keeps_what_acting_sites_are_asked() -> None:
     a = allocate([acting, other], _request([50.0, 50.0], first=1))
     assert a.sites == {"spent": (0.0, 30.0), "other": (0.0, 20.0)}
     assert a.reason is None
+
+
+def test_a_window_holding_the_span_serves_it_and_the_notice_has_a_grace() -> None:
+    """Windows every hour (06:15, 07:15): an event from 06:45 to 07:15 is inside 06:15's
+    hour and served by it. One sent 15 min ahead and allocated 5 s later (a 15 min
+    notice) still gets its first interval."""
+    offer = make_offer(SiteSpec("s", capacity_kw=30.0, p90_share=1.0), NOW)
+    hourly = offer.model_copy(
+        update={
+            "windows": [
+                w
+                for w in offer.windows
+                if (w.start - offer.windows[0].start) % (4 * Q) == timedelta(0)
+            ]
+        }
+    )
+    c = Candidate(offer=hourly)
+    start = NOW + 3 * Q
+    a = allocate(
+        [c], Request([RequestInterval(start, Q, 10.0), RequestInterval(start + Q, Q, 10.0)], NOW)
+    )
+    assert a.sites == {"s": (10.0, 10.0)}
+    late = allocate([c], Request([RequestInterval(NOW + Q, Q, 10.0)], NOW + timedelta(seconds=5)))
+    assert late.sites == {"s": (10.0,)}

@@ -42,6 +42,9 @@ CONCENTRATION_PER_KWH = 1e3
 site's cost, below leaving the request uncovered."""
 QUARTER = timedelta(minutes=15)
 _EPS = 1e-6
+NOTICE_GRACE = timedelta(minutes=1)
+"""An event sent exactly a site's notice ahead reaches the aggregator a few seconds later:
+its first interval still counts as within the notice for this long."""
 
 
 @dataclass(frozen=True)
@@ -125,11 +128,15 @@ def window_for(
     """The offer's window for acting from `start` to `end`: one lasting at least `end −
     start` that starts within a quarter hour of `start` (windows start on quarter hours: an
     event at 14:05 is served by 14:00's or, just after the notice, 14:15's); one starting
-    by `start` first, then the shortest, then the largest. A site already acting
-    (`in_event`; its newer offer starts after its notice) may use its earliest window of
-    that length."""
+    by `start` first, then the shortest, then the largest. Else a window that holds the
+    whole span (a flat reduction held from its start holds over any part of it: windows
+    start every hour by default, an event from 15:45 to 16:15 is inside 15:30's hour). A
+    site already acting (`in_event`; its newer offer starts after its notice) may use its
+    earliest window of that length."""
     long_enough = [w for w in offer.windows if w.duration >= end - start]
     fits = [w for w in long_enough if abs(w.start - start) < QUARTER]
+    if not fits:
+        fits = [w for w in long_enough if w.start <= start and w.start + w.duration >= end]
     if not fits and in_event and long_enough:
         first = min(w.start for w in long_enough)
         fits = [w for w in long_enough if w.start == first]
@@ -177,7 +184,7 @@ def _eligible(c: Candidate, request: Request, margin: float) -> tuple[list[_Colu
         return [], "nothing left to allocate"
     # A site already acting may take the running interval's remainder (a modification of
     # its current value); a new one only intervals that start after its notice.
-    earliest = now + offer.notice
+    earliest = now + offer.notice - NOTICE_GRACE
     first = next(
         (
             k
