@@ -43,7 +43,9 @@ def fleet(broker: Broker, tmp: Path, sites: list[SiteSpec], **allocation: Any) -
             "district_id": DISTRICT,
             "broker": {"host": broker.host, "port": broker.port},
             "sites": [{"site_id": s.site_id} for s in sites],
-            "allocation": {"control_period_s": 60, **allocation},
+            # Least cost alone (no spread): these tests follow the cost order; the spread
+            # is test_allocate's.
+            "allocation": {"control_period_s": 60, "max_site_share": 1.0, **allocation},
             "store": tmp / "district.sqlite",
             "data_dir": tmp,
         }

@@ -126,3 +126,68 @@ def test_a_window_starting_just_after_the_event_serves_it() -> None:
     assert offer.windows[0].start == NOW + Q
     early = allocate([c], Request([RequestInterval(NOW, 6 * five, 10.0)], NOW - five))
     assert early.sites == {} and "no kW for that span" in early.excluded["s"]
+
+
+def test_spread_caps_each_sites_share_while_others_can_take_the_rest() -> None:
+    """90 kW over four 100 kW sites: least cost alone asks all of it of the cheapest; with
+    max_share 0.35 none is counted for more than 31.5 kW, the cheapest three take it. Two
+    sites only: the cap is soft, the cheaper takes what the other cannot."""
+    sites = [_site(f"s{i}", 1.0 + i, kw=100.0) for i in range(4)]
+    alone = allocate(sites, _request([90.0]))
+    assert alone.sites == {"s0": (90.0,)}
+    spread = allocate(sites, _request([90.0]), max_share=0.35)
+    assert spread.sites == {"s0": (31.5,), "s1": (31.5,), "s2": (27.0,)}
+    assert spread.reason is None
+    small = Candidate(offer=_site("small", 5.0, kw=20.0).offer)
+    soft = allocate([sites[0], small], _request([90.0]), max_share=0.35)
+    assert soft.sites == {"s0": (70.0,), "small": (20.0,)}
+    assert soft.expected_kw == (90.0,) and soft.reason is None
+
+
+def test_a_site_in_the_event_takes_the_running_intervals_remainder() -> None:
+    """A re-allocation 5 min into interval 0 (a site lost): a site already acting may be
+    asked more in the running interval (a modification), a new one only from the first
+    interval its notice allows."""
+    acting = Candidate(offer=_site("acting", 2.0).offer, in_event=True)
+    new = _site("new", 1.0)
+    req = Request(_request([40.0, 40.0]).intervals, NOW + Q + timedelta(minutes=5), first=0)
+    a = allocate([acting, new], req)
+    assert a.sites["acting"][0] == 40.0
+    assert a.sites.get("new", (0.0, 0.0))[0] == 0.0
+    assert a.expected_kw[0] == 40.0
+
+
+def test_a_re_allocation_keeps_what_acting_sites_are_asked() -> None:
+    """A site acting whose newest offer has nothing for the rest of the event (made with its
+    commitment in its plan) keeps its 30 kW (a floor), counted at its weight; the others
+    take only the rest. Without the floor it was left out and its part dropped."""
+    spent = make_offer(SiteSpec("spent", capacity_kw=0.0, p90_share=1.0), NOW)
+    acting = Candidate(offer=spent, in_event=True, asked_kw=(30.0, 30.0))
+    other = Candidate(offer=_site("other", 2.0, kw=50.0).offer, in_event=True)
+    a = allocate([acting, other], _request([50.0, 50.0], first=1))
+    assert a.sites == {"spent": (0.0, 30.0), "other": (0.0, 20.0)}
+    assert a.reason is None
+
+
+def test_a_window_holding_the_span_serves_it_and_the_notice_has_a_grace() -> None:
+    """Windows every hour (06:15, 07:15): an event from 06:45 to 07:15 is inside 06:15's
+    hour and served by it. One sent 15 min ahead and allocated 5 s later (a 15 min
+    notice) still gets its first interval."""
+    offer = make_offer(SiteSpec("s", capacity_kw=30.0, p90_share=1.0), NOW)
+    hourly = offer.model_copy(
+        update={
+            "windows": [
+                w
+                for w in offer.windows
+                if (w.start - offer.windows[0].start) % (4 * Q) == timedelta(0)
+            ]
+        }
+    )
+    c = Candidate(offer=hourly)
+    start = NOW + 3 * Q
+    a = allocate(
+        [c], Request([RequestInterval(start, Q, 10.0), RequestInterval(start + Q, Q, 10.0)], NOW)
+    )
+    assert a.sites == {"s": (10.0, 10.0)}
+    late = allocate([c], Request([RequestInterval(NOW + Q, Q, 10.0)], NOW + timedelta(seconds=5)))
+    assert late.sites == {"s": (10.0,)}

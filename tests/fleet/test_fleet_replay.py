@@ -1,14 +1,15 @@
 """`vpp fleet replay`'s acceptance (issue 15): five small generated buildings, each a real
-agent on its own simulators, the aggregator, one virtual clock, real Mosquitto; a district
-curtailment delivered ≥ 95 % in every interval against the sum of the sites'
-counterfactuals, with one site's agent killed mid-event and its part re-allocated to others
-within two intervals (seen in the site events' modifications)."""
+agent on its own simulators offering what its optimiser can shed, the aggregator, one
+virtual clock, real Mosquitto; a district curtailment delivered ≥ 95 % in every interval
+against the sum of the sites' counterfactuals, with one site's agent killed 5 min into an
+interval and its part re-allocated to others at once, the running interval's remainder
+included (seen in the site events' modifications)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -18,7 +19,9 @@ from tests.conftest import Broker
 from vpp.replay.fleet_command import replay_fleet
 from vpp.replay.fleet_scenario import load_fleet_scenario
 
-KILLED = "small-1"
+KILLED = "small-4"
+HISTORY_DAYS = 10
+KILL_AT = "PT25M"
 
 
 def _sites(tmp: Path) -> list[Path]:
@@ -41,7 +44,19 @@ def _sites(tmp: Path) -> list[Path]:
             loads=[Load("fans", 10.0, 1.0, 120, 30)],
         )
         afternoon(tmp, spec, [], hours=2.0)
-        paths.append(tmp / f"{spec.site_id}-scenario.yaml")
+        site_file = tmp / f"{spec.site_id}.yaml"
+        site = yaml.safe_load(site_file.read_text())
+        # Offer windows starting over the next hour only (5 instead of 20 windows a plan
+        # period): the event and its re-allocations start within it.
+        site["grid"]["offers"] = {"horizon_h": 1.0}
+        site_file.write_text(yaml.safe_dump(site, sort_keys=False))
+        path = tmp / f"{spec.site_id}-scenario.yaml"
+        data = yaml.safe_load(path.read_text())
+        # Five working days of like-day history (14 July is a holiday in France): the sites'
+        # reported baseline is then x_of_y, not the hour before the event.
+        data["history_days"] = HISTORY_DAYS
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        paths.append(path)
     return paths
 
 
@@ -51,10 +66,7 @@ def _fleet_file(tmp: Path, sites: list[Path]) -> Path:
         "district_id": "district-t",
         "start": "2026-07-15T14:00:00+02:00",
         "duration": "PT75M",
-        "sites": [
-            {"scenario": str(p), "offer_kw": 30.0, "cost_per_kwh": 1.0 + k}
-            for k, p in enumerate(sites)
-        ],
+        "sites": [{"scenario": str(p)} for p in sites],
         "events": [
             {
                 "event_id": "d-curtail",
@@ -66,10 +78,11 @@ def _fleet_file(tmp: Path, sites: list[Path]) -> Path:
                 "value": 70,
             }
         ],
-        # small-1 carries part of it (the second cheapest): killed 13 min into the event,
-        # 2 min before its second interval. Killed 5 min into the first interval instead,
-        # that interval falls to 85 %: a re-allocation counts from the next interval on.
-        "agent_kills": [{"site": KILLED, "at": "PT33M"}],
+        # small-4 carries part of it (its offer is the cheapest): killed 5 min into the
+        # first interval; the others take its part from then on (the running interval's
+        # remainder too). Its own battery plan is lost with it: its import rises ~20 kW
+        # above its counterfactual.
+        "agent_kills": [{"site": KILLED, "at": KILL_AT}],
         "allocation": {"control_period_s": 120},
     }
     path = tmp / "fleet.yaml"
@@ -93,9 +106,26 @@ async def test_fleet_replay_delivers_and_reallocates(mosquitto: Broker, tmp_path
         for m in (json.loads(line) for line in (out / "site_messages.jsonl").open())
         if m["topic"].endswith("/events") and m["msg"].get("modification", 0) > 0
     ]
-    others = [(t, s) for t, s, msg in mods if s != KILLED and not msg.get("cancelled")]
+    others = [(t, s, msg) for t, s, msg in mods if s != KILLED and not msg.get("cancelled")]
     assert others, mods
     assert (others[0][0] - kill_at).total_seconds() <= 2 * 15 * 60
+    # The running interval's remainder too: the first modification raises what another site
+    # is asked in the interval the kill fell in.
+    first_sent = {
+        m["topic"].split("/")[1]: m["msg"]
+        for m in reversed([json.loads(line) for line in (out / "site_messages.jsonl").open()])
+        if m["topic"].endswith("/events") and m["msg"].get("modification") == 0
+    }
+    running = next(
+        k
+        for k, iv in enumerate(others[0][2]["intervals"])
+        if datetime.fromisoformat(iv["start"]) <= kill_at
+        and kill_at - datetime.fromisoformat(iv["start"]) < timedelta(minutes=15)
+    )
+    _, site, msg = others[0]
+    assert msg["intervals"][running]["value"] > first_sent[site]["intervals"][running]["value"]
+    # The allocation ran over the agents' own offers (their optimiser's), not stand-ins.
+    assert sum(s["offered_kw"] > 0 for s in ev["sites"]) >= 3, ev["sites"]
     assert (out / "settlement.csv").read_text().count("\n") > 3
     assert (out / "district_import.png").stat().st_size > 0
     assert (out / "allocation.png").stat().st_size > 0

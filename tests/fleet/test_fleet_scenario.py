@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from vpp.replay.fleet_offers import stand_in_offers
 from vpp.replay.fleet_scenario import FleetScenarioError, load_fleet_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,9 +24,8 @@ def test_the_bundled_district_loads() -> None:
     assert all(sc.start == fs.start and sc.duration == fs.duration for sc in fs.sites)
     assert all(not sc.event_messages() for sc in fs.sites)
     assert [e.event.signal for e in fs.events()] == ["curtail_kw", "import_cap_kw"]
-    offers = stand_in_offers(fs, fs.start)
-    assert [o.windows[0].curtail_kw for o in offers] == [s.offer_kw for s in fs.config.sites]
-    assert all(o.valid_until >= fs.start + fs.duration for o in offers)
+    # Like-day history for the sites' reported baselines (x_of_y needs five like days).
+    assert all(sc.config.history_days >= 7 for sc in fs.sites)
 
 
 def _broken(tmp: Path, change: dict[str, Any]) -> Path:
@@ -47,7 +45,7 @@ def _broken(tmp: Path, change: dict[str, Any]) -> Path:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"sites.0.offer_kw": -5}, "sites[0].offer_kw"),
+        ({"sites.0.max_kw": -5}, "sites[0].max_kw"),
         ({"agent_kills.0.site": "nobody"}, "agent_kills[0].site: no site 'nobody'"),
         ({"faults.0.device": "bat9"}, "faults[0].device: site 'hotel-3' has no device 'bat9'"),
         ({"events.0.signal": "price"}, "events[0].signal: a district takes curtail_kw"),
@@ -67,7 +65,7 @@ def test_bad_input_is_one_line_naming_the_field(
 
 
 def test_vpp_fleet_replay_refuses_in_one_line(tmp_path: Path) -> None:
-    path = _broken(tmp_path, {"sites.0.offer_kw": "lots"})
+    path = _broken(tmp_path, {"sites.0.max_kw": "lots"})
     r = subprocess.run(
         [sys.executable, "-m", "vpp", "fleet", "replay", str(path), "--out", str(tmp_path / "o")],
         capture_output=True,
@@ -77,5 +75,5 @@ def test_vpp_fleet_replay_refuses_in_one_line(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "sites[0].offer_kw" in lines[0], r.stderr
+    assert len(lines) == 1 and "sites[0].max_kw" in lines[0], r.stderr
     assert not (tmp_path / "o").exists()

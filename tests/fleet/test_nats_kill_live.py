@@ -63,7 +63,7 @@ async def test_district_event_survives_the_aggregators_node_killed(
             "district_id": DISTRICT,
             "broker": BrokerConfig.from_url(nats.url_from(0)).model_dump(),
             "sites": [{"site_id": s.site_id} for s in sites],
-            "allocation": {"control_period_s": 60},
+            "allocation": {"control_period_s": 60, "max_site_share": 1.0},  # least cost
             "store": tmp_path / "district.sqlite",
             "data_dir": tmp_path,
         }

@@ -1,6 +1,7 @@
 """Real-time follow-up through a real Mosquitto on the virtual clock: a site that opts out,
 one whose agent goes offline mid-event and one that falls behind have their part
-re-allocated to the others, with modifications, from the next interval; the district
+re-allocated to the others, with modifications, from the next interval (a site gone: from
+now on, the running interval's remainder too, for the sites already acting); the district
 delivers its request again within two intervals."""
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ async def test_opt_out_and_offline_site_are_reallocated_with_modifications(
 ) -> None:
     """100 kW over b1..b5 (40 kW each, costs 1..5). b2 opts out: from the next interval its
     40 kW go to b3 (a modification: 20 → 40) and b4 (a new event). In interval 2 b1's agent
-    dies (the broker sends its last will): from interval 3 b4 takes 40 and b5 20 (a
-    modification and a new event).
+    dies (the broker sends its last will): b4, already acting, takes 40 from then on (the
+    rest of interval 2 too: a modification needs no notice) and b5 20 from interval 3 (a new
+    event, after its notice); b1 keeps its 40 of interval 2 (it delivered them until then).
     The district's report shows 100 kW delivered again in interval 3 (within two intervals
-    of the failure); interval 2, in which b1 went away, is short."""
+    of the failure); interval 2, in which b1 went away, is short (b5 could not join in it)."""
     sites = specs()
     sites[1].opt_out = True
     async with district(mosquitto, tmp_path, sites) as d:
@@ -35,7 +37,7 @@ async def test_opt_out_and_offline_site_are_reallocated_with_modifications(
         await advance(d.clock, lambda: d.clock.now() >= start + 2 * FIVE + FIVE / 5)
         await d.emu.take_offline("b1", crash=True)  # its last will says offline
         await advance(d.clock, lambda: bool(d.emu.sites["b5"].received), virtual_s=120)
-        assert d.values("b4")[-1] == [20.0, 20.0, 20.0, 40.0, 40.0, 40.0]
+        assert d.values("b4")[-1] == [20.0, 20.0, 40.0, 40.0, 40.0, 40.0]
         assert d.emu.sites["b4"].received[-1].modification == 1
         assert d.values("b5") == [[0.0, 0.0, 0.0, 20.0, 20.0, 20.0]]
 

@@ -40,6 +40,11 @@ class AllocationOptions(_Strict):
     reliability_margin: Fraction = 1.0
     """How much of each site's uncertainty is covered by over-allocating: 1 counts a site
     only for its 90 % kW (curtail_kw_p90) times its record, 0 for its expected kW."""
+    max_site_share: Fraction = 0.35
+    """The most of an interval's request the district counts on from one site while others
+    can take the rest (a soft cap: beyond it only when they cannot): the loss of one agent
+    then costs the district at most this share until its part is re-allocated. 1: least
+    cost alone (the cheapest site large enough takes it all)."""
     default_confidence: Fraction = 1.0
     """A site's record (delivered ÷ asked) when the fleet file gives none."""
     opt_out_below: Fraction = 0.5

@@ -173,12 +173,13 @@ class DistrictEvents:
         self._put_state(new_state)
         self._answer(response)
 
-    def _allocate(self, run: EventRun, first: int, now: datetime) -> Allocation:
-        cands = candidates(self.fleet, self.book, run, self.rests, now)
+    def _allocate(self, run: EventRun, first: int, now: datetime, keep: bool = False) -> Allocation:
+        cands = candidates(self.fleet, self.book, run, self.rests, now, keep)
         alloc = allocate(
             cands,
             Request(request_intervals(run), now, first),
             self.fleet.allocation.reliability_margin,
+            self.fleet.allocation.max_site_share,
         )
         self.allocations.append(alloc)
         log.info(
@@ -191,9 +192,18 @@ class DistrictEvents:
         )
         return alloc
 
-    def _apply(self, run: EventRun, alloc: Allocation, first: int, now: datetime) -> None:
-        """Take `alloc` from interval `first` on; send every site whose part changed."""
+    def _apply(
+        self,
+        run: EventRun,
+        alloc: Allocation,
+        first: int,
+        now: datetime,
+        keep: set[str] | None = None,
+    ) -> None:
+        """Take `alloc` from interval `first` on; send every site whose part changed. The
+        sites in `keep` keep their values of the intervals started by `now`."""
         n = len(run.starts)
+        started = sum(1 for s in run.starts if s <= now)
         for site_id in sorted(set(alloc.sites) | set(run.legs)):
             new = alloc.sites.get(site_id, (0.0,) * n)
             leg = run.legs.get(site_id)
@@ -201,10 +211,12 @@ class DistrictEvents:
                 info = self.book.sites[site_id]
                 leg = Leg(site_id=site_id, values=[0.0] * n, reference_kw=info.last_before(now))
                 run.legs[site_id] = leg
-            values = leg.values[:first] + list(new[first:])
+            upto = max(first, started) if keep and site_id in keep else first
+            values = leg.values[:upto] + list(new[upto:])
             if values == leg.values and leg.modification >= 0:
                 continue
             leg.values = values
+            leg.changed_at = now
             if leg.status == "opt_out" or (leg.modification < 0 and not any(values)):
                 continue  # nothing to tell a site that opted out, or one never asked
             leg.modification += 1
@@ -302,11 +314,20 @@ class DistrictEvents:
             leg.failed, leg.limit_kw, leg.record = f.why, f.limit_kw, f.record
             log.warning("fleet_site_failed", event_id=run.event_id, site=f.site_id, why=f.why)
         first = run.next_interval(now)
+        lost = [f.site_id for f in failing if f.limit_kw == 0.0]
+        running = run.interval_at(now)
+        if lost and running is not None:
+            # A site gone (offline, opted out) is gone for the rest of the running interval
+            # too: the others are asked its part from now on (modifications of their current
+            # value), so that the interval's mean holds. Its own value there is kept: it
+            # delivered it until now.
+            first = running
         if first is None:
             self.store.put_run(run)
             return
         run.revision += 1
-        self._apply(run, self._allocate(run, first, now), first, now)
+        alloc = self._allocate(run, first, now, keep=True)
+        self._apply(run, alloc, first, now, keep=set(lost))
 
     def _report(self, run: EventRun, state: EventState, now: datetime) -> None:
         n = len(run.starts)

@@ -4,7 +4,9 @@ A site fails when it answered `opt_out` or `rejected`, when its agent is offline
 status or last will), or when it is short: over the last control period its delivery (the
 baseline of the last interval it reported − its import now, from telemetry) stayed below
 `shortfall_ratio` of what it was asked. A site is judged short only once it has reported an
-interval: its import before the event is no baseline (a battery discharging then).
+interval (its import before the event is no baseline: a battery discharging then), and only
+a whole control period after its part last changed (a modification may raise the running
+interval's value: the samples before it were not asked that).
 
 Pure: the run, the book and the time in; per failing site the reason and what the next
 allocation may count on: nothing (limit 0) from a site that opted out or went away; from one
@@ -62,6 +64,8 @@ def _short(
     if leg.status != "opt_in" or leg.reference_kw is None or not leg.reported_baseline:
         return None
     since = now - timedelta(seconds=options.control_period_s)
+    if leg.changed_at is not None and leg.changed_at > since:
+        return None  # asked otherwise within the period: not yet a control period to follow
     k_since, k_now = run.interval_at(since), run.interval_at(now)
     if k_since is None or k_now is None:
         return None  # the control period is not wholly inside the event

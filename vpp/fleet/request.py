@@ -48,9 +48,11 @@ def candidates(
     run: EventRun | None,
     rests: dict[str, datetime],
     now: datetime,
+    keep: bool = False,
 ) -> list[Candidate]:
     """Every member site with a live offer, with its cap, record, rest and (for a run under
-    way) whether it is in the event already and what it may still be asked."""
+    way) whether it is in the event already and what it may still be asked; `keep` (a
+    re-allocation): what the sites whose part holds are asked is kept as their floor."""
     out = []
     for m in fleet.sites:
         info = book.sites[m.site_id]
@@ -68,6 +70,10 @@ def candidates(
                 last_event_end=rests.get(m.site_id),
                 in_event=leg is not None and leg.modification >= 0,
                 limit_kw=leg.limit_kw if leg is not None else None,
+                # A part that holds is kept (one falling behind counts at its record).
+                asked_kw=tuple(leg.values)
+                if keep and leg is not None and leg.modification >= 0 and leg.limit_kw != 0.0
+                else (),
             )
         )
     return out

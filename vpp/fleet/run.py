@@ -31,6 +31,9 @@ class Leg(BaseModel):
     reference_kw: float | None = None
     """What its telemetry is measured against (kW): its import before the event, then the
     baseline of the last interval it reported."""
+    changed_at: datetime | None = None
+    """When its values last changed (a modification sent): it is judged short only a whole
+    control period after (its closed loop needs that to follow)."""
     reported_baseline: bool = False
     """`reference_kw` is a baseline from its own report (only then is it judged short on
     its telemetry: an import before the event is no baseline, its battery may have been

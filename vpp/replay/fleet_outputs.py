@@ -17,7 +17,10 @@ from typing import Any
 
 from matplotlib import dates as mdates
 
+from vpp.fleet.allocate import window_for
 from vpp.grid.messages import Event
+from vpp.grid.offers import Offer
+from vpp.grid.parse import parse_message
 from vpp.replay.fleet_run import CF, FleetResult
 from vpp.replay.fleet_scenario import FleetScenario
 from vpp.replay.plotdata import figure, save
@@ -51,6 +54,22 @@ def _responses(res: FleetResult, site_id: str, event_prefix: str) -> list[str]:
     ]
 
 
+def _offer_used(res: FleetResult, site_id: str, event_id: str) -> Offer | None:
+    """The site's latest offer before the district first sent this event to its sites (the
+    one its first allocation used)."""
+    sent = [
+        m["ts"]
+        for m in res.site_messages
+        if m["topic"].endswith("/events") and m["msg"].get("event_id") == event_id
+    ]
+    offers = [
+        m
+        for m in res.site_messages
+        if m["topic"].endswith(f"/{site_id}/offers") and (not sent or m["ts"] <= min(sent))
+    ]
+    return parse_message(Offer, json.dumps(offers[-1]["msg"]).encode()) if offers else None
+
+
 def event_summary(fs: FleetScenario, res: FleetResult, event: Event) -> dict[str, Any]:
     """One district event's figures (see the module docstring)."""
     ids = [sc.site.id for sc in fs.sites]
@@ -81,13 +100,8 @@ def event_summary(fs: FleetScenario, res: FleetResult, event: Event) -> dict[str
     sites = []
     for sid in ids:
         leg = run.legs.get(sid) if run is not None else None
-        offer = res.offers.get(sid)
-        window = None
-        if offer is not None:
-            window = next(
-                (w for w in offer.windows if w.start <= start and w.start + w.duration >= end),
-                None,
-            )
+        offer = _offer_used(res, sid, event.event_id)
+        window = window_for(offer, start, end) if offer is not None else None
         statuses = _responses(res, sid, event.event_id)
         sites.append(
             {

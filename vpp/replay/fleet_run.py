@@ -21,15 +21,10 @@ from typing import Any
 import structlog
 
 from devices.clock import VirtualClock
-from devices.mqtt_connect import mqtt_client
-from vpp.broker import connection
 from vpp.fleet.aggregator import Aggregator
 from vpp.fleet.config import FleetConfig
 from vpp.fleet.run import EventRun
-from vpp.grid.offers import Offer
-from vpp.grid.topics import SiteTopics
 from vpp.replay.broker import ReplayBroker
-from vpp.replay.fleet_offers import stand_in_offers
 from vpp.replay.fleet_scenario import AgentKill, FleetScenario
 from vpp.replay.harness import (
     AFTER_END_S,
@@ -64,7 +59,6 @@ class FleetResult:
     site_messages: list[dict[str, Any]]
     """District ↔ sites: site events, responses, reports."""
     runs: dict[str, EventRun]
-    offers: dict[str, Offer]
     wall_s: float
     cpu_s: float
     leaps: int = 0
@@ -78,7 +72,10 @@ def fleet_config(fs: FleetScenario, broker: BrokerConfig, out: Path) -> FleetCon
         {
             "district_id": fs.config.district_id,
             "broker": broker.model_dump(),
-            "sites": [{"site_id": s.site.id} for s in fs.sites],
+            "sites": [
+                {"site_id": sc.site.id, "max_kw": s.max_kw}
+                for sc, s in zip(fs.sites, fs.config.sites, strict=True)
+            ],
             "allocation": fs.config.allocation.model_dump(),
             "store": out / "district.sqlite",
             "data_dir": out,
@@ -111,7 +108,7 @@ def _site_specs(fs: FleetScenario, out: Path) -> list[RunSpec]:
 
 
 class _Recorder(Operator):
-    """The district ↔ sites messages (site events, responses, reports), recorded as the
+    """The district ↔ sites messages (site events, responses, reports, offers), recorded as the
     Operator records its own; sends nothing."""
 
     def __init__(self, clock: VirtualClock, broker: BrokerConfig, fs: FleetScenario) -> None:
@@ -119,16 +116,8 @@ class _Recorder(Operator):
         self.watch = [
             f"{broker.prefix}/{sc.site.id}/{leaf}"
             for sc in fs.sites
-            for leaf in ("events", "responses", "reports")
+            for leaf in ("events", "responses", "reports", "offers")
         ]
-
-
-async def _publish_offers(clock: VirtualClock, broker: BrokerConfig, offers: list[Offer]) -> None:
-    async with clock.hold():
-        async with mqtt_client(connection(broker), identifier="vpp-fleet-replay-offers") as c:
-            for o in offers:
-                topic = SiteTopics(broker.prefix, o.site_id).offers
-                await c.publish(topic.name, o.to_json(), qos=1, retain=True)
 
 
 async def _kill(
@@ -150,8 +139,6 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
     specs = _site_specs(fs, out)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     imports: dict[str, list[tuple[datetime, float]]] = {s.site.id: [] for s in specs}
-    own = fs.config.offers == "agents"
-    offers = [] if own else stand_in_offers(fs, fs.start)
     operator = Operator(clock, cfg, fs.config.district_id)
     recorder = _Recorder(clock, cfg, fs)
     events = [
@@ -165,10 +152,10 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
             await stack.enter_async_context(sim)
             assert spec.base_load is not None
             live = rebind(site, sim.endpoints())
-            enrolled = own and not spec.site.id.endswith(CF)
+            # The enrolled agents offer (their optimiser's offers); the counterfactuals not.
+            enrolled = not spec.site.id.endswith(CF)
             new = agent_factory(spec, live, clock, cfg, env, spec.base_load, offers=enrolled)
             sims.append((spec, sim, new))
-        await _publish_offers(clock, cfg, offers)
         agg = Aggregator(fleet_config(fs, cfg, out), clock, settlement=out / "settlement.csv")
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
@@ -213,8 +200,6 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
         district_messages=operator.messages,
         site_messages=recorder.messages,
         runs=dict(agg.events.runs),
-        offers={o.site_id: o for o in offers}
-        | {k: v.offer for k, v in agg.book.sites.items() if own and v.offer is not None},
         wall_s=time.perf_counter() - wall0,
         cpu_s=time.process_time() - cpu0,
         leaps=clock.leaps,

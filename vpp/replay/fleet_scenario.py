@@ -3,7 +3,7 @@ scenario file (its site, weather, base load, EV visits), over one afternoon, wit
 events and faults.
 
 Strict like the site scenario: unknown keys are rejected and every error is one line naming
-the file and the field path, e.g. `fleet.yaml: sites[2].offer_kw: ...`. The sites' own start,
+the file and the field path, e.g. `fleet.yaml: sites[2].max_kw: ...`. The sites' own start,
 duration, events, restarts and kills are replaced by the fleet's.
 """
 
@@ -32,10 +32,9 @@ class FleetSite(_Strict):
 
     scenario: Path
     """Its site scenario file (relative to the fleet scenario)."""
-    offer_kw: Annotated[float, Field(ge=0.0)]
-    """The kW its stand-in offer sheds (vpp.replay.fleet_offers) until agents offer."""
-    cost_per_kwh: Annotated[float, Field(ge=0.0)] = 1.0
-    """Its stand-in offer's cost of shedding."""
+    max_kw: Annotated[float, Field(ge=0.0)] | None = None
+    """The most the district ever asks of it (the fleet file's `sites[].max_kw`), whatever
+    its agent offers."""
 
 
 class SiteFault(FaultWindow):
@@ -68,9 +67,6 @@ class FleetScenarioConfig(_Strict):
     faults: list[SiteFault] = Field(default_factory=list)
     agent_kills: list[AgentKill] = Field(default_factory=list)
     allocation: AllocationOptions = Field(default_factory=AllocationOptions)
-    offers: Literal["stand_in", "agents"] = "stand_in"
-    """Whose flexibility offers the aggregator allocates over: stand-ins from each site's
-    `offer_kw` (vpp.replay.fleet_offers), or the site agents' own (their optimiser's)."""
 
 
 @dataclass(frozen=True)
@@ -102,9 +98,6 @@ class FleetScenario:
 
     def site(self, site_id: str) -> Scenario:
         return next(s for s in self.sites if s.site.id == site_id)
-
-    def offer(self, site_id: str) -> FleetSite:
-        return self.config.sites[[s.site.id for s in self.sites].index(site_id)]
 
     def events(self) -> list[TimedDistrictEvent]:
         return sorted(
