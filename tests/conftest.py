@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -53,7 +54,14 @@ def start_mosquitto(workdir: Path, port: int | None = None, *, persistence: bool
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = port or free_port()
     conf = workdir / f"mosquitto-{port}.conf"
-    persist = f"persistence true\npersistence_location {workdir}/\n" if persistence else ""
+    # Started as root, Mosquitto runs as user `mosquitto`, which may not write to `workdir`
+    # (pytest's tmp dirs are 0700): it then saves nothing ("Permission denied"). `user`
+    # keeps it as whoever started it (ignored when that is not root).
+    persist = (
+        f"persistence true\npersistence_location {workdir}/\nuser {getpass.getuser()}\n"
+        if persistence
+        else ""
+    )
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\n"
         + (persist or "persistence false\n")
