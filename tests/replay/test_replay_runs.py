@@ -155,6 +155,11 @@ async def test_same_outputs_through_an_external_broker(
     assert len(ca) > 100 and ca == cb
 
 
+BUSY_WHILE_PARENT_LIVES = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+"""A busy loop that ends when its parent does: a worker that dies mid-test (pytest-xdist's
+"node down") left `while True: pass` spinning for good (four of them at 40 min seen)."""
+
+
 async def test_a_loaded_machine_changes_nothing(tmp_path: Path) -> None:
     """Four busy processes on the machine for the whole run: the run is slower in wall time,
     never different (the clock waits for held work; it used to give up after 1 s of wall
@@ -162,7 +167,7 @@ async def test_a_loaded_machine_changes_nothing(tmp_path: Path) -> None:
     sc = early_event_day(tmp_path)
     quiet = await run_one(sc, tmp_path / "quiet", strategy=sc.strategy, broker_url=None)
     busy = [
-        await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
+        await asyncio.create_subprocess_exec(sys.executable, "-c", BUSY_WHILE_PARENT_LIVES)
         for _ in range(4)
     ]
     try:
