@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -53,7 +54,14 @@ def start_mosquitto(workdir: Path, port: int | None = None, *, persistence: bool
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = port or free_port()
     conf = workdir / f"mosquitto-{port}.conf"
-    persist = f"persistence true\npersistence_location {workdir}/\n" if persistence else ""
+    # Started as root, Mosquitto runs as user `mosquitto`, which may not write to `workdir`
+    # (pytest's tmp dirs are 0700): it then saves nothing ("Permission denied"). `user`
+    # keeps it as whoever started it (ignored when that is not root).
+    persist = (
+        f"persistence true\npersistence_location {workdir}/\nuser {getpass.getuser()}\n"
+        if persistence
+        else ""
+    )
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\n"
         + (persist or "persistence false\n")
@@ -85,7 +93,10 @@ def fresh_mosquitto(tmp_path: Path) -> Iterator[Broker]:
 
 # Tests on the wall clock with processes of their own (`vpp run`, `vpp sim`, a VTN, a browser):
 # under `pytest -n 2` (make test) they run one at a time, beside the virtual-clock tests,
-# whose results do not depend on the machine's load.
+# whose results do not depend on the machine's load. Entries are prefixes of test ids: a
+# module or folder, or one test (`FILE::NAME`) of a module whose other tests run on the
+# virtual clock. The group runs serially, so a test here that needs no wall clock costs the
+# whole run its time.
 WALL_CLOCK_MODULES = (
     "tests/grid/test_answer_priority.py",
     "tests/grid/test_client.py",
@@ -95,7 +106,9 @@ WALL_CLOCK_MODULES = (
     "tests/fleet/test_nats_kill_live.py",
     "tests/openadr2b/",
     "tests/replay/test_progress.py",
-    "tests/replay/test_replay_runs.py",
+    # Its four busy processes would slow the wall-clock tests running beside it; the
+    # module's other replays are on the virtual clock (about 190 s at load 15).
+    "tests/replay/test_replay_runs.py::test_a_loaded_machine_changes_nothing",
     "tests/simulators/test_mbpoll.py",
     "tests/test_cli_operator.py",
     "tests/test_cli_sim.py",
@@ -113,12 +126,23 @@ WALL_CLOCK_MODULES = (
 )
 
 
+# Modules whose tests share a costly module-scoped fixture and need no wall clock: a group
+# of their own keeps them on one worker (ungrouped, a test taken by the other worker at the
+# end would make the fixture again). A test of theirs in WALL_CLOCK_MODULES stays there.
+SHARED_FIXTURE_MODULES = {
+    "tests/replay/test_replay_runs.py": "replay_runs",  # two_runs: two 40-min replays, ~75 s
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = Path(str(config.rootpath))
     for item in items:
         rel = Path(str(item.path)).relative_to(root).as_posix()
-        if rel.startswith(WALL_CLOCK_MODULES):
+        test_id = rel + item.nodeid[item.nodeid.index("::") :] if "::" in item.nodeid else rel
+        if test_id.startswith(WALL_CLOCK_MODULES):
             item.add_marker(pytest.mark.xdist_group("wall_clock"))
+        elif rel in SHARED_FIXTURE_MODULES:
+            item.add_marker(pytest.mark.xdist_group(SHARED_FIXTURE_MODULES[rel]))
 
 
 @pytest.fixture

@@ -95,12 +95,13 @@ def test_vpp_run_answers_the_grid_and_stops_on_sigterm(
         # The agent announces itself (retained status) once subscribed to its events.
         assert asyncio.run(asyncio.wait_for(_status(fresh_mosquitto, True), 30))["online"]
         # No device answers here (nothing serves the office's ports): the agent still
-        # stores and answers the event; it cannot plan blind, so no opt_in yet.
+        # stores and answers the event; it cannot plan blind, so no opt_in yet, and `send`
+        # waits all of --wait-s (`received` comes at once by contract).
         sent = subprocess.run(
             [
                 *(sys.executable, "-m", "vpp", "event", "send", "--site", "office-1"),
                 *("--curtail-kw", "50", "--duration", "PT30M", "--event-id", "cli-1"),
-                *("--broker", url, "--wait-s", "8"),
+                *("--broker", url, "--wait-s", "2"),
             ],
             env=env,
             capture_output=True,

@@ -155,9 +155,9 @@ async def test_same_outputs_through_an_external_broker(
     assert len(ca) > 100 and ca == cb
 
 
-# Spins while its parent lives: a worker killed by a time-out (no `finally`) leaves no
-# busy loop behind on the machine (four such orphans once ran for an hour).
-SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+BUSY_WHILE_PARENT_LIVES = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+"""A busy loop that ends when its parent does: a worker that dies mid-test (pytest-xdist's
+"node down") left `while True: pass` spinning for good (four of them at 40 min seen)."""
 
 
 async def test_a_loaded_machine_changes_nothing(tmp_path: Path) -> None:
@@ -166,7 +166,10 @@ async def test_a_loaded_machine_changes_nothing(tmp_path: Path) -> None:
     time and let simulated time move on, logging a hold time-out)."""
     sc = early_event_day(tmp_path)
     quiet = await run_one(sc, tmp_path / "quiet", strategy=sc.strategy, broker_url=None)
-    busy = [await asyncio.create_subprocess_exec(sys.executable, "-c", SPIN) for _ in range(4)]
+    busy = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", BUSY_WHILE_PARENT_LIVES)
+        for _ in range(4)
+    ]
     try:
         loaded = await run_one(sc, tmp_path / "loaded", strategy=sc.strategy, broker_url=None)
     finally:

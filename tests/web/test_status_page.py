@@ -127,7 +127,7 @@ def test_the_status_page_follows_the_site_live_and_shows_an_event(
             assert "office-1" in page.locator("#site").inner_text()
             assert page.locator("#devices tbody tr").count() == 20
             # The plan's table: the next 4 h in 15-min steps, once the first plan is made (it
-            # waits for every device's first poll: up to a minute for the 60-s devices).
+            # waits for every device's first poll: up to 10 s, rebound_site's FIRST_POLL_S).
             page.wait_for_function("window.vppState.plan.length >= 16", timeout=90_000)
             page.wait_for_function(
                 "document.querySelectorAll('#plan tbody tr').length >= 16", timeout=10_000
