@@ -2,10 +2,13 @@
 
 Requests touching an address no point defines, or writing a read-only point, get exception
 02 (illegal data address); writes outside a point's min/max get 03 (illegal data value).
+A profile's `max_read_gap` makes the unmapped addresses of gaps up to that long between two
+points readable (as 0), as a device that allows reads across them does.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from pymodbus.constants import ExcCodes
@@ -37,6 +40,7 @@ class RegisterStore:
         for name, p in profile.points.items():
             for off in range(p.count):
                 self.index[(p.table, p.address + off)] = (name, off)
+        self.gaps = _gaps(self.index, profile.max_read_gap)
 
     def _values(self) -> dict[str, float]:
         values = self.device.values()
@@ -60,24 +64,30 @@ class RegisterStore:
             raw = 0 if not math.isfinite(value) else (hi if value > 0 else lo)
             return raw_to_registers(raw, p.type, wo)
 
-    def _check(self, table: Table, address: int, count: int) -> ExcCodes | None:
+    def _check(
+        self, table: Table, address: int, count: int, *, gaps: bool = False
+    ) -> ExcCodes | None:
         if count < 1:
             return ExcCodes.ILLEGAL_VALUE
         for a in range(address, address + count):
-            if (table, a) not in self.index:
+            if (table, a) not in self.index and not (gaps and (table, a) in self.gaps):
                 return ExcCodes.ILLEGAL_ADDRESS
         return None
 
     def read(self, fc: int, address: int, count: int) -> list[int] | list[bool] | ExcCodes:
         """Registers (or bits) for a read request."""
         table = TABLE_OF_FC[fc]
-        if (err := self._check(table, address, count)) is not None:
+        if (err := self._check(table, address, count, gaps=True)) is not None:
             return err
         values = self._values()
         cache: dict[str, list[int]] = {}
         out: list[int] = []
         for a in range(address, address + count):
-            name, off = self.index[(table, a)]
+            at = self.index.get((table, a))
+            if at is None:  # a readable gap
+                out.append(0)
+                continue
+            name, off = at
             if name not in cache:
                 cache[name] = self._encode(name, values)
             out.append(cache[name][off])
@@ -114,3 +124,19 @@ class RegisterStore:
             new[name] = value
         self.device.command(new)
         return None
+
+
+def _gaps(index: dict[tuple[Table, int], tuple[str, int]], longest: int) -> set[tuple[Table, int]]:
+    """The unmapped addresses lying in runs of at most `longest` between two mapped ones."""
+    out: set[tuple[Table, int]] = set()
+    if longest <= 0:
+        return out
+    by_table: dict[Table, list[int]] = {}
+    for table, a in index:
+        by_table.setdefault(table, []).append(a)
+    for table, addresses in by_table.items():
+        addresses.sort()
+        for lo, hi in itertools.pairwise(addresses):
+            if 1 < hi - lo <= longest + 1:
+                out.update((table, a) for a in range(lo + 1, hi))
+    return out

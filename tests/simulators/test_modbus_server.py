@@ -104,7 +104,8 @@ async def _battery_site(clock: VirtualClock, **kw: Any) -> SimulatedSite:
 
 async def test_exception_answers_follow_the_profile() -> None:
     clock = VirtualClock()
-    bat = profile("sunspec-battery")
+    # Without max_read_gap: no read may touch an unmapped address.
+    bat = profile("sunspec-battery").model_copy(update={"max_read_gap": 0})
     hvac = profile("hvac-zone")
     specs = [SimDeviceSpec("bat", bat), SimDeviceSpec("hvac", hvac)]
     async with SimulatedSite(clock, specs) as site:
@@ -150,6 +151,33 @@ async def test_exception_answers_follow_the_profile() -> None:
             rr = await c.write_coil(3, True, device_id=1)
             assert rr.isError() and rr.exception_code == 2
             rr = await c.read_input_registers(0, count=4, device_id=1)  # input 3 undefined
+            assert rr.isError() and rr.exception_code == 2
+
+
+async def test_reads_span_gaps_up_to_max_read_gap_and_writes_never() -> None:
+    clock = VirtualClock()
+    bat = profile("sunspec-battery")  # max_read_gap 100: 40011..40099 (89) are readable
+    hvac = profile("hvac-zone").model_copy(update={"max_read_gap": 4})  # 1..3 yes, 5..9 no
+    specs = [SimDeviceSpec("bat", bat, BatteryParams(initial_soc_pct=63.4))]
+    specs.append(SimDeviceSpec("hvac", hvac))
+    async with SimulatedSite(clock, specs) as site:
+        eps = {e.id: e for e in site.endpoints()}
+        async with _client(eps["bat"].port) as c:
+            rr = await c.read_holding_registers(40000, count=105, device_id=1)
+            assert not rr.isError()
+            assert rr.registers[6] == 634  # soc_pct, 0.1 % (soc_sf -1)
+            assert rr.registers[11:100] == [0] * 89  # the gap, answered as 0
+            assert rr.registers[103] == 60  # watchdog_s, the battery default
+            rr = await c.read_holding_registers(40100, count=6, device_id=1)  # past the end
+            assert rr.isError() and rr.exception_code == 2
+            rr = await c.read_holding_registers(39999, count=2, device_id=1)  # before the start
+            assert rr.isError() and rr.exception_code == 2
+            rr = await c.write_register(40050, 1, device_id=1)  # a gap is never writable
+            assert rr.isError() and rr.exception_code == 2
+        async with _client(eps["hvac"].port) as c:
+            rr = await c.read_holding_registers(0, count=5, device_id=1)  # gap 1..3: 3 long
+            assert not rr.isError() and rr.registers[1:4] == [0, 0, 0]
+            rr = await c.read_holding_registers(4, count=7, device_id=1)  # gap 5..9: 5 long
             assert rr.isError() and rr.exception_code == 2
 
 
