@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import struct
 from typing import Any
 
 import pytest
@@ -225,3 +227,61 @@ async def test_every_writable_point_refuses_values_outside_its_range(prof: Modbu
                     checked += 1
                 assert site.state()["dev"].get(name) == before, name
             assert checked > 0
+
+
+async def _raw(port: int, data: bytes, answers: int) -> list[bytes]:
+    """Send raw bytes and read `answers` MBAP frames back (tid, unit and PDU each)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        out = []
+        for _ in range(answers):
+            head = await asyncio.wait_for(reader.readexactly(6), 5)
+            length = int.from_bytes(head[4:6], "big")
+            out.append(head[:2] + await asyncio.wait_for(reader.readexactly(length), 5))
+        return out
+    finally:
+        writer.close()
+
+
+def _frame(tid: int, unit: int, pdu: bytes) -> bytes:
+    return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
+
+
+async def test_frames_pipelined_split_and_refused_as_a_device_answers() -> None:
+    clock = VirtualClock()
+    async with await _battery_site(clock) as site:
+        port = site.endpoints()[0].port
+        soc = struct.pack(">BHH", 3, 40006, 1)  # soc_pct: 50 % (the default) as 500
+        # Two requests in one segment: two answers, in order.
+        both = _frame(1, 1, soc) + _frame(2, 1, struct.pack(">BHH", 3, 40009, 2))
+        got = await _raw(port, both, 2)
+        assert got == [
+            b"\x00\x01\x01" + bytes((3, 2)) + struct.pack(">H", 500),
+            b"\x00\x02\x01" + bytes((3, 4)) + struct.pack(">hh", 1, -1),  # w_sf, soc_sf
+        ]
+        # One request split over two segments: one answer.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        frame = _frame(9, 1, soc)
+        writer.write(frame[:5])
+        await writer.drain()
+        await clock.sleep(0)
+        writer.write(frame[5:])
+        head = await asyncio.wait_for(reader.readexactly(11), 5)
+        assert head[:2] == b"\x00\x09" and head[-2:] == struct.pack(">H", 500)
+        writer.close()
+        # Unknown unit id: 0x0B; unknown function code: 01; a count of 0 or 126: 03.
+        refused = [
+            _frame(3, 7, soc),
+            _frame(4, 1, struct.pack(">BHH", 8, 0, 0)),
+            _frame(5, 1, struct.pack(">BHH", 3, 40000, 0)),
+            _frame(6, 1, struct.pack(">BHH", 3, 40000, 126)),
+        ]
+        got = await _raw(port, b"".join(refused), 4)
+        assert [g[3:] for g in got] == [b"\x83\x0b", b"\x88\x01", b"\x83\x03", b"\x83\x03"]
+        # 23: write the reserve (40104 = 35 %), read it back with the watchdog, in one request.
+        rw = struct.pack(">BHHHHBH", 23, 40103, 2, 40104, 1, 2, 35)
+        (got23,) = await _raw(port, _frame(7, 1, rw), 1)
+        assert got23[3:] == bytes((23, 4)) + struct.pack(">HH", 60, 35)
+        assert site.state()["bat"]["soc_reserve_pct"] == 35
