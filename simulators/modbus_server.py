@@ -57,7 +57,7 @@ def _unbits(data: bytes, count: int) -> list[bool]:
 
 
 def _regs(values: list[int] | list[bool]) -> bytes:
-    return struct.pack(f">{len(values)}H", *(int(v) & 0xFFFF for v in values))
+    return struct.pack(f">{len(values)}H", *values)  # the store's words are 0..0xFFFF
 
 
 class _Answer:

@@ -29,6 +29,10 @@ _LIMITS = {
 }
 
 
+_MAX_LAYOUTS = 256
+_Layout = tuple[tuple[str, ...], list[tuple[str | None, int]]]
+
+
 class RegisterStore:
     """Encodes a device's values per its ModbusProfile and decodes writes into commands."""
 
@@ -41,6 +45,8 @@ class RegisterStore:
             for off in range(p.count):
                 self.index[(p.table, p.address + off)] = (name, off)
         self.gaps = _gaps(self.index, profile.max_read_gap)
+        # Reads repeat (the same blocks every poll): each request's layout is worked out once.
+        self._layouts: dict[tuple[Table, int, int], _Layout | ExcCodes] = {}
 
     def _values(self) -> dict[str, float]:
         values = self.device.values()
@@ -77,23 +83,30 @@ class RegisterStore:
     def read(self, fc: int, address: int, count: int) -> list[int] | list[bool] | ExcCodes:
         """Registers (or bits) for a read request."""
         table = TABLE_OF_FC[fc]
-        if (err := self._check(table, address, count, gaps=True)) is not None:
-            return err
+        key = (table, address, count)
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = self._layout(table, address, count)
+            if len(self._layouts) < _MAX_LAYOUTS:  # a client scanning addresses grows no cache
+                self._layouts[key] = layout
+        if isinstance(layout, ExcCodes):
+            return layout
+        names, cells = layout
         values = self._values()
-        cache: dict[str, list[int]] = {}
-        out: list[int] = []
-        for a in range(address, address + count):
-            at = self.index.get((table, a))
-            if at is None:  # a readable gap
-                out.append(0)
-                continue
-            name, off = at
-            if name not in cache:
-                cache[name] = self._encode(name, values)
-            out.append(cache[name][off])
+        words = {name: self._encode(name, values) for name in names}
+        out = [0 if name is None else words[name][off] for name, off in cells]
         if table in (Table.coil, Table.discrete):
             return [bool(v) for v in out]
         return out
+
+    def _layout(self, table: Table, address: int, count: int) -> _Layout | ExcCodes:
+        """The points a read touches and, per address, which point's word (None: a gap)."""
+        if (err := self._check(table, address, count, gaps=True)) is not None:
+            return err
+        gap: tuple[str | None, int] = (None, 0)
+        cells = [self.index.get((table, a), gap) for a in range(address, address + count)]
+        names = tuple(dict.fromkeys(name for name, _ in cells if name is not None))
+        return names, cells
 
     def write(self, fc: int, address: int, regs: list[int] | list[bool]) -> ExcCodes | None:
         """Validate and apply a write request."""
