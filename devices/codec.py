@@ -116,10 +116,10 @@ class ReadBlock:
 
 
 def plan_reads(profile: ModbusProfile, names: list[str] | None = None) -> list[ReadBlock]:
-    """Group points into as few contiguous requests as possible (≤125 registers each).
+    """Group points into as few requests as possible (≤125 registers, ≤2000 bits each).
 
-    Only addresses that belong to points are read, so a block never crosses a gap: devices
-    (and our simulator) refuse reads over undefined addresses.
+    A block spans a run of unmapped addresses only up to the profile's `max_read_gap` (0 by
+    default: devices, and our simulator, may refuse reads over undefined addresses).
     """
     wanted = names if names is not None else list(profile.points)
     # Scale-factor registers must be read with their values.
@@ -128,6 +128,7 @@ def plan_reads(profile: ModbusProfile, names: list[str] | None = None) -> list[R
         {n: profile.points[n] for n in [*wanted, *[e for e in extra if e]]}.items(),
         key=lambda kv: (kv[1].table, kv[1].address),
     )
+    gap = profile.max_read_gap
     blocks: list[ReadBlock] = []
     cur: list[str] = []
     cur_table: Table | None = None
@@ -137,7 +138,7 @@ def plan_reads(profile: ModbusProfile, names: list[str] | None = None) -> list[R
         fits = (
             cur
             and p.table == cur_table
-            and p.address == end
+            and end <= p.address <= end + gap
             and p.address + p.count - start <= limit
         )
         if not fits:

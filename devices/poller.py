@@ -55,7 +55,9 @@ class HealthChange:
 
 @dataclass(frozen=True)
 class PollStats:
-    """Counters and poll-start lateness (seconds after the scheduled tick) since start."""
+    """Counters since start (or `reset_stats`), and poll-start lateness (seconds after the
+    scheduled tick) over each device's last 1000 polls: a bounded window, so a long run's
+    memory does not grow with its polls."""
 
     devices: int
     polls: int

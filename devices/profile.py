@@ -273,6 +273,15 @@ class ModbusProfile(_ProfileBase):
     transport: Literal["modbus"] = "modbus"
     unit_id: Annotated[int, Field(ge=0, le=255)] = 1
     word_order: Literal["big", "little"] = "big"
+    # How many unmapped addresses one read may span (the device must answer them: many do,
+    # some refuse); 0: points apart take a request each.
+    max_read_gap: int = Field(
+        default=0,
+        ge=0,
+        le=123,
+        description="the longest run of unmapped registers (or bits) one read may span: the"
+        " device answers them; 0: never read an unmapped address",
+    )
     points: dict[str, ModbusPoint]
 
     @model_validator(mode="after")

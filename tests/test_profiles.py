@@ -19,17 +19,31 @@ def test_bundled_profiles_exist_for_every_kind() -> None:
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
-def test_profile_loads_and_reads_plan_without_gaps(path: Path) -> None:
+def test_profile_loads_and_reads_plan_gaps_no_longer_than_max_read_gap(path: Path) -> None:
     profile = load_profile(path)
     if not isinstance(profile, ModbusProfile):
         return
     covered = set()
     for block in plan_reads(profile):
         assert block.count <= 125
-        used = sum(profile.points[n].count for n in block.points)
-        assert used == block.count, f"block at {block.address} reads a gap"
+        at = block.address
+        for n in block.points:  # in address order
+            p = profile.points[n]
+            assert 0 <= p.address - at <= profile.max_read_gap, f"{n}: a gap too long"
+            at = p.address + p.count
+        assert at == block.address + block.count
         covered |= set(block.points)
     assert covered == set(profile.points)
+
+
+def test_max_read_gap_joins_blocks_only_across_short_gaps() -> None:
+    bat = load_profile(profile_dir() / "sunspec-battery.yaml")
+    assert isinstance(bat, ModbusProfile)
+    strict = bat.model_copy(update={"max_read_gap": 0})
+    assert [(b.address, b.count) for b in plan_reads(strict)] == [(40000, 11), (40100, 5)]
+    assert [(b.address, b.count) for b in plan_reads(bat)] == [(40000, 105)]
+    short = bat.model_copy(update={"max_read_gap": 88})  # the gap is 89 registers
+    assert len(plan_reads(short)) == 2
 
 
 @pytest.mark.parametrize(

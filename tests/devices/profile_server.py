@@ -35,10 +35,23 @@ def initial_values(profile: ModbusProfile) -> dict[str, float]:
 
 
 def sim_device(profile: ModbusProfile, values: dict[str, float], action: Any = None) -> SimDevice:
-    """A pymodbus SimDevice with one entry per point; addresses between points stay invalid."""
+    """A pymodbus SimDevice with one entry per point; addresses between points stay invalid,
+    but for gaps up to the profile's `max_read_gap` (zeros, as a device that answers them)."""
     blocks: tuple[list[SimData], ...] = ([], [], [], [])
+    ends: dict[Table, int] = {}
     for name, p in sorted(profile.points.items(), key=lambda kv: kv[1].address):
         v = values[name]
+        gap = p.address - ends.get(p.table, p.address)
+        if 0 < gap <= profile.max_read_gap:
+            bits = p.table in (Table.coil, Table.discrete)
+            blocks[_TABLE_INDEX[p.table]].append(
+                SimData(
+                    ends[p.table],
+                    values=[False] * gap if bits else [0] * gap,
+                    datatype=DataType.BITS if bits else DataType.REGISTERS,
+                )
+            )
+        ends[p.table] = p.address + p.count
         if p.table in (Table.coil, Table.discrete):
             blocks[_TABLE_INDEX[p.table]].append(
                 SimData(p.address, values=[bool(v)], datatype=DataType.BITS)

@@ -37,13 +37,21 @@ async def test_reads_every_point_with_scale_factors_and_word_order(serve: ServeF
     await dc.close()
 
 
-async def test_a_read_takes_one_request_per_contiguous_block(serve: ServeFn) -> None:
+@pytest.mark.parametrize(("max_read_gap", "requests"), [(0, 2), (89, 1)])
+async def test_a_read_takes_one_request_per_block(
+    serve: ServeFn, max_read_gap: int, requests: int
+) -> None:
     clock = VirtualClock()
-    battery = bundled("sunspec-battery")  # a gap before the control block: two blocks
+    # An 89-register gap before the control block: two blocks, or one read across the gap.
+    battery = bundled("sunspec-battery").model_copy(update={"max_read_gap": max_read_gap})
     s = await serve(battery, clock)
+    s.set("soc_pct", 55.5)
+    s.set("watchdog_s", 90)
     d = ModbusDriver("bat", battery, host="127.0.0.1", port=s.port, clock=clock)
-    await d.read()
-    assert s.requests == len(codec.plan_reads(battery)) == 2
+    r = await d.read()
+    assert s.requests == len(codec.plan_reads(battery)) == requests
+    assert (r.values["soc_pct"], r.values["watchdog_s"]) == (pytest.approx(55.5), 90)
+    assert set(r.values) == set(battery.points)
     await d.close()
 
 

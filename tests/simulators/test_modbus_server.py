@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import struct
 from typing import Any
 
 import pytest
@@ -104,7 +106,8 @@ async def _battery_site(clock: VirtualClock, **kw: Any) -> SimulatedSite:
 
 async def test_exception_answers_follow_the_profile() -> None:
     clock = VirtualClock()
-    bat = profile("sunspec-battery")
+    # Without max_read_gap: no read may touch an unmapped address.
+    bat = profile("sunspec-battery").model_copy(update={"max_read_gap": 0})
     hvac = profile("hvac-zone")
     specs = [SimDeviceSpec("bat", bat), SimDeviceSpec("hvac", hvac)]
     async with SimulatedSite(clock, specs) as site:
@@ -153,6 +156,33 @@ async def test_exception_answers_follow_the_profile() -> None:
             assert rr.isError() and rr.exception_code == 2
 
 
+async def test_reads_span_gaps_up_to_max_read_gap_and_writes_never() -> None:
+    clock = VirtualClock()
+    bat = profile("sunspec-battery")  # max_read_gap 100: 40011..40099 (89) are readable
+    hvac = profile("hvac-zone").model_copy(update={"max_read_gap": 4})  # 1..3 yes, 5..9 no
+    specs = [SimDeviceSpec("bat", bat, BatteryParams(initial_soc_pct=63.4))]
+    specs.append(SimDeviceSpec("hvac", hvac))
+    async with SimulatedSite(clock, specs) as site:
+        eps = {e.id: e for e in site.endpoints()}
+        async with _client(eps["bat"].port) as c:
+            rr = await c.read_holding_registers(40000, count=105, device_id=1)
+            assert not rr.isError()
+            assert rr.registers[6] == 634  # soc_pct, 0.1 % (soc_sf -1)
+            assert rr.registers[11:100] == [0] * 89  # the gap, answered as 0
+            assert rr.registers[103] == 60  # watchdog_s, the battery default
+            rr = await c.read_holding_registers(40100, count=6, device_id=1)  # past the end
+            assert rr.isError() and rr.exception_code == 2
+            rr = await c.read_holding_registers(39999, count=2, device_id=1)  # before the start
+            assert rr.isError() and rr.exception_code == 2
+            rr = await c.write_register(40050, 1, device_id=1)  # a gap is never writable
+            assert rr.isError() and rr.exception_code == 2
+        async with _client(eps["hvac"].port) as c:
+            rr = await c.read_holding_registers(0, count=5, device_id=1)  # gap 1..3: 3 long
+            assert not rr.isError() and rr.registers[1:4] == [0, 0, 0]
+            rr = await c.read_holding_registers(4, count=7, device_id=1)  # gap 5..9: 5 long
+            assert rr.isError() and rr.exception_code == 2
+
+
 async def test_a_request_completes_within_one_virtual_instant() -> None:
     clock = VirtualClock()
     async with await _battery_site(clock) as site:
@@ -197,3 +227,61 @@ async def test_every_writable_point_refuses_values_outside_its_range(prof: Modbu
                     checked += 1
                 assert site.state()["dev"].get(name) == before, name
             assert checked > 0
+
+
+async def _raw(port: int, data: bytes, answers: int) -> list[bytes]:
+    """Send raw bytes and read `answers` MBAP frames back (tid, unit and PDU each)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        out = []
+        for _ in range(answers):
+            head = await asyncio.wait_for(reader.readexactly(6), 5)
+            length = int.from_bytes(head[4:6], "big")
+            out.append(head[:2] + await asyncio.wait_for(reader.readexactly(length), 5))
+        return out
+    finally:
+        writer.close()
+
+
+def _frame(tid: int, unit: int, pdu: bytes) -> bytes:
+    return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
+
+
+async def test_frames_pipelined_split_and_refused_as_a_device_answers() -> None:
+    clock = VirtualClock()
+    async with await _battery_site(clock) as site:
+        port = site.endpoints()[0].port
+        soc = struct.pack(">BHH", 3, 40006, 1)  # soc_pct: 50 % (the default) as 500
+        # Two requests in one segment: two answers, in order.
+        both = _frame(1, 1, soc) + _frame(2, 1, struct.pack(">BHH", 3, 40009, 2))
+        got = await _raw(port, both, 2)
+        assert got == [
+            b"\x00\x01\x01" + bytes((3, 2)) + struct.pack(">H", 500),
+            b"\x00\x02\x01" + bytes((3, 4)) + struct.pack(">hh", 1, -1),  # w_sf, soc_sf
+        ]
+        # One request split over two segments: one answer.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        frame = _frame(9, 1, soc)
+        writer.write(frame[:5])
+        await writer.drain()
+        await clock.sleep(0)
+        writer.write(frame[5:])
+        head = await asyncio.wait_for(reader.readexactly(11), 5)
+        assert head[:2] == b"\x00\x09" and head[-2:] == struct.pack(">H", 500)
+        writer.close()
+        # Unknown unit id: 0x0B; unknown function code: 01; a count of 0 or 126: 03.
+        refused = [
+            _frame(3, 7, soc),
+            _frame(4, 1, struct.pack(">BHH", 8, 0, 0)),
+            _frame(5, 1, struct.pack(">BHH", 3, 40000, 0)),
+            _frame(6, 1, struct.pack(">BHH", 3, 40000, 126)),
+        ]
+        got = await _raw(port, b"".join(refused), 4)
+        assert [g[3:] for g in got] == [b"\x83\x0b", b"\x88\x01", b"\x83\x03", b"\x83\x03"]
+        # 23: write the reserve (40104 = 35 %), read it back with the watchdog, in one request.
+        rw = struct.pack(">BHHHHBH", 23, 40103, 2, 40104, 1, 2, 35)
+        (got23,) = await _raw(port, _frame(7, 1, rw), 1)
+        assert got23[3:] == bytes((23, 4)) + struct.pack(">HH", 60, 35)
+        assert site.state()["bat"]["soc_reserve_pct"] == 35
