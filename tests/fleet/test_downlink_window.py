@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 from devices.clock import WallClock
-from vpp.fleet.downlink import SiteLink, inflight_window
+from vpp.fleet.downlink import OFFER_REQUESTS_IN_FLIGHT, SiteLink, inflight_window
 from vpp.grid.messages import Event
+from vpp.grid.offers import OfferRequest
 from vpp.site import BrokerConfig
 
 SITES = 300
@@ -32,6 +33,7 @@ class HoldingBroker:
         self.release = asyncio.Event()
         self.all_in = asyncio.Event()
         self.expected = 0
+        self.writer: asyncio.StreamWriter | None = None
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
@@ -62,10 +64,13 @@ class HoldingBroker:
     def _ack(self, writer: asyncio.StreamWriter, pid: int) -> None:
         writer.write(bytes([PUBACK << 4, 2]) + pid.to_bytes(2, "big"))
 
-    async def ack_all(self, writer: asyncio.StreamWriter) -> None:
+    async def ack_all(self) -> None:
+        """Acknowledge what came so far, and from now on each PUBLISH as it comes."""
+        assert self.writer is not None
+        self.release.set()
         for pid in self.published:
-            self._ack(writer, pid)
-        await writer.drain()
+            self._ack(self.writer, pid)
+        await self.writer.drain()
 
 
 async def _packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -132,31 +137,55 @@ def test_the_window_holds_two_messages_per_site_within_the_packet_ids() -> None:
     assert inflight_window(10**6) < 65535
 
 
-async def test_a_fan_out_is_on_the_wire_before_the_first_puback() -> None:
-    clock = WallClock()
+@contextlib.asynccontextmanager
+async def linked(sites: int) -> AsyncIterator[tuple[HoldingBroker, SiteLink, list[str]]]:
+    """A sites link for `sites` sites, connected to a holding broker; the site ids."""
     async with holding_broker() as (peer, writers, port):
-        peer.expected = SITES
+        peer.expected = sites
         broker = BrokerConfig.from_url(f"mqtt://127.0.0.1:{port}")
-        link = SiteLink(broker, "d1", clock, lambda topic, payload: None, sites=SITES)
+        link = SiteLink(broker, "d1", WallClock(), lambda topic, payload: None, sites=sites)
         task = asyncio.create_task(link.run())
         try:
             await asyncio.wait_for(link.connected.wait(), 10)
-            now = datetime.now(UTC)
-            sites = [f"s{i:03d}" for i in range(SITES)]
-            for site in sites:
-                link.send_event(site, _event(site, now))
-            assert not link.idle()
-            # Bounded wait: paho's default window would stop at 20 here, however long.
-            assert await _within(peer.all_in.is_set, 20.0), len(peer.published)
-            assert len(set(peer.published)) == SITES  # distinct packet ids, none acked
-            assert peer.topics == {f"vpp/{s}/events" for s in sites}
-            assert not link.deliveries and not link.idle()
-            peer.release.set()
-            await peer.ack_all(writers[0])
-            assert await _within(link.idle, 20.0)
-            assert {d.topic for d in link.deliveries} == peer.topics
-            assert all(d.queued <= d.published <= d.acked for d in link.deliveries)
+            peer.writer = writers[0]
+            yield peer, link, [f"s{i:03d}" for i in range(sites)]
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_a_fan_out_is_on_the_wire_before_the_first_puback() -> None:
+    async with linked(SITES) as (peer, link, sites):
+        now = datetime.now(UTC)
+        for site in sites:
+            link.send_event(site, _event(site, now))
+        assert not link.idle()
+        # Bounded wait: paho's default window would stop at 20 here, however long.
+        assert await _within(peer.all_in.is_set, 20.0), len(peer.published)
+        assert len(set(peer.published)) == SITES  # distinct packet ids, none acked
+        assert peer.topics == {f"vpp/{s}/events" for s in sites}
+        assert not link.deliveries and not link.idle()
+        await peer.ack_all()
+        assert await _within(link.idle, 20.0)
+        assert {d.topic for d in link.deliveries} == peer.topics
+        assert all(d.queued <= d.published <= d.acked for d in link.deliveries)
+
+
+async def test_offer_requests_are_paced_and_do_not_hold_back_events() -> None:
+    """100 offer requests and then 100 events: every event reaches the broker while at most
+    OFFER_REQUESTS_IN_FLIGHT offer requests are on the wire (none acknowledged yet); once
+    the broker acknowledges, the rest of the requests follow and the link goes idle."""
+    async with linked(100) as (peer, link, sites):
+        now = datetime.now(UTC)
+        for site in sites:
+            link.request_offer(site, OfferRequest(request_id=f"r-{site}", ts=now))
+        for site in sites:
+            link.send_event(site, _event(site, now))
+        events = {f"vpp/{s}/events" for s in sites}
+        assert await _within(lambda: events <= peer.topics, 20.0), len(peer.topics)
+        requests = peer.topics - events
+        assert len(requests) == OFFER_REQUESTS_IN_FLIGHT, len(requests)
+        await peer.ack_all()
+        assert await _within(link.idle, 20.0)
+        assert peer.topics == events | {f"vpp/{s}/offer_requests" for s in sites}

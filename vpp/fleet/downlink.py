@@ -8,7 +8,10 @@ by default and holds the rest back, so a fan-out to 282 sites went out in 15 rou
 broker commit (NATS: a JetStream R3 store) plus a wake-up of this process: 1.3 s to the last
 PUBACK on a loaded machine, 0.2 s with the window open (docs/performance.md, "The fleet on
 NATS"). Each site topic has at most one message in flight (its order), so a window of two
-per site (events, offer requests) never holds one back.
+per site (events, offer requests) never holds one back. Offer requests are not urgent and
+each makes its site publish a fresh offer (~16 KB, retained): at most
+OFFER_REQUESTS_IN_FLIGHT of them are on the wire at once, so a thousand asked at start-up
+come as a paced stream, not one burst that the broker must store beside the events.
 
 A persistent session (fixed client id, clean_session=False): the sites' answers and reports
 sent while the aggregator is away wait at the broker for it. On a clustered broker (NATS:
@@ -42,6 +45,9 @@ log = structlog.get_logger(__name__)
 
 MAX_INFLIGHT = 60_000
 """The widest in-flight window: MQTT packet ids are 16 bits (65 535 in use at most)."""
+
+OFFER_REQUESTS_IN_FLIGHT = 20
+"""Offer requests awaiting their PUBACK at once (events are not held back by them)."""
 
 DELIVERIES_KEPT = 10_000
 """How many of the latest sent messages `SiteLink.deliveries` keeps."""
@@ -88,6 +94,8 @@ class SiteLink:
         self._pending: dict[str, deque[tuple[Outgoing, datetime]]] = {}  # topic → in order
         self._queued = 0  # messages in _pending
         self._busy: set[str] = set()  # topics being sent now
+        self._paced: set[str] = set()  # offer request topics
+        self._offer_slots = asyncio.Semaphore(OFFER_REQUESTS_IN_FLIGHT)
         self._changed = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -112,6 +120,7 @@ class SiteLink:
     def request_offer(self, site_id: str, request: OfferRequest) -> None:
         """Queue an offer request for `PREFIX/SITE/offer_requests` (QoS 1)."""
         topic = SiteTopics(self.broker.prefix, site_id).offer_requests
+        self._paced.add(topic.name)
         self._put(Outgoing(topic.name, request.to_json(), topic.qos, False))
 
     async def run(self) -> None:
@@ -171,12 +180,14 @@ class SiteLink:
     ) -> None:
         """Send one site's queued messages in order; each leaves the queue once the broker
         has acknowledged it (a lost connection leaves it first in line)."""
+        slots = self._offer_slots if topic in self._paced else contextlib.nullcontext()
         try:
             while queue:
                 item, queued = queue[0]
-                published = self.clock.now()
-                async with self.clock.hold():
-                    await cancellable(client.publish(item.topic, item.payload, qos=item.qos))
+                async with slots:
+                    published = self.clock.now()
+                    async with self.clock.hold():
+                        await cancellable(client.publish(item.topic, item.payload, qos=item.qos))
                 queue.popleft()
                 self._queued -= 1
                 self.deliveries.append(Delivery(topic, queued, published, self.clock.now()))
