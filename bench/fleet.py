@@ -331,6 +331,7 @@ async def _phases(
     # A district event: the allocation, then the fan-out to the sites asked.
     request_kw = round(sum(s.capacity_kw for s in sites) * args.request_share, 1)
     fan, asked, t_event = await _fan_out(agg, grid, responses, request_kw, nats)
+    _log(f"fan-out: {json.dumps(fan)}")  # kept should a later phase time out
     await _until(lambda: any(r.get("status") == "opt_in" for r in responses), 30, "opt_in")
     # The opt-outs re-allocated, the district steady: then one allocated site is killed.
     opt_outs = {s.site_id for s in sites if s.opt_out} & asked
