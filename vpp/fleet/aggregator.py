@@ -56,6 +56,7 @@ class Aggregator:
             clock,
             self._on_site_message,
             extra_filters=(self.up.topics.offer_requests.name,),
+            sites=len(fleet.sites),
         )
         self._asked: dict[str, datetime] = {}  # site id → when we last asked it for an offer
         self.events = DistrictEvents(

@@ -116,6 +116,8 @@ class EmulatedSite:
         self._measured: dict[str, _Measured] = {}
         self.received: list[Event] = []
         """Every valid event message it got, in order (for tests and the bench)."""
+        self.received_at: list[datetime] = []
+        """When each of `received` arrived (its clock; the bench's fan-out times)."""
         self.rejected = 0
         self.offers_sent = 0
         self._client: aiomqtt.Client | None = None
@@ -225,6 +227,7 @@ class EmulatedSite:
             await self._answer(parsed.response)
             return
         self.received.append(parsed)
+        self.received_at.append(now)
         decision = decide(self.states, parsed, now)
         if decision.state is not None:
             self.states[parsed.event_id] = decision.state
