@@ -286,3 +286,52 @@ def test_an_import_target_raises_the_import_to_it_and_sheds_down_to_it() -> None
     assert battery_after(298.5, target) == 0.0
     # The same 40 kW under a cap alone (no floor) asks nothing of the battery.
     assert battery_after(260.0, Target(300.0, TargetSource.EVENT, "c1")) == 0.0
+
+
+def test_a_zone_spends_its_headroom_over_the_event_not_at_its_start() -> None:
+    d = Dispatcher(load_site(OFFICE))
+    views = _only_zones_left(d)
+    for a in d.adapters:
+        if a.id.startswith("zone"):
+            views[a.id] = DeviceView(a.id, True, {"zone_temp_c": 22.0, "power_kw": 40.0})
+    # Two hours of event: the band 22-26 (top 25.7 with the margin) from 22.0 at its start.
+    target = Target(100.0, TargetSource.EVENT, "e", until=NOW + timedelta(hours=2))
+    first = d.cycle(_snap(900, views, 0), PlanStep(), target)
+    assert "zone-east" in {c.device_id for c in first.commands if c.reason == "closed_loop"}
+    # Half an hour in, 1.5 degC warmer: past its ramp, from 22.5 (the guard's hysteresis above
+    # 22.0) to 25.7 at the end, a quarter of the way (23.3).
+    views["zone-east"] = DeviceView("zone-east", True, {"zone_temp_c": 23.5, "power_kw": 0.0})
+    res = d.cycle(_snap(900, views, 1800), PlanStep(), target)
+    guard = {c.point: c.value for c in res.commands if c.device_id == "zone-east"}
+    assert guard == {"setpoint_c": 23.3, "power_limit_kw": 120.0}
+    assert not any(c.device_id == "zone-east" and c.reason == "closed_loop" for c in res.commands)
+    # A plan that lets it warm faster (24.0 at this step's end) is the budget instead.
+    d2 = Dispatcher(load_site(OFFICE))
+    views["zone-east"] = DeviceView("zone-east", True, {"zone_temp_c": 22.0, "power_kw": 40.0})
+    d2.cycle(_snap(900, views, 0), PlanStep(), target)
+    views["zone-east"] = DeviceView("zone-east", True, {"zone_temp_c": 23.5, "power_kw": 20.0})
+    plan = PlanStep(zone_temp_c={"zone-east": 24.0})
+    res2 = d2.cycle(_snap(900, views, 1800), plan, target)
+    assert not any(c.reason == "comfort_guard" for c in res2.commands)
+    east = next(a for a in d2.adapters if a.id == "zone-east")
+    assert not east.guarded and east.ceiling_c(NOW + timedelta(seconds=1800), 23.5) == 24.3
+
+
+def test_a_car_whose_stay_outlasts_the_event_is_charged_after_it() -> None:
+    def ev1_limit(target: Target) -> float:
+        d = Dispatcher(load_site(OFFICE))
+        views = _only_zones_left(d)
+        views["ev1"] = DeviceView(
+            "ev1", True, {"plugged": 1.0, "power_kw": 22.0, "session_energy_kwh": 0.0}
+        )
+        res = d.cycle(_snap(2000, views), PlanStep(), target)
+        return [c.value for c in res.commands if c.device_id == "ev1"][-1]
+
+    # ev1: 25 kWh within 9 h (site defaults). Outside an event its floor is an even share of
+    # that with 15 % margin; in a one-hour event the stay after it holds the need at half the
+    # charger's 22 kW: nothing is owed during the event.
+    assert ev1_limit(Target(100.0, TargetSource.RECOVERY)) == round(1.15 * 25 / 9, 3)
+    assert ev1_limit(Target(100.0, TargetSource.EVENT, "e", until=NOW + timedelta(hours=1))) == 0
+    # An event lasting most of the stay leaves the car what the rest cannot give it.
+    long = Target(100.0, TargetSource.EVENT, "e", until=NOW + timedelta(hours=8))
+    assert ev1_limit(long) == round((1.15 * 25 - 0.5 * 22 * 0.75) / 8, 3)

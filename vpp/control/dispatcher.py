@@ -178,6 +178,7 @@ class Dispatcher:
         now = snap.ts
         commands: list[Command] = []
         for a, view in usable:
+            a.see_plan(plan)
             commands += a.guard(view, now)
         measured = snap.site_import_kw
         export_kw = self.export_limit_kw(target)

@@ -105,6 +105,10 @@ class Flex:
         the top of its comfort band), event or not."""
         return []
 
+    def see_plan(self, plan: PlanStep) -> None:
+        """The plan's step, each cycle before anything else (an adapter that budgets an
+        event by the plan keeps what it needs of it)."""
+
     def release_at(self, when: datetime) -> None:
         """Give back earlier shedding no sooner than `when` (staggered release)."""
 

@@ -18,6 +18,9 @@ from vpp.kinds.registry import register
 from vpp.measure.ev import counter_increase_kwh
 from vpp.site import Device
 
+AFTER_EVENT_SHARE = 0.5
+"""The share of its rating a charger is counted on to deliver after an event (kW ÷ kW)."""
+
 
 @dataclass(frozen=True)
 class EvSessionEstimate:
@@ -87,13 +90,24 @@ class EvFlex(Flex):
         return min(hi, vmax) if vmax is not None else hi
 
     def floor_kw(self, view: DeviceView, now: datetime) -> float:
-        """Least power that still delivers the energy needed by departure (with 15 % margin)."""
+        """Least power that still delivers the energy needed by departure (with 15 % margin).
+
+        In an event, what the stay after the event can deliver (at `AFTER_EVENT_SHARE` of
+        the charger's rating: the recovery ramps, the rebound is capped) is left to it: a car
+        held at an even share of its need through the event spends the event's kW on energy
+        it could have had after (issue 12: seed 9's six cars held 14 kW of its 79)."""
         need, left_h = self.session_estimate(view, now)
         if need <= 0:
             return 0.0
+        max_kw = self.max_kw(view)
         if left_h <= 0.25:
-            return self.max_kw(view)
-        return min(self.max_kw(view), 1.15 * need / left_h)
+            return max_kw
+        even = min(max_kw, 1.15 * need / left_h)
+        if self.until is None or now >= self.until:
+            return even
+        event_h = min(left_h, (self.until - now).total_seconds() / 3600)
+        later_kwh = AFTER_EVENT_SHARE * max_kw * max(0.0, left_h - event_h - 0.25)
+        return min(even, max(0.0, 1.15 * need - later_kwh) / event_h)
 
     def _set(self, kw: float, reason: str) -> list[Command]:
         self.command_kw = kw

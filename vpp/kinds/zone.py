@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,16 @@ PLAN_MARGIN_C = 0.5  # plan inside the band: the loop needs room to correct
 @dataclass
 class ZoneFlex(Flex):
     """HVAC zone: the knob is the unit's power limit; the setpoint follows the plan within the
-    comfort band, and a zone at the top of its band is given power back at once."""
+    comfort band, and a zone at the top of its band is given power back at once.
+
+    In an event the zone's headroom is a budget spent over the whole event: the most it may
+    be warmed to by now is the plan's temperature for this step (plus `plan_slack_c`), and
+    at least a ramp from its temperature when the event's loop took it to the top of the
+    band (plus the guard's hysteresis), reached at the event's end (all a strategy without a
+    plan has). A zone at that
+    ceiling is held there (setpoint at the ceiling, full power limit), as one at the top
+    is: shed all at once, a zone's headroom buys the event's first intervals and starves
+    its last ones (issue 12: the hotel of seed 4 delivered 48 of 63 kW at the end)."""
 
     order: int = 2
     ceiling: bool = True
@@ -33,6 +43,11 @@ class ZoneFlex(Flex):
     comfort_margin_c: float = 0.3
     guard_release_c: float = 0.8
     guarded: bool = False
+    # (start, zone temperature then, end) of the event whose headroom is being spent.
+    budget: tuple[datetime, float, datetime] | None = None
+    held_c: float | None = None  # the setpoint the guard holds the zone at (None: not held)
+    planned_c: float | None = None  # the plan's temperature at the end of this step
+    plan_slack_c: float = 0.3
 
     def _band(self) -> tuple[float, float]:
         c = self.device.config.comfort
@@ -51,27 +66,54 @@ class ZoneFlex(Flex):
 
     def follow_plan(self, view: DeviceView, plan: PlanStep, now: datetime) -> list[Command]:
         self.command_kw = None
+        self.held_c = None
         return [
             Command(self.id, "on_off", 1, "plan"),
             Command(self.id, "setpoint_c", self._setpoint(plan), "plan"),
             Command(self.id, "power_limit_kw", round(self._max_kw(), 1), "plan"),
         ]
 
-    def _too_warm(self, view: DeviceView) -> bool:
-        """At the top of the band; once there, until it has cooled well below (hysteresis,
-        so that the loop does not cut and restore the unit every cycle)."""
+    def ceiling_c(self, now: datetime, temp_c: float | None) -> float:
+        """The warmest the zone may be now (degC): the top of its band less the margin, and
+        in an event the budget's ramp to it (see the class docstring)."""
+        top = self._band()[1] - self.comfort_margin_c
+        until = self.until
+        if until is None or now >= until:
+            self.budget = None
+            return top
+        if (self.budget is None or self.budget[2] != until) and temp_c is not None:
+            # From the guard's hysteresis above the zone's temperature: a ramp from the
+            # temperature itself would hold the zone at once, unshed until the ramp had
+            # risen past the hysteresis.
+            slack = self.guard_release_c - self.comfort_margin_c
+            self.budget = (now, min(temp_c + slack, top), until)
+        if self.budget is None:
+            return top
+        start, from_c, end = self.budget
+        done = (now - start) / (end - start)
+        ramp = from_c + (top - from_c) * min(1.0, max(0.0, done))
+        planned = -math.inf if self.planned_c is None else self.planned_c + self.plan_slack_c
+        return min(top, max(ramp, planned))
+
+    def see_plan(self, plan: PlanStep) -> None:
+        self.planned_c = plan.zone_temp_c.get(self.id)
+
+    def _too_warm(self, view: DeviceView, now: datetime) -> bool:
+        """At its ceiling (the top of the band, or the event budget's ramp); once there,
+        until it has cooled well below (hysteresis, so that the loop does not cut and
+        restore the unit every cycle)."""
         t = view.values.get("zone_temp_c")
+        ceiling = self.ceiling_c(now, t)
         if t is None:
             return self.guarded
-        top = self._band()[1]
-        if t >= top - self.comfort_margin_c:
+        if t >= ceiling:
             self.guarded = True
-        elif t < top - self.guard_release_c:
+        elif t < ceiling - (self.guard_release_c - self.comfort_margin_c):
             self.guarded = False
         return self.guarded
 
     def room_down_kw(self, view: DeviceView, now: datetime) -> float:
-        if self._too_warm(view):
+        if self._too_warm(view, now):
             return 0.0
         drawing = view.values.get("power_kw", 0.0)
         current = min(self.command_kw, drawing) if self.command_kw is not None else drawing
@@ -96,18 +138,22 @@ class ZoneFlex(Flex):
         return [Command(self.id, "power_limit_kw", round(kw, 1), "closed_loop")]
 
     def guard(self, view: DeviceView, now: datetime) -> list[Command]:
-        """A zone at the top of its band gets its full power limit back, event or not, with
-        its setpoint at the band's edge: the unit then draws what holds the zone there, not
-        its full power to cool back to the plan's setpoint (a step the loop would have to
-        make up elsewhere). The plan's setpoint returns when the loop lets go."""
-        if self._too_warm(view) and self.command_kw is not None:
-            self.command_kw = None
-            hold = round(self._band()[1] - self.comfort_margin_c, 1)
-            return [
-                Command(self.id, "setpoint_c", hold, "comfort_guard"),
-                Command(self.id, "power_limit_kw", round(self._max_kw(), 1), "comfort_guard"),
-            ]
-        return []
+        """A zone at its ceiling (the top of its band, or in an event the budget's ramp) gets
+        its full power limit back, event or not, with its setpoint at the ceiling: the unit
+        then draws what holds the zone there, not its full power to cool back to the plan's
+        setpoint (a step the loop would have to make up elsewhere). On the ramp the setpoint
+        follows it up. The plan's setpoint returns when the loop lets go."""
+        if not self._too_warm(view, now):
+            return []
+        hold = round(self.ceiling_c(now, view.values.get("zone_temp_c")), 1)
+        if self.command_kw is None and (self.held_c is None or hold <= self.held_c):
+            return []  # not shed, and not held on a ramp that has risen since
+        self.command_kw = None
+        self.held_c = hold
+        return [
+            Command(self.id, "setpoint_c", hold, "comfort_guard"),
+            Command(self.id, "power_limit_kw", round(self._max_kw(), 1), "comfort_guard"),
+        ]
 
 
 class ZoneKind(KindPlugin):

@@ -79,6 +79,13 @@ LEAD_MIN = (30, 60)
 plans first, and a long notice leaves it time to prepare within the run."""
 TAIL_MIN = 30
 WATCHDOG_S = 180
+COP = 3.0
+SOLAR_GAIN_FACTOR = 5.0
+"""A zone's solar gain at 1000 W/m2 (kW), as site_data gives the simulator."""
+SIZING_MARGIN = 1.2
+"""A zone's chiller holds its band's middle against the day's hottest hour with this margin
+(a building's HVAC is sized for its design day: one that cannot hold its band at full power
+breaks comfort with or without an event, outside any controller's reach)."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,16 @@ def draw_zone(rng: random.Random, ratings_kw: list[float], gain_kw: tuple[float,
     )
 
 
+def sized(zone: Zone, outdoor_max_c: float) -> Zone:
+    """`zone` with its chiller raised (to whole 5 kW) to what holds the middle of its band
+    on the day's hottest hour, with `SIZING_MARGIN` (heat through the envelope, internal
+    and peak solar gains; kW electric at `COP`)."""
+    mid = (zone.min_c + zone.max_c) / 2
+    load_kw = (outdoor_max_c - mid) / zone.r_k_per_kw + zone.gain_kw + SOLAR_GAIN_FACTOR
+    need = SIZING_MARGIN * max(0.0, load_kw) / COP
+    return zone if zone.max_kw >= need else replace(zone, max_kw=5.0 * math.ceil(need / 5.0))
+
+
 def draw_building(seed: int) -> BuildingSpec:
     """The building of `seed` (see the module docstring for the space it is drawn from)."""
     rng = random.Random(seed)
@@ -230,7 +247,7 @@ def draw_building(seed: int) -> BuildingSpec:
     ]
     has_battery = rng.random() < 0.75
     kw = rng.choice([50.0, 100.0, 150.0, 250.0]) if has_battery else 0.0
-    return BuildingSpec(
+    spec = BuildingSpec(
         site_id=f"gen-{seed}",
         kind=kind,
         timezone=tz,
@@ -247,6 +264,8 @@ def draw_building(seed: int) -> BuildingSpec:
         outdoor_max_c=round(rng.uniform(hi_a, hi_b), 1),
         seed=seed,
     )
+    # Sized once the day's heat is drawn (no draw of its own: the other draws stay as they were).
+    return replace(spec, zones=[sized(z, spec.outdoor_max_c) for z in spec.zones])
 
 
 def _low_import(spec: BuildingSpec, start_min: int, dur_min: int) -> float:
@@ -388,12 +407,12 @@ def site_data(spec: BuildingSpec) -> dict[str, Any]:
                     "default_watchdog_s": WATCHDOG_S,
                     "r_k_per_kw": z.r_k_per_kw,
                     "c_kwh_per_k": z.c_kwh_per_k,
-                    "cop": 3.0,
+                    "cop": COP,
                     "max_power_kw": z.max_kw,
                     "initial_temp_c": mid,
                     "local_setpoint_c": mid,
                     "internal_gains_kw": z.gain_kw,
-                    "solar_gain_factor": 5,
+                    "solar_gain_factor": SOLAR_GAIN_FACTOR,
                 },
             }
         )
