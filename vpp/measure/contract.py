@@ -134,6 +134,7 @@ def _details_dict(rep: EventReport) -> dict[str, Any]:
                 "applied": _r(adj.applied),
                 "capped": adj.capped,
                 "reason": adj.reason,
+                "moved": adj.moved,
             },
             "reason": b.reason,
         }
