@@ -497,8 +497,15 @@ def history_days(gen: Generated) -> int:
     return min(need, MAX_HISTORY_DAYS)
 
 
-def scenario_data(gen: Generated, site_file: str, *, strategy: str = "optimiser") -> dict[str, Any]:
-    """The scenario file's data of `gen`, on the site file at `site_file`."""
+def scenario_data(
+    gen: Generated,
+    site_file: str,
+    *,
+    strategy: str = "optimiser",
+    history: int | None = None,
+) -> dict[str, Any]:
+    """The scenario file's data of `gen`, on the site file at `site_file`; `history_days`
+    what its settlement needs (`history_days`) unless `history` is given."""
     spec = gen.spec
     hours = gen.duration.total_seconds() / 3600
     return {
@@ -510,7 +517,7 @@ def scenario_data(gen: Generated, site_file: str, *, strategy: str = "optimiser"
         "duration": format_duration(gen.duration),
         "seed": spec.seed,
         "strategy": strategy,
-        "history_days": history_days(gen),
+        "history_days": history_days(gen) if history is None else history,
         "weather": {"outdoor_min_c": spec.outdoor_min_c, "outdoor_max_c": spec.outdoor_max_c},
         "base_load": {"peak_kw": spec.base_peak_kw, "noise_kw": 2, "shape": spec.shape},
         "ev_arrivals": {"explicit": visits(spec, hours)},
