@@ -7,7 +7,14 @@ from datetime import UTC, date, time, timedelta
 import pytest
 
 from tests.measure.helpers import STEP, history, local
-from vpp.measure.baseline import XofYConfig, counterfactual_baseline, x_of_y_baseline
+from vpp.measure.baseline import (
+    Busy,
+    XofYConfig,
+    counterfactual_baseline,
+    like_days_span,
+    x_of_y_baseline,
+)
+from vpp.measure.calendar import DayCalendar
 from vpp.measure.series import IntervalAverage, StepSeries
 
 SH = "Asia/Shanghai"
@@ -111,6 +118,91 @@ def test_missing_event_day_data_means_no_adjustment_with_a_reason() -> None:
     assert b.adjustment is not None and b.adjustment.applied == 1.0
     assert b.adjustment.reason is not None and "missing" in b.adjustment.reason
     assert [p.kw for p in b.adjusted] == [100.0] * 8
+
+
+def earlier_event_then(event_day_kw: float) -> list[IntervalAverage]:
+    """100 kW on every past day; on the event day `event_day_kw`, except 40 kW from 11:00
+    to 13:00 local (an earlier event and its recovery)."""
+
+    def load(d: date, t: time) -> float:
+        if d != WED:
+            return 100.0
+        return 40.0 if time(11) <= t < time(13) else event_day_kw
+
+    return history(SH, WED - timedelta(days=45), WED, load, until=EV_START)
+
+
+def test_adjustment_window_moves_past_an_earlier_event() -> None:
+    h = earlier_event_then(110.0)
+    plain = x_of_y_baseline(h, tz=SH, event_start=EV_START, event_end=EV_END)
+    # 10:00–13:00 holds the earlier event: 2 h at 40 kW and 1 h at 110 pull it to the cap.
+    assert plain.adjustment is not None and plain.adjustment.applied == pytest.approx(0.8)
+    busy = [Busy(local(SH, WED, 11), local(SH, WED, 13), "event e1 and its recovery")]
+    b = x_of_y_baseline(h, tz=SH, event_start=EV_START, event_end=EV_END, busy=busy)
+    adj = b.adjustment
+    assert adj is not None and adj.applied == pytest.approx(1.1) and adj.reason is None
+    assert adj.window_start == local(SH, WED, 8).astimezone(UTC)
+    assert adj.window_end == local(SH, WED, 11).astimezone(UTC)
+    assert adj.moved is not None
+    assert "08:00–11:00" in adj.moved and "event e1 and its recovery" in adj.moved
+    assert [p.kw for p in b.adjusted] == pytest.approx([110.0] * 8)
+
+
+def test_adjustment_window_moves_past_each_busy_span_in_turn() -> None:
+    h = earlier_event_then(110.0)
+    busy = [
+        Busy(local(SH, WED, 11), local(SH, WED, 13), "event e1 and its recovery"),
+        Busy(local(SH, WED, 9, 30), local(SH, WED, 10), "event e0 and its recovery"),
+    ]
+    b = x_of_y_baseline(h, tz=SH, event_start=EV_START, event_end=EV_END, busy=busy)
+    adj = b.adjustment
+    assert adj is not None and adj.window_end == local(SH, WED, 9, 30).astimezone(UTC)
+    assert adj.window_start == local(SH, WED, 6, 30).astimezone(UTC)
+    assert adj.moved is not None and "e1" in adj.moved and "e0" in adj.moved
+
+
+def test_no_free_adjustment_window_within_a_day_means_none_and_says_why() -> None:
+    h = earlier_event_then(150.0)
+    busy = [Busy(EV_START - timedelta(hours=26), EV_START, "the event was known from 12:00")]
+    b = x_of_y_baseline(h, tz=SH, event_start=EV_START, event_end=EV_END, busy=busy)
+    adj = b.adjustment
+    assert adj is not None and adj.applied == 1.0 and adj.raw is None
+    assert adj.reason is not None and "no window of usual operation" in adj.reason
+    assert "known from 12:00" in adj.reason
+    assert b.ok and [p.kw for p in b.adjusted] == [100.0] * 8
+
+
+@pytest.mark.parametrize(
+    ("calendar", "config", "days"),
+    [
+        # 10 weekdays before Wednesday 15 July 2026: back to Wednesday 1 July.
+        (DayCalendar(), XofYConfig(), 14),
+        # The US observe Independence Day on Friday 3 July: one more day.
+        (DayCalendar("US"), XofYConfig(), 15),
+        # France: Bastille Day, Tuesday 14 July, is no like day either.
+        (DayCalendar("FR"), XofYConfig(), 15),
+        (DayCalendar(), XofYConfig(x=5, y=5), 7),
+    ],
+)
+def test_like_days_span_counts_the_calendar_days_holding_y_like_days(
+    calendar: DayCalendar, config: XofYConfig, days: int
+) -> None:
+    assert like_days_span(config, WED, calendar=calendar) == days
+    # With exactly that much history the baseline finds all its like days; one day less not.
+    tz = "America/New_York" if calendar.country == "US" else SH
+    start, end = local(tz, WED, 14), local(tz, WED, 16)
+    for first, full in (
+        (WED - timedelta(days=days), True),
+        (WED - timedelta(days=days - 1), False),
+    ):
+        h = history(tz, first, WED, lambda d, t: 100.0, until=start)
+        b = x_of_y_baseline(
+            h, tz=tz, event_start=start, event_end=end, config=config, calendar=calendar
+        )
+        if full:
+            assert len(b.days_used) == config.x and b.reason is None
+        else:
+            assert b.reason is not None and f"only {config.y - 1} eligible" in b.reason
 
 
 def labelled(d: date, t: time) -> float:

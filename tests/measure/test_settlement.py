@@ -28,7 +28,7 @@ from vpp.measure.baseline import BaselineResult
 from vpp.measure.calendar import DayCalendar, country_of_zone
 from vpp.measure.programs import ProgramSettlement, SettlementConfig, XofYMethod
 from vpp.measure.series import IntervalAverage
-from vpp.measure.settlement import settlement_baseline
+from vpp.measure.settlement import history_days_needed, settlement_baseline
 from vpp.mqtt_link import MqttLink
 from vpp.site import BrokerConfig, SiteError, load_site
 from vpp.store.store import Store
@@ -265,6 +265,99 @@ def test_short_notice_event_uses_the_programs_short_notice_method(tmp_path: Path
     used = day["details"]["baseline"]["days_used"]
     assert used == ["2026-06-18", "2026-06-22", "2026-06-23", "2026-06-24", "2026-06-25"]
     assert day["details"]["baseline"]["adjustment"] is None
+
+
+def morning_payload(event_id: str) -> bytes:
+    """A 100 kW curtailment from 10:00 to 12:00 local on the event day."""
+    ivs = [
+        interval(local(EVENT_DAY, 10 + k / 4).isoformat(), "PT15M", REQUEST_KW) for k in range(8)
+    ]
+    return payload(event_dict(event_id=event_id, intervals=ivs, program="summer-peak"))
+
+
+def test_adjustment_skips_an_earlier_event_of_the_day_and_its_recovery(tmp_path: Path) -> None:
+    """Two curtailments sent the day before (10:00-12:00, 14:00-16:00): the afternoon's
+    default window (10:00-13:00) holds the morning's shed and its rebound. The report moves
+    it to 07:00-10:00 and says so; on the default window it would be more than 10 % of the
+    request off the counterfactual."""
+    s = Site(tmp_path, history=16, past_events=(PAST_EVENT_DAY,))
+    s.events.handle(morning_payload("ev-0"))
+    s.events.handle(event_payload("ev-1", EVENT_DAY))
+
+    def metered(t: datetime) -> float:
+        h = t.astimezone(TZ).hour
+        shed = 100.0 if 10 <= h < 12 else (-40.0 if h == 12 else 0.0)  # the rebound at 12:00
+        return counterfactual(t) - delivered(t) - shed
+
+    fill(s.store, local(EVENT_DAY, 0), local(EVENT_DAY, 16), metered)
+    rep = s.report("ev-1")
+    adj = rep["details"]["baseline"]["adjustment"]
+    assert adj["window_start"] == local(EVENT_DAY, 7).astimezone(UTC).isoformat()
+    assert adj["window_end"] == local(EVENT_DAY, 10).astimezone(UTC).isoformat()
+    assert adj["applied"] == pytest.approx(1.05, abs=1e-3) and adj["reason"] is None
+    assert "event ev-0 and its recovery" in adj["moved"], adj
+    assert any("window moved to 07:00–10:00" in n for n in rep["details"]["notes"])
+    measured = measured_ratio(rep)
+    assert abs(rep["delivered_ratio"] - measured) <= 0.10, (rep["delivered_ratio"], measured)
+
+    ev = s.events.states["ev-1"].event
+    plain = settlement_baseline(
+        s.reporter.meter_series(local(EVENT_DAY, 0) - timedelta(days=47), ev.start),
+        SettlementConfig().default,
+        tz=TZ,
+        event_start=ev.start,
+        event_end=ev.end,
+        calendar=DayCalendar("CN"),
+    )
+    old = build_report(
+        event_spec(ev),
+        baseline=plain,
+        site=s.reporter.meter_series(local(EVENT_DAY, 10), local(EVENT_DAY, 16)),
+    )
+    assert old.delivered_ratio is not None and abs(old.delivered_ratio - measured) > 0.10
+
+
+def test_short_notice_adjustment_ends_when_the_event_was_known(tmp_path: Path) -> None:
+    """A curtailment sent at 12:30 for 14:00: the plan pre-cools from 12:30 (150 kW more to
+    13:00, inside the default window 10:00-13:00). The window ends at the receipt
+    (09:30-12:30) and the report says why."""
+    s = Site(tmp_path, history=16, past_events=(PAST_EVENT_DAY,))
+
+    def metered(t: datetime) -> float:
+        pre = 150.0 if local(EVENT_DAY, 12.5) <= t < local(EVENT_DAY, 14) else 0.0
+        return counterfactual(t) - delivered(t) + pre
+
+    fill(s.store, local(EVENT_DAY, 0), local(EVENT_DAY, 12.5), metered)
+    s.clock = VirtualClock(local(EVENT_DAY, 12.5).astimezone(UTC))
+    link = s.link(s.clock)
+    s.events = EventManager(s.clock, s.store, link)
+    s.reporter = Reporter(s.site, s.clock, s.store, link, s.events, Dispatcher(s.site))
+    s.events.handle(event_payload("ev-1", EVENT_DAY))
+    fill(s.store, local(EVENT_DAY, 12.5), local(EVENT_DAY, 16), metered)
+    rep = s.report("ev-1")
+    adj = rep["details"]["baseline"]["adjustment"]
+    assert adj["window_start"] == local(EVENT_DAY, 9.5).astimezone(UTC).isoformat()
+    assert adj["window_end"] == local(EVENT_DAY, 12.5).astimezone(UTC).isoformat()
+    assert adj["applied"] == pytest.approx(1.05, abs=1e-3)
+    assert "the event was known from 12:30" in adj["moved"], adj
+    assert abs(rep["delivered_ratio"] - measured_ratio(rep)) <= 0.01
+
+
+def test_history_days_needed_counts_like_days_in_the_sites_calendar() -> None:
+    """10-of-10 before Friday 26 June 2026 in China skips the weekends and the Dragon Boat
+    Festival (19 June): like days back to 11 June, 15 days, plus the day before for the
+    adjustment window. A program without like days needs none."""
+    cn = DayCalendar("CN")
+    assert history_days_needed(ProgramSettlement(), EVENT_DAY, calendar=cn) == 16
+    assert history_days_needed(ProgramSettlement(), EVENT_DAY, calendar=DayCalendar()) == 15
+    five = ProgramSettlement(baseline=XofYMethod(method="x_of_y", x=5, y=5))
+    assert history_days_needed(five, EVENT_DAY, calendar=cn) == 9  # back to 18 June
+    pre = ProgramSettlement.model_validate({"baseline": {"method": "pre_event_mean"}})
+    assert history_days_needed(pre, EVENT_DAY, calendar=cn) == 0
+    past = history_days_needed(
+        ProgramSettlement(), EVENT_DAY, calendar=cn, event_days={PAST_EVENT_DAY}
+    )
+    assert past == 17
 
 
 def _series(days: int, kw_of: Callable[[date], float], today_kw: float) -> StepSeries:

@@ -7,11 +7,16 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 from vpp.grid.types import parse_duration
+from vpp.measure.series import StepSeries
+from vpp.measure.settlement import settlement_baseline
 from vpp.replay.generate import CLIMATES, COP, KINDS, SOLAR_GAIN_FACTOR, draw, write
+from vpp.replay.history import METER_POINT, generate_history
 from vpp.replay.scenario import load_scenario
+from vpp.store.store import Store
 
 SEEDS = range(200)
 
@@ -95,3 +100,38 @@ def test_the_cli_writes_both_files_and_names_a_bad_option(tmp_path: Path) -> Non
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "--strategy" in bad.stderr
+
+
+def test_generated_history_holds_the_settlement_like_days(tmp_path: Path) -> None:
+    """Each generated day has the history its site's settlement needs: over it the default
+    10-of-10 finds its ten like days in the site's holiday calendar (US: Independence Day
+    observed on 3 July; FR: Bastille Day, 14 July) and falls back to nothing."""
+    by_zone: dict[str, int] = {}
+    for seed in SEEDS:
+        gen = draw(seed).first_event_only()
+        by_zone.setdefault(gen.spec.timezone, seed)
+    assert {"America/New_York", "Europe/Paris", "Asia/Shanghai"} <= set(by_zone)
+    for tz, seed in sorted(by_zone.items()):
+        _, path = write(seed, tmp_path / str(seed), first_event_only=True)
+        sc = load_scenario(path)
+        store = Store(tmp_path / f"{seed}.sqlite")
+        generate_history(store, sc)  # the devices on their own: cheap, the same days
+        ev = sc.final_events()[0]
+        meter = StepSeries(
+            store.telemetry("meter", METER_POINT, sc.start - timedelta(days=46), sc.start),
+            max_hold=timedelta(minutes=1),
+        )
+        cfg = sc.site.config.settlement
+        # The event taken at the run's start: the run's own minutes are not metered here
+        # (the like days, the same either way, are what is checked).
+        b = settlement_baseline(
+            meter,
+            cfg.program(ev.program),
+            tz=sc.tz,
+            event_start=sc.start,
+            event_end=sc.start + (ev.end - ev.start),
+            calendar=cfg.calendar(sc.site.config.timezone),
+        )
+        assert b.method.startswith("x_of_y:10/10"), (tz, seed, b.method, b.reason)
+        assert len(b.days_used) == 10 and b.fallbacks == () and b.reason is None, (tz, b)
+        assert sc.config.history_days <= 16, (tz, sc.config.history_days)

@@ -38,7 +38,7 @@ from vpp.measure.contribution import DeviceInput
 from vpp.measure.programs import XofYMethod
 from vpp.measure.report import EventInterval, EventSpec, build_report
 from vpp.measure.series import StepSeries
-from vpp.measure.settlement import settlement_baseline
+from vpp.measure.settlement import event_busy, settlement_baseline
 from vpp.site import Site
 from vpp.store.store import Store
 
@@ -207,11 +207,10 @@ class Reporter:
 
     # -- settlement -----------------------------------------------------------------------
 
-    def _past_event_days(self, event: Event) -> set[date]:
-        """Local dates of the other stored events that may have changed the site's load (not
-        test events, not opted out of)."""
-        tz = self.site.tz
-        days: set[date] = set()
+    def _other_events(self, event: Event) -> list[tuple[Event, datetime]]:
+        """The other stored events that may have changed the site's load (not test events,
+        not opted out of), each with when it was received."""
+        out: list[tuple[Event, datetime]] = []
         for stored in self.store.events():
             if stored.event_id == event.event_id or stored.status == "opt_out":
                 continue
@@ -219,8 +218,15 @@ class Reporter:
                 other = Event.model_validate(stored.payload["event"])
             except Exception:  # an unreadable row: its day cannot be known, keep going
                 continue
-            if other.test:
-                continue
+            if not other.test:
+                out.append((other, stored.received))
+        return out
+
+    def _past_event_days(self, event: Event) -> set[date]:
+        """Local dates of the other stored events that may have changed the site's load."""
+        tz = self.site.tz
+        days: set[date] = set()
+        for other, _ in self._other_events(event):
             d, last = other.start.astimezone(tz).date(), other.end.astimezone(tz).date()
             while d <= last:
                 days.add(d)
@@ -244,7 +250,13 @@ class Reporter:
             or [0]
         )
         stored = self.store.event(event.event_id)
-        notice = event.start - stored.received if stored is not None else None
+        received = stored.received if stored is not None else None
+        notice = event.start - received if received is not None else None
+        others = [
+            (o.event_id, got, o.start, o.end)
+            for o, got in self._other_events(event)
+            if min(got, o.start) < event.start  # known before: its preparation may show
+        ]
         result = settlement_baseline(
             self.meter_series(event.start - timedelta(days=lookback + 2), event.start),
             program,
@@ -254,6 +266,7 @@ class Reporter:
             calendar=cfg.calendar(self.site.config.timezone),
             event_days=self._past_event_days(event),
             notice=notice,
+            busy=event_busy(received, event.start, others, tz=self.site.tz),
         )
         log.info(
             "settlement_baseline",

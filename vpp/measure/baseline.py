@@ -5,7 +5,9 @@ Two methods, both returning a `BaselineResult` on a 15-min grid (kW, consumption
 - `x_of_y_baseline`: the like-day baseline of settlement practice (CAISO 10-in-10 by default,
   PJM "high 4 of 5" with `XofYConfig(x=4, y=5, adjustment="additive")`), with a day-of
   adjustment from the hours before the event that skips the hour just before it (pre-cooling
-  would otherwise inflate the baseline), capped at ±20 % by default.
+  would otherwise inflate the baseline), capped at ±20 % by default. The adjustment window
+  also moves earlier past every `Busy` span the caller names (the event's own preparation
+  once it was known, another event of the day and its recovery): the site ran otherwise then.
 - `counterfactual_baseline`: in simulation, the same site run without the event.
 
 Like days are local calendar days in the site's time zone; an interval of the event day is
@@ -17,8 +19,8 @@ is stated in the result's `reason` / `adjustment.reason`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -89,13 +91,35 @@ class XofYConfig:
 
 
 @dataclass(frozen=True)
+class Busy:
+    """A span `[start, end)` in which the site did not run as it usually does (an event and
+    its recovery; an event known and being prepared for), with `why` for the report.
+
+    `preparation`: the event's own span from its receipt. It moves the window only when the
+    event came after the default window began (short notice: the plan's pre-cooling or
+    pre-charging falls in it); an event known before is settled on the default window, as
+    programs settle day-ahead events (the gap before the event keeps pre-conditioning out).
+    """
+
+    start: datetime
+    end: datetime
+    why: str
+    preparation: bool = False
+
+
+ADJUSTMENT_REACH = timedelta(hours=24)
+"""A day-of adjustment window moved past busy spans must start within this of the event."""
+
+
+@dataclass(frozen=True)
 class Adjustment:
     """The day-of adjustment that turned the unadjusted baseline into the adjusted one.
 
     `raw` is the uncapped value and `applied` the one used: a factor for `multiplicative`
     (1.0 = none), an offset in kW for `additive` (0.0 = none). `event_day_kw` and `baseline_kw`
     are the mean loads over `[window_start, window_end)` on the event day and in the
-    unadjusted baseline. `reason` says why no adjustment was applied, when none was.
+    unadjusted baseline. `reason` says why no adjustment was applied, when none was;
+    `moved` why the window is earlier than `adjustment_gap` before the event (busy spans).
     """
 
     mode: AdjustmentMode
@@ -107,6 +131,7 @@ class Adjustment:
     applied: float
     capped: bool
     reason: str | None = None
+    moved: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +218,85 @@ def _mean(values: Iterable[float]) -> float:
     return math.fsum(vals) / len(vals)
 
 
+def _like_kind(event_day: date, holidays: Collection[date], cal: DayCalendar | None) -> str:
+    weekend_like = _is_like_weekend(event_day, holidays, cal)
+    if cal is None:
+        return "weekend/holiday" if weekend_like else "weekday"
+    return "non-working day" if weekend_like else "working day"
+
+
+def _candidates(
+    cfg: XofYConfig,
+    event_day: date,
+    holidays: Collection[date],
+    event_days: Collection[date],
+    cal: DayCalendar | None,
+) -> Iterator[tuple[date, str | None]]:
+    """The days before `event_day` within the look-back, newest first, each with why it is
+    no like day of the event day (`None`: it is one, if its data are complete)."""
+    weekend_like = _is_like_weekend(event_day, holidays, cal)
+    kind = _like_kind(event_day, holidays, cal)
+    for back in range(1, cfg.max_lookback_days + 1):
+        day = event_day - timedelta(days=back)
+        if day in event_days:
+            yield day, "event day"
+        elif weekend_like != _is_like_weekend(day, holidays, cal):
+            yield day, f"{_day_kind(day, holidays, cal)}, not a like day of a {kind}"
+        else:
+            yield day, None
+
+
+def like_days_span(
+    config: XofYConfig,
+    event_day: date,
+    *,
+    calendar: DayCalendar | None = None,
+    holidays: Collection[date] = (),
+    event_days: Collection[date] = (),
+) -> int:
+    """How many calendar days before `event_day` hold its `config.y` like days (weekends,
+    holidays and `event_days` skipped as `x_of_y_baseline` does; at most the look-back):
+    the metered history a site needs for this method."""
+    found, oldest = 0, event_day
+    for day, unlike in _candidates(config, event_day, set(holidays), set(event_days), calendar):
+        oldest = day
+        found += unlike is None
+        if found == config.y:
+            break
+    return (event_day - oldest).days
+
+
+def _adjustment_window(
+    cfg: XofYConfig, ev_start: datetime, busy: Sequence[Busy], zone: tzinfo
+) -> tuple[datetime, datetime, str | None, str | None]:
+    """The day-of adjustment window `[start, end)`: `adjustment_window` long, ending
+    `adjustment_gap` before the event, moved earlier past every busy span it meets; with
+    why it moved, and why there is none (no free window within `ADJUSTMENT_REACH`)."""
+    step = cfg.step
+    a_end = floor_to(ev_start - cfg.adjustment_gap, step)
+    a_start = floor_to(ev_start - cfg.adjustment_gap - cfg.adjustment_window, step)
+    whys: list[str] = []
+    busy = [b for b in busy if not (b.preparation and utc(b.start) <= a_start)]
+    for _ in range(len(busy) + 1):  # each span moves the window at most once
+        hit = [b for b in busy if utc(b.start) < a_end and utc(b.end) > a_start]
+        if not hit:
+            break
+        first = min(hit, key=lambda b: utc(b.start))
+        a_end = floor_to(utc(first.start), step)
+        a_start = floor_to(a_end - cfg.adjustment_window, step)
+        whys.append(first.why)
+    if not whys:
+        return a_start, a_end, None, None
+    local = f"{a_start.astimezone(zone):%H:%M}–{a_end.astimezone(zone):%H:%M} local"
+    if a_start < ev_start - ADJUSTMENT_REACH:
+        reach = ADJUSTMENT_REACH.total_seconds() / 3600
+        blocked = f"no window of usual operation in the {reach:g} h before the event (" + (
+            "; ".join(whys) + "): not adjusted"
+        )
+        return a_start, a_end, None, blocked
+    return a_start, a_end, f"window moved to {local}: " + "; ".join(whys), None
+
+
 def x_of_y_baseline(
     history: Iterable[IntervalAverage],
     *,
@@ -204,6 +308,7 @@ def x_of_y_baseline(
     event_days: Collection[date] = (),
     profile_end: datetime | None = None,
     calendar: DayCalendar | None = None,
+    busy: Sequence[Busy] = (),
 ) -> BaselineResult:
     """X-of-Y like-day baseline with a capped day-of adjustment.
 
@@ -213,7 +318,8 @@ def x_of_y_baseline(
     of a weekend event). With a `calendar`, like days are its working days (or its
     non-working days, for an event on one), so that holidays and worked weekend days are
     classed as the country does. The profile covers the event window, extended to `profile_end` when
-    given (e.g. to measure rebound after the event).
+    given (e.g. to measure rebound after the event). `busy`: spans the adjustment window is
+    moved earlier past (see `Busy`); none within `ADJUSTMENT_REACH`: no adjustment, and why.
     """
     cfg = config or XofYConfig()
     zone = _zone(tz)
@@ -225,32 +331,22 @@ def x_of_y_baseline(
     p_end = ceil_to(max(ev_end, utc(profile_end, "profile_end") if profile_end else ev_end), step)
     profile_slots = grid(p_start, p_end, step)
     rank_slots = grid(p_start, ceil_to(ev_end, step), step)
-    a_end = floor_to(ev_start - cfg.adjustment_gap, step)
-    a_start = floor_to(ev_start - cfg.adjustment_gap - cfg.adjustment_window, step)
-    adj_slots = grid(a_start, a_end, step) if cfg.adjustment != "none" else []
+    a_start, a_end, moved, blocked = _adjustment_window(cfg, ev_start, busy, zone)
+    adj_slots = grid(a_start, a_end, step) if cfg.adjustment != "none" and not blocked else []
     needed = adj_slots + profile_slots
 
     values = _index(history, step)
     holiday_set, event_set = set(holidays), set(event_days)
     event_day = ev_start.astimezone(zone).date()
-    weekend_like = _is_like_weekend(event_day, holiday_set, calendar)
-    if calendar is None:
-        kind = "weekend/holiday" if weekend_like else "weekday"
-    else:
-        kind = "non-working day" if weekend_like else "working day"
+    kind = _like_kind(event_day, holiday_set, calendar)
 
     eligible: list[tuple[date, dict[datetime, float]]] = []
     excluded: list[tuple[date, str]] = []
-    for back in range(1, cfg.max_lookback_days + 1):
+    for day, unlike in _candidates(cfg, event_day, holiday_set, event_set, calendar):
         if len(eligible) == cfg.y:
             break
-        day = event_day - timedelta(days=back)
-        if day in event_set:
-            excluded.append((day, "event day"))
-            continue
-        if weekend_like != _is_like_weekend(day, holiday_set, calendar):
-            what = _day_kind(day, holiday_set, calendar)
-            excluded.append((day, f"{what}, not a like day of a {kind}"))
+        if unlike is not None:
+            excluded.append((day, unlike))
             continue
         row: dict[datetime, float] = {}
         why: str | None = None
@@ -300,7 +396,9 @@ def x_of_y_baseline(
         return _mean(row[slot] for _, row in days)
 
     base = [base_at(s) for s in profile_slots]
-    adjustment = _adjust(cfg, values, adj_slots, base_at, a_start, a_end, zone)
+    adjustment = _adjust(cfg, values, adj_slots, base_at, a_start, a_end, zone, blocked)
+    if adjustment is not None and moved is not None:
+        adjustment = replace(adjustment, moved=moved)
     unadjusted = tuple(
         IntervalAverage(s, step, b) for s, b in zip(profile_slots, base, strict=True)
     )
@@ -335,6 +433,7 @@ def _adjust(
     a_start: datetime,
     a_end: datetime,
     zone: tzinfo,
+    blocked: str | None = None,
 ) -> Adjustment | None:
     if cfg.adjustment == "none":
         return None
@@ -345,6 +444,8 @@ def _adjust(
             cfg.adjustment, a_start, a_end, actual, base, None, neutral, False, reason
         )
 
+    if blocked is not None:
+        return skipped(blocked, None, None)
     if not slots:
         return skipped("empty adjustment window", None, None)
     base = _mean(base_at(s) for s in slots)

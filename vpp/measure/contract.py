@@ -134,6 +134,8 @@ def _details_dict(rep: EventReport) -> dict[str, Any]:
                 "applied": _r(adj.applied),
                 "capped": adj.capped,
                 "reason": adj.reason,
+                # Only when the window moved: a report of an unmoved window keeps its bytes.
+                **({"moved": adj.moved} if adj.moved else {}),
             },
             "reason": b.reason,
         }

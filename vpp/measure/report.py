@@ -221,6 +221,8 @@ def build_report(
         notes.append(f"baseline: {baseline.reason}")
     if baseline.adjustment is not None and baseline.adjustment.reason:
         notes.append(f"baseline adjustment: {baseline.adjustment.reason}")
+    if baseline.adjustment is not None and baseline.adjustment.moved:
+        notes.append(f"baseline adjustment: {baseline.adjustment.moved}")
 
     spans = [(utc(iv.start), iv.duration) for iv in reported]
     if device_reference_window is None:

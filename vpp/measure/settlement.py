@@ -7,21 +7,71 @@ metered import, and tries the `fallback` methods in order while a method makes n
 The result says which method made it (`method`), the methods that fell back and why
 (`fallbacks`), the days used and the adjustment; with no method left it is empty, with
 method `none` and the reasons.
+
+`event_busy` names the spans the day-of adjustment must not be taken from (the event's own
+preparation once it was known, other events and their recovery); `history_days_needed` how
+many days of metered history a program's like days take (a replay's `history_days`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta, tzinfo
 
-from vpp.measure.baseline import BaselineResult, x_of_y_baseline
+from vpp.measure.baseline import BaselineResult, Busy, like_days_span, x_of_y_baseline
 from vpp.measure.calendar import DayCalendar
 from vpp.measure.programs import PreEventMethod, ProgramSettlement, XofYMethod
 from vpp.measure.series import DEFAULT_STEP, IntervalAverage, StepSeries, ceil_to, floor_to, grid
 
 HISTORY_DAYS = 46
 """How far back the like days are looked for by default (the longest default look-back + 1)."""
+RECOVERY = timedelta(hours=2)
+"""After an event the site recovers (zones back to their setpoints, the battery refilled):
+this long is kept out of another event's day-of adjustment window."""
+
+
+def event_busy(
+    received: datetime | None,
+    start: datetime,
+    others: Iterable[tuple[str, datetime | None, datetime, datetime]] = (),
+    *,
+    tz: tzinfo,
+) -> list[Busy]:
+    """The spans in which the site ran otherwise than usual before an event starting at
+    `start`: from its receipt (`received`; the plan may pre-cool or pre-charge from then)
+    to its start, a `preparation` span; each other event (`others`: id, received, start,
+    end) from its start to `RECOVERY` after its end, and its preparation likewise."""
+    out: list[Busy] = []
+    if received is not None and received < start:
+        known = f"the event was known from {received.astimezone(tz):%H:%M}"
+        out.append(Busy(received, start, known, preparation=True))
+    for event_id, got, s, e in others:
+        out.append(Busy(s, e + RECOVERY, f"event {event_id} and its recovery"))
+        if got is not None and got < s:
+            known = f"event {event_id} was known from {got.astimezone(tz):%H:%M}"
+            out.append(Busy(got, s, known, preparation=True))
+    return out
+
+
+def history_days_needed(
+    program: ProgramSettlement,
+    event_day: date,
+    *,
+    calendar: DayCalendar,
+    event_days: Collection[date] = (),
+) -> int:
+    """Calendar days of metered history before `event_day` that hold the like days of every
+    like-day method of `program` (weekends, public holidays, `event_days` skipped), plus the
+    day before the oldest (an adjustment window or an interval past midnight): 15 for a
+    10-of-10 on a Wednesday with a holiday in the fortnight before. 0 for a program without
+    like days."""
+    spans = [
+        like_days_span(m.config(), event_day, calendar=calendar, event_days=event_days) + 1
+        for m in (program.baseline, program.short_notice, *program.fallback)
+        if isinstance(m, XofYMethod)
+    ]
+    return max(spans, default=0)
 
 
 def pre_event_mean_baseline(
@@ -68,6 +118,7 @@ def _x_of_y(
     profile_end: datetime,
     calendar: DayCalendar,
     event_days: Collection[date],
+    busy: Sequence[Busy],
 ) -> BaselineResult:
     cfg = method.config()
     since = floor_to(event_start - timedelta(days=cfg.max_lookback_days + 1), timedelta(days=1))
@@ -87,6 +138,7 @@ def _x_of_y(
         event_days=event_days,
         profile_end=profile_end,
         calendar=calendar,
+        busy=busy,
     )
 
 
@@ -101,12 +153,14 @@ def settlement_baseline(
     event_days: Collection[date] = (),
     notice: timedelta | None = None,
     profile_end: datetime | None = None,
+    busy: Sequence[Busy] = (),
 ) -> BaselineResult:
     """The event's settlement baseline from the site's metered import `meter` (kW, import
     positive; history before the event day and the event day up to its start).
 
     `event_days`: local dates of past DR events, kept out of the like days. `notice`: how
-    long before its start the event was sent (`None`: unknown, not short notice).
+    long before its start the event was sent (`None`: unknown, not short notice). `busy`:
+    spans kept out of the day-of adjustment window (`event_busy`).
     """
     end = profile_end if profile_end is not None else event_end
     chosen: list[tuple[XofYMethod | PreEventMethod, str | None]] = []
@@ -132,6 +186,7 @@ def settlement_baseline(
                 profile_end=end,
                 calendar=calendar,
                 event_days=event_days,
+                busy=busy,
             )
         else:
             result = pre_event_mean_baseline(

@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from vpp.grid.types import format_duration
+from vpp.measure.programs import SettlementConfig
+from vpp.measure.settlement import history_days_needed
 
 # Day shapes: fractions of the peak base load by local hour.
 DAY_SHAPES: dict[str, list[float]] = {
@@ -78,6 +80,8 @@ LEAD_MIN = (30, 60)
 """The run starts this long before the first event (at least, at most): the agent polls and
 plans first, and a long notice leaves it time to prepare within the run."""
 TAIL_MIN = 30
+MAX_HISTORY_DAYS = 45
+"""The most history days a scenario file takes."""
 WATCHDOG_S = 180
 COP = 3.0
 SOLAR_GAIN_FACTOR = 5.0
@@ -498,8 +502,29 @@ def visits(spec: BuildingSpec, hours: float) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def scenario_data(gen: Generated, site_file: str, *, strategy: str = "optimiser") -> dict[str, Any]:
-    """The scenario file's data of `gen`, on the site file at `site_file`."""
+def history_days(gen: Generated) -> int:
+    """Days of synthetic history the generated site's settlement needs: its default
+    program's like days (10-of-10 working days) before the run's day in the site's holiday
+    calendar, so that its reports use like days and not their fallback (at most the
+    scenario format's 45; cheap: history is synthesised, not replayed)."""
+    settlement = SettlementConfig()  # site_data writes no settlement section: the default
+    need = history_days_needed(
+        settlement.default,
+        gen.start_local.date(),
+        calendar=settlement.calendar(gen.spec.timezone),
+    )
+    return min(need, MAX_HISTORY_DAYS)
+
+
+def scenario_data(
+    gen: Generated,
+    site_file: str,
+    *,
+    strategy: str = "optimiser",
+    history: int | None = None,
+) -> dict[str, Any]:
+    """The scenario file's data of `gen`, on the site file at `site_file`; `history_days`
+    what its settlement needs (`history_days`) unless `history` is given."""
     spec = gen.spec
     hours = gen.duration.total_seconds() / 3600
     return {
@@ -511,7 +536,7 @@ def scenario_data(gen: Generated, site_file: str, *, strategy: str = "optimiser"
         "duration": format_duration(gen.duration),
         "seed": spec.seed,
         "strategy": strategy,
-        "history_days": 2,
+        "history_days": history_days(gen) if history is None else history,
         "weather": {"outdoor_min_c": spec.outdoor_min_c, "outdoor_max_c": spec.outdoor_max_c},
         "base_load": {"peak_kw": spec.base_peak_kw, "noise_kw": 2, "shape": spec.shape},
         "ev_arrivals": {"explicit": visits(spec, hours)},

@@ -48,7 +48,7 @@ from vpp.measure import (
     zone_comfort,
 )
 from vpp.measure.series import DEFAULT_STEP, ceil_to, floor_to
-from vpp.measure.settlement import settlement_baseline
+from vpp.measure.settlement import event_busy, settlement_baseline
 from vpp.replay import readings as rd
 from vpp.replay.feasible import oracle_figures
 from vpp.replay.oracle import Oracle
@@ -107,6 +107,9 @@ class _Run:
             cf = rd.site_import(counterfactual, sc, sc.start - lookback, sc.end)
             self.cf = rd.step_series(cf, self.step, "counterfactual import")
         self.event_days = {e.start.astimezone(sc.tz).date() for e in sc.final_events()}
+        self.received: dict[str, datetime] = {}
+        for m in sc.event_messages():  # the first message of each event: when it was known
+            self.received.setdefault(m.event.event_id, m.send_at)
         self._oracle: Oracle | bool | None = False  # False: not built yet
 
     def oracle(self) -> Oracle | None:
@@ -133,6 +136,17 @@ class _Run:
             calendar=cfg.settlement.calendar(cfg.timezone),
             event_days=self.event_days - {day},
             profile_end=profile_end,
+            busy=event_busy(
+                self.received.get(event.event_id),
+                event.start,
+                [
+                    (o.event_id, self.received.get(o.event_id), o.start, o.end)
+                    for o in self.scenario.final_events()
+                    if o.event_id != event.event_id
+                    and min(self.received.get(o.event_id, o.start), o.start) < event.start
+                ],
+                tz=self.scenario.tz,
+            ),
         )
 
 
