@@ -286,6 +286,9 @@ class BaselineAdjustment(WireModel):
     """The adjustment after the cap."""
     capped: bool
     reason: Text | None
+    moved: Text | None = None
+    """Present only when the window was moved earlier past another event, its recovery or the
+    event's own preparation: where to and why."""
 
 
 class ExcludedDay(WireModel):
