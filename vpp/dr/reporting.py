@@ -252,11 +252,7 @@ class Reporter:
         stored = self.store.event(event.event_id)
         received = stored.received if stored is not None else None
         notice = event.start - received if received is not None else None
-        others = [
-            (o.event_id, got, o.start, o.end)
-            for o, got in self._other_events(event)
-            if min(got, o.start) < event.start  # known before: its preparation may show
-        ]
+        others = [(o.event_id, got, o.start, o.end) for o, got in self._other_events(event)]
         result = settlement_baseline(
             self.meter_series(event.start - timedelta(days=lookback + 2), event.start),
             program,

@@ -41,12 +41,15 @@ def event_busy(
     """The spans in which the site ran otherwise than usual before an event starting at
     `start`: from its receipt (`received`; the plan may pre-cool or pre-charge from then)
     to its start, a `preparation` span; each other event (`others`: id, received, start,
-    end) from its start to `RECOVERY` after its end, and its preparation likewise."""
+    end) from its start to `RECOVERY` after its end, and its preparation likewise; an other
+    event neither known nor begun before `start` is left out (it cannot show before it)."""
     out: list[Busy] = []
     if received is not None and received < start:
         known = f"the event was known from {received.astimezone(tz):%H:%M}"
         out.append(Busy(received, start, known, preparation=True))
     for event_id, got, s, e in others:
+        if min(got or s, s) >= start:
+            continue
         out.append(Busy(s, e + RECOVERY, f"event {event_id} and its recovery"))
         if got is not None and got < s:
             known = f"event {event_id} was known from {got.astimezone(tz):%H:%M}"

@@ -143,7 +143,6 @@ class _Run:
                     (o.event_id, self.received.get(o.event_id), o.start, o.end)
                     for o in self.scenario.final_events()
                     if o.event_id != event.event_id
-                    and min(self.received.get(o.event_id, o.start), o.start) < event.start
                 ],
                 tz=self.scenario.tz,
             ),
