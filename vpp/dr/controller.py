@@ -241,7 +241,11 @@ class DrController:
             and planned_for <= self._free_devices
         )
         ahead = [
-            s for s in live if s.event_id in self._baselined and snap.ts < floor_step(s.event.start)
+            s
+            for s in live
+            if s.event_id in self._baselined
+            and s.status != "opt_out"
+            and snap.ts < floor_step(s.event.start)
         ]
         if new or ahead:
             # The site without events: its predicted import, as the devices follow it, is
