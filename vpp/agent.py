@@ -134,7 +134,8 @@ class Agent:
         try:
             for n in self.store.prune_steps(before):
                 rows += n
-                await asyncio.sleep(0)
+                if n:  # only after a delete: with nothing to prune the tick keeps its order
+                    await asyncio.sleep(0)
         except sqlite3.Error as e:
             log.error("store_prune_failed", error=str(e), before=before.isoformat())
             return
