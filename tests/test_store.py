@@ -99,3 +99,58 @@ def test_a_schema_2_file_gains_the_outbox_and_keeps_its_rows_until_sent(tmp_path
     store.outgoing_sent(rows[0])
     store.close()
     assert [o.row for o in Store(path).outgoing()] == [rows[1]]
+
+
+def _fill_days(store: Store, first: datetime, days: int) -> None:
+    """Hourly telemetry of two points of two devices, a command and a health change a day."""
+    for h in range(days * 24):
+        t = first + timedelta(hours=h)
+        for dev in ("bat1", "meter"):
+            store.add_telemetry(t, dev, {"power_kw": 1.0, "soc_pct": 50.0})
+        if h % 24 == 0:
+            store.add_command(t, "bat1", "power_setpoint_kw", 5.0, 5.0, clamped=False, ok=True)
+            store.add_health(t, "bat1", "ok", "read", None)
+    store.flush()
+
+
+def test_prune_deletes_old_rows_by_index_and_keeps_the_settlement_record(tmp_path: Path) -> None:
+    store = Store(tmp_path / "p.sqlite")
+    first = T0 - timedelta(days=30)
+    _fill_days(store, first, 30)
+    store.add_health(first, "meter", "offline", "no answer", None)  # its only, oldest change
+    store.save_event(first, "old-event", 0, {"event_id": "old-event"}, "completed")
+    store.add_report(first, "old-event", 0, {"event_id": "old-event"}, False)
+    before = T0 - timedelta(days=10)
+    deleted = sum(store.prune_steps(before, chunk_days=3))
+    rows = list(
+        store.rows("SELECT device_id, point, min(ts), count(*) FROM telemetry GROUP BY 1, 2")
+    )
+    assert [(d, p) for d, p, _, _ in rows] == [
+        ("bat1", "power_kw"), ("bat1", "soc_pct"), ("meter", "power_kw"), ("meter", "soc_pct")
+    ]  # fmt: skip
+    assert all(ts >= before.timestamp() and n == 10 * 24 for _, _, ts, n in rows), rows
+    assert [c["ts"] >= before.timestamp() for c in store.commands()] == [True] * 10
+    health = store.health_changes()
+    assert ("meter", "offline") in [(d, s) for _, d, s, _ in health]  # latest of its device
+    assert sum(1 for _, d, _, _ in health if d == "bat1") == 10
+    assert deleted == 4 * 20 * 24 + 20 + 20
+    assert store.event("old-event") is not None and store.reports("old-event")
+    assert sum(store.prune_steps(before)) == 0  # nothing more to do
+
+
+def test_prune_statements_search_an_index_not_the_table(tmp_path: Path) -> None:
+    """A year of telemetry is tens of millions of rows: pruning must never scan it."""
+    store = Store(tmp_path / "q.sqlite")
+    plans = [
+        "SELECT device_id, point FROM telemetry WHERE (device_id, point) > (?, ?)"
+        " ORDER BY device_id, point LIMIT 1",
+        "SELECT min(ts) FROM telemetry WHERE device_id=? AND point=?",
+        "DELETE FROM telemetry WHERE device_id=? AND point=? AND ts<?",
+        "DELETE FROM commands WHERE id IN"
+        " (SELECT id FROM commands WHERE ts<? ORDER BY ts LIMIT 10000)",
+    ]
+    for sql in plans:
+        args = (0,) * sql.count("?")
+        detail = " | ".join(str(r[-1]) for r in store.rows(f"EXPLAIN QUERY PLAN {sql}", args))
+        assert "SEARCH" in detail and "SCAN telemetry" not in detail, (sql, detail)
+        assert "SCAN commands" not in detail, (sql, detail)

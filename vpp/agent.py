@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -33,6 +35,8 @@ from vpp.store.store import Store
 from vpp.telemetry import TelemetryBuilder
 
 log = structlog.get_logger(__name__)
+
+PRUNE_EVERY = timedelta(days=1)
 
 
 class CycleRequests:
@@ -95,6 +99,8 @@ class Agent:
         self.lateness_total_s = 0.0
         self.lateness_max_s = 0.0
         self.timed_cycles = 0
+        # The store's retention is applied at the first telemetry tick, then once a day.
+        self._next_prune = datetime.min.replace(tzinfo=UTC)
 
     def snapshot(self) -> Snapshot:
         """Every device's last reading and health, taken at once."""
@@ -113,6 +119,28 @@ class Agent:
                 if view.usable and view.values:
                     self.store.add_telemetry(snap.ts, dev_id, view.values)
             self.link.send_telemetry(self._telemetry.message(snap))
+            if snap.ts >= self._next_prune:
+                self._next_prune = snap.ts + PRUNE_EVERY
+                await self._prune(snap.ts)
+
+    async def _prune(self, now: datetime) -> None:
+        """Delete what is older than the store's retention, a piece at a time (the loop
+        goes on between pieces); a failure is logged and tried again the next day."""
+        days = self.site.config.store.retention_days
+        if days is None:
+            return
+        before = now - timedelta(days=days)
+        rows = 0
+        try:
+            for n in self.store.prune_steps(before):
+                rows += n
+                if n:  # only after a delete: with nothing to prune the tick keeps its order
+                    await asyncio.sleep(0)
+        except sqlite3.Error as e:
+            log.error("store_prune_failed", error=str(e), before=before.isoformat())
+            return
+        if rows:
+            log.info("store_pruned", rows=rows, before=before.isoformat())
 
     async def _health_loop(self) -> None:
         changes = self.poller.subscribe()

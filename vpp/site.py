@@ -182,12 +182,21 @@ class Periods(_Strict):
     control_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
 
+RETENTION_MIN_DAYS = 60
+"""The shortest telemetry retention: the like-day baselines' longest look back (45 days,
+vpp.measure.programs) and two weeks to spare."""
+
+
 class StoreConfig(_Strict):
     """Where the SQLite store lives and how finely telemetry is kept."""
 
     data_dir: Path = Path("data")
     path: Path | None = None
     telemetry_resolution_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    retention_days: Annotated[int, Field(ge=RETENTION_MIN_DAYS, le=36600)] | None = 400
+    """Telemetry, commands and health changes older than this are deleted (once a day);
+    `null` keeps everything. Events, responses, reports and baselines are always kept: they
+    are the settlement record. At least 60 days: like-day baselines look 45 days back."""
 
     def file(self, site_id: str) -> Path:
         """The database file: `path`, or `<data_dir>/<site_id>.sqlite`."""

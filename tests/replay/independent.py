@@ -113,12 +113,13 @@ def event_figures(
     }
 
 
-def unmet_ev_kwh(store: Store | Path, sc: Scenario) -> float:
+def unmet_ev_kwh(store: Store | Path, sc: Scenario, charger_kw: float = 22.0) -> float:
     """Need minus the highest session energy reported from arrival to a minute after
-    departure, over the vehicles that left during the run."""
+    departure; for a vehicle still plugged in at the end, less also what it could still take
+    at `charger_kw` (or its own limit, the lower) until it leaves."""
     total = 0.0
     for s in sc.sessions():
-        if s.departure > sc.end or s.arrival < sc.start:
+        if s.arrival >= sc.end or s.departure <= sc.start:
             continue
         later = [
             o.arrival for o in sc.sessions() if o.charger == s.charger and o.arrival > s.arrival
@@ -127,7 +128,8 @@ def unmet_ev_kwh(store: Store | Path, sc: Scenario) -> float:
         if later:
             b = min(b, min(later).timestamp())
         got = _max(store, s.charger, "session_energy_kwh", s.arrival.timestamp(), b) or 0.0
-        total += max(0.0, s.energy_needed_kwh - got)
+        left_h = max(0.0, (s.departure - sc.end).total_seconds() / 3600)
+        total += max(0.0, s.energy_needed_kwh - got - min(charger_kw, s.vehicle_max_kw) * left_h)
     return total
 
 

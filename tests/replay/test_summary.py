@@ -289,6 +289,25 @@ def test_independent_computation_agrees(scenario: Scenario, counterfactual: Stor
     assert s["comfort_violation_degC_h"] == pytest.approx(rect, rel=0.01)
 
 
+def test_a_car_still_plugged_in_at_the_end_owes_what_it_can_no_longer_get(
+    tmp_path: Path,
+) -> None:
+    """A run cut at 16:00: ev1 (full) and ev2 still plugged in; ev2 asked for 60 kWh, has 25
+    and leaves at 18:00, so even at its 11 kW it misses 60 - 25 - 2 * 11 = 13 kWh."""
+    data = json.loads(json.dumps(SCENARIO))
+    data["ev_arrivals"]["explicit"]["ev2"][0]["energy_needed_kwh"] = 60
+    sc = load_scenario(write_scenario(tmp_path, data)).with_duration("PT16H")
+    store = Store(":memory:")
+    fill_run(store)
+    s = compute_summary(store, sc)
+    assert (s["ev_sessions"], s["ev_sessions_open"]) == (1, 2)
+    assert s["unmet_ev_kwh"] == pytest.approx(3 + 13, abs=1e-3)  # ev3 short 3, ev2 13
+    assert s["unmet_ev_kwh"] == pytest.approx(independent.unmet_ev_kwh(store, sc), abs=1e-3)
+    # With time to spare (the run cut at 15:00, 3 h left at 11 kW) ev2 owes 2 kWh.
+    s = compute_summary(store, sc.with_duration("PT15H"))
+    assert s["unmet_ev_kwh"] == pytest.approx(3 + 60 - 25 - 33, abs=1e-3)
+
+
 def test_a_missing_store_file_is_an_error(tmp_path: Path, scenario: Scenario) -> None:
     with pytest.raises(FileNotFoundError, match="no such store"):
         compute_summary(tmp_path / "nope.sqlite", scenario)

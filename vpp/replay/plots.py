@@ -154,7 +154,9 @@ def plot_ev_energy(d: PlotData, path: Path) -> Path:
     it needed beside the energy it received by departure, both labelled in kWh; a session
     left short is drawn in red."""
     fig, (ax,) = figure()
-    deliveries = rd.ev_deliveries(d.store, d.sc, d.step)
+    deliveries = [
+        (s, g) for s, g in rd.ev_deliveries(d.store, d.sc, d.step) if s.departure <= d.sc.end
+    ]
     labels = session_labels([s for s, _ in deliveries], d.sc)
     xs = list(range(len(deliveries)))
     need = [s.energy_needed_kwh for s, _ in deliveries]

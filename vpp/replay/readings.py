@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from devices.profile import Kind
+from vpp.kinds import plugin_for
 from vpp.measure import StepSeries, ZoneComfortInput
 from vpp.measure.ev import session_energy_kwh
 from vpp.replay.scenario import EvSession, Scenario
@@ -121,12 +122,28 @@ def delivered_kwh(
 def ev_deliveries(
     store: Store, scenario: Scenario, step: timedelta
 ) -> list[tuple[EvSession, float]]:
-    """Every vehicle that left by the end of the run, with the energy it received (kWh)."""
+    """Every vehicle plugged in during the run (one that came before the start is plugged
+    from the start, needing all it asked for), with the energy it received (kWh) by its
+    departure or, if it leaves after the run, by the run's end."""
     sessions = scenario.sessions()
     out = []
     for s in sessions:
-        if s.departure > scenario.end or s.arrival < scenario.start:
+        if s.arrival >= scenario.end or s.departure <= scenario.start:
             continue
         later = [o.arrival for o in sessions if o.charger == s.charger and o.arrival > s.arrival]
         out.append((s, delivered_kwh(store, s, min(later) if later else None, step)))
     return out
+
+
+def ev_unmet_kwh(session: EvSession, got_kwh: float, scenario: Scenario) -> float:
+    """What `session` will not get (kWh): for a vehicle gone by the run's end, what it asked
+    for less what it received; for one still plugged in, what it cannot get any more even at
+    its full rate (the car's or the charger's, the lower) from the run's end to its departure
+    (a lower bound: the site's limits may allow less)."""
+    short = session.energy_needed_kwh - got_kwh
+    if session.departure > scenario.end:
+        d = scenario.site.device(session.charger)
+        rating = plugin_for(d.kind).rating_kw(d)
+        max_kw = min(session.vehicle_max_kw, rating if rating is not None else math.inf)
+        short -= max_kw * (session.departure - scenario.end).total_seconds() / 3600
+    return max(0.0, short)

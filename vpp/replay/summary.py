@@ -253,7 +253,7 @@ def _event_summary(run: _Run, event: Event, status: str) -> dict[str, Any]:
         )
         out["rebound_peak_kw"], out["rebound_excess_kw"] = reb.peak_kw, reb.excess_kw
     unmet = [
-        max(0.0, s.energy_needed_kwh - got)
+        rd.ev_unmet_kwh(s, got, sc)
         for s, got in rd.ev_deliveries(run.store, sc, run.step)
         if s.arrival < event.end and s.departure > event.start
     ]
@@ -351,8 +351,9 @@ def compute_summary(
         **figures,
         "rebound_peak_kw": max(rebounds) if rebounds else None,
         "comfort_violation_degC_h": comfort,
-        "unmet_ev_kwh": math.fsum(max(0.0, s.energy_needed_kwh - got) for s, got in deliveries),
-        "ev_sessions": len(deliveries),
+        "unmet_ev_kwh": math.fsum(rd.ev_unmet_kwh(s, got, scenario) for s, got in deliveries),
+        "ev_sessions": sum(1 for s, _ in deliveries if s.departure <= scenario.end),
+        "ev_sessions_open": sum(1 for s, _ in deliveries if s.departure > scenario.end),
         "simulated_s": scenario.duration.total_seconds(),
         "wall_s": wall_s,
     }

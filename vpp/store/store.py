@@ -433,6 +433,49 @@ class Store:
         ).fetchall()
         return {k: json.loads(v) for k, v in rows}
 
+    def prune_steps(self, before: datetime, *, chunk_days: float = 7.0) -> Iterator[int]:
+        """Delete telemetry, commands and health changes older than `before`, one piece at
+        a time: each step deletes a point's rows over at most `chunk_days` (index ranges,
+        no table scan) and yields how many rows went, so a caller on the event loop can
+        yield between pieces of a large first prune. Each device's latest health change is
+        kept, however old: it is still the device's state."""
+        cut = before.timestamp()
+        span = chunk_days * 86400.0
+        pair: tuple[str, str] | None = ("", "")
+        while pair is not None:
+            row = self._db.execute(
+                "SELECT device_id, point FROM telemetry WHERE (device_id, point) > (?, ?)"
+                " ORDER BY device_id, point LIMIT 1",
+                pair,
+            ).fetchone()
+            pair = None if row is None else (str(row[0]), str(row[1]))
+            if pair is None:
+                break
+            (oldest,) = self._db.execute(
+                "SELECT min(ts) FROM telemetry WHERE device_id=? AND point=?", pair
+            ).fetchone()
+            while oldest is not None and oldest < cut:
+                upto = min(cut, float(oldest) + span)
+                n = self._db.execute(
+                    "DELETE FROM telemetry WHERE device_id=? AND point=? AND ts<?", (*pair, upto)
+                ).rowcount
+                yield n
+                oldest = upto if upto < cut else None
+        while True:
+            n = self._db.execute(
+                "DELETE FROM commands WHERE id IN"
+                " (SELECT id FROM commands WHERE ts<? ORDER BY ts LIMIT 10000)",
+                (cut,),
+            ).rowcount
+            yield n
+            if n < 10000:
+                break
+        yield self._db.execute(
+            "DELETE FROM health WHERE ts<? AND id NOT IN"
+            " (SELECT max(id) FROM health GROUP BY device_id)",
+            (cut,),
+        ).rowcount
+
     def table_counts(self) -> dict[str, int]:
         """Rows per table (for tests and `vpp` status output)."""
         self.flush()
