@@ -142,6 +142,25 @@ def test_planned_history_is_the_day_as_the_planner_runs_it() -> None:
     on_their_own = [model(first + timedelta(minutes=15 * k + 7.5)) for k in range(len(plan))]
     assert max(abs(a - b) for a, b in zip(plan, on_their_own, strict=True)) > 50.0
     # The plan charges the days' vehicles their energy (history without them charges none).
-    need = sum(kwh for a, _, kwh, _ in visits if first <= a < sc.start)
+    need = sum(kwh for _, a, _, kwh, _ in visits if first <= a < sc.start)
     bare = history.planned_import(sc, first, 2, [])
     assert need > 0 and (sum(plan) - sum(bare)) * 0.25 == pytest.approx(need, rel=0.05)
+
+
+def test_a_history_car_charges_from_arrival_as_the_agent_would_until_it_is_full() -> None:
+    """The agent charges a car at least at its floor from arrival (what it counts the car
+    to need, the site's EV defaults, over its stay), whatever the plan: the history days do
+    too, and the car stops when it has its own energy (issue 12, seed 4: like days that
+    held every car for the cheap hour were 18-22 kW under the counterfactual before it)."""
+    sc = load_scenario(SCENARIOS / "office-summer-day.yaml")
+    day = sc.start - timedelta(days=1)
+    arrival = day + timedelta(hours=8, minutes=30)
+    car = ("ev3", arrival, arrival + timedelta(hours=9, minutes=30), 20.0, 11.0)
+    with_car = history.planned_import(sc, day, 1, [car])
+    bare = history.planned_import(sc, day, 1, [])
+    drawn = [a - b for a, b in zip(with_car, bare, strict=True)]
+    k = (arrival - day) // timedelta(minutes=15)
+    # ev3's defaults: 25 kWh within 9 h; its floor from arrival is 1.15 × 25 / 9 kW.
+    assert all(kw == pytest.approx(0.0, abs=1e-6) for kw in drawn[:k])
+    assert drawn[k] >= 1.15 * 25 / 9 - 1e-6
+    assert sum(drawn) * 0.25 == pytest.approx(20.0, abs=0.05)  # its own 20 kWh, not 25

@@ -19,6 +19,7 @@ giving back cannot take up a device with room to draw beyond its plan (a battery
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -56,6 +57,14 @@ class DispatchView(Protocol):
     def stagger_release(self, start: datetime, stagger_s: float) -> None: ...
 
     def plan_inputs(self, snap: Snapshot) -> dict[str, object]: ...
+
+    def followed_import_kw(
+        self,
+        power_kw: Mapping[str, Sequence[float]],
+        import_kw: Sequence[float],
+        dt_h: float,
+        plan_inputs: Mapping[str, object],
+    ) -> list[float]: ...
 
 
 class Dispatcher:
@@ -114,6 +123,26 @@ class Dispatcher:
             value = a.plan_input(view, snap.ts)
             if value is not None:
                 out[a.id] = value
+        return out
+
+    def followed_import_kw(
+        self,
+        power_kw: Mapping[str, Sequence[float]],
+        import_kw: Sequence[float],
+        dt_h: float,
+        plan_inputs: Mapping[str, object],
+    ) -> list[float]:
+        """The site import (kW per step) while the devices follow a plan outside events:
+        the plan's `import_kw`, plus what each adapter draws beyond its planned
+        `power_kw` (`Flex.followed_kw`, from the `plan_inputs` the plan was made with)."""
+        out = list(import_kw)
+        for a in self.adapters:
+            planned = power_kw.get(a.id)
+            if planned is None:
+                continue
+            followed = a.followed_kw(list(planned), dt_h, plan_inputs.get(a.id))
+            for k, (f, p) in enumerate(zip(followed, planned, strict=True)):
+                out[k] += f - p
         return out
 
     def _usable(self, snap: Snapshot) -> tuple[list[tuple[Flex, DeviceView]], list[str], bool]:

@@ -112,6 +112,14 @@ class Flex:
     def release_at(self, when: datetime) -> None:
         """Give back earlier shedding no sooner than `when` (staggered release)."""
 
+    def followed_kw(
+        self, planned_kw: list[float], dt_h: float, state: object | None
+    ) -> list[float]:
+        """What this device draws per step (kW) while it follows `planned_kw` outside an
+        event, from its planner state `state` (`plan_input`): the plan itself, unless the
+        adapter holds a floor of its own under it."""
+        return planned_kw
+
     def plan_input(self, view: DeviceView, now: datetime) -> object | None:
         """What the planner needs of this device's live state, as plain data (taken on the
         control loop: the solver may run in another thread). None: nothing."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -239,15 +240,32 @@ class DrController:
             and floor_step(free.made_at) == floor_step(snap.ts)
             and planned_for <= self._free_devices
         )
-        if new:
-            # The site without events: its predicted import is the forecast baseline.
+        ahead = [
+            s
+            for s in live
+            if s.event_id in self._baselined
+            and s.status != "opt_out"
+            and snap.ts < floor_step(s.event.start)
+        ]
+        if new or ahead:
+            # The site without events: its predicted import, as the devices follow it, is
+            # the forecast baseline.
             base_plan = free if free is not None and free_holds else None
             if base_plan is None:
                 base_plan = await self._solve(snap, [])
                 self._free_plan, self._free_devices = base_plan, planned_for
+            forecast = self._as_followed(base_plan, snap)
             for s in new:
-                self.baselines[s.event_id] = self.reporter.make_baseline(s.event, base_plan)
+                self.baselines[s.event_id] = self.reporter.make_baseline(s.event, forecast)
                 self._baselined.add(s.event_id)
+            for s in ahead:
+                # Until the event starts, what the site was not yet seen to draw (a car
+                # plugged in since) joins its baseline; the state the event's own
+                # preparation left (a zone pre-cooled, a battery kept) never lowers it.
+                again, _ = self.reporter.baseline_profile(s.event, forecast)
+                old = self.baselines[s.event_id]
+                self.baselines[s.event_id] = {t: max(kw, old.get(t, kw)) for t, kw in again.items()}
+                self.reporter.save_baseline(s.event_id, self.baselines[s.event_id])
         if not plan_events and free is not None and free_holds:
             # The last event went (a cancel): the plan without events of this step still
             # holds; no solve, so the next event is not kept waiting.
@@ -273,6 +291,18 @@ class DrController:
             expected = expected_delivery(self.plan, s.event, baseline)
             self._answer(s, self.strategy.answer(s.event, expected))
             self.reporter.save_baseline(s.event_id, self.baselines.get(s.event_id, {}))
+
+    def _as_followed(self, plan: Plan, snap: Snapshot) -> Plan:
+        """`plan` with its site import as the devices will draw it following the plan
+        (`DispatchView.followed_import_kw`: an EV charger's floor under an idle plan)."""
+        sched = plan.schedule
+        followed = self.dispatcher.followed_import_kw(
+            sched.power_kw,
+            sched.site_import_kw,
+            plan.grid.dt_h,
+            self.dispatcher.plan_inputs(snap),
+        )
+        return replace(plan, schedule=replace(sched, site_import_kw=followed))
 
     def _answer_without_plan(self, new: list[EventState]) -> None:
         """A strategy that does not plan: baseline from history, the strategy's answer."""

@@ -105,6 +105,7 @@ class Reporter:
         self.dispatcher = dispatcher
         self.min_like_days = min_like_days
         self.methods: dict[str, str] = {}
+        self._like_days: dict[tuple[str, int, datetime, datetime], dict[datetime, float]] = {}
         self.settlement: dict[tuple[str, int], BaselineResult] = {}
         """Settlement baselines made, by (event id, modification)."""
         self._reported: dict[str, int] = {}
@@ -149,7 +150,14 @@ class Reporter:
         # settlement baseline too; a cap's target is the cap, and its baseline only describes
         # the site: the forecast, where there is one.
         curtail = event.signal == "curtail_kw"
-        xofy = self._x_of_y(event, start, end) if curtail or forecast_plan is None else {}
+        xofy = {}
+        if curtail or forecast_plan is None:
+            # Once per version of a received event: its control baseline is made again at
+            # each plan until it starts, on the same like days (an offer's asks are not kept).
+            key = (event.event_id, event.modification, start, end)
+            xofy = self._like_days.get(key) or self._x_of_y(event, start, end)
+            if event.event_id in self.events.states:
+                self._like_days[key] = xofy
         forecast = {}
         if forecast_plan is not None:
             forecast = {t: kw for t in steps if (kw := forecast_plan.import_at(t)) is not None}

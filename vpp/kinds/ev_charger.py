@@ -18,6 +18,10 @@ from vpp.kinds.registry import register
 from vpp.measure.ev import counter_increase_kwh
 from vpp.site import Device
 
+DEFAULT_EV_NEED_KWH = 20.0
+"""A plugged car's energy need (kWh) where the site file gives the charger no EV defaults."""
+DEFAULT_EV_STAY_H = 9.0
+"""... and its stay (hours)."""
 AFTER_EVENT_SHARE = 0.5
 """The share of its rating a charger is counted on to deliver after an event (kW ÷ kW)."""
 
@@ -72,8 +76,8 @@ class EvFlex(Flex):
         self._track_counter(plugged, view.values.get("session_energy_kwh"), now)
         if not plugged or self.plugged_since is None:
             return 0.0, 0.0
-        need = ev.energy_needed_kwh if ev else 20.0
-        stay_h = ev.departure_after_h if ev else 9.0
+        need = ev.energy_needed_kwh if ev else DEFAULT_EV_NEED_KWH
+        stay_h = ev.departure_after_h if ev else DEFAULT_EV_STAY_H
         delivered = self.received_kwh
         left_h = stay_h - (now - self.plugged_since).total_seconds() / 3600
         return max(0.0, need - delivered), max(0.0, left_h)
@@ -108,6 +112,25 @@ class EvFlex(Flex):
         event_h = min(left_h, (self.until - now).total_seconds() / 3600)
         later_kwh = AFTER_EVENT_SHARE * max_kw * max(0.0, left_h - event_h - 0.25)
         return min(even, max(0.0, 1.15 * need - later_kwh) / event_h)
+
+    def followed_kw(
+        self, planned_kw: list[float], dt_h: float, state: object | None
+    ) -> list[float]:
+        """The plan held up to the floor (`floor_kw` outside an event) step by step as the car
+        fills: the plan may leave a car idle in dear hours, but `follow_plan` charges it at
+        its floor all the same (issue 12: a forecast baseline without the floor was 18-22 kW
+        under what the site drew without the event)."""
+        if not isinstance(state, EvSessionEstimate):
+            return planned_kw
+        need, left_h, out = state.need_kwh, state.left_h, []
+        for planned in planned_kw:
+            floor = state.max_kw if left_h <= 0.25 else 1.15 * need / max(left_h, 1e-9)
+            # What the floor gave early, the plan's later steps no longer need (a re-plan
+            # takes it off them): never more than the car still needs.
+            kw = min(state.max_kw, max(planned, floor), need / dt_h)
+            out.append(kw)
+            need, left_h = max(0.0, need - kw * dt_h), left_h - dt_h
+        return out
 
     def _set(self, kw: float, reason: str) -> list[Command]:
         self.command_kw = kw

@@ -42,25 +42,30 @@ from vpp.control.types import DeviceView, Snapshot
 from vpp.dr.forecast import TwinForecast
 from vpp.dr.planning import STEP as PLAN_STEP
 from vpp.dr.planning import SitePlanner
+from vpp.kinds import adapter_for
+from vpp.kinds.ev_charger import DEFAULT_EV_NEED_KWH, DEFAULT_EV_STAY_H, EvSessionEstimate
 from vpp.replay.evdraw import draw_sessions
 from vpp.replay.scenario import Scenario
+from vpp.site import Device
 from vpp.store.store import Store
 
 STEP = timedelta(seconds=60)
 METER_POINT = "import_power_kw"
 
 
-def _ev_visits(
-    scenario: Scenario, start: datetime, days: int
-) -> list[tuple[datetime, datetime, float, float]]:
-    """(arrival, departure, kWh, max kW) of the history days' vehicles, all chargers."""
+Visit = tuple[str, datetime, datetime, float, float]
+"""(charger id, arrival, departure, kWh, max kW) of one vehicle."""
+
+
+def _ev_visits(scenario: Scenario, start: datetime, days: int) -> list[Visit]:
+    """The history days' vehicles, all chargers."""
     site = scenario.site
     limits = {
         d.id: EvChargerParams.model_validate({**(d.config.sim or {}), "sessions": []}).max_power_kw
         for d in site.by_kind(Kind.ev_charger)
     }
     arrivals = scenario.config.ev_arrivals
-    out: list[tuple[datetime, datetime, float, float]] = []
+    out: list[Visit] = []
     taken: dict[str, list[tuple[datetime, datetime]]] = {c: [] for c in limits}
     for group in arrivals.draws(scenario.seed) if arrivals is not None else []:
         spec = group.model_copy(update={"seed": (group.seed or 0) + 1})
@@ -68,7 +73,7 @@ def _ev_visits(
             spec, list(limits), start, timedelta(days=days), scenario.tz, taken
         ):
             taken[cid].append((a, b))
-            out.append((a, b, kwh, min(vmax, limits[cid])))
+            out.append((cid, a, b, kwh, min(vmax, limits[cid])))
     first_day_end = scenario.start + timedelta(days=1)
     fixed = [
         s
@@ -81,6 +86,7 @@ def _ev_visits(
             shift = timedelta(days=k)
             out.append(
                 (
+                    s.charger,
                     s.arrival - shift,
                     s.departure - shift,
                     s.energy_needed_kwh,
@@ -90,9 +96,7 @@ def _ev_visits(
     return out
 
 
-def _ev_kw_by_minute(
-    visits: list[tuple[datetime, datetime, float, float]], t0: datetime, minutes: int
-) -> list[float]:
+def _ev_kw_by_minute(visits: list[Visit], t0: datetime, minutes: int) -> list[float]:
     """EV charging power (kW) at the middle of each minute from `t0`: every vehicle charges
     at its full rate from arrival until it has its energy or leaves. Exact integer
     microseconds, and each minute sums its vehicles in the order given, as a per-minute
@@ -101,7 +105,7 @@ def _ev_kw_by_minute(
     step_us = STEP // us
     half_us = step_us // 2
     totals = [0.0] * minutes
-    for a, b, kwh, kw in visits:
+    for _, a, b, kwh, kw in visits:
         full = a + timedelta(hours=kwh / kw) if kw > 0 else a
         a_us = (a - t0) // us
         end_us = (min(b, full) - t0) // us
@@ -143,12 +147,20 @@ def planned_import(
     scenario: Scenario,
     start: datetime,
     days: int,
-    visits: list[tuple[datetime, datetime, float, float]],
+    visits: list[Visit],
 ) -> list[float]:
-    """The site's import as the agent's planner operates it on each of `days` days from
-    `start`: per 15 min, the plan made at the day's start without events (battery, HVAC
-    pre-cooling and coasting, sheddable loads and the day's `visits` of vehicles as the
-    optimiser moves them), from the site file's initial states, as the run itself starts."""
+    """The site's import as the agent operates it on each of `days` days from `start`: per
+    15 min, the plan made at the day's start without events (battery, HVAC pre-cooling and
+    coasting, sheddable loads and the day's `visits` of vehicles as the optimiser moves
+    them), from the site file's initial states, as the run itself starts.
+
+    Each vehicle is planned as the agent sees one (`_as_seen`: the charger's EV defaults,
+    not its own need) and draws what the agent's charger adapter gives it following that
+    plan (`Flex.followed_kw`: at least its floor from arrival), and once the agent counts
+    it charged, what it still takes at its full rate, until it has its own energy or
+    leaves. A day planned with the vehicles' true needs and no floor put every car in
+    the first cheap hour: like days 18-22 kW under the counterfactual before it and 20-35 kW
+    over it in it (issue 12, seed 4)."""
     site = scenario.replay_site()
     env = scenario.environment()
 
@@ -159,25 +171,53 @@ def planned_import(
     steps = int(timedelta(days=1) / PLAN_STEP)
     planner = SitePlanner(site, forecast, steps=steps)
     views = {d.id: DeviceView(d.id, True, {}) for d in site.devices}
+    chargers = {d.id: d for d in site.by_kind(Kind.ev_charger)}
+    dt_h = PLAN_STEP / timedelta(hours=1)
     out: list[float] = []
     for k in range(days):
         t0 = (start + timedelta(days=k)).astimezone(UTC)
         problem = planner.problem(Snapshot(t0, 0.0, None, views), [], {}, {}, set())
-        cars = [
-            EvSession(
-                id=f"car{i}",
-                arrival_step=(a - t0) // PLAN_STEP,
-                departure_step=max(-((t0 - b) // PLAN_STEP), (a - t0) // PLAN_STEP + 1),
-                energy_kwh=kwh,
-                max_kw=kw,
-                efficiency=1.0,
-            )
-            for i, (a, b, kwh, kw) in enumerate(visits)
-            if t0 <= a < t0 + timedelta(days=1)
-        ]
-        problem = problem.model_copy(update={"assets": [*problem.assets, *cars]})
-        out += list(planner.plan(problem, t0).schedule.site_import_kw)
+        day = [v for v in visits if t0 <= v[1] < t0 + timedelta(days=1)]
+        seen = [_as_seen(chargers[v[0]], v, t0, i) for i, v in enumerate(day)]
+        problem = problem.model_copy(update={"assets": [*problem.assets, *(c for c, _ in seen)]})
+        sched = planner.plan(problem, t0).schedule
+        kw = list(sched.site_import_kw)
+        for (car, estimate), (cid, _, b, need_kwh, _) in zip(seen, day, strict=True):
+            planned = sched.power_kw.get(car.id, [0.0] * steps)[car.arrival_step :]
+            adapter = adapter_for(chargers[cid])
+            drawn = adapter.followed_kw(planned, dt_h, estimate) if adapter else planned
+            left, leave = need_kwh, (b - t0) // PLAN_STEP - car.arrival_step
+            counted = estimate.need_kwh  # what the agent still counts the car to need
+            for j, (p, d) in enumerate(zip(planned, drawn, strict=True)):
+                # Counted charged, the car is no longer planned and its charger not limited
+                # (`EvFlex.follow_plan` without a planned step): it takes what it wants.
+                may = d if counted > 1e-9 else car.max_kw
+                got = min(may, left / dt_h) if j < leave else 0.0  # full, or gone
+                left, counted = left - got * dt_h, counted - got * dt_h
+                kw[car.arrival_step + j] += got - p
+        out += kw
     return out
+
+
+def _as_seen(
+    charger: Device, visit: Visit, t0: datetime, i: int
+) -> tuple[EvSession, EvSessionEstimate]:
+    """A vehicle as the agent plans it from its arrival: the charger's EV defaults (energy
+    needed, stay), as `EvFlex.session_estimate` takes them, at the vehicle's rate."""
+    _, a, _, _, kw = visit
+    ev = charger.config.ev
+    need = ev.energy_needed_kwh if ev else DEFAULT_EV_NEED_KWH
+    stay_h = ev.departure_after_h if ev else DEFAULT_EV_STAY_H
+    arrival = (a - t0) // PLAN_STEP
+    car = EvSession(
+        id=f"car{i}",
+        arrival_step=arrival,
+        departure_step=arrival + max(1, int(stay_h / (PLAN_STEP / timedelta(hours=1)))),
+        energy_kwh=need,
+        max_kw=kw,
+        efficiency=1.0,
+    )
+    return car, EvSessionEstimate(need, stay_h, kw)
 
 
 def generate_history(
