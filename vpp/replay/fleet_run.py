@@ -5,7 +5,8 @@ grid's side (the site harness's Operator, under the district id) sending the dis
 The counterfactual runs in the same run on the same clock: each building a second time under
 `SITE-cf`, not enrolled in the district (so it never gets an event), with the same faults but
 not the agent kills. Every minute each building's import (and its counterfactual's) is read
-off its simulated meter.
+off its simulated meter; the enrolled buildings' readings also go to the aggregator as their
+metering operator's feed (`PREFIX/SITE/metering`), which goes on while an agent is down.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import structlog
 
 from devices.clock import VirtualClock
+from devices.mqtt_connect import mqtt_client
+from vpp.broker import connection
 from vpp.fleet.aggregator import Aggregator
 from vpp.fleet.config import FleetConfig
 from vpp.fleet.run import EventRun
+from vpp.grid.messages import Telemetry
 from vpp.replay.broker import ReplayBroker
 from vpp.replay.fleet_scenario import AgentKill, FleetScenario
 from vpp.replay.harness import (
@@ -120,6 +125,47 @@ class _Recorder(Operator):
         ]
 
 
+class _Metering:
+    """The buildings' meters as their metering operator sees them, apart from the agents: each
+    enrolled building's import published once a minute on `PREFIX/SITE/metering` (the
+    contract's telemetry shape, no devices), so the aggregator still sees what a building
+    whose agent died draws."""
+
+    def __init__(self, clock: VirtualClock, broker: BrokerConfig, district_id: str) -> None:
+        self.clock = clock
+        self.prefix = broker.prefix
+        self.settings = connection(broker)
+        self.district_id = district_id
+        self.client: aiomqtt.Client | None = None
+
+    async def run(self, ready: asyncio.Event) -> None:
+        """Connect (again after a broker restart) until cancelled."""
+        while True:
+            settings = self.settings
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    async with self.clock.hold():
+                        self.client = await stack.enter_async_context(
+                            mqtt_client(settings, identifier=f"{self.district_id}-metering")
+                        )
+                    ready.set()
+                    async for _ in self.client.messages:  # none subscribed: ends on a drop
+                        pass
+            except aiomqtt.MqttError:
+                await self.clock.sleep(1.0)
+            finally:
+                self.client = None
+
+    async def publish(self, site_id: str, kw: float) -> None:
+        """One reading (QoS 0: a lost one is a gap, as a meter's)."""
+        if self.client is None:
+            return
+        t = Telemetry(ts=self.clock.now(), site_import_kw=round(kw, 3), devices={})
+        with contextlib.suppress(aiomqtt.MqttError):
+            async with self.clock.hold():
+                await self.client.publish(f"{self.prefix}/{site_id}/metering", t.to_json())
+
+
 async def _kill(
     running: Running, new_agent: Any, clock: VirtualClock, fs: FleetScenario, kill: AgentKill
 ) -> None:
@@ -141,6 +187,7 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
     imports: dict[str, list[tuple[datetime, float]]] = {s.site.id: [] for s in specs}
     operator = Operator(clock, cfg, fs.config.district_id)
     recorder = _Recorder(clock, cfg, fs)
+    metering = _Metering(clock, cfg, fs.config.district_id)
     events = [
         TimedEvent(e.send_at, e.event.model_dump(mode="json", exclude_none=True))
         for e in fs.events()
@@ -162,6 +209,9 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
             rec_ready, ready = asyncio.Event(), asyncio.Event()
             rec = tg.create_task(recorder.run([], rec_ready))
             await rec_ready.wait()
+            meters_ready = asyncio.Event()
+            meter_task = tg.create_task(metering.run(meters_ready))
+            await meters_ready.wait()
             running = {spec.site.id: Running(new(), stop, tg) for spec, _, new in sims}
             factories = {spec.site.id: new for spec, _, new in sims}
             agg_task = tg.create_task(agg.run(stop), name="aggregator")
@@ -178,7 +228,10 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
                 t = min(total, t + SAMPLE_S)
                 await clock.sleep_until(t)
                 for spec, sim, _ in sims:
-                    imports[spec.site.id].append((clock.now(), sim.meter_kw()))
+                    kw = sim.meter_kw()
+                    imports[spec.site.id].append((clock.now(), kw))
+                    if not spec.site.id.endswith(CF):
+                        await metering.publish(spec.site.id, kw)
                 if t % COMMIT_EVERY_S == 0:
                     for r in running.values():
                         if not r.task.done():
@@ -191,7 +244,7 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
                 if not r.task.cancelled():  # a killed agent that stayed down
                     await r.task
             await agg_task
-            for task in (op, rec):
+            for task in (op, rec, meter_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
