@@ -29,8 +29,8 @@ from vpp.fleet.aggregator import Aggregator
 from vpp.fleet.config import FleetConfig
 from vpp.fleet.run import EventRun
 from vpp.grid.messages import Telemetry
-from vpp.replay.broker import ReplayBroker
-from vpp.replay.fleet_scenario import AgentKill, FleetScenario
+from vpp.replay.broker import NatsBroker, ReplayBroker
+from vpp.replay.fleet_scenario import AgentKill, BrokerDown, FleetScenario
 from vpp.replay.harness import (
     AFTER_END_S,
     COMMIT_EVERY_S,
@@ -139,9 +139,11 @@ class _Metering:
         self.client: aiomqtt.Client | None = None
 
     async def run(self, ready: asyncio.Event) -> None:
-        """Connect (again after a broker restart) until cancelled."""
+        """Connect (again after a broker restart, to the next node of a cluster) until
+        cancelled."""
+        node = 0
         while True:
-            settings = self.settings
+            settings = self.settings.node(node)
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     async with self.clock.hold():
@@ -152,6 +154,7 @@ class _Metering:
                     async for _ in self.client.messages:  # none subscribed: ends on a drop
                         pass
             except aiomqtt.MqttError:
+                node += 1
                 await self.clock.sleep(1.0)
             finally:
                 self.client = None
@@ -178,16 +181,43 @@ async def _kill(
         running.restart(new_agent)
 
 
+def _node(broker: ReplayBroker, first: int) -> BrokerConfig:
+    """A client's broker settings: on a NATS cluster, node `first` first (the others as its
+    failover); else the one broker."""
+    return broker.config_from(first) if isinstance(broker, NatsBroker) else broker.config
+
+
+async def _node_down(
+    broker: ReplayBroker, clock: VirtualClock, fs: FleetScenario, down: BrokerDown, op: Operator
+) -> None:
+    """Kill a node of the cluster at `down.at` (and start it again at `restart_at`), the
+    clock held while the cluster re-elects its JetStream leaders (5-10 s wall): in that
+    time simulated buildings and agents would run on while their broker cannot serve. Each
+    step is recorded in the district's messages (for engineers)."""
+    assert isinstance(broker, NatsBroker)  # checked before the run (replay_fleet)
+    steps = [("broker_node_down", down.at, broker.kill_node)]
+    if down.restart_at is not None:
+        steps.append(("broker_node_restarted", down.restart_at, broker.restart_node))
+    for what, at, act in steps:
+        await clock.sleep_until((fs.at(at) - fs.start).total_seconds())
+        wall0 = time.perf_counter()
+        async with clock.hold():
+            await act(down.node)
+        held = round(time.perf_counter() - wall0, 1)
+        log.warning(what, node=down.node, held_wall_s=held)
+        op.record_fault({what: down.node, "held_wall_s": held})
+
+
 async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> FleetResult:
     """Run `fs` to its end on `broker` (results: FleetResult; stores under `out`)."""
-    cfg = broker.config
     clock = VirtualClock(fs.start)
     specs = _site_specs(fs, out)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     imports: dict[str, list[tuple[datetime, float]]] = {s.site.id: [] for s in specs}
-    operator = Operator(clock, cfg, fs.config.district_id)
-    recorder = _Recorder(clock, cfg, fs)
-    metering = _Metering(clock, cfg, fs.config.district_id)
+    ids = [sc.site.id for sc in fs.sites]
+    operator = Operator(clock, _node(broker, 1), fs.config.district_id)
+    recorder = _Recorder(clock, _node(broker, 2), fs)
+    metering = _Metering(clock, _node(broker, 1), fs.config.district_id)
     events = [
         TimedEvent(e.send_at, e.event.model_dump(mode="json", exclude_none=True))
         for e in fs.events()
@@ -195,15 +225,19 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
     async with contextlib.AsyncExitStack() as stack:
         sims = []
         for spec in specs:
-            site, env, sim = simulated_for(spec, clock, cfg)
+            # On a cluster the buildings start on nodes 1 and 2 in turn, the aggregator on 0.
+            own = _node(broker, 1 + ids.index(spec.site.id.removesuffix(CF)) % 2)
+            site, env, sim = simulated_for(spec, clock, own)
             await stack.enter_async_context(sim)
             assert spec.base_load is not None
             live = rebind(site, sim.endpoints())
             # The enrolled agents offer (their optimiser's offers); the counterfactuals not.
             enrolled = not spec.site.id.endswith(CF)
-            new = agent_factory(spec, live, clock, cfg, env, spec.base_load, offers=enrolled)
+            new = agent_factory(spec, live, clock, own, env, spec.base_load, offers=enrolled)
             sims.append((spec, sim, new))
-        agg = Aggregator(fleet_config(fs, cfg, out), clock, settlement=out / "settlement.csv")
+        agg = Aggregator(
+            fleet_config(fs, _node(broker, 0), out), clock, settlement=out / "settlement.csv"
+        )
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             rec_ready, ready = asyncio.Event(), asyncio.Event()
@@ -221,6 +255,10 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
             side += [
                 tg.create_task(_kill(running[k.site], factories[k.site], clock, fs, k))
                 for k in fs.config.agent_kills
+            ]
+            side += [
+                tg.create_task(_node_down(broker, clock, fs, d, operator))
+                for d in fs.config.broker_down
             ]
             total = fs.duration.total_seconds()
             t = 0.0
