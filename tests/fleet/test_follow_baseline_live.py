@@ -117,3 +117,26 @@ def _csv(path: Path, k: int) -> list[dict[str, str]]:
     rows = list(csv.DictReader(path.open()))
     starts = sorted({r["interval_start"] for r in rows})
     return [r for r in rows if r["interval_start"] == starts[k]]
+
+
+async def test_a_site_behind_that_then_dies_counts_for_nothing(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """b1 delivers 30 % and is called "falls behind" (it still counts at that share); when
+    its agent then dies it fails again, as gone: its part goes to the others from then on
+    and it is asked nothing after the running interval."""
+    sites = specs(4, states_baseline=True)
+    sites[0].delivery = 0.3
+    async with district(mosquitto, tmp_path, sites) as d:
+        start = NOW + 2 * FIVE
+        await d.ask(curtail("d-g", 100.0, start, n=5), "d-g")
+        leg = lambda: d.agg.events.runs["d-g"].legs["b1"]  # noqa: E731
+        await advance(d.clock, lambda: leg().failed is not None, virtual_s=1200)
+        assert "falls behind" in str(leg().failed) and leg().limit_kw is None
+        await advance(d.clock, lambda: d.clock.now() >= start + 2 * FIVE + FIVE / 5)
+        await d.emu.take_offline("b1", crash=True)
+        await advance(d.clock, lambda: leg().limit_kw == 0.0, virtual_s=60)
+        assert leg().failed == "went offline"
+        assert leg().values[3:] == [0.0, 0.0], leg().values
+        others = [v for s, v in d.agg.events.runs["d-g"].legs.items() if s != "b1"]
+        assert sum(v.values[3] for v in others) >= 100.0

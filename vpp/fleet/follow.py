@@ -55,7 +55,9 @@ def failures(
     """The legs of `run` that newly fail at `now`."""
     out = []
     for site_id, leg in run.legs.items():
-        if leg.failed is not None or not any(leg.values):
+        gone = leg.status in ("opt_out", "rejected") or book.sites[site_id].online is False
+        # One that fell behind still counts at its record: it fails again when it goes away.
+        if not any(leg.values) or (leg.failed is not None and (leg.limit_kw == 0.0 or not gone)):
             continue
         if leg.status in ("opt_out", "rejected"):
             out.append(Failure(site_id, f"answered {leg.status}", 0.0))
