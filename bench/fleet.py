@@ -1,5 +1,5 @@
 """Fleet bench: the real aggregator (`vpp.fleet.aggregator`, wall clock) against N emulated
-sites (`vpp.fleet.emulator`, default 1 000) on a 3-node NATS cluster (tests/nats_cluster.py):
+sites (`vpp.fleet.emulator`, default 1 000) on a 3-node NATS cluster (vpp/fleet/nats_cluster.py):
 the aggregator on node 0, the sites in two other processes on nodes 1 and 2 (their CPU is
 not the aggregator's), the grid on node 1. A fraction of the sites opts out of every event
 (`--opt-out`), another delivers only part of what it is asked (`--short`).
@@ -387,7 +387,7 @@ async def _phases(
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.nats_cluster import nats_cluster
+    from vpp.fleet.nats_cluster import nats_cluster
 
     load0 = os.getloadavg()
     t0, cpu0 = time.perf_counter(), time.process_time()

@@ -1,5 +1,5 @@
 """Fan-out on NATS at the transport level: one publisher (as the aggregator's sites link) on
-node 0 of a 3-node NATS cluster (tests/nats_cluster.py) sends one QoS 1 message to each of
+node 0 of a 3-node NATS cluster (vpp/fleet/nats_cluster.py) sends one QoS 1 message to each of
 `--sites` topics, each subscribed at QoS 1 by its own client on node 1 or 2 (as the sites);
 once per paho in-flight window of `--windows`. Per case: the wall time from the first
 publish to every PUBACK (p50/p99/last) and to every receipt (p50/p99/max), and the load
@@ -140,7 +140,7 @@ async def measure(args: argparse.Namespace, cluster: Any) -> list[dict[str, Any]
 
 
 def main() -> None:
-    from tests.nats_cluster import nats_cluster
+    from vpp.fleet.nats_cluster import nats_cluster
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sites", type=int, default=282)

@@ -142,10 +142,10 @@ def afternoon(
     )
     gen = Generated(spec, start, timedelta(minutes=int(hours * 60)), events, faults or [])
     # 2 history days, as these acceptance tests were written and tuned with: their reports
-    # fall back to the hour before the event. With the 16 days the generator now gives
-    # (the settlement's like days) the fleet test's interval after the kill measures 0.94:
-    # the live sites are no longer wrongly judged behind, and the dead site's rebound (19
-    # kW over its counterfactual) is not re-allocated (docs/performance.md, open).
+    # fall back to the hour before the event. The fleet test sets the 16 days the generator
+    # now gives (the settlement's like days) itself: with them the interval after its kill
+    # measured 0.94 until the dead site's rebound (~20 kW over its counterfactual) was
+    # re-allocated from its meter's feed.
     data = scenario_data(gen, str(site_file), strategy=strategy, history=2)
     data["name"] = f"{spec.site_id}-afternoon"
     path = tmp / f"{spec.site_id}-scenario.yaml"

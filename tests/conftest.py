@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.nats_cluster import NatsCluster
+    from vpp.fleet.nats_cluster import NatsCluster
 
 
 def free_port() -> int:
@@ -147,8 +147,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def nats(tmp_path: Path) -> Iterator[NatsCluster]:
-    """A 3-node NATS cluster with MQTT and JetStream of this test's own (tests/nats_cluster)."""
-    from tests.nats_cluster import nats_cluster
+    """A 3-node NATS cluster with MQTT and JetStream of this test's own (vpp.fleet.nats_cluster)."""
+    from vpp.fleet.nats_cluster import nats_cluster
 
     with nats_cluster(tmp_path / "nats") as cluster:
         yield cluster

@@ -25,9 +25,9 @@ from devices.mqtt_connect import MqttSettings, connect_first, mqtt_client, subsc
 from tests.conftest import Broker, free_port
 from tests.grid.helpers import NOW, event_dict, interval, payload
 from tests.grid.live import SITE_ID, advance_until, agent_for, sim_for, small_site
-from tests.nats_cluster import NatsCluster
 from tests.test_cli_operator import _agent, vpp
 from vpp.broker import connection
+from vpp.fleet.nats_cluster import NatsCluster
 from vpp.grid.topics import SiteTopics
 from vpp.mqtt_link import MqttLink, message_key
 from vpp.site import BrokerConfig

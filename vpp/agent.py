@@ -118,7 +118,13 @@ class Agent:
             for dev_id, view in snap.devices.items():
                 if view.usable and view.values:
                     self.store.add_telemetry(snap.ts, dev_id, view.values)
-            self.link.send_telemetry(self._telemetry.message(snap))
+            # Only the grid extension carries it (and only then is it made this early).
+            baseline = (
+                self.controller.settlement_baseline_kw(snap.ts)
+                if self.site.config.grid.extensions
+                else None
+            )
+            self.link.send_telemetry(self._telemetry.message(snap, baseline_kw=baseline))
             if snap.ts >= self._next_prune:
                 self._next_prune = snap.ts + PRUNE_EVERY
                 await self._prune(snap.ts)

@@ -870,7 +870,9 @@ def fleet_replay(
     ),
     out: Path = typer.Option(..., "--out", help="Output directory (emptied first)."),
     broker: str | None = typer.Option(
-        None, help="mqtt://HOST:PORT or `mosquitto` (default: an embedded amqtt broker)."
+        None,
+        help="mqtt://HOST:PORT, `mosquitto` or `nats` (a 3-node NATS cluster of the replay's "
+        "own: the scenario's broker_down needs it; default: an embedded amqtt broker).",
     ),
     duration: str | None = typer.Option(None, help="Shorten the replay (ISO 8601, e.g. PT3H)."),
 ) -> None:

@@ -110,11 +110,18 @@ class TelemetryBuilder:
         self._entries[device_id] = (key, data)
         return data
 
-    def message(self, snap: Snapshot) -> dict[str, Any]:
-        """The same JSON data as `telemetry_message(site, snap)`."""
+    def message(self, snap: Snapshot, *, baseline_kw: float | None = None) -> dict[str, Any]:
+        """The same JSON data as `telemetry_message(site, snap)`; with the grid extensions
+        also `baseline_kw`, the settlement baseline now of an event it acts in, when given."""
         site_import = None if snap.site_import_kw is None else _number(snap.site_import_kw)
-        model = ExtendedTelemetry if self.site.config.grid.extensions else Telemetry
-        out = model(ts=snap.ts, site_import_kw=site_import, devices={}).payload()
+        if self.site.config.grid.extensions:
+            base = None if baseline_kw is None else _number(baseline_kw)
+            model: Telemetry | ExtendedTelemetry = ExtendedTelemetry(
+                ts=snap.ts, site_import_kw=site_import, devices={}, baseline_kw=base
+            )
+        else:
+            model = Telemetry(ts=snap.ts, site_import_kw=site_import, devices={})
+        out = model.payload()
         out["devices"] = {
             d.id: self._entry(d.kind, d.id, snap.devices.get(d.id)) for d in self.site.devices
         }

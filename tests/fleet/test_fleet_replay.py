@@ -3,7 +3,8 @@ agent on its own simulators offering what its optimiser can shed, the aggregator
 virtual clock, real Mosquitto; a district curtailment delivered ≥ 95 % in every interval
 against the sum of the sites' counterfactuals, with one site's agent killed 5 min into an
 interval and its part re-allocated to others at once, the running interval's remainder
-included (seen in the site events' modifications)."""
+included (seen in the site events' modifications), and what the dead site then draws above
+its baseline (its meter's feed) asked of the others too."""
 
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ from vpp.replay.fleet_command import replay_fleet
 from vpp.replay.fleet_scenario import load_fleet_scenario
 
 KILLED = "small-4"
-HISTORY_DAYS = 10
+HISTORY_DAYS = 16
 KILL_AT = "PT25M"
 
 
-def _sites(tmp: Path) -> list[Path]:
-    """Five small buildings (one or two zones, a 40-80 kW battery, a charger or none)."""
+def small_sites(tmp: Path, count: int = 5) -> list[Path]:
+    """`count` small buildings (one or two zones, a 40-80 kW battery, a charger or none):
+    their site scenario files."""
     paths = []
-    for n in range(5):
+    for n in range(count):
         drawn = spec_from_seed(100 + n)
         spec = replace(
             drawn,
@@ -52,8 +54,9 @@ def _sites(tmp: Path) -> list[Path]:
         site_file.write_text(yaml.safe_dump(site, sort_keys=False))
         path = tmp / f"{spec.site_id}-scenario.yaml"
         data = yaml.safe_load(path.read_text())
-        # Five working days of like-day history (14 July is a holiday in France): the sites'
-        # reported baseline is then x_of_y, not the hour before the event.
+        # The like days the sites' settlement needs (10 working days before 15 July in
+        # France, where 14 July is a holiday): their reported baseline is x_of_y, not the
+        # hour before the event.
         data["history_days"] = HISTORY_DAYS
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         paths.append(path)
@@ -81,7 +84,8 @@ def _fleet_file(tmp: Path, sites: list[Path]) -> Path:
         # small-4 carries part of it (its offer is the cheapest): killed 5 min into the
         # first interval; the others take its part from then on (the running interval's
         # remainder too). Its own battery plan is lost with it: its import rises ~20 kW
-        # above its counterfactual.
+        # above its counterfactual, which its meter's feed shows the aggregator (its
+        # deficit, asked of the others too).
         "agent_kills": [{"site": KILLED, "at": KILL_AT}],
         "allocation": {"control_period_s": 120},
     }
@@ -91,7 +95,7 @@ def _fleet_file(tmp: Path, sites: list[Path]) -> Path:
 
 
 async def test_fleet_replay_delivers_and_reallocates(mosquitto: Broker, tmp_path: Path) -> None:
-    fs = load_fleet_scenario(_fleet_file(tmp_path, _sites(tmp_path)))
+    fs = load_fleet_scenario(_fleet_file(tmp_path, small_sites(tmp_path)))
     out = tmp_path / "out"
     summary = await replay_fleet(fs, out, broker_url=f"mqtt://{mosquitto.host}:{mosquitto.port}")
     (ev,) = summary["events"]
@@ -99,6 +103,19 @@ async def test_fleet_replay_delivers_and_reallocates(mosquitto: Broker, tmp_path
     assert ev["min_interval_ratio"] >= 0.95, json.dumps(ev["intervals"], indent=1)
     sites = {s["site_id"]: s for s in ev["sites"]}
     assert sites[KILLED]["failed"] is not None and "offline" in sites[KILLED]["failed"]
+    # What it drew above its baseline once dead was measured and asked of the others: in
+    # every interval after the kill's they are asked the request and that deficit.
+    deficit = sites[KILLED]["deficit_kw"]
+    assert deficit > 0, sites[KILLED]
+    others_asked = [
+        sum(
+            s["allocated_per_interval_kw"][k]
+            for s in ev["sites"]
+            if s["allocated_per_interval_kw"] and s["site_id"] != KILLED
+        )
+        for k in range(1, len(ev["intervals"]))
+    ]
+    assert min(others_asked) >= 70.0 + deficit, (others_asked, deficit)
     # The killed site's part went to others with modifications, within two intervals.
     kill_at = fs.at(fs.config.agent_kills[0].at)
     mods = [

@@ -50,7 +50,8 @@ def _broken(tmp: Path, change: dict[str, Any]) -> Path:
         ({"faults.0.device": "bat9"}, "faults[0].device: site 'hotel-3' has no device 'bat9'"),
         ({"events.0.signal": "price"}, "events[0].signal: a district takes curtail_kw"),
         ({"sites.1.scenario": "/nowhere.yaml"}, "sites[1].scenario:"),
-        ({"broker_down": ["PT1H"]}, "broker_down"),
+        ({"broker_down": ["PT1H"]}, "broker_down[0]"),
+        ({"broker_down": [{"node": 3, "at": "PT1H"}]}, "broker_down[0].node"),
         ({"district_id": "hotel-1"}, "is the district's own id"),
     ],
 )

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from devices.clock import VirtualClock
 from tests.fleet.live import DISTRICT, FIVE, NOW, Grid, curtail, grid, specs
-from tests.nats_cluster import NatsCluster
 from vpp.fleet.aggregator import Aggregator
 from vpp.fleet.config import FleetConfig
 from vpp.fleet.emulator import Emulator
+from vpp.fleet.nats_cluster import NatsCluster
 from vpp.site import BrokerConfig
 
 

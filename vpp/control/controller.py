@@ -12,6 +12,7 @@ and runs its `tasks()` alongside its own loops.
 from __future__ import annotations
 
 from collections.abc import Coroutine, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from vpp.control.arbiter import Proposal
@@ -45,6 +46,11 @@ class Controller(Protocol):
         """Devices newly left out of control (offline, not following): re-plan without them."""
         ...
 
+    def settlement_baseline_kw(self, now: datetime) -> float | None:
+        """The settlement baseline at `now` (kW), while the site acts in an event; None
+        otherwise (telemetry's extension `baseline_kw`)."""
+        ...
+
 
 class NoController:
     """Nothing planned, nothing proposed: the site limit governs."""
@@ -66,3 +72,6 @@ class NoController:
 
     def on_not_following(self, device_ids: list[str]) -> None:
         pass
+
+    def settlement_baseline_kw(self, now: datetime) -> float | None:
+        return None

@@ -178,6 +178,9 @@ class DrController:
     def on_not_following(self, device_ids: list[str]) -> None:
         self._replan.set()
 
+    def settlement_baseline_kw(self, now: datetime) -> float | None:
+        return self.reporter.running_baseline_kw(now)
+
     # -- events ---------------------------------------------------------------------------
 
     def _on_event_change(self, event_id: str) -> None:

@@ -282,6 +282,29 @@ class Reporter:
         self.settlement[key] = result
         return result
 
+    def running_baseline_kw(self, now: datetime) -> float | None:
+        """The settlement baseline (kW) at `now` while an event the site acts in runs: its
+        profile's value for the 15-min step holding `now` (averaged over an event interval,
+        what the interval's report states); None outside such an event, and until the import
+        up to the event's start is stored (the baseline is made once, from it). An
+        aggregator measures the site's live telemetry against it."""
+        for state in self.events.states.values():
+            ev = state.event
+            if not state.live or state.status != "opt_in" or ev.test:
+                continue
+            if not any(i.start <= now < i.end for i in ev.intervals):
+                continue
+            if now < ev.start + self._lag():
+                return None
+            try:
+                result = self.settlement_baseline(ev)
+            except Exception as e:  # telemetry must never stop on a baseline
+                log.error("running_baseline_failed", event_id=ev.event_id, error=repr(e))
+                return None
+            step = next((p for p in result.adjusted if p.start <= now < p.start + p.duration), None)
+            return None if step is None or step.kw is None else round(step.kw, 3)
+        return None
+
     # -- reports --------------------------------------------------------------------------
 
     def note_cycle(self, ts: datetime, result: CycleResult) -> None:

@@ -31,8 +31,8 @@ from vpp.measure.contract import contract_report
 M = TypeVar("M", bound=BaseModel)
 log = structlog.get_logger(__name__)
 
-Leaf = Literal["offers", "status", "telemetry", "responses", "reports"]
-LEAVES: tuple[Leaf, ...] = ("offers", "status", "telemetry", "responses", "reports")
+Leaf = Literal["offers", "status", "telemetry", "responses", "reports", "metering"]
+LEAVES: tuple[Leaf, ...] = ("offers", "status", "telemetry", "responses", "reports", "metering")
 SAMPLES_KEPT = timedelta(hours=2)
 
 
@@ -45,34 +45,51 @@ class SiteInfo:
     online: bool | None = None
     samples: deque[tuple[datetime, float]] = field(default_factory=deque)
     """(time, site_import_kw) of its recent telemetry."""
+    stated: deque[tuple[datetime, float]] = field(default_factory=deque)
+    """(time, baseline_kw) its telemetry stated: its settlement baseline then, while it
+    acted in an event (the grid extension; sites without it state none)."""
+    metered: deque[tuple[datetime, float]] = field(default_factory=deque)
+    """(time, site_import_kw) from its meter's own feed (`PREFIX/SITE/metering`: the
+    metering operator's, not the agent's), which goes on while its agent is down."""
 
     @property
     def import_kw(self) -> float | None:
         """Its latest import (kW), if any telemetry came."""
         return self.samples[-1][1] if self.samples else None
 
-    def mean_import(self, start: datetime, end: datetime) -> float | None:
-        """Mean of its import samples in (start, end], if any."""
-        vals = [kw for t, kw in self.samples if start < t <= end]
-        return sum(vals) / len(vals) if vals else None
-
-    def delivered_kw(self, reference_kw: float, start: datetime, end: datetime) -> float | None:
+    def delivered_kw(
+        self, reference_kw: float, start: datetime, end: datetime, *, metered: bool = False
+    ) -> float | None:
         """Its reduction below `reference_kw` over (start, end] from its telemetry, counted
         only for the part of the span its samples cover (a site that went silent delivered
-        nothing we can show); None without samples."""
-        times = [t for t, _ in self.samples if start < t <= end]
-        mean = self.mean_import(start, end)
-        if mean is None:
+        nothing we can show); or from its meter's feed (`metered`: the mean of its readings,
+        a meter does not go silent with the agent); None without samples."""
+        samples = self.metered if metered else self.samples
+        vals = [kw for t, kw in samples if start < t <= end]
+        if not vals:
             return None
-        gaps = sorted(b - a for a, b in pairwise(times))
-        spacing = gaps[len(gaps) // 2] if gaps else end - start
-        covered = min(1.0, (times[-1] - times[0] + spacing) / (end - start))
-        return (reference_kw - mean) * covered
+        covered = 1.0 if metered else _covers(samples, start, end)
+        return (reference_kw - sum(vals) / len(vals)) * covered
+
+    def covers(self, start: datetime, end: datetime) -> float:
+        """The share of (start, end] its telemetry covers (0–1)."""
+        return _covers(self.samples, start, end)
 
     def last_before(self, t: datetime) -> float | None:
         """Its last import sample at or before `t`."""
         before = [kw for ts, kw in self.samples if ts <= t]
         return before[-1] if before else None
+
+    def stated_in(self, start: datetime, end: datetime) -> float | None:
+        """Mean of the baselines its telemetry stated in (start, end], if any."""
+        vals = [kw for t, kw in self.stated if start < t <= end]
+        return sum(vals) / len(vals) if vals else None
+
+    def imports_in(self, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+        """Its import samples in (start, end]: its telemetry's, else its meter feed's (its
+        agent down)."""
+        own = [(t, kw) for t, kw in self.samples if start < t <= end]
+        return own or [(t, kw) for t, kw in self.metered if start < t <= end]
 
 
 @dataclass(frozen=True)
@@ -120,11 +137,15 @@ class FleetBook:
             elif leaf == "status":
                 info.online = _either(Status, ExtendedStatus, payload).online
             elif leaf == "telemetry":
-                t = _either(Telemetry, ExtendedTelemetry, payload)
-                if t.site_import_kw is not None:
-                    info.samples.append((now, t.site_import_kw))
-                    while info.samples and info.samples[0][0] < now - SAMPLES_KEPT:
-                        info.samples.popleft()
+                kw, base = _telemetry(payload)
+                if kw is not None:
+                    _keep(info.samples, now, kw)
+                if base is not None:
+                    _keep(info.stated, now, base)
+            elif leaf == "metering":
+                m = parse_message(Telemetry, payload)
+                if m.site_import_kw is not None:
+                    _keep(info.metered, now, m.site_import_kw)
             elif leaf == "responses":
                 r = parse_message(Response, payload)
                 return SiteMessage(site_id, "responses", r, r.model_dump(mode="json"))
@@ -135,6 +156,36 @@ class FleetBook:
             self.bad_messages += 1
             log.warning("fleet_bad_site_message", site=site_id, topic=topic, error=str(e)[:300])
         return None
+
+
+def _covers(samples: deque[tuple[datetime, float]], start: datetime, end: datetime) -> float:
+    """The share of (start, end] that `samples` cover: from the first to the last, plus the
+    usual spacing between two (0 without samples)."""
+    times = [t for t, _ in samples if start < t <= end]
+    if not times:
+        return 0.0
+    gaps = sorted(b - a for a, b in pairwise(times))
+    spacing = gaps[len(gaps) // 2] if gaps else end - start
+    return min(1.0, (times[-1] - times[0] + spacing) / (end - start))
+
+
+def _keep(samples: deque[tuple[datetime, float]], now: datetime, kw: float) -> None:
+    samples.append((now, kw))
+    while samples and samples[0][0] < now - SAMPLES_KEPT:
+        samples.popleft()
+
+
+def _telemetry(payload: bytes) -> tuple[float | None, float | None]:
+    """(site_import_kw, baseline_kw) of a telemetry message, the contract's or with the
+    extension (only that states a baseline); MessageError naming the contract's fields."""
+    try:
+        return parse_message(Telemetry, payload).site_import_kw, None
+    except MessageError as first:
+        try:
+            ext = parse_message(ExtendedTelemetry, payload)
+        except MessageError:
+            raise first from None
+    return ext.site_import_kw, ext.baseline_kw
 
 
 def _either(plain: type[M], extended: type[BaseModel], payload: bytes) -> M:

@@ -19,7 +19,7 @@ from devices.clock import Clock
 from vpp.fleet.allocate import Allocation, Request, allocate
 from vpp.fleet.book import FleetBook, SiteMessage
 from vpp.fleet.config import FleetConfig
-from vpp.fleet.follow import failures
+from vpp.fleet.follow import deficits, failures
 from vpp.fleet.request import (
     SIGNALS,
     candidates,
@@ -272,15 +272,21 @@ class DistrictEvents:
             leg.status = str(msg.payload["status"])  # stored as its response row
 
     def _reference_from(self, msg: SiteMessage, event_id: str) -> None:
-        """A site's report: its last interval's baseline is what its telemetry is measured
-        against from now on."""
+        """A site's report: its baseline per interval reported; the last one is what its
+        telemetry is measured against from now on where it states none."""
         run = self.runs.get(event_id)
         leg = run.legs.get(msg.site_id) if run is not None else None
-        intervals = msg.payload.get("intervals") or []
-        base = intervals[-1].get("baseline_kw") if intervals else None
-        if run is None or leg is None or not isinstance(base, float | int):
+        if run is None or leg is None:
             return
-        leg.reference_kw, leg.reported_baseline = float(base), True
+        for iv in msg.payload.get("intervals") or []:
+            base, start = iv.get("baseline_kw"), iv.get("start")
+            k = run.interval_at(datetime.fromisoformat(start)) if isinstance(start, str) else None
+            if k is not None and isinstance(base, float | int):
+                leg.baselines[k] = float(base)
+        if not leg.baselines:
+            return
+        leg.reference_kw = leg.baselines[max(leg.baselines)]
+        leg.reported_baseline, leg.reported_at = True, self.clock.now()
         self.store.put_run(run)
 
     # -- follow-up, reports, completion (every tick) ---------------------------------------
@@ -307,20 +313,24 @@ class DistrictEvents:
 
     def _follow(self, run: EventRun, now: datetime) -> None:
         failing = failures(run, self.book, now, self.fleet.allocation)
-        if not failing:
+        owed = deficits(run, self.book, now, self.fleet.allocation)
+        if not failing and not owed:
             return
         for f in failing:
             leg = run.legs[f.site_id]
             leg.failed, leg.limit_kw, leg.record = f.why, f.limit_kw, f.record
             log.warning("fleet_site_failed", event_id=run.event_id, site=f.site_id, why=f.why)
+        for site_id, kw in owed.items():
+            run.legs[site_id].deficit_kw, run.legs[site_id].deficit_at = kw, now
+            log.warning("fleet_site_deficit", event_id=run.event_id, site=site_id, deficit_kw=kw)
         first = run.next_interval(now)
-        lost = [f.site_id for f in failing if f.limit_kw == 0.0]
+        lost = [s for s, leg in run.legs.items() if leg.limit_kw == 0.0]
         running = run.interval_at(now)
-        if lost and running is not None:
+        if (owed or any(f.limit_kw == 0.0 for f in failing)) and running is not None:
             # A site gone (offline, opted out) is gone for the rest of the running interval
-            # too: the others are asked its part from now on (modifications of their current
-            # value), so that the interval's mean holds. Its own value there is kept: it
-            # delivered it until now.
+            # too: the others are asked its part (and its deficit) from now on
+            # (modifications of their current value), so that the interval's mean holds.
+            # Its own value there is kept: it delivered it until now.
             first = running
         if first is None:
             self.store.put_run(run)

@@ -3,9 +3,10 @@ many per process (the fleet tests' sites and the bench's 1 000).
 
 Each `EmulatedSite` has its own MQTT connection (its retained status, its last will), and
 publishes a flexibility offer (retained), answers events (`received`, then `opt_in` with the
-values asked, or `opt_out`), sends telemetry whose import is `baseline_kw − delivery ×
-asked kW` and one report per ended interval, then `completed`. No building, no devices: a
-steady baseline and a knob (`delivery`) for how much of what it is asked it delivers.
+values asked, or `opt_out`), sends telemetry whose import is `baseline − delivery × asked
+kW` (with the running interval's baseline when it `states_baseline`) and one report per
+ended interval, then `completed`. No building, no devices: a steady (or steadily moving)
+baseline and a knob (`delivery`) for how much of what it is asked it delivers.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from vpp.broker import connection
 from vpp.fleet.period import every
 from vpp.grid.ledger import EventState, decide, opted_in, opted_out
 from vpp.grid.ledger import completed as completed_state
-from vpp.grid.messages import Event, Report, ReportInterval, Response, Telemetry
+from vpp.grid.messages import (
+    Event,
+    ExtendedTelemetry,
+    Report,
+    ReportInterval,
+    Response,
+    Telemetry,
+)
 from vpp.grid.offers import OFFER_DURATIONS, Offer, OfferRequest, OfferWindow
 from vpp.grid.parse import MessageError, Rejection, parse_event, parse_message
 from vpp.grid.topics import SiteTopics
@@ -35,6 +43,7 @@ from vpp.site import BrokerConfig
 log = structlog.get_logger(__name__)
 QUARTER = timedelta(minutes=15)
 _JUST_BEFORE = timedelta(microseconds=1)
+_HOUR = timedelta(hours=1)
 
 
 @dataclass
@@ -57,6 +66,12 @@ class SiteSpec:
     opt_out: bool = False
     """Answers every event `opt_out`."""
     telemetry_s: float = 5.0
+    ramp_kw_per_h: float = 0.0
+    """How fast its baseline moves from `baseline_kw` at its start (kW per hour): a base
+    load rising through the afternoon."""
+    states_baseline: bool = False
+    """Its telemetry states the running interval's baseline (the grid extension's
+    `baseline_kw`) while it acts in an event."""
 
 
 def make_offer(spec: SiteSpec, now: datetime, request_id: str | None = None) -> Offer:
@@ -122,6 +137,7 @@ class EmulatedSite:
         self.offers_sent = 0
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
+        self._t0 = clock.now()
 
     async def run(self, connect_slots: asyncio.Semaphore | None = None) -> None:
         """Connect, announce, answer and report until cancelled; a lost connection or a
@@ -254,16 +270,43 @@ class EmulatedSite:
                     return iv.value
         return 0.0
 
+    def baseline_at(self, now: datetime) -> float:
+        """Its baseline at `now` (kW): `baseline_kw` moved by its ramp since its start."""
+        return self.spec.baseline_kw + self.spec.ramp_kw_per_h * (now - self._t0) / _HOUR
+
+    def interval_baseline(self, start: datetime, end: datetime) -> float:
+        """Its baseline's mean over an interval (kW; the ramp is linear: at the middle)."""
+        return round(self.baseline_at(start + (end - start) / 2), 3)
+
     def import_kw(self, now: datetime) -> float:
-        """Its import at `now`: baseline − delivery × asked (kW)."""
-        return self.spec.baseline_kw - self.spec.delivery * self.asked_kw(now)
+        """Its import at `now`: baseline − delivery × asked (kW); while it acts, the running
+        interval's baseline (its closed loop holds the interval's target flat)."""
+        base = self.stated_baseline(now)
+        if base is None:
+            base = self.baseline_at(now)
+        return base - self.spec.delivery * self.asked_kw(now)
+
+    def stated_baseline(self, now: datetime) -> float | None:
+        """The baseline of the interval it acts in at `now` (kW), if any."""
+        for st in self.states.values():
+            if st.status != "opt_in" or st.event.test:
+                continue
+            for iv in st.event.intervals:
+                if iv.start <= now < iv.end:
+                    return self.interval_baseline(iv.start, iv.end)
+        return None
 
     async def _tick(self) -> None:
         async for now in every(self.clock, self.spec.telemetry_s):
             # The period's mean: what it was asked up to now (a new interval begins at now).
             kw = round(self.import_kw(now - _JUST_BEFORE), 3)
             self._sample(now, kw)
-            t = Telemetry(ts=now, site_import_kw=kw, devices={})
+            base = self.stated_baseline(now - _JUST_BEFORE) if self.spec.states_baseline else None
+            t = (
+                ExtendedTelemetry(ts=now, site_import_kw=kw, devices={}, baseline_kw=base)
+                if base is not None
+                else Telemetry(ts=now, site_import_kw=kw, devices={})
+            )
             await self._publish(self.topics.telemetry.name, t.to_json(), qos=0)
             await self._report(now)
 
@@ -294,9 +337,9 @@ class EmulatedSite:
                 await self._answer(resp)
 
     def _report_of(self, st: EventState, m: _Measured, ended: int) -> Report:
-        base = self.spec.baseline_kw
         rows = []
         for k, iv in enumerate(st.event.intervals[:ended]):
+            base = self.interval_baseline(iv.start, iv.end)
             actual = m.sums[k] / m.counts[k] if m.counts.get(k) else None
             rows.append(
                 ReportInterval(

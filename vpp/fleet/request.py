@@ -35,9 +35,12 @@ def requested_kw(event: Event, book: FleetBook) -> list[float]:
 
 
 def request_intervals(run: EventRun) -> list[RequestInterval]:
-    """The run's intervals as the allocation's request."""
+    """The run's intervals as the allocation's request: the district's reduction, plus what
+    sites that went away draw above their baselines (their deficits: the district's delivery
+    is short of that too)."""
+    owed = sum(leg.deficit_kw for leg in run.legs.values())
     return [
-        RequestInterval(s, e - s, kw)
+        RequestInterval(s, e - s, round(kw + owed, 3) if kw > 0 else kw)
         for s, e, kw in zip(run.starts, run.ends, run.requested_kw, strict=True)
     ]
 

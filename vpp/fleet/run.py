@@ -35,9 +35,18 @@ class Leg(BaseModel):
     """When its values last changed (a modification sent): it is judged short only a whole
     control period after (its closed loop needs that to follow)."""
     reported_baseline: bool = False
-    """`reference_kw` is a baseline from its own report (only then is it judged short on
-    its telemetry: an import before the event is no baseline, its battery may have been
-    discharging then)."""
+    """`reference_kw` is a baseline from its own report (an import before the event is no
+    baseline to judge it on: its battery may have been discharging then)."""
+    baselines: dict[int, float] = {}
+    """Its reports' baseline per interval reported (kW)."""
+    reported_at: datetime | None = None
+    """When its latest report came."""
+    deficit_kw: float = 0.0
+    """Once it went away: the kW it draws above its baseline (its telemetry, or its meter's
+    feed while its agent is down: a dead site's negative delivery), which the others are
+    asked on top of the district's request."""
+    deficit_at: datetime | None = None
+    """When `deficit_kw` last changed (it is measured again a control period later)."""
 
     def asked(self, k: int) -> float:
         """kW asked in interval `k`."""

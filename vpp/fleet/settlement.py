@@ -1,8 +1,9 @@
 """Settlement of a district event, per interval, per site and for the district: baseline
-(the site's report's `baseline_kw`; until it reports, its last reported baseline or its
-import before the event),
+(the site's report's `baseline_kw`; until it reports, the baseline its telemetry stated for
+the interval, else the newest it stated or reported, else its import before the event),
 delivered (its report's `delivered_kw`; until then, from its telemetry, counted only for
-the part of the interval its telemetry covers), allocated and
+the part of the interval its telemetry covers, or from its meter's feed where its agent
+went away within the interval), allocated and
 shortfall (allocated − delivered, at least 0). The district's rows are the sums, with the
 district's requested kW; they make the district's report upward and the settlement CSV."""
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vpp.fleet.book import FleetBook
+from vpp.fleet.follow import baseline_at
 from vpp.fleet.run import EventRun, Leg
 from vpp.measure.contract import iso_duration
 
@@ -42,7 +44,8 @@ class Row:
     baseline_kw: float | None
     delivered_kw: float | None
     source: str
-    """`report` (the site's report), `telemetry` (our estimate), `none` or `sum`."""
+    """`report` (the site's report), `telemetry` or `metering` (our estimate from its
+    telemetry or its meter's feed), `none` or `sum`."""
 
     @property
     def shortfall_kw(self) -> float:
@@ -76,16 +79,25 @@ def site_row(
         return Row(
             k, leg.site_id, None, leg.asked(k), iv["baseline_kw"], iv["delivered_kw"], "report"
         )
-    ref = leg.reference_kw
-    est = (
-        None
-        if ref is None
-        else book.sites[leg.site_id].delivered_kw(ref, run.starts[k], run.ends[k])
-    )
-    if ref is not None and est is not None:
-        delivered = round(est, 3)
-        return Row(k, leg.site_id, None, leg.asked(k), leg.reference_kw, delivered, "telemetry")
-    return Row(k, leg.site_id, None, leg.asked(k), leg.reference_kw, None, "none")
+    info, start, end = book.sites[leg.site_id], run.starts[k], run.ends[k]
+    ref = info.stated_in(start, end)
+    if ref is None:
+        ref = baseline_at(leg, info, run, end)
+    if ref is None:
+        ref = leg.reference_kw
+    if ref is None:
+        return Row(k, leg.site_id, None, leg.asked(k), None, None, "none")
+    ref = round(ref, 3)
+    est = info.delivered_kw(ref, start, end)
+    metered = info.delivered_kw(ref, start, end, metered=True)
+    if metered is not None and (
+        est is None or info.online is False or info.covers(start, end) < 0.9
+    ):
+        # Its agent went away within the interval: its meter shows what it drew all along.
+        return Row(k, leg.site_id, None, leg.asked(k), ref, round(metered, 3), "metering")
+    if est is not None:
+        return Row(k, leg.site_id, None, leg.asked(k), ref, round(est, 3), "telemetry")
+    return Row(k, leg.site_id, None, leg.asked(k), ref, None, "none")
 
 
 def interval_rows(

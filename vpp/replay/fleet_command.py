@@ -10,10 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from vpp.replay.broker import replay_broker
+from vpp.replay.broker import NATS, replay_broker
 from vpp.replay.fleet_outputs import write_fleet_outputs
 from vpp.replay.fleet_run import run_fleet
-from vpp.replay.fleet_scenario import FleetScenario, load_fleet_scenario
+from vpp.replay.fleet_scenario import FleetScenario, FleetScenarioError, load_fleet_scenario
 
 
 def _empty(out: Path) -> None:
@@ -25,7 +25,13 @@ def _empty(out: Path) -> None:
 async def replay_fleet(
     fs: FleetScenario, out: Path, *, broker_url: str | None = None
 ) -> dict[str, Any]:
-    """Replay `fs` into `out` (emptied first); returns the summary."""
+    """Replay `fs` into `out` (emptied first); returns the summary. FleetScenarioError when
+    the scenario takes a broker node down but the replay runs on no cluster of its own."""
+    if fs.config.broker_down and broker_url != NATS:
+        raise FleetScenarioError(
+            f"{fs.source}: broker_down[0]: a broker node down needs the replay's own NATS "
+            f"cluster (--broker {NATS})"
+        )
     _empty(out)
     async with replay_broker(broker_url) as broker:
         result = await run_fleet(fs, out, broker)

@@ -115,6 +115,7 @@ def event_summary(fs: FleetScenario, res: FleetResult, event: Event) -> dict[str
                 ),
                 "response": statuses[-1] if statuses else None,
                 "failed": leg.failed if leg is not None else None,
+                "deficit_kw": leg.deficit_kw if leg is not None else 0.0,
             }
         )
     requested = sum(i["requested_kw"] for i in intervals) / n

@@ -5,7 +5,8 @@ grid's side (the site harness's Operator, under the district id) sending the dis
 The counterfactual runs in the same run on the same clock: each building a second time under
 `SITE-cf`, not enrolled in the district (so it never gets an event), with the same faults but
 not the agent kills. Every minute each building's import (and its counterfactual's) is read
-off its simulated meter.
+off its simulated meter; the enrolled buildings' readings also go to the aggregator as their
+metering operator's feed (`PREFIX/SITE/metering`), which goes on while an agent is down.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import structlog
 
 from devices.clock import VirtualClock
+from devices.mqtt_connect import mqtt_client
+from vpp.broker import connection
 from vpp.fleet.aggregator import Aggregator
 from vpp.fleet.config import FleetConfig
 from vpp.fleet.run import EventRun
-from vpp.replay.broker import ReplayBroker
-from vpp.replay.fleet_scenario import AgentKill, FleetScenario
+from vpp.grid.messages import Telemetry
+from vpp.replay.broker import NatsBroker, ReplayBroker
+from vpp.replay.fleet_scenario import AgentKill, BrokerDown, FleetScenario
 from vpp.replay.harness import (
     AFTER_END_S,
     COMMIT_EVERY_S,
@@ -120,6 +125,50 @@ class _Recorder(Operator):
         ]
 
 
+class _Metering:
+    """The buildings' meters as their metering operator sees them, apart from the agents: each
+    enrolled building's import published once a minute on `PREFIX/SITE/metering` (the
+    contract's telemetry shape, no devices), so the aggregator still sees what a building
+    whose agent died draws."""
+
+    def __init__(self, clock: VirtualClock, broker: BrokerConfig, district_id: str) -> None:
+        self.clock = clock
+        self.prefix = broker.prefix
+        self.settings = connection(broker)
+        self.district_id = district_id
+        self.client: aiomqtt.Client | None = None
+
+    async def run(self, ready: asyncio.Event) -> None:
+        """Connect (again after a broker restart, to the next node of a cluster) until
+        cancelled."""
+        node = 0
+        while True:
+            settings = self.settings.node(node)
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    async with self.clock.hold():
+                        self.client = await stack.enter_async_context(
+                            mqtt_client(settings, identifier=f"{self.district_id}-metering")
+                        )
+                    ready.set()
+                    async for _ in self.client.messages:  # none subscribed: ends on a drop
+                        pass
+            except aiomqtt.MqttError:
+                node += 1
+                await self.clock.sleep(1.0)
+            finally:
+                self.client = None
+
+    async def publish(self, site_id: str, kw: float) -> None:
+        """One reading (QoS 0: a lost one is a gap, as a meter's)."""
+        if self.client is None:
+            return
+        t = Telemetry(ts=self.clock.now(), site_import_kw=round(kw, 3), devices={})
+        with contextlib.suppress(aiomqtt.MqttError):
+            async with self.clock.hold():
+                await self.client.publish(f"{self.prefix}/{site_id}/metering", t.to_json())
+
+
 async def _kill(
     running: Running, new_agent: Any, clock: VirtualClock, fs: FleetScenario, kill: AgentKill
 ) -> None:
@@ -132,15 +181,43 @@ async def _kill(
         running.restart(new_agent)
 
 
+def _node(broker: ReplayBroker, first: int) -> BrokerConfig:
+    """A client's broker settings: on a NATS cluster, node `first` first (the others as its
+    failover); else the one broker."""
+    return broker.config_from(first) if isinstance(broker, NatsBroker) else broker.config
+
+
+async def _node_down(
+    broker: ReplayBroker, clock: VirtualClock, fs: FleetScenario, down: BrokerDown, op: Operator
+) -> None:
+    """Kill a node of the cluster at `down.at` (and start it again at `restart_at`), the
+    clock held while the cluster re-elects its JetStream leaders (5-10 s wall): in that
+    time simulated buildings and agents would run on while their broker cannot serve. Each
+    step is recorded in the district's messages (for engineers)."""
+    assert isinstance(broker, NatsBroker)  # checked before the run (replay_fleet)
+    steps = [("broker_node_down", down.at, broker.kill_node)]
+    if down.restart_at is not None:
+        steps.append(("broker_node_restarted", down.restart_at, broker.restart_node))
+    for what, at, act in steps:
+        await clock.sleep_until((fs.at(at) - fs.start).total_seconds())
+        wall0 = time.perf_counter()
+        async with clock.hold():
+            await act(down.node)
+        held = round(time.perf_counter() - wall0, 1)
+        log.warning(what, node=down.node, held_wall_s=held)
+        op.record_fault({what: down.node, "held_wall_s": held})
+
+
 async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> FleetResult:
     """Run `fs` to its end on `broker` (results: FleetResult; stores under `out`)."""
-    cfg = broker.config
     clock = VirtualClock(fs.start)
     specs = _site_specs(fs, out)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     imports: dict[str, list[tuple[datetime, float]]] = {s.site.id: [] for s in specs}
-    operator = Operator(clock, cfg, fs.config.district_id)
-    recorder = _Recorder(clock, cfg, fs)
+    ids = [sc.site.id for sc in fs.sites]
+    operator = Operator(clock, _node(broker, 1), fs.config.district_id)
+    recorder = _Recorder(clock, _node(broker, 2), fs)
+    metering = _Metering(clock, _node(broker, 1), fs.config.district_id)
     events = [
         TimedEvent(e.send_at, e.event.model_dump(mode="json", exclude_none=True))
         for e in fs.events()
@@ -148,20 +225,27 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
     async with contextlib.AsyncExitStack() as stack:
         sims = []
         for spec in specs:
-            site, env, sim = simulated_for(spec, clock, cfg)
+            # On a cluster the buildings start on nodes 1 and 2 in turn, the aggregator on 0.
+            own = _node(broker, 1 + ids.index(spec.site.id.removesuffix(CF)) % 2)
+            site, env, sim = simulated_for(spec, clock, own)
             await stack.enter_async_context(sim)
             assert spec.base_load is not None
             live = rebind(site, sim.endpoints())
             # The enrolled agents offer (their optimiser's offers); the counterfactuals not.
             enrolled = not spec.site.id.endswith(CF)
-            new = agent_factory(spec, live, clock, cfg, env, spec.base_load, offers=enrolled)
+            new = agent_factory(spec, live, clock, own, env, spec.base_load, offers=enrolled)
             sims.append((spec, sim, new))
-        agg = Aggregator(fleet_config(fs, cfg, out), clock, settlement=out / "settlement.csv")
+        agg = Aggregator(
+            fleet_config(fs, _node(broker, 0), out), clock, settlement=out / "settlement.csv"
+        )
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             rec_ready, ready = asyncio.Event(), asyncio.Event()
             rec = tg.create_task(recorder.run([], rec_ready))
             await rec_ready.wait()
+            meters_ready = asyncio.Event()
+            meter_task = tg.create_task(metering.run(meters_ready))
+            await meters_ready.wait()
             running = {spec.site.id: Running(new(), stop, tg) for spec, _, new in sims}
             factories = {spec.site.id: new for spec, _, new in sims}
             agg_task = tg.create_task(agg.run(stop), name="aggregator")
@@ -172,13 +256,20 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
                 tg.create_task(_kill(running[k.site], factories[k.site], clock, fs, k))
                 for k in fs.config.agent_kills
             ]
+            side += [
+                tg.create_task(_node_down(broker, clock, fs, d, operator))
+                for d in fs.config.broker_down
+            ]
             total = fs.duration.total_seconds()
             t = 0.0
             while t < total:
                 t = min(total, t + SAMPLE_S)
                 await clock.sleep_until(t)
                 for spec, sim, _ in sims:
-                    imports[spec.site.id].append((clock.now(), sim.meter_kw()))
+                    kw = sim.meter_kw()
+                    imports[spec.site.id].append((clock.now(), kw))
+                    if not spec.site.id.endswith(CF):
+                        await metering.publish(spec.site.id, kw)
                 if t % COMMIT_EVERY_S == 0:
                     for r in running.values():
                         if not r.task.done():
@@ -191,7 +282,7 @@ async def run_fleet(fs: FleetScenario, out: Path, broker: ReplayBroker) -> Fleet
                 if not r.task.cancelled():  # a killed agent that stayed down
                     await r.task
             await agg_task
-            for task in (op, rec):
+            for task in (op, rec, meter_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

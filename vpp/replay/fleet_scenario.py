@@ -52,6 +52,17 @@ class AgentKill(_Strict):
     """When a new agent starts on its store; none: it stays down."""
 
 
+class BrokerDown(_Strict):
+    """A node of the replay's 3-node NATS cluster (`--broker nats`) killed at `at` (SIGKILL:
+    its clients' connections drop; they fail over to the other nodes)."""
+
+    node: Annotated[int, Field(ge=0, le=2)]
+    """Which node (0: the aggregator's first; the sites' first are 1 and 2, in turn)."""
+    at: When
+    restart_at: When | None = None
+    """When it starts again on its store; none: it stays down."""
+
+
 class FleetScenarioConfig(_Strict):
     """A whole fleet scenario file."""
 
@@ -66,6 +77,8 @@ class FleetScenarioConfig(_Strict):
     """District events, as the grid sends them to the district (curtail_kw, import_cap_kw)."""
     faults: list[SiteFault] = Field(default_factory=list)
     agent_kills: list[AgentKill] = Field(default_factory=list)
+    broker_down: list[BrokerDown] = Field(default_factory=list)
+    """Nodes of the NATS cluster taken down (the replay needs `--broker nats`)."""
     allocation: AllocationOptions = Field(default_factory=AllocationOptions)
 
 

@@ -132,9 +132,10 @@ class Operator:
         self._link_up = link_up
         pending = sorted(events, key=lambda e: e.send_at)
         announced: set[int] = set()
+        node = 0  # on a clustered broker, the next node after each lost connection
         while True:
             client = mqtt_client(
-                connection(self.broker),
+                connection(self.broker).node(node),
                 identifier=f"vpp-replay-operator-{self.site_id}",
                 clean_session=False,  # what the site answers while we reconnect waits for us
             )
@@ -155,11 +156,16 @@ class Operator:
             except* aiomqtt.MqttError:
                 if not ready.is_set():
                     raise
+                node += 1
                 await self.clock.sleep(1.0)
 
     def record_restart(self, n: int) -> None:
         """The harness restarted the broker (shown in the messages, for engineers)."""
         self._record("broker", "", {"broker_restart": n})
+
+    def record_fault(self, fault: dict[str, Any]) -> None:
+        """A broker fault the harness enacted (a cluster node down or back), for engineers."""
+        self._record("broker", "", fault)
 
     def record_kill(self, n: int) -> None:
         """The harness killed the agent and started a new one on its store."""

