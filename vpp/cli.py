@@ -554,6 +554,7 @@ def _replay(
     events: bool,
     quiet: bool,
     duration: str | None,
+    history: Path | None = None,
 ) -> dict[str, object]:
     _require_extra("replay", "vpp replay")
     from rich.console import Console
@@ -580,6 +581,10 @@ def _replay(
     except OSError as e:
         typer.echo(f"error: --out: cannot write to {out}: {e.strerror}", err=True)
         raise typer.Exit(2) from e
+    if history is not None and (events or not history.is_file()):
+        why = "only with --no-events" if events else f"no such file: {history}"
+        typer.echo(f"error: --history: {why}", err=True)
+        raise typer.Exit(2)
     strat = strategy or sc.strategy  # --strategy is a choice; the scenario's is validated
     if quiet:
         quiet_logs()  # only the result, and errors
@@ -589,7 +594,13 @@ def _replay(
         async def go() -> dict[str, object]:
             if not events:
                 await run_one(
-                    sc, out, strategy=strat, broker_url=broker, events=False, progress=bar
+                    sc,
+                    out,
+                    strategy=strat,
+                    broker_url=broker,
+                    events=False,
+                    progress=bar,
+                    history=history,
                 )
                 return {}
             return await replay(
@@ -635,6 +646,12 @@ def replay_cmd(
     http_token_env: str | None = typer.Option(
         None, help="Environment variable holding the token the page asks for (--serve)."
     ),
+    history: Path | None = typer.Option(
+        None,
+        hidden=True,
+        help="A store holding this scenario's generated history, copied instead of planned "
+        "again (the main run's, for its counterfactual process).",
+    ),
 ) -> None:
     """Replay a scenario through the real agent on the virtual clock; write the outputs."""
     page = _http_or_exit(serve, http_token_env, "--serve") if serve else None
@@ -647,6 +664,7 @@ def replay_cmd(
         events,
         quiet,
         duration,
+        history,
     )
     if compare:
         from rich.console import Console

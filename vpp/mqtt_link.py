@@ -79,9 +79,43 @@ def message_key(topic: str, payload: bytes) -> str:
     return f"{topic}:{hashlib.sha1(payload).hexdigest()}"
 
 
+# json.dumps(payload, sort_keys=True, separators=(",", ":")) makes this encoder per call.
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def encode(payload: dict[str, Any]) -> bytes:
     """JSON for the wire: compact, keys sorted (reproducible bytes)."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return _JSON.encode(payload).encode()
+
+
+class TelemetryEncoder:
+    """`encode` of telemetry payloads, each `devices` entry encoded once per entry object:
+    vpp.telemetry.TelemetryBuilder hands the same dict for a device until its next reading
+    (most devices are read every minute and published every 5 s), so the JSON of the rest
+    is reused. The bytes are `encode(payload)`'s."""
+
+    def __init__(self) -> None:
+        # device id → (its entry, '"id":' + the entry's JSON)
+        self._entries: dict[str, tuple[object, str]] = {}
+
+    def encode(self, payload: dict[str, Any]) -> bytes:
+        devices = payload.get("devices")
+        if not isinstance(devices, dict) or not all(type(k) is str for k in devices):
+            return encode(payload)
+        known = self._entries
+        parts = []
+        for device_id in sorted(devices):
+            entry = devices[device_id]
+            hit = known.get(device_id)
+            if hit is None or hit[0] is not entry:  # the entry is kept, so its id is not reused
+                hit = known[device_id] = (entry, f"{_JSON.encode(device_id)}:{_JSON.encode(entry)}")
+            parts.append(hit[1])
+        inner = "{" + ",".join(parts) + "}"
+        fields = [
+            f"{_JSON.encode(k)}:{inner if k == 'devices' else _JSON.encode(v)}"
+            for k, v in sorted(payload.items())
+        ]
+        return ("{" + ",".join(fields) + "}").encode()
 
 
 class MqttLink:
@@ -125,6 +159,7 @@ class MqttLink:
         # Offer requests wait here, the newest OFFER_REQUESTS_KEPT (an offer answers each).
         self._offer_requests: asyncio.Queue[bytes] = asyncio.Queue(OFFER_REQUESTS_KEPT)
         self.outbox = Outbox(clock, store)
+        self._telemetry = TelemetryEncoder()
         # Short and capped: a retry against a refused port costs nothing, and the grid wants
         # the site back within seconds of the broker's return (a 30 s cap: 21 s late).
         self._reconnect_min_s = reconnect_min_s
@@ -172,7 +207,9 @@ class MqttLink:
 
     def send_telemetry(self, telemetry: dict[str, Any]) -> None:
         """On `PREFIX/SITE/telemetry` (QoS 0): the newest only, when nothing else waits."""
-        self._send(self.topics.telemetry, telemetry, Lane.LATEST)
+        t = self.topics.telemetry
+        data = self._telemetry.encode(telemetry)
+        self.publish_nowait(t.name, data, qos=t.qos, retain=t.retain, lane=Lane.LATEST)
 
     def send_offer(self, offer: Offer) -> None:
         """On `PREFIX/SITE/offers` (QoS 1, retained): the newest queued offer only."""

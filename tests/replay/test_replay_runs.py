@@ -12,6 +12,7 @@ import asyncio
 import csv
 import json
 import sqlite3
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +25,14 @@ from tests.conftest import Broker
 from tests.replay.helpers import SCENARIOS, write_scenario
 from vpp.replay.compare import write_comparison
 from vpp.replay.intervals import SERIES_FILE
-from vpp.replay.runner import COUNTERFACTUAL, STORE, counterfactual_args, replay, run_one
+from vpp.replay.runner import (
+    COUNTERFACTUAL,
+    HISTORY,
+    STORE,
+    counterfactual_args,
+    replay,
+    run_one,
+)
 from vpp.replay.scenario import Scenario, load_scenario
 
 RUN = timedelta(minutes=40)
@@ -67,6 +75,47 @@ def test_counterfactual_command_line_carries_the_duration(tmp_path: Path) -> Non
     assert args[args.index("--duration") + 1] == "PT6H30M"
     assert "--no-events" in args and "--broker" not in args
     assert args[args.index("--strategy") + 1] == "rules"
+
+
+def _history(store: Path, before: float) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(store)
+    try:
+        return db.execute(
+            "SELECT * FROM telemetry WHERE ts < ? ORDER BY ts, device_id, point", (before,)
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def test_counterfactual_starts_from_the_main_runs_history(
+    two_runs: tuple[Scenario, Path, Path], tmp_path: Path
+) -> None:
+    sc, a, _ = two_runs
+    start = sc.start.timestamp()
+    main = _history(a / STORE, start)
+    assert len(main) == sc.config.history_days * 24 * 60  # the meter's minutes
+    assert _history(a / COUNTERFACTUAL / STORE, start) == main
+    assert not list((a / COUNTERFACTUAL).glob(HISTORY + "*"))  # the shared copy is gone
+    args = counterfactual_args(
+        sc, tmp_path, strategy="rules", broker_url=None, history=tmp_path / HISTORY
+    )
+    assert args[args.index("--history") + 1] == str(tmp_path / HISTORY)
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [([], "only with --no-events"), (["--no-events"], "no such file")],
+)
+def test_a_history_store_that_cannot_be_used_is_one_line(
+    tmp_path: Path, extra: list[str], why: str
+) -> None:
+    sc = SCENARIOS / "office-summer-day.yaml"
+    cmd = [sys.executable, "-m", "vpp", "replay", str(sc), "--out", str(tmp_path / "out")]
+    cmd += ["--history", str(tmp_path / "none.sqlite"), "--quiet", *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(f"error: --history: {why}")
 
 
 def test_counterfactual_runs_only_the_shortened_duration(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from vpp.control.types import Command, DeviceView, PlanStep
 from vpp.site import Device
@@ -45,8 +46,9 @@ class Flex:
     # Dispatcher.stagger_release), not all at once.
     staggered_release: bool = False
 
-    @property
+    @cached_property
     def id(self) -> str:
+        """The device's id (cached: a control cycle asks for it about 150 times)."""
         return self.device.id
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from building.params import CurtailableLoadParams
@@ -71,8 +72,9 @@ class LoadFlex(Flex):
     shed_since: datetime | None = None
     released_at: datetime | None = None
 
-    @property
+    @cached_property
     def policy(self) -> ShedPolicy:
+        """The site file's shed policy (made once: each cycle asks for it twice)."""
         return ShedPolicy.of(self.device.config)
 
     @property

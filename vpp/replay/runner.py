@@ -2,14 +2,17 @@
 
 The counterfactual (the same scenario without its events) runs in a second process at the
 same time, so a replay costs about one run of wall time on a 2-core machine. Both use the
-broker given (`--broker`), or each its own embedded amqtt broker.
+broker given (`--broker`), or each its own embedded amqtt broker, and the same generated
+history: planned once, then copied into each run's store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from vpp.store.store import Store
 
 STORE = "store.sqlite"
 COUNTERFACTUAL = "counterfactual"
+HISTORY = "history.sqlite"  # in the counterfactual's folder while both runs start
 
 Progress = Callable[[float, float], None]
 
@@ -70,17 +74,38 @@ def spec_for(
     )
 
 
-def fresh_store(out: Path, sc: Scenario, strategy: str = "none") -> Path:
+def fresh_store(
+    out: Path, sc: Scenario, strategy: str = "none", *, history: Path | None = None
+) -> Path:
     """An empty store in `out` holding only the scenario's generated history (the days as
-    `strategy` would have run them: planned, or the devices on their own)."""
+    `strategy` would have run them: planned, or the devices on their own). `history`: a
+    store that already holds exactly that (`history_store`), copied instead of planned
+    again."""
     out.mkdir(parents=True, exist_ok=True)
     store_path = out / STORE
     for p in out.glob(STORE + "*"):
         p.unlink()
-    st = Store(store_path)
+    if history is not None:
+        _copy_store(history, store_path)
+        return store_path
+    return history_store(store_path, sc, strategy)
+
+
+def history_store(path: Path, sc: Scenario, strategy: str) -> Path:
+    """Write the scenario's generated history (see `fresh_store`) into a new store at `path`."""
+    st = Store(path)
     generate_history(st, sc, planned=strategy_named(strategy).plans)
     st.close()
-    return store_path
+    return path
+
+
+def _copy_store(src: Path, dest: Path) -> None:
+    # SQLite's backup, not a file copy: the store is in WAL mode.
+    with (
+        contextlib.closing(sqlite3.connect(src)) as a,
+        contextlib.closing(sqlite3.connect(dest)) as b,
+    ):
+        a.backup(b)
 
 
 def _prepare_counterfactual(out: Path) -> Path:
@@ -99,9 +124,11 @@ async def run_one(
     broker_url: str | None,
     events: bool = True,
     progress: Progress | None = None,
+    history: Path | None = None,
 ) -> RunResult:
-    """One run into `out/store.sqlite` (history generated first, for like-day baselines)."""
-    store_path = fresh_store(out, sc, strategy)
+    """One run into `out/store.sqlite` (history generated first, for like-day baselines, or
+    copied from `history`: see `fresh_store`)."""
+    store_path = fresh_store(out, sc, strategy, history=history)
     spec = spec_for(sc, store_path, strategy=strategy, events=events)
     async with replay_broker(broker_url) as broker:
         return await run(spec, broker, progress=progress)
@@ -131,14 +158,18 @@ def counterfactual_args(
     strategy: str,
     broker_url: str | None,
     source: Path | None = None,
+    history: Path | None = None,
 ) -> list[str]:
     """The `vpp replay` command line of a scenario's counterfactual: the scenario as run
     (`source`: the file `Scenario.save` wrote; else the file it came from), the same duration
-    (the scenario may have been shortened), no events, no outputs of its own."""
+    (the scenario may have been shortened), no events, no outputs of its own; its history
+    copied from `history` (the main run's) when given."""
     args = [sys.executable, "-m", "vpp", "--log-level", "WARNING", "replay"]
     args += [str(source or scenario.source), "--out", str(cf_dir), "--strategy", strategy]
     args += ["--duration", format_duration(scenario.duration)]
     args += ["--no-events", "--no-counterfactual", "--quiet"]
+    if history is not None:
+        args += ["--history", str(history)]
     if broker_url:
         args += ["--broker", broker_url]
     return args
@@ -171,19 +202,29 @@ async def replay(
     wall0 = time.perf_counter()
     cf_dir = _prepare_counterfactual(out)
     proc = None
+    history = None
     if counterfactual and scenario.event_messages():
         # The scenario as it is in memory (it may be shortened or built by a test), not
         # the file it came from.
         source = scenario.save(out / "scenario.yaml")
+        # Planned once for both runs (events play no part in it): the counterfactual's
+        # process would plan the same days again.
+        cf_dir.mkdir()
+        history = history_store(cf_dir / HISTORY, scenario, strategy)
         args = counterfactual_args(
-            scenario, cf_dir, strategy=strategy, broker_url=broker_url, source=source
+            scenario,
+            cf_dir,
+            strategy=strategy,
+            broker_url=broker_url,
+            source=source,
+            history=history,
         )
         proc = await asyncio.create_subprocess_exec(
             *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
         )
         relay = asyncio.create_task(_relay(proc.stderr))
     result = await run_one(
-        scenario, out, strategy=strategy, broker_url=broker_url, progress=progress
+        scenario, out, strategy=strategy, broker_url=broker_url, progress=progress, history=history
     )
     if on_result is not None:
         on_result(result)
@@ -193,6 +234,9 @@ async def replay(
         if await proc.wait() != 0:
             raise RuntimeError(f"the counterfactual run failed (exit {proc.returncode})")
         cf_store = cf_dir / STORE
+    if history is not None:
+        for p in cf_dir.glob(HISTORY + "*"):
+            p.unlink()
     _write_messages(out, result)
     wall_s = time.perf_counter() - wall0
     return write_outputs(
