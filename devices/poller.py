@@ -118,6 +118,8 @@ class Poller:
     `period_s` is the default poll period; `periods` overrides it per device id. With
     `stagger`, devices sharing a period get phases spread over it, each phase a multiple of
     `stagger_slot_s`.
+    With `read_at_start` every device is also read once as the poller starts, so that one
+    on a long period (a 60-s load group) is known at once, not after up to a period.
     `bounds` are, per device id, the ranges its readings must stay in (its rating and direction:
     devices.plausible); a reading outside them counts as a failed poll.
     """
@@ -134,12 +136,14 @@ class Poller:
         stagger: bool = True,
         stagger_slot_s: float = 0.01,
         bounds: Mapping[str, Bounds] | None = None,
+        read_at_start: bool = False,
     ) -> None:
         if period_s <= 0:
             raise ValueError(f"period_s must be positive, got {period_s}")
         if offline_after < 1:
             raise ValueError(f"offline_after must be at least 1, got {offline_after}")
         self._clock = clock
+        self._read_at_start = read_at_start
         self._offline_after = offline_after
         self._max_backoff_s = max_backoff_s
         drivers = list(drivers)
@@ -293,6 +297,8 @@ class Poller:
         except Exception as e:  # a driver bug at start is a failure to retry, not a crash
             self._failed(st, DeviceError(f"start failed: {e!r}", connection_lost=True))
         tick = self._t0 + st.phase_s
+        if self._read_at_start and st.phase_s > 0:
+            tick = self._t0  # once now, then on its phase: nobody waits a period to see it
         while not self._stopping:
             await clock.sleep_until(tick)
             if self._stopping:
@@ -316,7 +322,10 @@ class Poller:
                 self._answered(st, reading)
             st.last_duration_s = clock.monotonic() - began
             st.duration_total_s += st.last_duration_s
-            tick += st.period_s * self._wait_periods(st)
+            if tick < self._t0 + st.phase_s:  # the start's extra read: back to the phase
+                tick = self._t0 + st.phase_s
+            else:
+                tick += st.period_s * self._wait_periods(st)
             now = clock.monotonic()
             if tick <= now:
                 skipped = math.floor((now - tick) / st.period_s) + 1

@@ -72,6 +72,9 @@ class SiteDevices:
             # made two thirds of a replay's clock leaps wake a single poll (3x the leaps, 5-7 %
             # more CPU); live, one wake-up per cycle instead of three.
             stagger_slot_s=periods.control_s,
+            # Every device once at start: the first plan needs them all, and a 60-s device
+            # on a late phase kept it waiting up to 55 s.
+            read_at_start=True,
             periods={
                 d.id: d.config.poll_s
                 for d in site.devices

@@ -3,6 +3,8 @@ control cycle), with real pymodbus servers on the VirtualClock (exact simulated 
 
 from __future__ import annotations
 
+from typing import Any
+
 from devices.clock import VirtualClock
 from devices.modbus_driver import ModbusDriver
 from devices.poller import Poller
@@ -10,7 +12,7 @@ from tests.devices.conftest import ServeFn, bundled
 
 
 async def _poll_times(
-    serve: ServeFn, slot_s: float | None, fast: int, slow: int
+    serve: ServeFn, slot_s: float | None, fast: int, slow: int, *, read_at_start: bool = False
 ) -> dict[str, list[float]]:
     """When each device's readings were taken over 2 simulated minutes: `fast` devices every
     5 s, `slow` every 60 s."""
@@ -22,7 +24,9 @@ async def _poll_times(
         for i, s in enumerate(servers)
     ]
     periods = {d.id: 60.0 for d in drivers[fast:]}
-    kw = {} if slot_s is None else {"stagger_slot_s": slot_s}
+    kw: dict[str, Any] = {"read_at_start": read_at_start}
+    if slot_s is not None:
+        kw["stagger_slot_s"] = slot_s
     seen: dict[str, list[float]] = {d.id: [] for d in drivers}
     async with Poller(drivers, clock=clock, period_s=5.0, periods=periods, **kw) as poller:
         for k in range(1, 240):  # bounded: 119.5 simulated s in 0.5 s steps
@@ -50,3 +54,16 @@ async def test_phases_without_a_cycle_spread_evenly(serve: ServeFn) -> None:
     seen = await _poll_times(serve, None, fast=2, slow=5)
     assert sorted(ts[0] for ts in list(seen.values())[2:]) == [0.0, 12.0, 24.0, 36.0, 48.0]
     assert [seen["d0"][0], seen["d1"][0]] == [0.0, 2.5]
+
+
+async def test_read_at_start_reads_every_device_at_once_then_keeps_its_phase(
+    serve: ServeFn,
+) -> None:
+    """A 60-s device on a late phase is known at the start, not up to 55 s later."""
+    seen = await _poll_times(serve, 5.0, fast=2, slow=5, read_at_start=True)
+    assert all(ts[0] == 0.0 for ts in seen.values()), seen
+    plain = await _poll_times(serve, 5.0, fast=2, slow=5)
+    for i in range(2, 7):  # then the same phase grid as without the start's read
+        d = f"d{i}"
+        assert seen[d] == sorted({0.0, *plain[d]}), (d, seen[d], plain[d])
+    assert seen["d0"] == plain["d0"] == [5.0 * k for k in range(24)]
