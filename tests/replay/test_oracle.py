@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from optimiser import SolverOptions
 from vpp.replay.generate import BuildingSpec, Load, draw, scenario_data, site_data
 from vpp.replay.oracle import FEASIBLE_TOL_KW, FRACTION_TOL, Oracle
 from vpp.replay.scenario import Scenario, load_scenario
@@ -135,3 +136,20 @@ def test_a_shed_load_rests_before_it_is_shed_again(tmp_path: Path) -> None:
     assert oracle.full_request([(*_interval(sc, k), cut) for k in (0, 3, 6)]) is True
     assert oracle.full_request([(*_interval(sc, k), cut) for k in (0, 1, 4, 5)]) is True
     assert oracle.full_request([(*_interval(sc, k), cut) for k in (0, 1, 2)]) is False
+
+
+def test_a_mip_stopped_short_answers_with_its_relaxation(tmp_path: Path) -> None:
+    # HiGHS stopped before its first node: no optimum, so the LP (loads shed in fractions)
+    # answers, an upper bound of the all-or-nothing figure, and the oracle says so.
+    loads = [Load("fans", 20.0, 1.0, 60, 60), Load("pumps", 15.0, 1.0, 60, 60)]
+    loads.append(Load("lights", 12.0, 1.0, 30, 30))
+    sc = _scenario(tmp_path, _spec(loads=loads))
+    asks = [(*_interval(sc, k), 147.0, 30.0) for k in range(8)]
+    exact = Oracle(sc)
+    whole = exact.event_fraction(asks)
+    exact.on_off = frozenset()
+    relaxation = exact.event_fraction(asks)
+    assert relaxation > whole + 0.05
+    stopped = Oracle(sc, SolverOptions(highs={"mip_max_nodes": 0}))
+    assert stopped.event_fraction(asks) == pytest.approx(relaxation, abs=FRACTION_TOL)
+    assert stopped.relaxed and all(r.startswith("relaxed") for r in stopped.relaxed)

@@ -112,10 +112,12 @@ def _mean_series(forecast: TwinForecast, start: datetime, steps: int) -> SiteSer
 
 
 class Oracle:
-    """The oracle of one scenario's run (see the module docstring)."""
+    """The oracle of one scenario's run (see the module docstring); `solver` replaces its
+    HiGHS settings (`TIME_LIMIT_S`, `MIP_GAP`)."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, solver: SolverOptions | None = None) -> None:
         sc = self.scenario = scenario
+        self.solver = solver or SolverOptions(time_limit_s=TIME_LIMIT_S, mip_rel_gap=MIP_GAP)
         self.site: Site = sc.replay_site()
         start = floor_step(sc.start)
         steps = math.ceil((sc.end - start) / STEP)
@@ -225,7 +227,7 @@ class Oracle:
             assets=assets,
             events=events,
             penalties=PENALTIES,
-            solver=SolverOptions(time_limit_s=TIME_LIMIT_S, mip_rel_gap=MIP_GAP),
+            solver=self.solver,
         )
 
     def _solve(self, caps: Mapping[datetime, float], assets: list[Asset] | None = None) -> Schedule:
