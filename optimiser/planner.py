@@ -10,13 +10,14 @@ returns the fallback heuristic, marked `fallback=True` with the reason.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from pyomo.common.gc_manager import PauseGC
 
 from optimiser.blocks import to_blocks
 from optimiser.fallback import fallback_schedule
-from optimiser.inputs import Problem
+from optimiser.inputs import CurtailableLoadAsset, Problem
 from optimiser.layout import Data, Layout, make_data, make_layout
 from optimiser.pyomo_model import PyomoLp
 from optimiser.schedule import CostBreakdown, Schedule, Timings, assemble
@@ -36,8 +37,12 @@ class Planner:
         self._session: HighsSession | None = None
         self.builds = 0  # how many times the model was built (for tests and metrics)
 
-    def plan(self, problem: Problem) -> Schedule:
-        """A schedule for `problem`: optimal, or the fallback heuristic if the solve fails."""
+    def plan(self, problem: Problem, on_off: frozenset[str] = frozenset()) -> Schedule:
+        """A schedule for `problem`: optimal, or the fallback heuristic if the solve fails.
+
+        `on_off`: assets whose ports are all or nothing in each step (a MIP after the LP).
+        When that MIP stops short of its optimum the LP's answer is returned, its status
+        `relaxed: <why>` (a relaxation: no better plan exists, but it may not be doable)."""
         tm = Timings()
         # perf_counter measures our own compute time only; it is not a clock of the plant.
         t0 = time.perf_counter()
@@ -50,7 +55,7 @@ class Planner:
             return _last_resort(problem, f"prepare failed: {exc}")
         try:
             with PauseGC():  # the build makes ~10 objects per variable: no GC passes meanwhile
-                sol = self._build_and_solve(problem, layout, data, tm, t0)
+                sol = self._build_and_solve(problem, layout, data, tm, t0, on_off)
             t2 = time.perf_counter()
         except Exception as exc:
             log.exception("optimiser: build or solve failed; using the fallback")
@@ -70,7 +75,13 @@ class Planner:
         return sched
 
     def _build_and_solve(
-        self, problem: Problem, layout: Layout, data: Data, tm: Timings, t0: float
+        self,
+        problem: Problem,
+        layout: Layout,
+        data: Data,
+        tm: Timings,
+        t0: float,
+        on_off: frozenset[str] = frozenset(),
     ) -> Solution:
         """Rebuild if the structure changed, else update; solve; enforce exclusivity."""
         if self._lp is None or self._lp.layout.signature != layout.signature:
@@ -91,6 +102,16 @@ class Planner:
         sol = self._session.solve(problem.solver)
         if sol.ok:
             sol = self._exclusive(sol, problem)
+        rules = _on_off_rules(problem, on_off) if sol.ok else {}
+        if rules:
+            mip = self._session.solve_on_off(rules, problem.solver)
+            if mip.ok:
+                sol = mip
+            else:
+                log.warning(
+                    "optimiser: all-or-nothing MIP %s; the LP relaxation stands", mip.status
+                )
+                sol.status = f"relaxed: {mip.status}"
         tm.solve_s = time.perf_counter() - t1
         tm.solver_run_s = sol.solve_s
         return sol
@@ -118,6 +139,17 @@ class Planner:
             if not sol.ok:
                 return sol
         return Solution(False, "exclusivity not reached", float("nan"), {}, sol.solve_s)
+
+
+def _on_off_rules(problem: Problem, on_off: frozenset[str]) -> dict[str, tuple[int, int]]:
+    """Each all-or-nothing load's longest run and shortest rest, in whole steps (a switch on
+    a step's boundary: a run of at most max_duration_h, a rest of at least min_rest_h)."""
+    dt = problem.grid.dt_h
+    return {
+        a.id: (math.floor(a.max_duration_h / dt + 1e-9), math.ceil(a.min_rest_h / dt - 1e-9))
+        for a in problem.assets
+        if isinstance(a, CurtailableLoadAsset) and a.id in on_off
+    }
 
 
 def _timed(s: Schedule, tm: Timings, t0: float) -> Schedule:

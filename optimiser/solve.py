@@ -302,6 +302,12 @@ class HighsSession:
         for k, t in enumerate(site_steps, start=len(pairs)):
             rows.append(m.imp[t] - imp_lim * blk.u[k] <= 0.0)
             rows.append(m.exp[t] + float(exp_lim[t]) * blk.u[k] <= float(exp_lim[t]))
+        return self._solve_block(blk, rows, options)
+
+    def _solve_block(self, blk: Any, rows: list[Any], options: SolverOptions) -> Solution:
+        """Solve the model with `blk` (its binaries, and `rows` as its constraints) added,
+        then remove it."""
+        m = self.lp.model
         blk.rows = pyo.Constraint(range(len(rows)), rule=lambda _b, r: rows[r])
         self.opt.add_block(blk)
         try:
@@ -318,3 +324,30 @@ class HighsSession:
             m.del_component(blk)
             # The MIP left HiGHS without a basis worth reusing; keep the LP as the next start.
             self.opt._solver_model.clearSolver()
+
+    def solve_on_off(self, rules: dict[str, tuple[int, int]], options: SolverOptions) -> Solution:
+        """Re-solve as a MIP where every port of each asset of `rules` is all or nothing in
+        each step (`P = ub·z`, z binary: a load shed whole or not at all), its runs at most
+        `rules[id][0]` steps and its rests at least `rules[id][1]`, then drop the binaries.
+        `Solution.ok` only at an optimum (within `mip_rel_gap`). The charge/discharge
+        binaries are not kept: an answer may use both flows at once (a relaxation)."""
+        m, lay, n = self.lp.model, self.lp.layout, self.lp.layout.n
+        ub = self.lp.data.p_ub
+        ids = [lay.blocks[b].asset_id for b in lay.port_block]
+        ports = [(i, rules[a]) for i, a in enumerate(ids) if a in rules]
+        blk = pyo.Block()
+        m.on_off = blk
+        blk.z = pyo.Var(range(len(ports) * n), domain=pyo.Binary)
+        rows: list[Any] = []
+        for k, (i, (run, rest)) in enumerate(ports):
+            z = [blk.z[k * n + t] for t in range(n)]
+            rows += [m.P[i * n + t] - float(ub[i, t]) * z[t] == 0.0 for t in range(n)]
+            # Runs: every run + 1 steps hold one unshed.
+            rows += [sum(z[t : t + run + 1]) <= run for t in range(n - run)]
+            # Rests: released after step t-1 (z[t-1] = 1, z[t] = 0), unshed for `rest` steps.
+            rows += [
+                z[t - 1] - z[t] + z[t + j] <= 1
+                for t in range(1, n)
+                for j in range(1, min(rest, n - t))
+            ]
+        return self._solve_block(blk, rows, options)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from optimiser import SolverOptions
 from vpp.replay.generate import BuildingSpec, Load, draw, scenario_data, site_data
-from vpp.replay.oracle import Oracle
+from vpp.replay.oracle import FEASIBLE_TOL_KW, FRACTION_TOL, Oracle
 from vpp.replay.scenario import Scenario, load_scenario
 
 FLAT = [0.5] * 24
@@ -96,3 +97,59 @@ def test_full_request_knows_when_the_energy_runs_out(tmp_path: Path) -> None:
     asks = [(a, b, 100.0, 20.0) for a, b, _ in hour]
     assert oracle.event_fraction(asks) == pytest.approx(8.55 / 20.0, abs=0.01)
     assert oracle.event_fraction([(a, b, 100.0, 5.0) for a, b, _ in hour]) == 1.0
+
+
+def test_a_sheddable_load_is_shed_whole_or_not_at_all(tmp_path: Path) -> None:
+    # 20 kW, shed at most 60 min in any 2 h (60 min rest): over the 2-hour run the LP
+    # could shed half of it throughout (10 kW in each of the 8 intervals), but the load is
+    # on or off: at most 4 intervals get its 20 kW, the others nothing.
+    load = Load("fans", 20.0, 1.0, 60, 60, dr_only=True)
+    sc = _scenario(tmp_path, _spec(loads=[load]))
+    oracle = Oracle(sc)
+    run = [_interval(sc, k) for k in range(8)]
+    base = 100.0 + 20.0
+    assert oracle.full_request([(a, b, base - 10.0) for a, b in run]) is False
+    assert oracle.full_request([(a, b, base - 20.0) for a, b in run[:4]]) is True
+    assert oracle.full_request([(a, b, base - 20.0) for a, b in run[:5]]) is False
+    # No share of a request in all 8 intervals can be held at once (beyond the cap's
+    # tolerance, 0.5 kW of 20).
+    none = (FEASIBLE_TOL_KW + 0.01) / 20.0 + FRACTION_TOL
+    assert oracle.event_fraction([(a, b, base, 20.0) for a, b in run]) == pytest.approx(
+        0.0, abs=none
+    )
+    assert oracle.relaxed == []
+    # The relaxation (a fraction of the load in a step) would claim half.
+    oracle.on_off = frozenset()
+    assert oracle.event_fraction([(a, b, base, 20.0) for a, b in run]) == pytest.approx(
+        0.5, abs=0.01
+    )
+
+
+def test_a_shed_load_rests_before_it_is_shed_again(tmp_path: Path) -> None:
+    # Shed at most 30 min, then run at least 30 min: every other interval would keep the
+    # energy rule of each hour (30 min shed in any hour) but rests only 15 min between.
+    load = Load("fans", 20.0, 1.0, 30, 30, dr_only=True)
+    sc = _scenario(tmp_path, _spec(loads=[load]))
+    oracle = Oracle(sc)
+    cut = 100.0  # the base load alone: the load shed whole
+    assert oracle.full_request([(*_interval(sc, k), cut) for k in (0, 2, 4, 6)]) is False
+    assert oracle.full_request([(*_interval(sc, k), cut) for k in (0, 3, 6)]) is True
+    assert oracle.full_request([(*_interval(sc, k), cut) for k in (0, 1, 4, 5)]) is True
+    assert oracle.full_request([(*_interval(sc, k), cut) for k in (0, 1, 2)]) is False
+
+
+def test_a_mip_stopped_short_answers_with_its_relaxation(tmp_path: Path) -> None:
+    # HiGHS stopped before its first node: no optimum, so the LP (loads shed in fractions)
+    # answers, an upper bound of the all-or-nothing figure, and the oracle says so.
+    loads = [Load("fans", 20.0, 1.0, 60, 60), Load("pumps", 15.0, 1.0, 60, 60)]
+    loads.append(Load("lights", 12.0, 1.0, 30, 30))
+    sc = _scenario(tmp_path, _spec(loads=loads))
+    asks = [(*_interval(sc, k), 147.0, 30.0) for k in range(8)]
+    exact = Oracle(sc)
+    whole = exact.event_fraction(asks)
+    exact.on_off = frozenset()
+    relaxation = exact.event_fraction(asks)
+    assert relaxation > whole + 0.05
+    stopped = Oracle(sc, SolverOptions(highs={"mip_max_nodes": 0}))
+    assert stopped.event_fraction(asks) == pytest.approx(relaxation, abs=FRACTION_TOL)
+    assert stopped.relaxed and all(r.startswith("relaxed") for r in stopped.relaxed)

@@ -43,6 +43,7 @@ def oracle_figures(report: EventReport, oracle: Oracle | None) -> dict[str, Any]
         return empty | {"oracle_note": "no oracle for this run"}
     oracle_kw: list[float | None] = []
     asks: list[tuple[datetime, datetime, float, float]] = []
+    relaxed_before = len(oracle.relaxed)
     try:
         for iv in report.intervals:
             end = iv.start + iv.duration
@@ -65,7 +66,14 @@ def oracle_figures(report: EventReport, oracle: Oracle | None) -> dict[str, Any]
             due = min(req, possible, fraction * req)
             ratios.append(got / due if due >= MIN_KW else None)
     known = [r for r in ratios if r is not None]
-    return {
+    note = {}
+    relaxed = oracle.relaxed[relaxed_before:]  # this event's solves (cached ones are earlier)
+    if relaxed:
+        note["oracle_note"] = (
+            f"{len(relaxed)} all-or-nothing MIP solve(s) not optimal ({relaxed[0]}): "
+            "their LP relaxation used, an upper bound"
+        )
+    return note | {
         "oracle_kw": oracle_kw,
         "feasible_ratio": ratios,
         "min_feasible_ratio": min(known) if known else None,
