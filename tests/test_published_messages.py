@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import socket
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +151,15 @@ async def test_every_published_message_validates(fresh_mosquitto: Broker, tmp_pa
     assert len(telemetry) >= 0.9 * 5.25 * 3600 / period
     kinds = {d.id: d.kind.value for d in site.devices}
     seen_fields: dict[str, set[str]] = {}
+    (event,) = sc.final_events()
+    based = 0  # messages that state the event's settlement baseline (extension baseline_kw)
     for raw, msg in telemetry:
         data: dict[str, Any] = json.loads(raw)
-        assert set(data) == {"v", "ts", "site_import_kw", "devices"}
+        assert set(data) - {"baseline_kw"} == {"v", "ts", "site_import_kw", "devices"}
+        if "baseline_kw" in data:  # only while the site acts in the event
+            assert event.start <= datetime.fromisoformat(data["ts"]) <= event.end, data["ts"]
+            assert isinstance(data["baseline_kw"], float) and data["baseline_kw"] > 0
+            based += 1
         assert set(msg.devices) == set(kinds)
         for dev_id, dev in data["devices"].items():
             assert dev["kind"] == kinds[dev_id]
@@ -166,6 +173,8 @@ async def test_every_published_message_validates(fresh_mosquitto: Broker, tmp_pa
         meter = next(d for d in site.devices if d.kind.value == "meter")
         if data["devices"][meter.id]["online"]:
             assert data["site_import_kw"] == data["devices"][meter.id]["power_kw"]
+    # At one message per period over the event, most of them state its baseline.
+    assert based >= 0.5 * (event.end - event.start).total_seconds() / period, based
     # Over the run each device reported its kind's own fields.
     for dev_id, kind in kinds.items():
         missing = (KIND_FIELDS.get(kind, frozenset()) | {"online", "power_kw"}) - seen_fields[

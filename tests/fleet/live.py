@@ -140,13 +140,15 @@ class District:
     agg: Aggregator
 
     async def ask(self, event: bytes, event_id: str) -> None:
-        """Send a district event and let time run until the district has answered it."""
+        """Send a district event and let time run until the district has answered it (a
+        modification: answered again, so an earlier answer does not count)."""
+
+        def answers() -> int:
+            return sum(s in ("opt_in", "opt_out") for s in self.grid.statuses(event_id))
+
+        before = answers()
         await self.grid.send(event)
-        await advance(
-            self.clock,
-            lambda: any(s in self.grid.statuses(event_id) for s in ("opt_in", "opt_out")),
-            virtual_s=60,
-        )
+        await advance(self.clock, lambda: answers() > before, virtual_s=60)
 
     def values(self, site: str) -> list[list[float]]:
         """Per event message the site received, its interval values."""
