@@ -1,6 +1,7 @@
 """`vpp replay ... --serve`: the same page and JSON API over a finished replay's output folder
 (a short scenario with one event), checked against the OpenAPI description; the page in
-headless Chromium draws the day (screenshot: docs/img/status-page-replay.png)."""
+headless Chromium draws the day (its screenshot in the test's folder; to
+docs/img/status-page-replay.png too with VPP_UPDATE_DOCS_IMG=1)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.web.openapi_check import check, openapi_of
 from tests.web.test_status_page import CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "docs" / "img" / "status-page-replay.png"
+DOCS_SCREENSHOT = ROOT / "docs" / "img" / "status-page-replay.png"
 
 SCENARIO = {
     "name": "web-short",
@@ -99,10 +100,13 @@ def test_replay_serve_shows_the_runs_outputs(tmp_path: Path) -> None:
                 page.goto(url)
                 page.wait_for_function("window.vppUpdates >= 1 && window.vppChart", timeout=30_000)
                 assert "short-1" in page.locator("#events").inner_text()
-                page.screenshot(path=str(SCREENSHOT), full_page=True)
+                page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
             finally:
                 browser.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+    assert (tmp_path / "page.png").stat().st_size > 20_000
+    if os.environ.get("VPP_UPDATE_DOCS_IMG") == "1":
+        DOCS_SCREENSHOT.write_bytes((tmp_path / "page.png").read_bytes())
