@@ -107,6 +107,9 @@ class Reporter:
         self.methods: dict[str, str] = {}
         self._like_days: dict[tuple[str, int, datetime, datetime], dict[datetime, float]] = {}
         self.settlement: dict[tuple[str, int], BaselineResult] = {}
+        # Event versions whose baseline failed for the telemetry: not made again (and logged)
+        # at every 5-s message; a report that makes it later puts it in `settlement`.
+        self._running_failed: set[tuple[str, int]] = set()
         """Settlement baselines made, by (event id, modification)."""
         self._reported: dict[str, int] = {}
         self.tallies: dict[tuple[str, datetime], FlexTally] = {}
@@ -296,9 +299,13 @@ class Reporter:
                 continue
             if now < ev.start + self._lag():
                 return None
+            key = (ev.event_id, ev.modification)
+            if key in self._running_failed and key not in self.settlement:
+                return None  # until the reports' own attempt makes it
             try:
                 result = self.settlement_baseline(ev)
             except Exception as e:  # telemetry must never stop on a baseline
+                self._running_failed.add(key)
                 log.error("running_baseline_failed", event_id=ev.event_id, error=repr(e))
                 return None
             step = next((p for p in result.adjusted if p.start <= now < p.start + p.duration), None)
