@@ -1,8 +1,9 @@
 """Each bundled scenario replayed through the real agent (`vpp.replay.runner.replay`: the
 simulated office over Modbus and MQTT, a real Mosquitto, the virtual clock, and the
 counterfactual in a second process), shortened to its first event (the week to its first
-six hours), and the summary's figures checked against this test's own computation from the
-stored telemetry (tests/replay/independent.py)."""
+six hours) and, for an afternoon event, begun later (`Scenario.from_time`: a replay costs
+its simulated hours), and the summary's figures checked against this test's own
+computation from the stored telemetry (tests/replay/independent.py)."""
 
 from __future__ import annotations
 
@@ -20,23 +21,26 @@ from vpp.replay.scenario import load_scenario
 SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
 
 CASES = [
-    # The summer day to 16:30, its curtailment (14:00-16:00) and the final report included.
-    ("office-summer-day", "PT16H30M"),
-    # The intraday cap (14:00-15:00), the battery offline from 14:30 and a deaf charger.
-    ("office-intraday-cap", "PT15H30M"),
+    # The summer day from 08:00 (before its cars come) to 16:30, its curtailment
+    # (14:00-16:00, sent day-ahead: at 08:00 here) and the final report included.
+    ("office-summer-day", "PT8H", "PT16H30M"),
+    # The intraday cap (14:00-15:00) from noon, the battery offline from 14:30, a deaf
+    # charger.
+    ("office-intraday-cap", "PT12H", "PT15H30M"),
     # The week's Monday morning: hourly carbon intensity, weekday-only vehicles, events later.
-    ("office-week", "PT6H"),
+    ("office-week", None, "PT6H"),
     # A curtailment deepened and extended mid-event (modification 1 at 14:30), to 16:30.
-    ("office-modified-curtailment", "PT4H30M"),
+    ("office-modified-curtailment", None, "PT4H30M"),
 ]
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize(("name", "duration"), CASES)
+@pytest.mark.parametrize(("name", "begin", "until"), CASES)
 async def test_bundled_scenario_through_the_agent(
-    fresh_mosquitto: Broker, tmp_path: Path, name: str, duration: str
+    fresh_mosquitto: Broker, tmp_path: Path, name: str, begin: str | None, until: str
 ) -> None:
-    sc = load_scenario(SCENARIOS / f"{name}.yaml").with_duration(duration)
+    sc = load_scenario(SCENARIOS / f"{name}.yaml").with_duration(until)
+    sc = sc if begin is None else sc.from_time(begin)
     out = tmp_path / name
     s = await replay(sc, out, strategy="optimiser", broker_url=fresh_mosquitto.url)
     assert json.loads((out / "summary.json").read_text()) == s

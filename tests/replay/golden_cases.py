@@ -33,13 +33,15 @@ def early_curtailment(tmp: Path) -> Scenario:
 
 
 def intraday_cap(tmp: Path) -> Scenario:
-    """The bundled intraday cap (battery offline mid-event, a deaf charger) to 15:15."""
-    return load_scenario(SCENARIOS / "office-intraday-cap.yaml").with_duration("PT15H15M")
+    """The bundled intraday cap (battery offline mid-event, a deaf charger), noon to 15:15."""
+    sc = load_scenario(SCENARIOS / "office-intraday-cap.yaml")
+    return sc.with_duration("PT15H15M").from_time("PT12H")
 
 
 def summer_rules(tmp: Path) -> Scenario:
-    """The summer day to its curtailment's end under the rule strategy."""
-    return load_scenario(SCENARIOS / "office-summer-day.yaml").with_duration("PT16H15M")
+    """The summer day, noon to its curtailment's end, under the rule strategy."""
+    sc = load_scenario(SCENARIOS / "office-summer-day.yaml")
+    return sc.with_duration("PT16H15M").from_time("PT12H")
 
 
 CASES: dict[str, tuple[Callable[[Path], Scenario], str]] = {

@@ -87,6 +87,29 @@ def test_with_duration_shortens_only_the_run() -> None:
     assert [s for s in sc.sessions() if s.arrival < short.end] == short.sessions()
 
 
+def test_from_time_begins_later_and_keeps_every_time_where_it_was(tmp_path: Path) -> None:
+    sc = load_scenario(SCENARIOS / "office-intraday-cap.yaml")
+    noon = sc.from_time("PT12H")
+    assert noon.start == sc.start + timedelta(hours=12) and noon.end == sc.end
+    assert [(m.send_at, m.event) for m in noon.event_messages()] == [
+        (m.send_at, m.event) for m in sc.event_messages()
+    ]
+    assert [(f.device, f.start, f.end) for f in noon.fault_windows()] == [
+        (f.device, f.start, f.end) for f in sc.fault_windows()
+    ]
+    # The day's drawn vehicles, as explicit visits: every one still plugged in at noon.
+    assert noon.sessions() == [s for s in sc.sessions() if s.departure > noon.start]
+    assert noon.sessions() and all(s.arrival < noon.start for s in noon.sessions())
+    # Saved and loaded again (what the counterfactual process reads): the same scenario.
+    again = load_scenario(noon.save(tmp_path / "noon.yaml"))
+    assert again.sessions() == noon.sessions() and again.start == noon.start
+    # A day-ahead event (sent at 00:05) begun at noon is sent at noon.
+    summer = load_scenario(SCENARIOS / "office-summer-day.yaml").from_time("PT12H")
+    assert [m.send_at for m in summer.event_messages()] == [summer.start]
+    with pytest.raises(ValueError, match="from_time"):
+        sc.from_time("P2D")
+
+
 def _error(tmp_path: Path, data: dict[str, object]) -> str:
     with pytest.raises(ScenarioError) as e:
         load_scenario(write_scenario(tmp_path, {**BASE, **data}))

@@ -26,6 +26,8 @@ from simulators.faults import Faults
 from vpp.grid.messages import Event
 from vpp.replay.evdraw import draw_sessions
 from vpp.replay.scenario_file import (
+    EvArrivals,
+    EvVisit,
     ScenarioConfig,
     ScenarioEvent,
     build_message,
@@ -142,6 +144,60 @@ class Scenario:
         and EV visits after the new end stay in the file and simply never happen."""
         cfg = self.config.model_copy(update={"duration": span(duration)})
         return Scenario(cfg, self.site, self.source, self.weather_series)
+
+    def from_time(self, when: datetime | timedelta | str) -> Scenario:
+        """The same scenario begun later (e.g. at noon for an afternoon event, in a test):
+        it ends where it did, every time in it stays where it was (offsets become absolute
+        times; an event sent before the new start is sent at it), and the vehicles are the
+        ones this run has (drawn ones become explicit visits). A vehicle that came before
+        the new start is plugged in from it, needing all it asked for; the history days end
+        at the new start."""
+        new = resolve(span(when) if isinstance(when, str) else when, self.start)
+        if not self.start <= new < self.end:
+            raise ValueError(f"from_time: {new.isoformat()} is not within the run")
+        t0, cfg = self.start, self.config
+
+        def fixed(w: datetime | timedelta) -> datetime:
+            return resolve(w, t0)
+
+        events = [
+            e.model_copy(
+                update={
+                    "send_at": max(fixed(e.send_at), new),
+                    "start": None if e.start is None else fixed(e.start),
+                    "intervals": None
+                    if e.intervals is None
+                    else [i.model_copy(update={"start": fixed(i.start)}) for i in e.intervals],
+                }
+            )
+            for e in cfg.events
+        ]
+        faults = [
+            f.model_copy(update={"from_": fixed(f.from_), "to": fixed(f.to or self.duration)})
+            for f in cfg.faults
+        ]
+        visits: dict[str, list[EvVisit]] = {}
+        for s in self.sessions():  # the site file's sessions count from the start: fixed too
+            if s.departure > new:
+                visits.setdefault(s.charger, []).append(
+                    EvVisit(
+                        arrival=s.arrival,
+                        departure=s.departure,
+                        energy_needed_kwh=s.energy_needed_kwh,
+                        vehicle_max_kw=s.vehicle_max_kw,
+                    )
+                )
+        update: dict[str, Any] = {
+            "start": new,
+            "duration": self.end.astimezone(UTC) - new.astimezone(UTC),
+            "events": events,
+            "faults": faults,
+            "broker_restart_at": [fixed(w) for w in cfg.broker_restart_at],
+            "agent_kill_at": [fixed(w) for w in cfg.agent_kill_at],
+        }
+        if cfg.ev_arrivals is not None or visits:
+            update["ev_arrivals"] = EvArrivals(explicit=visits)
+        return Scenario(cfg.model_copy(update=update), self.site, self.source, self.weather_series)
 
     def save(self, path: Path) -> Path:
         """Write this scenario (as changed in memory, e.g. shortened) as a file that loads
