@@ -29,6 +29,11 @@ from devices.mqtt_connect import (
 
 log = structlog.get_logger("devices.mqtt")
 
+LATE_SUBSCRIBE_TRIES = 5
+"""How often a subscription made on a live connection is tried before it waits for the
+next reconnect (aiomqtt gives up on a SUBACK after its timeout; a loaded broker can be
+that slow)."""
+
 MessageCallback = Callable[[bytes], None]
 
 
@@ -88,13 +93,30 @@ class MqttHub:
         """Call `callback(payload)` for every message on `topic` (exact topic, QoS 1)."""
         first = topic not in self._callbacks
         self._callbacks.setdefault(topic, []).append(callback)
-        if first and self._client is not None and self.connected:
+        if first:
+            await self._subscribe_late(topic)
+
+    async def _subscribe_late(self, topic: str) -> None:
+        """Subscribe `topic` on the live connection (a reconnect subscribes every topic
+        anyway). A failed or unanswered subscription is tried again, on the clock's backoff,
+        a bounded number of times: left alone its device would stay deaf until the next
+        reconnect. Time stands still while the broker answers."""
+        delay = self._min_s
+        for attempt in range(1, LATE_SUBSCRIBE_TRIES + 1):
+            client = self._client
+            if client is None or not self.connected:
+                return  # the reconnect subscribes it
             try:
-                await cancellable(subscribe(self._client, topic, qos=1))
-            except aiomqtt.MqttError as e:  # re-subscribed on reconnect anyway
+                async with self._clock.hold():
+                    await cancellable(subscribe(client, topic, qos=1))
+            except aiomqtt.MqttError as e:
                 self.last_error = str(e)
+                log.warning("mqtt_subscribe_failed", topic=topic, attempt=attempt, reason=str(e))
+                await self._clock.sleep(delay)
+                delay = min(self._max_s, delay * 2)
             else:
                 self._clock.release([topic])  # what was sent before is not for us
+                return
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
         """Publish, or raise DeviceError when the broker is not reachable now."""
