@@ -187,7 +187,16 @@ class MqttClient(aiomqtt.Client):
     ) -> None:
         if self._watch is not None and (error := _broker_error(exc)) is not None:
             self._watch.dropped(self._address, str(error))
-        await super().__aexit__(exc_type, exc, tb)
+        try:
+            await super().__aexit__(exc_type, exc, tb)
+        finally:
+            # A connection the broker dropped while nobody read its messages: aiomqtt keeps
+            # the error in a future that no one awaits, and asyncio logs it, traceback and
+            # all, when it is collected ("Future exception was never retrieved"). The drop
+            # is told by the caller's own MqttError (or the next connect's): read it here.
+            gone = self._disconnected
+            if gone.done() and not gone.cancelled():
+                gone.exception()
 
 
 def _broker_error(exc: BaseException | None) -> aiomqtt.MqttError | None:
